@@ -1,0 +1,87 @@
+import express, { type Express, type RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import { HttpError, errorHandler, notFoundHandler, requestDeadline } from '../index';
+import type { Config, Health, Metrics, RateLimiter, ShutdownGate, SurfaceOptions } from '../index';
+import { requireAuth } from './authenticate';
+import type { Database } from './db/database';
+import { requestLogger } from './logger';
+import { createAuthRouter } from './routes/auth';
+import { createNotesRouter } from './routes/notes';
+import { createPublicRouter } from './routes/public';
+
+/** What the sample API is built from. */
+export interface AppDependencies {
+  readonly config: Config;
+  readonly db: Database;
+  readonly logger: Logger;
+  readonly version: string;
+  /** Absent when rate limiting is off. */
+  readonly limiter?: RateLimiter;
+  readonly metrics?: Metrics;
+  /** The shutdown gate; mounted first so every response knows when to say `Connection: close`. */
+  readonly gate?: ShutdownGate;
+  /** Readiness and start-up probes; without it `/health/live` alone is served. */
+  readonly health: Health;
+  /** Answer 503 `REQUEST_TIMEOUT` past this; default {@link REQUEST_DEADLINE_MS}. */
+  readonly requestDeadlineMs?: number;
+}
+
+/** The sample API's request deadline. */
+export const REQUEST_DEADLINE_MS = 15_000;
+
+/**
+ * Which policies guard which route when the policies file names no surfaces: `public` per IP
+ * on the public routes, `login_ip` + `login_credential` on login, `authenticated` per
+ * principal on the notes.
+ */
+export const DEFAULT_SURFACES: readonly SurfaceOptions[] = Object.freeze([
+  { surface_id: 'status', method: 'GET', path: '/v1/status', policies: ['public'] },
+  { surface_id: 'slow', method: 'GET', path: '/v1/slow', policies: ['public'] },
+  { surface_id: 'register', method: 'POST', path: '/v1/auth/register', policies: ['public'] },
+  { surface_id: 'login', method: 'POST', path: '/v1/auth/login', policies: ['login_ip', 'login_credential'] },
+  { surface_id: 'notes', path: '/v1/notes*', policies: ['authenticated'] },
+]);
+
+/** Lifetime of a login token. */
+export const TOKEN_TTL_SECONDS = 24 * 60 * 60;
+/** Largest JSON body accepted. */
+export const BODY_LIMIT = '64kb';
+
+// A body that is not JSON would otherwise reach the routes as `undefined`.
+const requireJsonBody: RequestHandler = (req, _res, next) => {
+  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  if (hasBody && req.is('application/json') === false) {
+    throw new HttpError('UNSUPPORTED_MEDIA_TYPE', 'Request body must be application/json');
+  }
+  next();
+};
+
+/** Builds the sample API. It uses rampart only through the package's public surface. */
+export function createApp(deps: AppDependencies): Express {
+  const { config, db, logger } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', typeof config.trustProxy === 'object' ? [...config.trustProxy] : config.trustProxy);
+
+  if (deps.gate !== undefined) app.use(deps.gate);
+  // Probes and metrics come next: never rate limited, never logged per request, no deadline.
+  app.get('/health/live', deps.health.live());
+  app.get('/health/ready', deps.health.ready());
+  app.get('/health/started', deps.health.started());
+  if (deps.metrics !== undefined) app.get('/metrics', deps.metrics.handler());
+  app.use(requestLogger(logger));
+  app.use(requestDeadline({ timeoutMs: deps.requestDeadlineMs ?? REQUEST_DEADLINE_MS }));
+  app.use(requireJsonBody);
+  app.use(express.json({ limit: BODY_LIMIT }));
+  // Notes are limited per principal, so the principal is known before the limiter runs.
+  app.use('/v1/notes', requireAuth(db));
+  if (deps.limiter !== undefined) app.use(deps.limiter.surfaces());
+
+  app.use(createPublicRouter({ serviceName: config.tracing.serviceName, version: deps.version }));
+  app.use(createAuthRouter({ db, tokenTtlSeconds: TOKEN_TTL_SECONDS }));
+  app.use(createNotesRouter(db));
+
+  app.use(notFoundHandler());
+  app.use(errorHandler({ onInternalError: (err) => logger.error({ err }, 'unhandled error') }));
+  return app;
+}

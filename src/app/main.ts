@@ -1,0 +1,161 @@
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import {
+  activeTracing,
+  ConfigError,
+  createHealth,
+  createLifecycle,
+  createMetrics,
+  createShutdownGate,
+  loadConfig,
+  postgresCheck,
+  redisCheck,
+  type CleanupPhase,
+  type Config,
+  type HealthCheck,
+} from '../index';
+import { createApp } from './create-app';
+import { createDatabase } from './db/database';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres';
+import { migrate } from './db/migrations';
+import { createLogger } from './logger';
+import { createRateLimiting, type RateLimiting } from './rate-limiting';
+import { startSessionReaper } from './session-reaper';
+
+/** Exit code of a refused configuration (sysexits EX_CONFIG). */
+export const EXIT_CONFIG = 78;
+/** Time limit of each readiness check. */
+const HEALTH_TIMEOUT_MS = 500;
+/** Time limit of the last tracing export at shutdown. */
+const TRACING_FLUSH_MS = 5_000;
+
+function readVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+}
+
+function refuse(err: ConfigError): void {
+  process.stderr.write(`rampart: refusing to start: ${err.message}\n`);
+  process.exitCode = EXIT_CONFIG;
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    refuse(err);
+    return;
+  }
+  const logger = createLogger(config.logLevel);
+  const metrics = createMetrics();
+
+  let rateLimiting: RateLimiting | undefined;
+  if (config.rateLimit.enabled) {
+    try {
+      rateLimiting = createRateLimiting(config, logger, metrics);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      refuse(err);
+      return;
+    }
+  }
+
+  let embedded: EmbeddedPostgres | undefined;
+  let writeUrl = config.database.writeUrl;
+  if (writeUrl === undefined) {
+    embedded = await startEmbeddedPostgres();
+    writeUrl = embedded.url;
+    logger.warn('no DATABASE_URL: using an embedded in-memory Postgres (data is lost on exit)');
+  }
+  const db = createDatabase({
+    writeUrl,
+    ...(config.database.readUrl === undefined ? {} : { readUrl: config.database.readUrl }),
+    ...(embedded === undefined ? {} : { maxConnections: embedded.maxConnections }),
+    onPoolError: (err) => logger.warn({ err }, 'idle database connection failed'),
+  });
+  try {
+    const applied = await migrate(db.write, db.schema);
+    logger.info({ applied }, 'database migrations applied');
+  } catch (err) {
+    await db.close().catch(() => undefined);
+    await embedded?.close().catch(() => undefined);
+    await rateLimiting?.close().catch(() => undefined);
+    throw new Error(`database migrations failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+
+  const reaper = startSessionReaper(db, logger, 60_000);
+  const gate = createShutdownGate();
+  metrics.observeInFlight(gate);
+  let started = false;
+  const checks: HealthCheck[] = [{ name: 'db', run: postgresCheck(db.read, HEALTH_TIMEOUT_MS), timeoutMs: HEALTH_TIMEOUT_MS }];
+  if (rateLimiting?.redis !== undefined) {
+    checks.push({ name: 'redis', run: redisCheck(rateLimiting.redis), timeoutMs: HEALTH_TIMEOUT_MS });
+  }
+  const health = createHealth({
+    checks,
+    isShuttingDown: () => gate.state !== 'SERVING',
+    isStarted: () => started,
+    onCheck: (name, result) => {
+      metrics.lifecycle.healthCheckSeconds.labels(name).observe(result.ms / 1000);
+      metrics.lifecycle.healthCheckUp.labels(name).set(result.ok ? 1 : 0);
+    },
+  });
+  const app = createApp({
+    config,
+    db,
+    logger,
+    metrics,
+    gate,
+    health,
+    version: readVersion(),
+    ...(rateLimiting === undefined ? {} : { limiter: rateLimiting.limiter }),
+  });
+  const server = createServer(app);
+
+  // Cleanup order after the HTTP drain: workers, Redis, Postgres (tracing comes last).
+  const cleanup: CleanupPhase[] = [{ name: 'workers', run: () => reaper.stop() }];
+  if (rateLimiting !== undefined) cleanup.push({ name: 'redis', run: () => rateLimiting.close() });
+  cleanup.push({
+    name: 'postgres',
+    run: async () => {
+      await db.close();
+      await embedded?.close();
+    },
+  });
+  const tracing = activeTracing();
+  if (tracing !== undefined) cleanup.push({ name: 'tracing', run: () => tracing.shutdown(TRACING_FLUSH_MS), timeoutMs: TRACING_FLUSH_MS + 500 });
+  createLifecycle({
+    server,
+    gate,
+    delayMs: config.shutdown.delayMs,
+    drainTimeoutMs: config.shutdown.drainTimeoutMs,
+    cleanup,
+    logger,
+    onShutdownEnd: (report) => metrics.lifecycle.drainSeconds.set(report.drainMs / 1000),
+  });
+
+  server.listen(config.port);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  started = true;
+  logger.info(
+    {
+      port: (server.address() as AddressInfo).port,
+      mode: config.mode,
+      rateLimit: config.rateLimit.enabled ? config.rateLimit.backend : 'off',
+      tracing: tracing === undefined ? 'off' : config.tracing.protocol,
+    },
+    'listening',
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`rampart: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

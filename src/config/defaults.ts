@@ -1,0 +1,22 @@
+/**
+ * The default of every environment variable, in one place. The README's table and
+ * `.env.example` repeat these values and a unit test pins them.
+ */
+export const CONFIG_DEFAULTS = Object.freeze({
+  MODE: 'dev',
+  PORT: 8000,
+  LOG_LEVEL: 'info',
+  RATE_LIMIT_ENABLED: true,
+  RATE_LIMIT_BACKEND: 'memory',
+  RATE_LIMIT_DEFAULT_RPS: 5,
+  RATE_LIMIT_DEFAULT_BURST: 10,
+  RATE_LIMIT_DEV_FAIL_OPEN: false,
+  TRUST_PROXY: false,
+  TRACING_ENABLED: false,
+  OTEL_SERVICE_NAME: 'rampart-sample',
+  OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+  OTEL_TRACES_SAMPLER: 'parentbased_always_on',
+  OTEL_TRACES_SAMPLER_ARG: 1,
+  SHUTDOWN_DELAY_MS: 0,
+  SHUTDOWN_DRAIN_TIMEOUT_MS: 30000,
+} as const);

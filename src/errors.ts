@@ -1,0 +1,173 @@
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+
+/**
+ * Every error code rampart or the sample API can answer with. Append-only: a code, once
+ * published, keeps its meaning and its HTTP status.
+ */
+export type ErrorCode =
+  | 'RATE_LIMITED'
+  | 'RATE_LIMITER_UNAVAILABLE'
+  | 'SERVER_SHUTTING_DOWN'
+  | 'REQUEST_TIMEOUT'
+  | 'OVERLOADED'
+  | 'BAD_REQUEST'
+  | 'UNAUTHORIZED'
+  | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'CONFLICT'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'INTERNAL_ERROR';
+
+/** The HTTP status of each {@link ErrorCode}. */
+export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
+  RATE_LIMITED: 429,
+  RATE_LIMITER_UNAVAILABLE: 503,
+  SERVER_SHUTTING_DOWN: 503,
+  REQUEST_TIMEOUT: 503,
+  OVERLOADED: 503,
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  INTERNAL_ERROR: 500,
+});
+
+/** The JSON body of every error response. */
+export interface ErrorBody {
+  readonly error: ErrorCode;
+  readonly detail: string;
+  readonly retry_after?: number;
+  readonly [extra: string]: unknown;
+}
+
+/** Options of {@link sendError}. */
+export interface SendErrorOptions {
+  /**
+   * Seconds the client should wait before retrying. Rounded up to whole seconds and never 0
+   * when the wait is positive; sent as `Retry-After` and as `retry_after` in the body. Required
+   * in spirit for every 429 and 503: when omitted on one of those, 1 second is sent.
+   */
+  readonly retryAfterSeconds?: number;
+  /** Ask the client to close the connection after this response (`Connection: close`). */
+  readonly closeConnection?: boolean;
+  /** Extra body fields; they never override `error`, `detail` or `retry_after`. */
+  readonly extra?: Readonly<Record<string, unknown>>;
+  /** Extra response headers, e.g. `WWW-Authenticate` on a 401. */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** Whole seconds for `Retry-After`: rounded up, at least 1 for any positive wait. */
+export function retryAfterSeconds(seconds: number): number {
+  if (!Number.isFinite(seconds) || seconds <= 0) return 0;
+  return Math.max(1, Math.ceil(seconds));
+}
+
+/**
+ * The one function that writes an error response: status from {@link ERROR_STATUS}, body
+ * `{"error","detail"}` as `application/json`, `Retry-After` on every 429 and 503.
+ */
+export function sendError(
+  res: Response,
+  code: ErrorCode,
+  detail: string,
+  options: SendErrorOptions = {},
+): void {
+  const status = ERROR_STATUS[code];
+  const body: Record<string, unknown> = { ...options.extra, error: code, detail };
+  let wait = options.retryAfterSeconds === undefined ? undefined : retryAfterSeconds(options.retryAfterSeconds);
+  if ((status === 429 || status === 503) && (wait === undefined || wait === 0)) wait = 1;
+  if (wait !== undefined && wait > 0) {
+    res.setHeader('Retry-After', String(wait));
+    body['retry_after'] = wait;
+  }
+  if (options.headers !== undefined) {
+    for (const [name, value] of Object.entries(options.headers)) res.setHeader(name, value);
+  }
+  if (options.closeConnection === true) res.setHeader('Connection', 'close');
+  res.status(status).type('application/json').send(JSON.stringify(body));
+}
+
+/**
+ * An error that {@link errorHandler} answers with its own code and detail. Throw it (or pass
+ * it to `next`) from a route to answer a client error without writing the response yourself.
+ */
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly options: SendErrorOptions = {},
+  ) {
+    super(detail);
+  }
+}
+
+/** Final route handler: anything no route answered gets 404 `NOT_FOUND` in our JSON shape. */
+export function notFoundHandler(): RequestHandler {
+  return (req, res) => {
+    sendError(res, 'NOT_FOUND', `No route for ${req.method} ${req.path}`);
+  };
+}
+
+interface HttpLikeError {
+  readonly status?: unknown;
+  readonly statusCode?: unknown;
+  readonly type?: unknown;
+  readonly expose?: unknown;
+  readonly message?: unknown;
+}
+
+/** Options of {@link errorHandler}. */
+export interface ErrorHandlerOptions {
+  /** Called with every error that becomes a 500, for logging. Never sees client errors. */
+  readonly onInternalError?: (err: unknown) => void;
+}
+
+/**
+ * Final error handler: maps body-parser errors (malformed JSON, too large, bad charset) and
+ * other client errors to our JSON shape, everything else to 500 `INTERNAL_ERROR`. Never sends
+ * a stack trace or Express's HTML page.
+ */
+export function errorHandler(options: ErrorHandlerOptions = {}): ErrorRequestHandler {
+  return (err: unknown, _req, res, next) => {
+    if (res.headersSent) {
+      // Already answered (e.g. 503 REQUEST_TIMEOUT) and the route wrote late: drop it.
+      if (res.writableEnded) return;
+      next(err);
+      return;
+    }
+    if (err instanceof HttpError) {
+      sendError(res, err.code, err.detail, err.options);
+      return;
+    }
+    const e = (typeof err === 'object' && err !== null ? err : {}) as HttpLikeError;
+    const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 500;
+    switch (e.type) {
+      case 'entity.parse.failed':
+        sendError(res, 'BAD_REQUEST', 'Request body is not valid JSON');
+        return;
+      case 'entity.too.large':
+        sendError(res, 'PAYLOAD_TOO_LARGE', 'Request body is too large');
+        return;
+      case 'charset.unsupported':
+      case 'encoding.unsupported':
+        sendError(res, 'UNSUPPORTED_MEDIA_TYPE', 'Request body encoding or charset is not supported');
+        return;
+      default:
+        break;
+    }
+    if (status >= 400 && status < 500) {
+      const code: ErrorCode =
+        status === 404 ? 'NOT_FOUND' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'BAD_REQUEST';
+      const detail = e.expose === true && typeof e.message === 'string' ? e.message : 'Bad request';
+      sendError(res, code, detail);
+      return;
+    }
+    options.onInternalError?.(err);
+    sendError(res, 'INTERNAL_ERROR', 'Internal server error');
+  };
+}

@@ -1,0 +1,81 @@
+// rampart's public surface: re-exports only.
+
+// Errors: the stable codes, their statuses, and the one writer of every error body.
+export { ERROR_STATUS, HttpError, errorHandler, notFoundHandler, retryAfterSeconds, sendError } from './errors';
+export type { ErrorBody, ErrorCode, ErrorHandlerOptions, SendErrorOptions } from './errors';
+
+// Configuration: the only reader of process.env.
+export { CONFIG_DEFAULTS, CONFIG_VARIABLES, ConfigError, loadConfig } from './config';
+export type { Config, LogLevel, Mode, OtlpProtocol, TraceSampler, TrustProxy } from './config';
+
+// Health probes.
+export { createHealth, HEALTH_DEFAULTS, liveness, postgresCheck, redisCheck } from './health';
+export type { CheckResult, Health, HealthCheck, HealthOptions } from './health';
+
+// Shutdown: the gate middleware and the signal-driven lifecycle.
+export { createLifecycle, createShutdownGate, LIFECYCLE_DEFAULTS, SHUTDOWN_GATE_DEFAULTS } from './shutdown';
+export { createShutdownGate as shutdownGate } from './shutdown';
+export type {
+  CleanupPhase,
+  GateState,
+  Lifecycle,
+  LifecycleLogger,
+  LifecycleOptions,
+  ShutdownGate,
+  ShutdownGateOptions,
+  ShutdownReport,
+} from './shutdown';
+
+// Request deadlines.
+export { deadlineSignal, requestDeadline } from './deadline';
+export type { RequestDeadlineOptions } from './deadline';
+
+// Rate limiting: the limiter, its stores, policies and keys.
+export {
+  createMemoryStore,
+  createRateLimiter,
+  createRedisStore,
+  defaultPolicies,
+  ipIdentity,
+  loadPolicyFile,
+  MEMORY_STORE_DEFAULTS,
+  rateLimit,
+  RATE_LIMITER_DEFAULTS,
+  safeIdentity,
+} from './limit';
+export type {
+  BreakerOptions,
+  BreakerState,
+  Check,
+  Decision,
+  FailMode,
+  HeaderForm,
+  KeyFunction,
+  KeyKind,
+  MemoryStoreOptions,
+  PolicyOptions,
+  PolicySet,
+  RateLimiter,
+  RateLimiterOptions,
+  RateLimitOptions,
+  RateLimitStore,
+  RedisStoreOptions,
+  SlidingWindowPolicy,
+  SurfaceOptions,
+  TokenBucketPolicy,
+} from './limit';
+
+// Redis: one factory from a REDIS_URL to an ioredis client.
+export { createRedisClient, parseRedisUrl, REDIS_CLIENT_DEFAULTS, RedisUrlError } from './redis';
+export type { RedisClientOptions, RedisTarget } from './redis';
+
+// Metrics: a Prometheus registry and GET /metrics.
+export { createMetrics } from './metrics';
+export type { LifecycleMetrics, Metrics, MetricsOptions, RateLimitMetrics } from './metrics';
+
+// Tracing: the redaction policy and the handle of the tracing the register entry started.
+// The SDK itself is in `rampart/tracing` (and `rampart/tracing/register`), so that an app
+// without tracing never loads it.
+export { activeTracing } from './tracing/active-tracing';
+export { REDACTED, redactAttributes, redactSpan, scrubSql, scrubString } from './tracing/redaction';
+export type { Tracing } from './tracing/start-tracing';

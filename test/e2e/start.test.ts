@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import { spawnMain, waitForExit, waitForListening } from '../support/child';
+import { createTestSchema, type TestSchema } from '../support/postgres';
+import { startRedisServer } from '../support/redis-server';
+
+const PROD = {
+  MODE: 'prod',
+  RATE_LIMIT_BACKEND: 'redis',
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
+};
+
+describe('the sample API process', function () {
+  this.timeout(60_000);
+  let schema: TestSchema;
+  before(async () => {
+    schema = await createTestSchema('e2e_start');
+  });
+  after(async () => {
+    await schema?.drop();
+  });
+
+  describe('refuses to start on a bad environment', () => {
+    const cases: ReadonlyArray<readonly [string, Record<string, string>, string]> = [
+      ['prod rate limiting on memory', { ...PROD, RATE_LIMIT_BACKEND: 'memory' }, 'RATE_LIMIT_BACKEND'],
+      ['prod redis backend without REDIS_URL', { ...PROD, REDIS_URL: '' }, 'REDIS_URL'],
+      ['prod tracing without endpoint', { ...PROD, TRACING_ENABLED: 'true' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+      ['prod dev fail-open', { ...PROD, RATE_LIMIT_DEV_FAIL_OPEN: 'true' }, 'RATE_LIMIT_DEV_FAIL_OPEN'],
+      ['malformed RATE_LIMIT_DEFAULT_RPS', { RATE_LIMIT_DEFAULT_RPS: 'abc' }, 'RATE_LIMIT_DEFAULT_RPS'],
+      ['a DATABASE_URL that does not parse', { DATABASE_URL: 'postgres//nohost' }, 'DATABASE_URL'],
+      ['a REDIS_URL with two hosts', { REDIS_URL: 'redis://a:1,b:2' }, 'REDIS_URL'],
+      ['a policies file that does not exist', { RATE_LIMIT_POLICIES_FILE: '/nonexistent/policies.json' }, 'RATE_LIMIT_POLICIES_FILE'],
+    ];
+    for (const [what, env, variable] of cases) {
+      it(`${what}: exit 78, one stderr line naming ${variable}`, async () => {
+        const result = await waitForExit(spawnMain({ PORT: '0', ...env }), 30_000);
+        assert.equal(result.code, 78, result.stderr);
+        const lines = result.stderr.trimEnd().split('\n');
+        assert.equal(lines.length, 1, result.stderr);
+        assert.match(lines[0] ?? '', new RegExp(`^rampart: refusing to start: .*${variable}.*Fix: `));
+        assert.equal(result.stdout.includes('listening'), false, 'never listened');
+      });
+    }
+  });
+
+  it('ships a policies example that the process accepts', async () => {
+    const child = spawnMain({ PORT: '0', RATE_LIMIT_POLICIES_FILE: 'config/policies.example.json', DATABASE_URL: schema.url });
+    const exited = waitForExit(child, 30_000);
+    try {
+      const port = await waitForListening(child, 25_000);
+      const status = await request(`http://127.0.0.1:${port}`).get('/v1/status');
+      assert.equal(status.status, 200);
+      assert.equal(status.headers['ratelimit-policy'], '"public";q=100;w=2', 'the surface override applies');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal((await exited).code, 0);
+  });
+
+  it('starts with Redis down, and fails closed policies with 503 until it is back', async () => {
+    const dead = await startRedisServer();
+    await dead.kill();
+    const child = spawnMain({
+      PORT: '0',
+      MODE: 'prod',
+      RATE_LIMIT_BACKEND: 'redis',
+      REDIS_URL: dead.url,
+      DATABASE_URL: schema.url,
+    });
+    const exited = waitForExit(child, 30_000);
+    try {
+      const port = await waitForListening(child, 25_000).catch(async (err: unknown) => {
+        throw new Error(`${String(err)}\n${(await exited).stdout}`);
+      });
+      const base = `http://127.0.0.1:${port}`;
+      assert.equal((await request(base).get('/health/live')).status, 200);
+      const closed = await request(base).get('/v1/status');
+      assert.equal(closed.status, 503);
+      assert.equal(closed.body.error, 'RATE_LIMITER_UNAVAILABLE');
+      await dead.restart();
+      let status = 0;
+      for (let i = 0; i < 50 && status !== 200; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        status = (await request(base).get('/v1/status')).status;
+      }
+      assert.equal(status, 200, 'recovers by itself once Redis answers');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const result = await exited;
+    await dead.stop();
+    assert.equal(result.code, 0, result.stderr);
+  });
+
+  it('starts with no service configured (embedded Postgres), serves CRUD, and stops on SIGTERM', async () => {
+    const child = spawnMain({ PORT: '0', LOG_LEVEL: 'info' });
+    const exited = waitForExit(child, 55_000);
+    try {
+      const port = await waitForListening(child, 45_000);
+      const base = `http://127.0.0.1:${port}`;
+      const live = await request(base).get('/health/live');
+      assert.equal(live.status, 200);
+      assert.equal(live.body.status, 'healthy');
+      const creds = { username: 'e2e-user', password: 'e2e-password' };
+      assert.equal((await request(base).post('/v1/auth/register').send(creds)).status, 201);
+      const token = (await request(base).post('/v1/auth/login').send(creds)).body.token as string;
+      const auth = { Authorization: `Bearer ${token}` };
+      const note = await request(base).post('/v1/notes').set(auth).send({ title: 'hello', body: 'world' });
+      assert.equal(note.status, 201);
+      const list = await request(base).get('/v1/notes').set(auth);
+      assert.deepEqual(list.body.notes.map((n: { title: string }) => n.title), ['hello']);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const result = await exited;
+    assert.equal(result.signal, null, 'exited by itself, not killed');
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /"msg":"shutdown complete"/);
+  });
+});

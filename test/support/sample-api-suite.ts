@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import type { Express } from 'express';
+import request from 'supertest';
+import { createHealth, loadConfig, postgresCheck } from '../../src';
+import { createApp } from '../../src/app/create-app';
+import type { Database } from '../../src/app/db/database';
+import { migrate } from '../../src/app/db/migrations';
+import { createLogger } from '../../src/app/logger';
+
+/** A database for one run of the suite, and how to tear it down. */
+export interface SuiteDatabase {
+  readonly db: Database;
+  close(): Promise<void>;
+}
+
+function assertErrorBody(res: request.Response, status: number, code: string): void {
+  assert.equal(res.status, status, JSON.stringify(res.body));
+  assert.match(String(res.headers['content-type']), /^application\/json/);
+  assert.equal(res.body.error, code);
+  assert.equal(typeof res.body.detail, 'string');
+  assert.ok(res.body.detail.length > 0);
+  assert.ok(!JSON.stringify(res.body).includes('    at '), 'no stack trace');
+}
+
+/**
+ * The sample API's behaviour, run once per database kind (real Postgres, embedded PGlite):
+ * the same `pg` code path must behave the same on both.
+ */
+export function sampleApiSuite(kind: string, open: () => Promise<SuiteDatabase>): void {
+  describe(`sample API on ${kind}`, function () {
+    this.timeout(60_000);
+    let suiteDb: SuiteDatabase;
+    let app: Express;
+    let hasty: Express;
+
+    before(async () => {
+      suiteDb = await open();
+      assert.equal(await migrate(suiteDb.db.write, suiteDb.db.schema), 1);
+      assert.equal(await migrate(suiteDb.db.write, suiteDb.db.schema), 0, 'migrations run once');
+      const health = createHealth({ checks: [{ name: 'db', run: postgresCheck(suiteDb.db.read, 1000) }] });
+      app = createApp({ config: loadConfig({}), db: suiteDb.db, logger: createLogger('silent'), health, version: '0.0.0-test', requestDeadlineMs: 10_000 });
+      // A second app over the same database with a short deadline, for the timeout case only: a
+      // deadline short enough to trip on /v1/slow would also trip on a slow scrypt hash on a busy CI.
+      hasty = createApp({ config: loadConfig({}), db: suiteDb.db, logger: createLogger('silent'), health, version: '0.0.0-test', requestDeadlineMs: 200 });
+    });
+    after(async () => {
+      await suiteDb?.close();
+    });
+
+    async function registerAndLogin(username: string, password = 'correct horse battery'): Promise<string> {
+      const reg = await request(app).post('/v1/auth/register').send({ username, password });
+      assert.equal(reg.status, 201, JSON.stringify(reg.body));
+      assert.equal(reg.body.username, username);
+      assert.equal(reg.body.password_hash, undefined);
+      const login = await request(app).post('/v1/auth/login').send({ username, password });
+      assert.equal(login.status, 200, JSON.stringify(login.body));
+      assert.equal(login.body.token_type, 'Bearer');
+      assert.match(login.body.token, /^rmp_[A-Za-z0-9_-]{43}$/);
+      return login.body.token as string;
+    }
+
+    it('registers, logs in, and runs the notes CRUD', async () => {
+      const token = await registerAndLogin('alice');
+      const auth = { Authorization: `Bearer ${token}` };
+
+      const created = await request(app).post('/v1/notes').set(auth).send({ title: 'first', body: 'hello' });
+      assert.equal(created.status, 201);
+      assert.equal(created.headers['location'], `/v1/notes/${created.body.id}`);
+      assert.equal(created.body.title, 'first');
+      const id = created.body.id as string;
+
+      const got = await request(app).get(`/v1/notes/${id}`).set(auth);
+      assert.equal(got.status, 200);
+      assert.deepEqual([got.body.title, got.body.body], ['first', 'hello']);
+
+      const updated = await request(app).put(`/v1/notes/${id}`).set(auth).send({ title: 'second', body: 'bye' });
+      assert.equal(updated.status, 200);
+      assert.equal(updated.body.title, 'second');
+
+      const list = await request(app).get('/v1/notes').set(auth);
+      assert.equal(list.status, 200);
+      assert.deepEqual(
+        list.body.notes.map((n: { id: string; title: string }) => [n.id, n.title]),
+        [[id, 'second']],
+      );
+
+      const deleted = await request(app).delete(`/v1/notes/${id}`).set(auth);
+      assert.equal(deleted.status, 204);
+      assertErrorBody(await request(app).get(`/v1/notes/${id}`).set(auth), 404, 'NOT_FOUND');
+      assertErrorBody(await request(app).delete(`/v1/notes/${id}`).set(auth), 404, 'NOT_FOUND');
+    });
+
+    it("hides another principal's notes behind 404", async () => {
+      const owner = { Authorization: `Bearer ${await registerAndLogin('owner')}` };
+      const other = { Authorization: `Bearer ${await registerAndLogin('intruder')}` };
+      const note = await request(app).post('/v1/notes').set(owner).send({ title: 'mine', body: 'secret' });
+      assert.equal(note.status, 201);
+      const path = `/v1/notes/${note.body.id}`;
+      assertErrorBody(await request(app).get(path).set(other), 404, 'NOT_FOUND');
+      assertErrorBody(await request(app).put(path).set(other).send({ title: 'x', body: 'y' }), 404, 'NOT_FOUND');
+      assertErrorBody(await request(app).delete(path).set(other), 404, 'NOT_FOUND');
+      const theirs = await request(app).get('/v1/notes').set(other);
+      assert.deepEqual(theirs.body.notes, []);
+      const still = await request(app).get(path).set(owner);
+      assert.equal(still.body.title, 'mine');
+    });
+
+    it('answers bad bodies with 400 and our JSON error', async () => {
+      const auth = { Authorization: `Bearer ${await registerAndLogin('validator')}` };
+      assertErrorBody(
+        await request(app).post('/v1/notes').set(auth).set('Content-Type', 'application/json').send('{"title":'),
+        400,
+        'BAD_REQUEST',
+      );
+      assertErrorBody(await request(app).post('/v1/notes').set(auth).send({ title: '' , body: 'x' }), 400, 'BAD_REQUEST');
+      assertErrorBody(await request(app).post('/v1/notes').set(auth).send({ title: 'x' }), 400, 'BAD_REQUEST');
+      assertErrorBody(await request(app).post('/v1/notes').set(auth).send({ title: 'x', body: 'y', owner: 'z' }), 400, 'BAD_REQUEST');
+      assertErrorBody(await request(app).post('/v1/notes').set(auth).send([1, 2]), 400, 'BAD_REQUEST');
+      assertErrorBody(
+        await request(app).post('/v1/notes').set(auth).set('Content-Type', 'text/plain').send('hello'),
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+      );
+      assertErrorBody(
+        await request(app).post('/v1/notes').set(auth).send({ title: 'x', body: 'y'.repeat(70_000) }),
+        413,
+        'PAYLOAD_TOO_LARGE',
+      );
+      assertErrorBody(await request(app).get('/v1/notes?limit=abc').set(auth), 400, 'BAD_REQUEST');
+      assertErrorBody(await request(app).post('/v1/auth/register').send({ username: 'a b', password: 'long enough' }), 400, 'BAD_REQUEST');
+      assertErrorBody(await request(app).post('/v1/auth/register').send({ username: 'shorty', password: 'short' }), 400, 'BAD_REQUEST');
+      assertErrorBody(await request(app).post('/v1/auth/register'), 400, 'BAD_REQUEST');
+    });
+
+    it('refuses a taken username, a wrong password and bad tokens', async () => {
+      await registerAndLogin('bob');
+      assertErrorBody(await request(app).post('/v1/auth/register').send({ username: 'bob', password: 'another password' }), 409, 'CONFLICT');
+      const wrong = await request(app).post('/v1/auth/login').send({ username: 'bob', password: 'not the password' });
+      assertErrorBody(wrong, 401, 'UNAUTHORIZED');
+      assertErrorBody(await request(app).post('/v1/auth/login').send({ username: 'nobody', password: 'whatever123' }), 401, 'UNAUTHORIZED');
+      const noAuth = await request(app).get('/v1/notes');
+      assertErrorBody(noAuth, 401, 'UNAUTHORIZED');
+      assert.equal(noAuth.headers['www-authenticate'], 'Bearer');
+      assertErrorBody(await request(app).get('/v1/notes').set('Authorization', 'Bearer nope'), 401, 'UNAUTHORIZED');
+      const forged = `rmp_${'A'.repeat(43)}`;
+      assertErrorBody(await request(app).get('/v1/notes').set('Authorization', `Bearer ${forged}`), 401, 'UNAUTHORIZED');
+      assertErrorBody(await request(app).get('/v1/notes').set('Authorization', 'Basic Ym9iOng='), 401, 'UNAUTHORIZED');
+    });
+
+    it('stores neither passwords nor tokens in clear', async () => {
+      const token = await registerAndLogin('carol', 'carol-password-1');
+      const { rows: principals } = await suiteDb.db.write.query<{ password_hash: string }>(
+        "SELECT password_hash FROM principals WHERE username = 'carol'",
+      );
+      assert.match(principals[0]?.password_hash ?? '', /^scrypt\$/);
+      assert.ok(!principals[0]?.password_hash.includes('carol-password-1'));
+      const { rows: sessions } = await suiteDb.db.write.query<{ token_hash: Buffer }>(
+        "SELECT s.token_hash FROM sessions s JOIN principals p ON p.id = s.principal_id WHERE p.username = 'carol'",
+      );
+      assert.equal(sessions.length, 1);
+      assert.equal(sessions[0]?.token_hash.length, 32);
+      assert.ok(!sessions[0]?.token_hash.toString('latin1').includes(token));
+    });
+
+    it('serves the public routes and JSON 404s', async () => {
+      const status = await request(app).get('/v1/status');
+      assert.equal(status.status, 200);
+      assert.equal(status.body.status, 'ok');
+      assert.equal(status.body.version, '0.0.0-test');
+      const slow = await request(app).get('/v1/slow?ms=50');
+      assert.equal(slow.status, 200);
+      assert.equal(slow.body.slept_ms, 50);
+      assertErrorBody(await request(app).get('/v1/slow?ms=999999'), 400, 'BAD_REQUEST');
+      const late = await request(hasty).get('/v1/slow?ms=1000');
+      assertErrorBody(late, 503, 'REQUEST_TIMEOUT');
+      assert.equal(late.headers['retry-after'], '1');
+      assertErrorBody(await request(app).get('/v1/nothing-here'), 404, 'NOT_FOUND');
+      assertErrorBody(await request(app).get('/v1/notes/not-a-uuid').set('Authorization', `Bearer ${await registerAndLogin('dave')}`), 404, 'NOT_FOUND');
+      const ready = await request(app).get('/health/ready');
+      assert.equal(ready.status, 200);
+      assert.deepEqual(ready.body, { status: 'healthy', db: 'connected' });
+      const live = await request(app).get('/health/live');
+      assert.equal(live.status, 200);
+      assert.equal(live.body.status, 'healthy');
+      assert.ok(!Number.isNaN(Date.parse(live.body.timestamp)));
+    });
+
+    it('echoes a well-formed X-Request-Id and replaces a malformed one', async () => {
+      const given = await request(app).get('/v1/status').set('X-Request-Id', 'abc-123');
+      assert.equal(given.headers['x-request-id'], 'abc-123');
+      const replaced = await request(app).get('/v1/status').set('X-Request-Id', 'bad id with spaces');
+      assert.match(String(replaced.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+    });
+  });
+}
