@@ -1,0 +1,28 @@
+export { createMemoryStore, MEMORY_STORE_DEFAULTS } from './memory-store';
+export type { MemoryStoreOptions } from './memory-store';
+export { createRedisStore } from './redis-store';
+export type { RedisStoreOptions } from './redis-store';
+export { createRateLimiter, rateLimit, RATE_LIMITER_DEFAULTS } from './rate-limiter';
+export type {
+  BreakerOptions,
+  BreakerState,
+  RateLimiter,
+  RateLimiterOptions,
+  RateLimitOptions,
+  SurfaceOptions,
+} from './rate-limiter';
+export type { HeaderForm } from './headers';
+export { ipIdentity, safeIdentity } from './keys';
+export { defaultPolicies, loadPolicyFile } from './policy-file';
+export type { PolicySet } from './policy-file';
+export type {
+  Check,
+  Decision,
+  FailMode,
+  KeyFunction,
+  KeyKind,
+  PolicyOptions,
+  RateLimitStore,
+  SlidingWindowPolicy,
+  TokenBucketPolicy,
+} from './types';

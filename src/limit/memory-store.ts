@@ -1,0 +1,123 @@
+import { performance } from 'node:perf_hooks';
+import { SLIDING_WINDOW, type Check, type Decision, type RateLimitStore } from './types';
+
+/** Options of {@link createMemoryStore}. */
+export interface MemoryStoreOptions {
+  /** How often expired buckets are dropped. Default 10 s. */
+  readonly sweepIntervalMs?: number;
+  /** Clock in µs; tests may pass their own. Default: monotonic wall clock. */
+  readonly now?: () => number;
+}
+
+/** Defaults of {@link createMemoryStore}. */
+export const MEMORY_STORE_DEFAULTS = Object.freeze({ sweepIntervalMs: 10_000 });
+
+interface Bucket {
+  /** Token bucket: the TAT (µs). Sliding window: unused. */
+  tat: number;
+  /** Sliding window: admission times (µs), oldest first. */
+  times: number[] | undefined;
+  expiresAt: number;
+}
+
+const monotonicMicros = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+
+/**
+ * An in-process store with the semantics of the Redis store (same algorithms, same
+ * all-or-nothing rule), for a single instance, development and tests.
+ */
+export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitStore {
+  const now = options.now ?? monotonicMicros;
+  const buckets = new Map<string, Bucket>();
+  const sweep = setInterval(() => {
+    const t = now();
+    for (const [key, b] of buckets) if (b.expiresAt <= t) buckets.delete(key);
+  }, options.sweepIntervalMs ?? MEMORY_STORE_DEFAULTS.sweepIntervalMs);
+  sweep.unref();
+
+  function live(key: string, t: number): Bucket | undefined {
+    const b = buckets.get(key);
+    if (b !== undefined && b.expiresAt <= t) {
+      buckets.delete(key);
+      return undefined;
+    }
+    return b;
+  }
+
+  function decideSync(checks: readonly Check[]): Decision {
+    const t = now();
+    const n = checks.length;
+    const remBefore = new Array<number>(n);
+    const resetBefore = new Array<number>(n);
+    const remAfter = new Array<number>(n);
+    const resetAfter = new Array<number>(n);
+    const next = new Array<number>(n);
+    let allowed = true;
+    let retry = 0;
+    for (let i = 0; i < n; i++) {
+      const c = checks[i] as Check;
+      const b = live(c.key, t);
+      if (c.kind === SLIDING_WINDOW) {
+        const times = b?.times ?? [];
+        let drop = 0;
+        while (drop < times.length && (times[drop] as number) <= t - c.a) drop++;
+        if (drop > 0) times.splice(0, drop);
+        const count = times.length;
+        remBefore[i] = c.b - count;
+        resetBefore[i] = count > 0 ? (times[count - 1] as number) + c.a - t : 0;
+        if (count + c.cost > c.b) {
+          allowed = false;
+          const wait = (times[count + c.cost - c.b - 1] as number) + c.a - t;
+          if (wait > retry) retry = wait;
+        } else {
+          next[i] = count;
+          remAfter[i] = c.b - count - c.cost;
+          resetAfter[i] = c.a;
+        }
+      } else {
+        const tat = Math.max(b?.tat ?? t, t);
+        const newTat = tat + c.a * c.cost;
+        const allowAt = newTat - c.a * c.b;
+        remBefore[i] = Math.floor((t + c.a * c.b - tat) / c.a);
+        resetBefore[i] = tat - t;
+        if (t < allowAt) {
+          allowed = false;
+          if (allowAt - t > retry) retry = allowAt - t;
+        } else {
+          next[i] = newTat;
+          remAfter[i] = Math.floor((t + c.a * c.b - newTat) / c.a);
+          resetAfter[i] = newTat - t;
+        }
+      }
+    }
+    if (!allowed) return { allowed, retryAfterUs: retry, remaining: remBefore, resetUs: resetBefore };
+    for (let i = 0; i < n; i++) {
+      const c = checks[i] as Check;
+      if (c.kind === SLIDING_WINDOW) {
+        const times = live(c.key, t)?.times ?? [];
+        for (let j = 0; j < c.cost; j++) times.push(t);
+        buckets.set(c.key, { tat: 0, times, expiresAt: t + c.a });
+      } else {
+        const tat = next[i] as number;
+        buckets.set(c.key, { tat, times: undefined, expiresAt: tat });
+      }
+    }
+    return { allowed, retryAfterUs: 0, remaining: remAfter, resetUs: resetAfter };
+  }
+
+  return {
+    name: 'memory',
+    decide(checks) {
+      try {
+        return Promise.resolve(decideSync(checks));
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    },
+    close() {
+      clearInterval(sweep);
+      buckets.clear();
+      return Promise.resolve();
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import type { Request, Response } from 'express';
+
+/** What a policy does when the backend fails: let the request through, or answer 503. */
+export type FailMode = 'open' | 'closed';
+
+/** Built-in identities a policy can be keyed by. */
+export type KeyKind = 'ip' | 'principal' | 'credential';
+
+/**
+ * A custom identity: return a string, or `undefined` to fall back to the client IP. The value
+ * is hashed when it is long or has characters outside `[A-Za-z0-9._:@/-]`.
+ */
+export type KeyFunction = (req: Request, res: Response) => string | undefined;
+
+interface PolicyBase {
+  /** Which identity the bucket belongs to. Default `ip`. */
+  readonly key?: KeyKind | KeyFunction;
+  /** Default `closed`. */
+  readonly failMode?: FailMode;
+}
+
+/** A token bucket: refills `rps` tokens per second up to `burst`. */
+export interface TokenBucketPolicy extends PolicyBase {
+  readonly algorithm: 'token_bucket';
+  readonly rps: number;
+  readonly burst: number;
+}
+
+/** An exact sliding window: at most `limit` requests in any `windowSeconds`. */
+export interface SlidingWindowPolicy extends PolicyBase {
+  readonly algorithm: 'sliding_window';
+  readonly limit: number;
+  readonly windowSeconds: number;
+}
+
+/** A rate limit policy, as written by the user. */
+export type PolicyOptions = TokenBucketPolicy | SlidingWindowPolicy;
+
+/** Check kinds understood by the stores (and the Lua script). */
+export const TOKEN_BUCKET = 1;
+export const SLIDING_WINDOW = 2;
+
+/**
+ * One check handed to a store: a key and the numbers of its algorithm, in microseconds.
+ * Token bucket: `a` = emission interval (µs per token), `b` = burst. Sliding window: `a` =
+ * window (µs), `b` = limit.
+ */
+export interface Check {
+  readonly key: string;
+  readonly kind: typeof TOKEN_BUCKET | typeof SLIDING_WINDOW;
+  readonly a: number;
+  readonly b: number;
+  readonly cost: number;
+}
+
+/**
+ * A store's answer for the checks of one request, decided together. `remaining[i]` and
+ * `resetUs[i]` belong to `checks[i]`.
+ */
+export interface Decision {
+  readonly allowed: boolean;
+  /** 0 when allowed; else µs until the request would be admitted. */
+  readonly retryAfterUs: number;
+  readonly remaining: readonly number[];
+  /** µs until each check is full again. */
+  readonly resetUs: readonly number[];
+}
+
+/**
+ * Where buckets live. `decide` is atomic over its checks; being limited is a result, never a
+ * rejection. A rejection means the backend failed.
+ */
+export interface RateLimitStore {
+  /** For metrics and logs: `redis`, `memory`, ... */
+  readonly name: string;
+  decide(checks: readonly Check[]): Promise<Decision>;
+  /** Releases timers and connections the store owns (not a client passed in). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,278 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import express, { type Express } from 'express';
+import { Redis } from 'ioredis';
+import request from 'supertest';
+import { parseList } from 'structured-headers';
+import {
+  createMetrics,
+  createRateLimiter,
+  createRedisClient,
+  createRedisStore,
+  errorHandler,
+  type PolicyOptions,
+  type RateLimiter,
+} from '../../src';
+import { startRedisServer, type RedisProcess } from '../support/redis-server';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function evalshaCalls(admin: Redis): Promise<number> {
+  const info = await admin.info('commandstats');
+  const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+  return calls('evalsha') + calls('eval');
+}
+
+describe('rate limiting on a real Redis', function () {
+  this.timeout(60_000);
+  let server: RedisProcess;
+  let admin: Redis;
+
+  before(async () => {
+    server = await startRedisServer();
+    admin = new Redis(server.port, '127.0.0.1');
+    admin.on('error', () => undefined); // the server is killed on purpose below
+  });
+  after(async () => {
+    admin?.disconnect();
+    await server?.stop();
+  });
+
+  it('stores a token bucket as one integer with a millisecond TTL equal to time-to-full', async () => {
+    const client = new Redis(server.port, '127.0.0.1');
+    const store = createRedisStore({ client });
+    try {
+      const key = 'rl:public:{i:10.0.0.1}';
+      await store.decide([{ key, kind: 1, a: 100_000, b: 20, cost: 1 }]); // 10 rps, burst 20
+      await store.decide([{ key, kind: 1, a: 100_000, b: 20, cost: 1 }]);
+      assert.equal(await admin.type(key), 'string');
+      assert.match((await admin.get(key)) ?? '', /^\d{16}$/, 'one integer: the TAT in µs');
+      assert.equal(await admin.object('ENCODING', key), 'int');
+      const pttl = await admin.pttl(key);
+      assert.ok(pttl > 150 && pttl <= 200, `two tokens spent refill in 200 ms; PTTL ${pttl}`);
+      const bytes = await admin.memory('USAGE', key);
+      assert.ok(typeof bytes === 'number' && bytes > 0 && bytes <= 80, `MEMORY USAGE ${String(bytes)}`);
+    } finally {
+      await client.quit();
+    }
+  });
+
+  it('reloads the script after SCRIPT FLUSH (NOSCRIPT), once', async () => {
+    const client = new Redis(server.port, '127.0.0.1');
+    const store = createRedisStore({ client });
+    try {
+      const check = { key: `rl:t:{${randomBytes(4).toString('hex')}}`, kind: 1 as const, a: 1_000_000, b: 5, cost: 1 };
+      assert.equal((await store.decide([check])).allowed, true);
+      await admin.script('FLUSH');
+      const stats = async () => {
+        const info = `${await admin.info('commandstats')}${await admin.info('errorstats')}`;
+        const n = (re: RegExp) => Number(re.exec(info)?.[1] ?? 0);
+        return { evals: n(/cmdstat_eval:calls=(\d+)/), noscript: n(/errorstat_NOSCRIPT:count=(\d+)/) };
+      };
+      const before = await stats();
+      const d = await store.decide([check]);
+      assert.equal(d.allowed, true);
+      assert.equal(d.remaining[0], 3, 'state survived: only the script cache was flushed');
+      const after = await stats();
+      assert.deepEqual([after.noscript - before.noscript, after.evals - before.evals], [1, 1], 'one NOSCRIPT, one EVAL');
+      assert.equal((await store.decide([check])).remaining[0], 2, 'EVALSHA works again');
+      assert.equal((await stats()).evals, after.evals, 'no further EVAL');
+    } finally {
+      await client.quit();
+    }
+  });
+
+  it('admits exactly the burst when 4 processes hammer one bucket', async () => {
+    const key = `rl:race:{${randomBytes(4).toString('hex')}}`;
+    const burst = 150;
+    const children = Array.from({ length: 4 }, () =>
+      spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), join(__dirname, '..', 'support', 'hammer.ts'), server.url, key, '200', '50', '0.001', String(burst)], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      }),
+    );
+    const outputs = children.map(
+      (c) =>
+        new Promise<string>((resolve, reject) => {
+          let out = '';
+          c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+          c.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`hammer exited ${code}`))));
+        }),
+    );
+    await sleep(1500); // let every process connect
+    for (const c of children) c.stdin.end('go\n');
+    const admitted = (await Promise.all(outputs)).map((o) => Number(o.trim()));
+    assert.equal(admitted.length, 4);
+    assert.equal(admitted.reduce((a, b) => a + b, 0), burst, `per process: ${admitted.join(', ')}`);
+  });
+
+  describe('the middleware', () => {
+    const policies: Record<string, PolicyOptions> = {
+      closed: { algorithm: 'token_bucket', rps: 1, burst: 2, key: 'ip', failMode: 'closed' },
+      open: { algorithm: 'token_bucket', rps: 1, burst: 2, key: 'ip', failMode: 'open' },
+      login: { algorithm: 'sliding_window', limit: 3, windowSeconds: 60, key: 'credential' },
+    };
+
+    function appFor(limiter: RateLimiter): Express {
+      const app = express();
+      app.use(express.json());
+      app.get('/closed', limiter.limit('closed'), (_req, res) => res.json({ ok: true }));
+      app.get('/open', limiter.limit('open'), (_req, res) => res.json({ ok: true }));
+      app.post('/login', limiter.limit('closed', 'login'), (_req, res) => res.json({ ok: true }));
+      app.use(errorHandler());
+      return app;
+    }
+
+    it('sends draft-10 RateLimit headers that parse as RFC 9651 lists, and 429 with Retry-After', async () => {
+      const client = createRedisClient(server.url);
+      await once(client, 'ready');
+      const limiter = createRateLimiter({ store: createRedisStore({ client }), policies, prefix: `t${randomBytes(3).toString('hex')}` });
+      try {
+        const app = appFor(limiter);
+        const ok = await request(app).post('/login').send({ username: 'alice' });
+        assert.equal(ok.status, 200);
+        const policy = parseList(String(ok.headers['ratelimit-policy']));
+        assert.deepEqual(
+          policy.map(([name, params]) => [name, Object.fromEntries(params)]),
+          [
+            ['closed', { q: 2, w: 2 }],
+            ['login', { q: 3, w: 60 }],
+          ],
+        );
+        const state = parseList(String(ok.headers['ratelimit']));
+        assert.deepEqual(
+          state.map(([name, params]) => [name, params.get('r')]),
+          [
+            ['closed', 1],
+            ['login', 2],
+          ],
+        );
+        assert.ok(state.every(([, params]) => Number.isInteger(params.get('t')) && (params.get('t') as number) >= 0));
+
+        await request(app).post('/login').send({ username: 'alice' });
+        const limited = await request(app).post('/login').send({ username: 'alice' });
+        assert.equal(limited.status, 429);
+        assert.equal(limited.body.error, 'RATE_LIMITED');
+        assert.equal(limited.body.policy, 'closed');
+        const retry = Number(limited.headers['retry-after']);
+        assert.ok(Number.isInteger(retry) && retry >= 1 && retry <= 1, `Retry-After ${retry}`);
+        assert.equal(limited.body.retry_after, retry);
+        const deniedState = parseList(String(limited.headers['ratelimit']));
+        assert.equal(deniedState[0]?.[1].get('r'), 0);
+      } finally {
+        await limiter.close();
+        await client.quit();
+      }
+    });
+
+    it('remembers a denied key: a flood costs no Redis calls until the retry time', async () => {
+      const client = createRedisClient(server.url);
+      await once(client, 'ready');
+      const limiter = createRateLimiter({ store: createRedisStore({ client }), policies, prefix: `t${randomBytes(3).toString('hex')}` });
+      try {
+        const app = appFor(limiter);
+        for (let i = 0; i < 2; i++) assert.equal((await request(app).get('/closed')).status, 200);
+        assert.equal((await request(app).get('/closed')).status, 429);
+        const before = await evalshaCalls(admin);
+        const flood = await Promise.all(Array.from({ length: 100 }, () => request(app).get('/closed')));
+        assert.ok(flood.every((r) => r.status === 429 && Number(r.headers['retry-after']) >= 1));
+        assert.equal(await evalshaCalls(admin), before, 'no script call for a remembered denial');
+        await sleep(1100);
+        assert.equal((await request(app).get('/closed')).status, 200, 'admitted again after the retry time');
+      } finally {
+        await limiter.close();
+        await client.quit();
+      }
+    });
+
+    it('Redis killed: closed policy 503 within the deadline, open policy 200; the breaker opens, then closes when Redis is back', async () => {
+      const metrics = createMetrics({ processMetrics: false });
+      const client = createRedisClient(server.url);
+      await once(client, 'ready');
+      const deadlineMs = 100;
+      const limiter = createRateLimiter({
+        store: createRedisStore({ client }),
+        policies,
+        deadlineMs,
+        metrics: metrics.rateLimit,
+        breaker: { resetTimeoutMs: 500, volumeThreshold: 3 },
+        prefix: `t${randomBytes(3).toString('hex')}`,
+      });
+      try {
+        const app = appFor(limiter);
+        assert.equal((await request(app).get('/closed')).status, 200);
+        await server.kill();
+        const slowest = { ms: 0 };
+        for (let i = 0; i < 10; i++) {
+          const t = Date.now();
+          const closed = await request(app).get('/closed');
+          slowest.ms = Math.max(slowest.ms, Date.now() - t);
+          assert.equal(closed.status, 503);
+          assert.equal(closed.body.error, 'RATE_LIMITER_UNAVAILABLE');
+          assert.equal(closed.headers['retry-after'], '1');
+          const open = await request(app).get('/open');
+          assert.equal(open.status, 200);
+        }
+        assert.ok(slowest.ms < deadlineMs + 100, `slowest closed answer ${slowest.ms} ms`);
+        assert.equal(limiter.breakerState, 'OPEN');
+        const text = await metrics.registry.metrics();
+        assert.match(text, /rampart_rate_limit_decisions_total\{policy="closed",outcome="failed_closed"\} 10/);
+        assert.match(text, /rampart_rate_limit_decisions_total\{policy="open",outcome="failed_open"\} 10/);
+        assert.match(text, /rampart_rate_limit_breaker_state\{store="redis"\} 1/);
+        assert.match(text, /rampart_rate_limit_backend_errors_total\{store="redis",reason="breaker_open"\} \d+/);
+
+        await server.restart();
+        const until = Date.now() + 10_000;
+        let status = 0;
+        while (Date.now() < until) {
+          status = (await request(app).get('/closed')).status;
+          if (status === 200) break;
+          await sleep(100);
+        }
+        assert.equal(status, 200, 'decisions resume once Redis is back');
+        assert.equal(limiter.breakerState, 'CLOSED');
+        assert.match(await metrics.registry.metrics(), /rampart_rate_limit_breaker_state\{store="redis"\} 0/);
+      } finally {
+        await limiter.close();
+        client.disconnect();
+      }
+    });
+
+    it('dev fail-open lets closed policies through while Redis is down', async () => {
+      const dead = await startRedisServer();
+      const client = createRedisClient(dead.url);
+      const limiter = createRateLimiter({ store: createRedisStore({ client }), policies, devFailOpen: true });
+      try {
+        await dead.kill();
+        const res = await request(appFor(limiter)).get('/closed');
+        assert.equal(res.status, 200);
+        assert.equal(res.headers['ratelimit'], undefined, 'no headers without a decision');
+      } finally {
+        await limiter.close();
+        client.disconnect();
+        await dead.stop();
+      }
+    });
+
+    it('starts with Redis down (never crashes) and applies the fail mode from the first request', async () => {
+      const dead = await startRedisServer();
+      await dead.kill();
+      const errors: Error[] = [];
+      const client = createRedisClient(dead.url, { onError: (e) => errors.push(e) });
+      const limiter = createRateLimiter({ store: createRedisStore({ client }), policies });
+      try {
+        const app = appFor(limiter);
+        assert.equal((await request(app).get('/closed')).status, 503);
+        assert.equal((await request(app).get('/open')).status, 200);
+        await sleep(300);
+        assert.ok(errors.length > 0, 'connection errors are reported, not thrown');
+      } finally {
+        await limiter.close();
+        client.disconnect();
+        await dead.stop();
+      }
+    });
+  });
+});

@@ -1,0 +1,89 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+
+/** Ports for test servers: below the kernel's ephemeral range (32768+), above common services. */
+const PORT_RANGE = { min: 20_000, max: 29_999 };
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A free port in the test range (and, if `withBus`, port+10000 free too, for a cluster node). */
+export async function freePort(withBus = false): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = PORT_RANGE.min + Math.floor(Math.random() * (PORT_RANGE.max - PORT_RANGE.min - (withBus ? 10_000 : 0)));
+    if ((await portFree(port)) && (!withBus || (await portFree(port + 10_000)))) return port;
+  }
+  throw new Error('no free port found');
+}
+
+/** A redis-server process this test started, in its own temp dir; stopped by PID, never by name. */
+export interface RedisProcess {
+  readonly port: number;
+  readonly url: string;
+  /** SIGKILL: the server vanishes without a goodbye. */
+  kill(): Promise<void>;
+  /** Starts the server again on the same port (after `kill`). */
+  restart(): Promise<void>;
+  /** Stops it for good and removes its directory. */
+  stop(): Promise<void>;
+}
+
+async function waitForPing(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      if ((await c.ping()) === 'PONG') return;
+    } catch {
+      // not up yet
+    } finally {
+      c.disconnect();
+    }
+    if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not answer within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Starts `redis-server` on 127.0.0.1 and a free port. */
+export async function startRedisServer(extraArgs: readonly string[] = []): Promise<RedisProcess> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'rampart-redis-'));
+  let child: ChildProcess | undefined;
+  const launch = async () => {
+    child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
+      { stdio: 'ignore' },
+    );
+    await waitForPing(port, 10_000);
+  };
+  const killChild = async (signal: NodeJS.Signals) => {
+    const c = child;
+    if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise((resolve) => c.once('exit', resolve));
+    c.kill(signal);
+    await exited;
+  };
+  await launch();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    kill: () => killChild('SIGKILL'),
+    restart: launch,
+    async stop() {
+      await killChild('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

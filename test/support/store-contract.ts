@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { Check, RateLimitStore } from '../../src';
+
+/** A store for one run of the contract, and how to dispose of it. */
+export interface ContractStore {
+  readonly store: RateLimitStore;
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MS = 1000;
+
+export function tokenBucket(key: string, rps: number, burst: number, cost = 1): Check {
+  return { key, kind: 1, a: Math.round(1_000_000 / rps), b: burst, cost };
+}
+export function slidingWindow(key: string, limit: number, windowMs: number, cost = 1): Check {
+  return { key, kind: 2, a: windowMs * MS, b: limit, cost };
+}
+
+/**
+ * The behaviour every store must have, run against the memory store and Redis (and, for the
+ * HA topologies, Sentinel and Cluster): the same numbers, the same all-or-nothing rule.
+ */
+export function storeContract(kind: string, open: () => Promise<ContractStore>): void {
+  describe(`store contract: ${kind}`, function () {
+    this.timeout(30_000);
+    let s: ContractStore;
+    let prefix: string;
+    before(async () => {
+      s = await open();
+    });
+    after(async () => {
+      await s?.close();
+    });
+    beforeEach(() => {
+      prefix = `rltest:${randomBytes(4).toString('hex')}`;
+    });
+    const key = (name: string) => `${prefix}:${name}:{id}`;
+
+    it('token bucket: admits the burst, counts remaining down, then denies with a retry time', async () => {
+      const check = tokenBucket(key('tb'), 5, 3);
+      const remaining: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const d = await s.store.decide([check]);
+        assert.equal(d.allowed, true, `request ${i + 1}`);
+        assert.equal(d.retryAfterUs, 0);
+        remaining.push(d.remaining[0] as number);
+      }
+      assert.deepEqual(remaining, [2, 1, 0]);
+      const denied = await s.store.decide([check]);
+      assert.equal(denied.allowed, false);
+      assert.equal(denied.remaining[0], 0);
+      // One token every 200 ms: the next one is at most 200 ms away.
+      assert.ok(denied.retryAfterUs > 0 && denied.retryAfterUs <= 200 * MS, String(denied.retryAfterUs));
+      // Time to full: three tokens' worth, less what has passed.
+      assert.ok((denied.resetUs[0] as number) > 400 * MS && (denied.resetUs[0] as number) <= 600 * MS, String(denied.resetUs[0]));
+    });
+
+    it('token bucket: refills exactly at the boundary, and a denial consumes nothing', async () => {
+      const check = tokenBucket(key('refill'), 4, 1); // one token per 250 ms
+      assert.equal((await s.store.decide([check])).allowed, true);
+      const first = await s.store.decide([check]);
+      assert.equal(first.allowed, false);
+      // Well before the boundary: still denied, and the retry time only shrinks (denials are free).
+      await sleep(Math.max(0, first.retryAfterUs / MS - 120));
+      const early = await s.store.decide([check]);
+      assert.equal(early.allowed, false);
+      assert.ok(early.retryAfterUs < first.retryAfterUs, 'the wait shrinks: denials did not consume');
+      await sleep(early.retryAfterUs / MS + 30);
+      const after = await s.store.decide([check]);
+      assert.equal(after.allowed, true, 'admitted once the boundary passed');
+      assert.equal((await s.store.decide([check])).allowed, false, 'and only one token came back');
+    });
+
+    it('sliding window: exact at the window edge', async () => {
+      const check = slidingWindow(key('sw'), 3, 1000);
+      const t0 = Date.now();
+      assert.equal((await s.store.decide([check])).allowed, true);
+      await sleep(300);
+      assert.equal((await s.store.decide([check])).allowed, true);
+      await sleep(300);
+      const third = await s.store.decide([check]);
+      assert.equal(third.allowed, true);
+      assert.equal(third.remaining[0], 0);
+      const denied = await s.store.decide([check]);
+      assert.equal(denied.allowed, false);
+      // The first admission leaves the window 1000 ms after it happened.
+      const expected = 1000 - (Date.now() - t0);
+      assert.ok(Math.abs(denied.retryAfterUs / MS - expected) < 60, `${denied.retryAfterUs / MS} vs ${expected}`);
+      await sleep(Math.max(0, 1000 - (Date.now() - t0) - 80));
+      assert.equal((await s.store.decide([check])).allowed, false, 'just before the edge');
+      await sleep(1000 - (Date.now() - t0) + 40);
+      const edge = await s.store.decide([check]);
+      assert.equal(edge.allowed, true, 'just after the edge: exactly one slot freed');
+      const next = await s.store.decide([check]);
+      assert.equal(next.allowed, false, 'the second admission is still inside the window');
+      assert.ok(next.retryAfterUs / MS <= 300, String(next.retryAfterUs));
+    });
+
+    it('several policies: all-or-nothing, a denial by one consumes nothing from the others', async () => {
+      const bucket = tokenBucket(key('a'), 0.01, 5);
+      const window = slidingWindow(key('b'), 2, 60_000);
+      for (let i = 0; i < 2; i++) assert.equal((await s.store.decide([bucket, window])).allowed, true);
+      const denied = await s.store.decide([bucket, window]);
+      assert.equal(denied.allowed, false);
+      assert.deepEqual(denied.remaining, [3, 0]);
+      assert.ok(denied.retryAfterUs > 59_000 * MS, 'the window, not the bucket, sets the wait');
+      const bucketAlone = await s.store.decide([bucket]);
+      assert.equal(bucketAlone.allowed, true);
+      assert.equal(bucketAlone.remaining[0], 2, 'the denied request took no token');
+      const windowAlone = await s.store.decide([window]);
+      assert.equal(windowAlone.allowed, false);
+    });
+
+    it('admits exactly the burst under 400 concurrent decisions', async () => {
+      const check = tokenBucket(key('race'), 0.001, 100);
+      const results = await Promise.all(Array.from({ length: 400 }, () => s.store.decide([check])));
+      assert.equal(results.filter((r) => r.allowed).length, 100);
+      const remaining = results.filter((r) => r.allowed).map((r) => r.remaining[0]).sort((x, y) => (x as number) - (y as number));
+      assert.deepEqual(remaining, Array.from({ length: 100 }, (_, i) => i), 'each admitted request saw a distinct remaining');
+    });
+
+    it('cost: a request may take several tokens or slots', async () => {
+      const bucket = tokenBucket(key('cost'), 0.01, 5, 3);
+      assert.equal((await s.store.decide([bucket])).remaining[0], 2);
+      assert.equal((await s.store.decide([bucket])).allowed, false);
+      const window = slidingWindow(key('costw'), 5, 60_000, 2);
+      assert.equal((await s.store.decide([window])).remaining[0], 3);
+      assert.equal((await s.store.decide([window])).remaining[0], 1);
+      assert.equal((await s.store.decide([window])).allowed, false);
+    });
+
+    it('keeps buckets apart by key', async () => {
+      const a = tokenBucket(key('x'), 0.01, 1);
+      const b = tokenBucket(`${prefix}:x:{other}`, 0.01, 1);
+      assert.equal((await s.store.decide([a])).allowed, true);
+      assert.equal((await s.store.decide([a])).allowed, false);
+      assert.equal((await s.store.decide([b])).allowed, true);
+    });
+  });
+}

@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import express from 'express';
+import request from 'supertest';
+import {
+  ConfigError,
+  createMemoryStore,
+  createRateLimiter,
+  defaultPolicies,
+  loadPolicyFile,
+  RATE_LIMITER_DEFAULTS,
+  type HeaderForm,
+  type PolicyOptions,
+  type RateLimiterOptions,
+} from '../../src';
+
+const store = createMemoryStore();
+after(() => store.close());
+
+const bucket: PolicyOptions = { algorithm: 'token_bucket', rps: 1, burst: 2 };
+
+function throwsAtFactory(options: Partial<RateLimiterOptions>, pattern: RegExp): void {
+  assert.throws(() => createRateLimiter({ store, policies: { p: bucket }, ...options }), (err: unknown) => {
+    assert.ok(err instanceof TypeError);
+    assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+describe('rate limiter options', () => {
+  it('pins the defaults', () => {
+    assert.deepEqual(RATE_LIMITER_DEFAULTS, {
+      prefix: 'rl',
+      headers: 'draft-10',
+      deadlineMs: 100,
+      devFailOpen: false,
+      denyCacheMaxKeys: 10_000,
+      ipv6Subnet: 64,
+      failMode: 'closed',
+      key: 'ip',
+      breaker: { errorThresholdPercentage: 50, volumeThreshold: 5, resetTimeoutMs: 2000, rollingWindowMs: 10_000 },
+    });
+  });
+
+  it('pins the default policies', () => {
+    assert.deepEqual(defaultPolicies(5, 10), {
+      public: { algorithm: 'token_bucket', rps: 5, burst: 10, key: 'ip', failMode: 'closed' },
+      authenticated: { algorithm: 'token_bucket', rps: 5, burst: 10, key: 'principal', failMode: 'closed' },
+      login_ip: { algorithm: 'sliding_window', limit: 20, windowSeconds: 60, key: 'ip', failMode: 'closed' },
+      login_credential: { algorithm: 'sliding_window', limit: 5, windowSeconds: 60, key: 'credential', failMode: 'closed' },
+    });
+  });
+
+  it('refuses bad options when built, never per request', () => {
+    throwsAtFactory({ policies: { p: { algorithm: 'token_bucket', rps: 0, burst: 2 } } }, /policy "p": rps must be a positive number/);
+    throwsAtFactory({ policies: { p: { algorithm: 'token_bucket', rps: 1, burst: 1.5 } } }, /burst must be a positive integer/);
+    throwsAtFactory({ policies: { p: { algorithm: 'sliding_window', limit: 0, windowSeconds: 1 } } }, /limit must be a positive integer/);
+    throwsAtFactory({ policies: { p: { algorithm: 'leaky' } as unknown as PolicyOptions } }, /algorithm must be/);
+    throwsAtFactory({ policies: { P: bucket } }, /policy name "P"/);
+    throwsAtFactory({ policies: { p: { ...bucket, failMode: 'maybe' as 'open' } } }, /failMode must be/);
+    throwsAtFactory({ policies: { p: { ...bucket, key: 'cookie' as 'ip' } } }, /key must be/);
+    throwsAtFactory({ deadlineMs: 0 }, /deadlineMs/);
+    throwsAtFactory({ headers: 'draft-99' as HeaderForm }, /headers must be/);
+    throwsAtFactory({ ipv6Subnet: 129 }, /ipv6Subnet/);
+    throwsAtFactory({ prefix: 'a{b}' }, /prefix/);
+    throwsAtFactory({ surfaces: [{ surface_id: 's', path: '/x', policies: ['nope'] }] }, /unknown policy "nope" in surface "s"/);
+    throwsAtFactory({ surfaces: [{ surface_id: 's', path: 'x', policies: ['p'] }] }, /path must start with/);
+    throwsAtFactory(
+      { surfaces: [{ surface_id: 's', path: '/x', policies: ['p'] }, { surface_id: 's', path: '/y', policies: ['p'] }] },
+      /used twice/,
+    );
+    const limiter = createRateLimiter({ store, policies: { p: bucket } });
+    assert.throws(() => limiter.limit('q'), /unknown policy "q"/);
+    assert.throws(() => limiter.limit(), /names no policy/);
+    assert.throws(() => limiter.limit('p', 'p'), /listed twice/);
+    void limiter.close();
+  });
+
+  describe('headers', () => {
+    async function headersFor(form: HeaderForm) {
+      const limiter = createRateLimiter({
+        store,
+        headers: form,
+        prefix: `h${String(form)}`,
+        policies: { a: { algorithm: 'token_bucket', rps: 2, burst: 10 }, b: { algorithm: 'sliding_window', limit: 3, windowSeconds: 30 } },
+      });
+      const app = express();
+      app.get('/', limiter.limit('a', 'b'), (_req, res) => res.end());
+      const res = await request(app).get('/');
+      await limiter.close();
+      return res.headers;
+    }
+
+    it('draft-10: one list member per policy', async () => {
+      const h = await headersFor('draft-10');
+      assert.equal(h['ratelimit-policy'], '"a";q=10;w=5, "b";q=3;w=30');
+      assert.equal(h['ratelimit'], '"a";r=9;t=1, "b";r=2;t=30');
+    });
+
+    it('draft-7 and draft-6 describe the tightest policy', async () => {
+      const h7 = await headersFor('draft-7');
+      assert.equal(h7['ratelimit'], 'limit=3, remaining=2, reset=30');
+      assert.equal(h7['ratelimit-policy'], '3;w=30');
+      const h6 = await headersFor('draft-6');
+      assert.deepEqual(
+        [h6['ratelimit-limit'], h6['ratelimit-remaining'], h6['ratelimit-reset'], h6['ratelimit-policy']],
+        ['3', '2', '30', '3;w=30'],
+      );
+    });
+
+    it('false: none', async () => {
+      const h = await headersFor(false);
+      assert.equal(h['ratelimit'], undefined);
+      assert.equal(h['ratelimit-policy'], undefined);
+    });
+  });
+
+  describe('surfaces', () => {
+    it('matches method and exact path or prefix; overrides make the bucket the surface’s own', async () => {
+      const limiter = createRateLimiter({
+        store,
+        prefix: 'surf',
+        policies: { p: { algorithm: 'token_bucket', rps: 0.01, burst: 1 } },
+        surfaces: [
+          { surface_id: 'one', method: 'GET', path: '/one', policies: ['p'] },
+          { surface_id: 'many', path: '/many*', policies: ['p'], rate_limit_burst: 3 },
+        ],
+      });
+      const app = express();
+      app.use(limiter.surfaces());
+      app.all('/{*any}', (_req, res) => res.end('ok'));
+      assert.equal((await request(app).get('/one')).status, 200);
+      assert.equal((await request(app).get('/one')).status, 429);
+      assert.equal((await request(app).head('/one')).status, 429, 'HEAD is GET');
+      assert.equal((await request(app).post('/one')).status, 200, 'other methods are not this surface');
+      for (let i = 0; i < 3; i++) assert.equal((await request(app).put(`/many/${i}`)).status, 200, `many ${i}`);
+      assert.equal((await request(app).get('/many')).status, 429);
+      assert.equal((await request(app).get('/elsewhere')).status, 200);
+      await limiter.close();
+    });
+  });
+
+  describe('loadPolicyFile', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rampart-policies-'));
+    const write = (name: string, content: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, content);
+      return path;
+    };
+    const defaults = defaultPolicies(5, 10);
+
+    it('merges the file over the defaults and keeps its surfaces', () => {
+      const path = write(
+        'ok.json',
+        JSON.stringify({
+          policies: { public: { algorithm: 'token_bucket', rps: 50, burst: 100 }, api: { algorithm: 'sliding_window', limit: 10, windowSeconds: 1, key: 'credential', failMode: 'open' } },
+          surfaces: [{ surface_id: 'api', method: 'POST', path: '/api*', policies: ['api', 'login_ip'], rate_limit_rps: 3 }],
+        }),
+      );
+      const set = loadPolicyFile(path, defaults);
+      assert.deepEqual(set.policies['public'], { algorithm: 'token_bucket', rps: 50, burst: 100 });
+      assert.deepEqual(set.policies['login_ip'], defaults['login_ip']);
+      assert.equal(set.policies['api']?.failMode, 'open');
+      assert.deepEqual(set.surfaces, [{ surface_id: 'api', method: 'POST', path: '/api*', policies: ['api', 'login_ip'], rate_limit_rps: 3 }]);
+      assert.equal(loadPolicyFile(write('nosurf.json', '{}'), defaults).surfaces, undefined);
+    });
+
+    const mistakes: ReadonlyArray<readonly [string, string, RegExp]> = [
+      ['not JSON', '{policies:', /is not valid JSON/],
+      ['unknown top-level field', '{"polices":{}}', /the top level: Unrecognized key/],
+      ['unknown algorithm', '{"policies":{"x":{"algorithm":"leaky","rps":1}}}', /policies\.x\.algorithm/],
+      ['negative rps', '{"policies":{"x":{"algorithm":"token_bucket","rps":-1,"burst":2}}}', /policies\.x\.rps/],
+      ['fractional burst', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":2.5}}}', /policies\.x\.burst/],
+      ['string limit', '{"policies":{"x":{"algorithm":"sliding_window","limit":"5","windowSeconds":60}}}', /policies\.x\.limit/],
+      ['missing window', '{"policies":{"x":{"algorithm":"sliding_window","limit":5}}}', /policies\.x\.windowSeconds/],
+      ['bad key kind', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":1,"key":"cookie"}}}', /policies\.x\.key/],
+      ['bad fail mode', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":1,"failMode":"sometimes"}}}', /policies\.x\.failMode/],
+      ['extra policy field', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":1,"burts":3}}}', /policies\.x: Unrecognized key/],
+      ['upper-case name', '{"policies":{"Public":{"algorithm":"token_bucket","rps":1,"burst":1}}}', /policies\.Public/],
+      ['surface without path', '{"surfaces":[{"surface_id":"s","policies":["public"]}]}', /surfaces\.0\.path/],
+      ['relative path', '{"surfaces":[{"surface_id":"s","path":"v1","policies":["public"]}]}', /surfaces\.0\.path/],
+      ['unknown policy', '{"surfaces":[{"surface_id":"s","path":"/v1","policies":["nope"]}]}', /surfaces\.0\.policies: unknown policy "nope"/],
+      ['empty policies', '{"surfaces":[{"surface_id":"s","path":"/v1","policies":[]}]}', /surfaces\.0\.policies/],
+      ['duplicate id', '{"surfaces":[{"surface_id":"s","path":"/a","policies":["public"]},{"surface_id":"s","path":"/b","policies":["public"]}]}', /surfaces\.1\.surface_id: "s" is used twice/],
+      ['bad method', '{"surfaces":[{"surface_id":"s","method":"GE T","path":"/a","policies":["public"]}]}', /surfaces\.0\.method/],
+    ];
+    for (const [what, content, pattern] of mistakes) {
+      it(`refuses a file with ${what}, naming the place and RATE_LIMIT_POLICIES_FILE`, () => {
+        const path = write(`${what.replace(/\W+/g, '-')}.json`, content);
+        assert.throws(() => loadPolicyFile(path, defaults), (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.equal(err.variable, 'RATE_LIMIT_POLICIES_FILE');
+          assert.match(err.message, pattern);
+          assert.match(err.message, /Fix: /);
+          assert.ok(!err.message.includes('\n'));
+          return true;
+        });
+      });
+    }
+
+    it('refuses a missing file', () => {
+      assert.throws(() => loadPolicyFile(join(dir, 'absent.json'), defaults), /cannot be read \(ENOENT\)/);
+    });
+  });
+});
