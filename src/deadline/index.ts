@@ -1,0 +1,2 @@
+export { deadlineSignal, requestDeadline } from './request-deadline';
+export type { RequestDeadlineOptions } from './request-deadline';

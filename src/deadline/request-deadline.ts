@@ -1,0 +1,70 @@
+import type { RequestHandler, Response } from 'express';
+import { sendError } from '../errors';
+
+/** Options of {@link requestDeadline}. */
+export interface RequestDeadlineOptions {
+  /** Time a request may take, from when this middleware sees it. */
+  readonly timeoutMs: number;
+  /** Paths (exact `req.path`) without a deadline. */
+  readonly exemptPaths?: readonly string[];
+}
+
+/**
+ * The `AbortSignal` of a request's deadline (set by {@link requestDeadline}): pass it to
+ * timers, fetches and queries so the work stops when the request has been answered.
+ */
+export function deadlineSignal(res: Response): AbortSignal | undefined {
+  return res.locals['deadline'] as AbortSignal | undefined;
+}
+
+// The route may still try to answer (from a timer, a query callback): turn its writes into
+// no-ops on this one response, so a late write can neither throw nor crash the process.
+function silence(res: Response): void {
+  const noop = function (this: Response) {
+    return this;
+  };
+  for (const method of ['setHeader', 'appendHeader', 'removeHeader', 'writeHead', 'write', 'end', 'flushHeaders'] as const) {
+    Object.defineProperty(res, method, { value: noop, configurable: true, writable: true });
+  }
+}
+
+/**
+ * Answers 503 `REQUEST_TIMEOUT` (with `Connection: close`) when a request runs past its
+ * deadline, and aborts the request's {@link deadlineSignal} so its work can stop. A response
+ * the route writes after that is dropped.
+ */
+export function requestDeadline(options: RequestDeadlineOptions): RequestHandler {
+  const { timeoutMs } = options;
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+    throw new TypeError(`requestDeadline: timeoutMs must be a positive integer, got ${timeoutMs}`);
+  }
+  const exempt = new Set(options.exemptPaths ?? []);
+  return (req, res, next) => {
+    if (exempt.has(req.path)) {
+      next();
+      return;
+    }
+    const controller = new AbortController();
+    res.locals['deadline'] = controller.signal;
+    const timer = setTimeout(() => {
+      controller.abort(new Error(`request deadline of ${timeoutMs} ms passed`));
+      if (res.headersSent) {
+        // Mid-stream: the only honest signal left is to end the connection.
+        res.destroy();
+        return;
+      }
+      res.shouldKeepAlive = false;
+      sendError(res, 'REQUEST_TIMEOUT', `The request took longer than ${timeoutMs} ms`, {
+        retryAfterSeconds: 1,
+        closeConnection: true,
+      });
+      silence(res);
+    }, timeoutMs);
+    res.once('close', () => {
+      clearTimeout(timer);
+      // The client went away or the response is done: either way the work can stop.
+      if (!controller.signal.aborted) controller.abort(new Error('request finished'));
+    });
+    next();
+  };
+}
