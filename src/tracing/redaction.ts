@@ -1,0 +1,145 @@
+import type { Attributes, AttributeValue, Link } from '@opentelemetry/api';
+import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
+
+/** What a redacted value becomes. */
+export const REDACTED = '[REDACTED]';
+
+// Keys whose value is never exported, whatever it looks like.
+const SECRET_KEY = /signature|token|secret|nonce|password|passwd|api[_-]?key|authorization|cookie|credential|session/i;
+const SECRET_FIELDS = new Set(['header_b64u', 'ciphertext_b64u', 'ciphertext_hash']);
+const HEADER_KEY = /^http\.(request|response)\.header\./;
+// Keys holding a URL or query string: values of every parameter are dropped, names kept.
+const URL_KEYS = new Set(['url.query', 'url.full', 'http.url', 'http.target']);
+// Keys holding SQL: literals are dropped.
+const SQL_KEYS = new Set(['db.query.text', 'db.statement']);
+// Keys holding a Redis command line: only the command name is kept.
+const REDIS_KEYS = new Set(['db.query.text', 'db.statement']);
+
+// Values that look like credentials wherever they appear inside a string.
+const VALUE_PATTERNS: readonly RegExp[] = [
+  /\b(Bearer|Basic|Token|Digest)\s+[A-Za-z0-9._~+/=-]{4,}/gi,
+  /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g, // JWT
+  /\b(sk|pk|rk|ak|api|key|rmp|ghp|gho|xox[abp])[_-](live_|test_)?[A-Za-z0-9_-]{12,}/gi, // API-key shapes
+  /\b(AKIA|ASIA)[A-Z0-9]{16}\b/g, // AWS access key id
+  /\b[A-Fa-f0-9]{40,}\b/g, // long hex secrets
+  /\b(?=[A-Za-z0-9_+-]*\d)(?=[A-Za-z0-9_+-]*[A-Za-z])[A-Za-z0-9_+-]{40,}={0,2}/g, // long base64 secrets
+  /((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth)\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&,;]+)/gi, // key=value pairs
+];
+
+/** Replaces credential-looking substrings of `value` with `[REDACTED]`. */
+export function scrubString(value: string): string {
+  let out = value;
+  for (const p of VALUE_PATTERNS) {
+    p.lastIndex = 0;
+    out = out.replace(p, (_match: string, prefix?: string) =>
+      // For key=value pairs keep the key, so the reader knows what was hidden.
+      typeof prefix === 'string' && p.source.startsWith('((?:password') ? `${prefix}${REDACTED}` : REDACTED,
+    );
+  }
+  return out;
+}
+
+function redactQuery(query: string): string {
+  return query
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      return eq === -1 ? pair : `${pair.slice(0, eq)}=${REDACTED}`;
+    })
+    .join('&');
+}
+
+function redactUrl(value: string): string {
+  const q = value.indexOf('?');
+  if (q === -1) {
+    // `url.query` has no "?": it is the query itself.
+    return value.includes('=') && !value.includes('/') ? redactQuery(value) : scrubString(value);
+  }
+  const hash = value.indexOf('#', q);
+  const base = scrubString(value.slice(0, q).replace(/\/\/[^/@]*@/, `//${REDACTED}@`));
+  const query = hash === -1 ? value.slice(q + 1) : value.slice(q + 1, hash);
+  return `${base}?${redactQuery(query)}`;
+}
+
+/** SQL with string and numeric literals replaced by `?`. */
+export function scrubSql(sql: string): string {
+  return sql
+    .replace(/'(?:[^']|'')*'/g, '?')
+    .replace(/\$[A-Za-z_]*\$[\s\S]*?\$[A-Za-z_]*\$/g, '?')
+    .replace(/\b\d+(\.\d+)?\b/g, (m, _f, offset: number, whole: string) => (whole[offset - 1] === '$' ? m : '?'));
+}
+
+function redactValue(key: string, value: AttributeValue, system: string | undefined): AttributeValue {
+  if (SECRET_FIELDS.has(key) || SECRET_KEY.test(key) || HEADER_KEY.test(key)) return REDACTED;
+  if (typeof value === 'string') {
+    if (URL_KEYS.has(key)) return redactUrl(value);
+    if (REDIS_KEYS.has(key) && system === 'redis') return value.split(' ')[0] ?? '';
+    if (SQL_KEYS.has(key)) return scrubString(scrubSql(value));
+    return scrubString(value);
+  }
+  if (Array.isArray(value)) {
+    return value.map((v) => (typeof v === 'string' ? scrubString(v) : v)) as AttributeValue;
+  }
+  return value;
+}
+
+/** A redacted copy of a set of attributes (the input is not touched). */
+export function redactAttributes(attributes: Attributes): Attributes {
+  const system = (attributes['db.system.name'] ?? attributes['db.system']) as string | undefined;
+  // No prototype: an attribute named `__proto__` stays an attribute.
+  const out = Object.create(null) as Attributes;
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined) continue;
+    out[key] = redactValue(key, value, system);
+  }
+  return out;
+}
+
+function redactEvent(event: TimedEvent): TimedEvent {
+  const attributes = event.attributes === undefined ? undefined : redactAttributes(event.attributes);
+  if (attributes !== undefined && event.name === 'exception') {
+    // A thrown error's message can carry anything (user input, a password in a connection
+    // string): it never leaves the process. The stack keeps only its frames.
+    if ('exception.message' in attributes) attributes['exception.message'] = REDACTED;
+    const stack = attributes['exception.stacktrace'];
+    if (typeof stack === 'string') {
+      attributes['exception.stacktrace'] = stack
+        .split('\n')
+        .filter((line) => /^\s+at /.test(line))
+        .join('\n');
+    }
+  }
+  return { ...event, name: scrubString(event.name), ...(attributes === undefined ? {} : { attributes }) };
+}
+
+function redactLink(link: Link): Link {
+  return link.attributes === undefined ? link : { ...link, attributes: redactAttributes(link.attributes) };
+}
+
+/**
+ * A redacted copy of a finished span: name, attributes, status message (dropped: error
+ * messages carry user data), events (exception messages dropped, stacks reduced to frames),
+ * links. The resource is redacted once per resource by the exporter.
+ */
+export function redactSpan(span: ReadableSpan): ReadableSpan {
+  const status = span.status.message === undefined || span.status.message === '' ? span.status : { ...span.status, message: REDACTED };
+  return {
+    name: scrubString(span.name),
+    kind: span.kind,
+    spanContext: () => span.spanContext(),
+    ...(span.parentSpanContext === undefined ? {} : { parentSpanContext: span.parentSpanContext }),
+    startTime: span.startTime,
+    endTime: span.endTime,
+    status,
+    attributes: redactAttributes(span.attributes),
+    links: span.links.map(redactLink),
+    events: span.events.map(redactEvent),
+    duration: span.duration,
+    ended: span.ended,
+    resource: span.resource,
+    instrumentationScope: span.instrumentationScope,
+    droppedAttributesCount: span.droppedAttributesCount,
+    droppedEventsCount: span.droppedEventsCount,
+    droppedLinksCount: span.droppedLinksCount,
+  };
+}
