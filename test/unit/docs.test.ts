@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CONFIG_DEFAULTS, CONFIG_VARIABLES } from '../../src';
+
+const ROOT = join(__dirname, '..', '..');
+const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const envExample = readFileSync(join(ROOT, '.env.example'), 'utf8');
+
+/** `| \`NAME\` | default | meaning |` rows of the README's configuration table. */
+function readmeRows(): Map<string, string> {
+  const rows = new Map<string, string>();
+  for (const line of readme.split('\n')) {
+    const m = /^\| `([A-Z][A-Z0-9_]+)` \| ([^|]*) \|/.exec(line);
+    if (m?.[1] !== undefined && m[2] !== undefined) rows.set(m[1], m[2].trim());
+  }
+  return rows;
+}
+
+function envExampleValues(): Map<string, string> {
+  const values = new Map<string, string>();
+  for (const line of envExample.split('\n')) {
+    const m = /^([A-Z][A-Z0-9_]+)=(.*)$/.exec(line);
+    if (m?.[1] !== undefined && m[2] !== undefined) values.set(m[1], m[2]);
+  }
+  return values;
+}
+
+describe('the documentation agrees with the code', () => {
+  it('the README table and .env.example list every variable, and nothing else', () => {
+    const rows = readmeRows();
+    const env = envExampleValues();
+    for (const name of CONFIG_VARIABLES) {
+      assert.ok(rows.has(name), `README configuration table lacks ${name}`);
+      assert.ok(env.has(name), `.env.example lacks ${name}`);
+    }
+    for (const name of env.keys()) assert.ok(CONFIG_VARIABLES.includes(name), `.env.example names unknown ${name}`);
+  });
+
+  it('repeats every default exactly as CONFIG_DEFAULTS holds it', () => {
+    const rows = readmeRows();
+    const env = envExampleValues();
+    for (const [name, value] of Object.entries(CONFIG_DEFAULTS)) {
+      assert.equal(rows.get(name), `\`${String(value)}\``, `README default of ${name}`);
+      assert.equal(env.get(name), String(value), `.env.example default of ${name}`);
+    }
+    for (const name of CONFIG_VARIABLES) {
+      if (name in CONFIG_DEFAULTS) continue;
+      assert.equal(env.get(name), '', `.env.example gives ${name} no value (it has no default)`);
+    }
+  });
+});
