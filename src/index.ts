@@ -42,6 +42,7 @@ export {
   rateLimit,
   RATE_LIMITER_DEFAULTS,
   safeIdentity,
+  customIdentity,
 } from './limit';
 export type {
   BreakerOptions,

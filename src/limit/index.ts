@@ -12,7 +12,7 @@ export type {
   SurfaceOptions,
 } from './rate-limiter';
 export type { HeaderForm } from './headers';
-export { ipIdentity, safeIdentity } from './keys';
+export { customIdentity, ipIdentity, safeIdentity } from './keys';
 export { defaultPolicies, loadPolicyFile } from './policy-file';
 export type { PolicySet } from './policy-file';
 export type {

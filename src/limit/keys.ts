@@ -18,6 +18,16 @@ export function safeIdentity(value: string): string {
   return value.length <= MAX_IDENTITY_LENGTH && SAFE_IDENTITY.test(value) ? value : `#${digest(value)}`;
 }
 
+/**
+ * A custom key function's value inside a key. Kept bare (no kind marker: the key stays short),
+ * so values shaped like another kind's marker (`i:`, `p:`, `c:` ...) are hashed: a custom key
+ * can never land in the bucket of the client-IP fallback.
+ */
+export function customIdentity(value: string): string {
+  const s = safeIdentity(value);
+  return /^[a-z]:/.test(s) ? `#${digest(value)}` : s;
+}
+
 function expandIPv6(ip: string): number[] | undefined {
   let text = ip;
   const zone = text.indexOf('%');

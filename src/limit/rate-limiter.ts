@@ -5,7 +5,7 @@ import CircuitBreaker from 'opossum';
 import { sendError } from '../errors';
 import type { RateLimitMetrics } from '../metrics/metrics';
 import { headerWriter, policyHeaderValue, type HeaderForm, type HeaderPolicy, type HeaderWriter } from './headers';
-import { digest, ipIdentity, safeIdentity } from './keys';
+import { customIdentity, digest, ipIdentity, safeIdentity } from './keys';
 import {
   SLIDING_WINDOW,
   TOKEN_BUCKET,
@@ -213,7 +213,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     if (typeof key === 'function') {
       identity = (req, res) => {
         const v = key(req, res);
-        return v === undefined ? ipOf(req) : `k:${safeIdentity(v)}`;
+        return v === undefined ? ipOf(req) : customIdentity(v);
       };
     } else if (key === 'ip' || key === 'principal' || key === 'credential') {
       identity = resolvers[key];

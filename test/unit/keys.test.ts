@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ipIdentity, safeIdentity } from '../../src';
+import { customIdentity, ipIdentity, safeIdentity } from '../../src';
 
 describe('rate limit keys', () => {
   describe('ipIdentity', () => {
@@ -40,6 +40,20 @@ describe('rate limit keys', () => {
         }),
       );
       assert.equal(ipIdentity(undefined, 64), 'unknown');
+    });
+  });
+
+  describe('customIdentity', () => {
+    it('keeps a plain value bare, and hashes values shaped like a kind marker', () => {
+      assert.equal(customIdentity('abcdefgh'), 'abcdefgh');
+      assert.equal(customIdentity('tenant:42'), 'tenant:42');
+      for (const v of ['i:10.0.0.1', 'p:alice', 'c:x', 'k:y']) {
+        const id = customIdentity(v);
+        assert.match(id, /^#[A-Za-z0-9_-]{22}$/, v);
+        assert.notEqual(id, v);
+      }
+      assert.notEqual(customIdentity('i:10.0.0.1'), customIdentity('i:10.0.0.2'));
+      assert.match(customIdentity('}{evil'), /^#/);
     });
   });
 
