@@ -88,7 +88,13 @@ export function sendError(
     for (const [name, value] of Object.entries(options.headers)) res.setHeader(name, value);
   }
   if (options.closeConnection === true) res.setHeader('Connection', 'close');
-  res.status(status).type('application/json').send(JSON.stringify(body));
+  // Written directly rather than through res.send: an error body needs no ETag, no freshness
+  // check and no content-type lookup, and a denial under a flood must cost less than the route.
+  const json = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(json));
+  res.end(json);
 }
 
 /**

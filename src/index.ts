@@ -35,6 +35,7 @@ export {
   createMemoryStore,
   createRateLimiter,
   createRedisStore,
+  REDIS_STORE_DEFAULTS,
   defaultPolicies,
   ipIdentity,
   loadPolicyFile,

@@ -1,100 +1,170 @@
 /**
- * The one Lua script behind every Redis decision. Several checks (one per policy on the
- * request) are decided together, all-or-nothing: a denial by one consumes nothing from the
- * others. Time comes from Redis `TIME`, in microseconds, so the instances need no clock sync.
+ * The one Lua script behind every Redis decision. A call carries one or more independent
+ * decisions (the store coalesces the decisions of one event-loop turn); each decision is one
+ * request's checks (one per policy), decided together, all-or-nothing: a denial by one check
+ * consumes nothing from the others. Time comes from Redis `TIME`, in microseconds, read once
+ * per call, so the instances need no clock sync.
  *
  * Contract
- *   KEYS[i]          the key of check i (all in one hash slot on Cluster)
- *   ARGV[4i-3..4i]   check i: kind, a, b, cost
+ *   ARGV[1]          D, the number of decisions
+ *   ARGV[2]          S, the number of distinct check shapes in the call
+ *   then S shapes of 4 values: kind, a, b, cost
+ *   then, per decision: a decision of one check is the (positive, 1-based) index of its shape;
+ *   a decision of n > 1 checks is -n followed by the shape index of each
+ *   KEYS             the key of every check, in order (on Cluster, all in one hash slot)
  *     kind 1, token bucket stored GCRA-style: one integer per key, the theoretical arrival
  *       time (TAT, µs). a = emission interval T (µs per token), b = burst (tokens).
  *       PX TTL = time until the bucket is full again.
  *     kind 2, exact sliding window: a sorted set of admission times (µs).
  *       a = window (µs), b = limit (requests in any window).
- *   Reply {allowed (1|0), retry_after_us, remaining_1, reset_us_1, remaining_2, reset_us_2, ...}
+ *   Reply, per decision in order: retry_after_us, then remaining_i, reset_us_i for each of its
+ *     checks. retry_after_us is 0 exactly when the decision admits the request (a denial
+ *     always has a positive wait)
  *     remaining_i: what check i has left after this request (before it, when denied: a
  *     denied request changes nothing);
  *     reset_us_i: time until check i is back to full; retry_after_us: 0 when allowed, else
  *     the wait until every denying check would admit the request.
  */
 export const DECIDE_SCRIPT = `
-local time = redis.call('TIME')
+-- Numbers passed to redis.call are written with 17 significant digits, so the µs integers
+-- (below 2^53) reach Redis exactly; only string concatenation would round them.
+local call, tonumber, floor, ceil = redis.call, tonumber, math.floor, math.ceil
+local time = call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local n = #KEYS
-local allowed = 1
-local retry = 0
--- per check: the state to write, and remaining/reset before and after this request
-local state, rem_before, reset_before, rem_after, reset_after = {}, {}, {}, {}, {}
+local reply = {}
+local r = 0
+local k = 0 -- keys used so far
 
-for i = 1, n do
-  local key = KEYS[i]
-  local kind = tonumber(ARGV[4 * i - 3])
-  local a = tonumber(ARGV[4 * i - 2])
-  local b = tonumber(ARGV[4 * i - 1])
-  local cost = tonumber(ARGV[4 * i])
-  if kind == 1 then
-    local interval, burst = a, b
-    local tat = tonumber(redis.call('GET', key)) or now
-    if tat < now then tat = now end
-    local new_tat = tat + interval * cost
-    local allow_at = new_tat - interval * burst
-    rem_before[i] = math.floor((now + interval * burst - tat) / interval)
-    reset_before[i] = tat - now
-    if now < allow_at then
-      allowed = 0
-      if allow_at - now > retry then retry = allow_at - now end
-    else
-      state[i] = new_tat
-      rem_after[i] = math.floor((now + interval * burst - new_tat) / interval)
-      reset_after[i] = new_tat - now
-    end
+-- The distinct check shapes of this call, parsed once.
+local S = tonumber(ARGV[2])
+local KIND, A, B, COST = {}, {}, {}, {}
+for j = 1, S do
+  local o = 3 + 4 * (j - 1)
+  KIND[j] = tonumber(ARGV[o])
+  A[j] = tonumber(ARGV[o + 1])
+  B[j] = tonumber(ARGV[o + 2])
+  COST[j] = tonumber(ARGV[o + 3])
+end
+local p = 3 + 4 * S -- next ARGV to read
+
+-- Scratch tables of the general path, reused by every decision of the call (entries 1..n are
+-- written before they are read).
+local state, rem_before, reset_before, rem_after, reset_after = {}, {}, {}, {}, {}
+local kinds, as, costs = {}, {}, {}
+
+-- The common decision: one token bucket. Same arithmetic as the general path, no tables.
+local function decide_one_bucket(j)
+  local key = KEYS[k + 1]
+  local interval, burst, cost = A[j], B[j], COST[j]
+  local tat = tonumber(call('GET', key)) or now
+  if tat < now then tat = now end
+  local new_tat = tat + interval * cost
+  local allow_at = new_tat - interval * burst
+  if now < allow_at then
+    reply[r + 1] = allow_at - now
+    reply[r + 2] = floor((now + interval * burst - tat) / interval)
+    reply[r + 3] = tat - now
   else
-    local window, limit = a, b
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))
-    local count = redis.call('ZCARD', key)
-    rem_before[i] = limit - count
-    reset_before[i] = 0
-    if count > 0 then
-      local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-      reset_before[i] = tonumber(newest[2]) + window - now
-    end
-    if count + cost > limit then
-      allowed = 0
-      local oldest = redis.call('ZRANGE', key, count + cost - limit - 1, count + cost - limit - 1, 'WITHSCORES')
-      local wait = tonumber(oldest[2]) + window - now
-      if wait > retry then retry = wait end
-    else
-      state[i] = count
-      rem_after[i] = limit - count - cost
-      reset_after[i] = window
-    end
+    call('SET', key, new_tat, 'PX', ceil((new_tat - now) / 1000))
+    reply[r + 1] = 0
+    reply[r + 2] = floor((now + interval * burst - new_tat) / interval)
+    reply[r + 3] = new_tat - now
   end
+  r = r + 3
+  k = k + 1
 end
 
-local reply = {allowed, retry}
-if allowed == 1 then
+local function decide(n)
+  local allowed = 1
+  local retry = 0
+  -- per check: the state to write, and remaining/reset before and after this request
   for i = 1, n do
-    local key = KEYS[i]
-    local kind = tonumber(ARGV[4 * i - 3])
+    local key = KEYS[k + i]
+    local j = tonumber(ARGV[p + i - 1])
+    local kind, a, b, cost = KIND[j], A[j], B[j], COST[j]
+    kinds[i], as[i], costs[i] = kind, a, cost
     if kind == 1 then
-      local ttl_ms = math.ceil((state[i] - now) / 1000)
-      redis.call('SET', key, string.format('%d', state[i]), 'PX', ttl_ms)
-    else
-      local window = tonumber(ARGV[4 * i - 2])
-      local cost = tonumber(ARGV[4 * i])
-      for j = 1, cost do
-        local member = string.format('%d', now) .. ':' .. (state[i] + j)
-        redis.call('ZADD', key, string.format('%d', now), member)
+      local interval, burst = a, b
+      local tat = tonumber(call('GET', key)) or now
+      if tat < now then tat = now end
+      local new_tat = tat + interval * cost
+      local allow_at = new_tat - interval * burst
+      rem_before[i] = floor((now + interval * burst - tat) / interval)
+      reset_before[i] = tat - now
+      if now < allow_at then
+        allowed = 0
+        if allow_at - now > retry then retry = allow_at - now end
+      else
+        state[i] = new_tat
+        rem_after[i] = floor((now + interval * burst - new_tat) / interval)
+        reset_after[i] = new_tat - now
       end
-      redis.call('PEXPIRE', key, math.ceil(window / 1000))
+    else
+      local window, limit = a, b
+      call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))
+      local count = call('ZCARD', key)
+      rem_before[i] = limit - count
+      reset_before[i] = 0
+      if count > 0 then
+        local newest = call('ZRANGE', key, -1, -1, 'WITHSCORES')
+        reset_before[i] = tonumber(newest[2]) + window - now
+      end
+      if count + cost > limit then
+        allowed = 0
+        local oldest = call('ZRANGE', key, count + cost - limit - 1, count + cost - limit - 1, 'WITHSCORES')
+        -- a cost above the limit can never pass: report a whole window
+        local wait = window
+        if oldest[2] then wait = tonumber(oldest[2]) + window - now end
+        if wait > retry then retry = wait end
+      else
+        state[i] = count
+        rem_after[i] = limit - count - cost
+        reset_after[i] = window
+      end
     end
-    reply[2 * i + 1] = rem_after[i]
-    reply[2 * i + 2] = reset_after[i]
   end
-else
-  for i = 1, n do
-    reply[2 * i + 1] = rem_before[i]
-    reply[2 * i + 2] = reset_before[i]
+
+  reply[r + 1] = retry
+  if allowed == 1 then
+    for i = 1, n do
+      local key = KEYS[k + i]
+      if kinds[i] == 1 then
+        local ttl_ms = ceil((state[i] - now) / 1000)
+        call('SET', key, state[i], 'PX', ttl_ms)
+      else
+        for j = 1, costs[i] do
+          local member = string.format('%d', now) .. ':' .. (state[i] + j)
+          call('ZADD', key, string.format('%d', now), member)
+        end
+        call('PEXPIRE', key, ceil(as[i] / 1000))
+      end
+      reply[r + 2 * i] = rem_after[i]
+      reply[r + 2 * i + 1] = reset_after[i]
+    end
+  else
+    for i = 1, n do
+      reply[r + 2 * i] = rem_before[i]
+      reply[r + 2 * i + 1] = reset_before[i]
+    end
+  end
+  r = r + 1 + 2 * n
+  k = k + n
+  p = p + n
+end
+
+for _ = 1, tonumber(ARGV[1]) do
+  local x = tonumber(ARGV[p])
+  p = p + 1
+  if x > 0 then
+    -- one check, of shape x
+    if KIND[x] == 1 then
+      decide_one_bucket(x)
+    else
+      p = p - 1
+      decide(1)
+    end
+  else
+    decide(-x)
   end
 end
 return reply

@@ -1,6 +1,6 @@
 export { createMemoryStore, MEMORY_STORE_DEFAULTS } from './memory-store';
 export type { MemoryStoreOptions } from './memory-store';
-export { createRedisStore } from './redis-store';
+export { createRedisStore, REDIS_STORE_DEFAULTS } from './redis-store';
 export type { RedisStoreOptions } from './redis-store';
 export { createRateLimiter, rateLimit, RATE_LIMITER_DEFAULTS } from './rate-limiter';
 export type {

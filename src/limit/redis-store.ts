@@ -1,4 +1,5 @@
-import type { Redis, Cluster } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import { Cluster, type Redis } from 'ioredis';
 import { DECIDE_SCRIPT } from './decide-script';
 import type { Check, Decision, RateLimitStore } from './types';
 
@@ -6,51 +7,143 @@ import type { Check, Decision, RateLimitStore } from './types';
 export interface RedisStoreOptions {
   /** An ioredis client (standalone, Sentinel or Cluster). The store does not close it. */
   readonly client: Redis | Cluster;
+  /**
+   * Most decisions sent in one script call. The decisions made in one event-loop turn are
+   * coalesced into one `EVALSHA` (per hash slot on Cluster); `1` sends one call per decision.
+   */
+  readonly maxBatch?: number;
 }
+
+/** Defaults of {@link createRedisStore}. */
+export const REDIS_STORE_DEFAULTS = Object.freeze({ maxBatch: 128 });
 
 const COMMAND = 'rampartDecide';
 
 type DecideCommand = (numKeys: number, ...args: (string | number)[]) => Promise<unknown>;
 
-function parseReply(reply: unknown, n: number): Decision {
-  if (!Array.isArray(reply) || reply.length !== 2 + 2 * n) {
-    throw new Error(`unexpected reply from the rate limit script: ${JSON.stringify(reply)}`);
+interface Pending {
+  readonly checks: readonly Check[];
+  resolve(decision: Decision): void;
+  reject(err: unknown): void;
+}
+
+function parseReply(reply: unknown, batch: readonly Pending[]): Decision[] {
+  const expected = batch.reduce((sum, p) => sum + 1 + 2 * p.checks.length, 0);
+  if (!Array.isArray(reply) || reply.length !== expected) {
+    throw new Error(`unexpected reply from the rate limit script: ${JSON.stringify(reply)?.slice(0, 200)}`);
   }
-  const remaining = new Array<number>(n);
-  const resetUs = new Array<number>(n);
-  for (let i = 0; i < n; i++) {
-    remaining[i] = Number(reply[2 + 2 * i]);
-    resetUs[i] = Number(reply[3 + 2 * i]);
+  const out = new Array<Decision>(batch.length);
+  let r = 0;
+  for (let d = 0; d < batch.length; d++) {
+    const n = (batch[d] as Pending).checks.length;
+    const remaining = new Array<number>(n);
+    const resetUs = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      remaining[i] = Number(reply[r + 1 + 2 * i]);
+      resetUs[i] = Number(reply[r + 2 + 2 * i]);
+    }
+    const retryAfterUs = Number(reply[r]);
+    out[d] = { allowed: retryAfterUs === 0, retryAfterUs, remaining, resetUs };
+    r += 1 + 2 * n;
   }
-  return { allowed: Number(reply[0]) === 1, retryAfterUs: Number(reply[1]), remaining, resetUs };
+  return out;
+}
+
+/** The 1-based index of `c`'s (kind, a, b, cost) in `shapes` (4 numbers each), added if new. */
+function shapeIndex(shapes: number[], c: Check): number {
+  // A call holds a handful of distinct policies: a linear scan allocates nothing.
+  for (let o = 0; o < shapes.length; o += 4) {
+    if (shapes[o] === c.kind && shapes[o + 1] === c.a && shapes[o + 2] === c.b && shapes[o + 3] === c.cost) return o / 4 + 1;
+  }
+  shapes.push(c.kind, c.a, c.b, c.cost);
+  return shapes.length / 4;
 }
 
 /**
- * The Redis store: one EVALSHA per decision (ioredis sends EVAL once per connection and again
- * only after NOSCRIPT, never on any other error), the clock from Redis `TIME`.
+ * The Redis store: every decision is one pass of one Lua script, with the clock from Redis
+ * `TIME`. The decisions of one event-loop turn share a call (ioredis sends `EVALSHA`, falling
+ * back to `EVAL` only on NOSCRIPT), so a busy process pays one round trip and one script
+ * start for many requests; a call failing fails each of its decisions.
  */
 export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
   const { client } = options;
+  const maxBatch = options.maxBatch ?? REDIS_STORE_DEFAULTS.maxBatch;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new TypeError(`maxBatch must be a positive integer, got ${maxBatch}`);
   if (typeof (client as unknown as Record<string, unknown>)[COMMAND] !== 'function') {
     client.defineCommand(COMMAND, { lua: DECIDE_SCRIPT });
   }
-  const decide = (client as unknown as Record<string, DecideCommand>)[COMMAND] as DecideCommand;
+  const command = (client as unknown as Record<string, DecideCommand>)[COMMAND] as DecideCommand;
+  const cluster = client instanceof Cluster;
+
+  let queue: Pending[] = [];
+  let scheduled = false;
+
+  function send(batch: readonly Pending[]): void {
+    // Each distinct (kind, a, b, cost) goes once; a check names its shape by index, so a
+    // single-policy decision costs its key and one small number.
+    const keys: string[] = [];
+    const shapes: number[] = [];
+    const refs: number[] = [];
+    for (const p of batch) {
+      const n = p.checks.length;
+      if (n > 1) refs.push(-n);
+      for (const c of p.checks) {
+        keys.push(c.key);
+        refs.push(shapeIndex(shapes, c));
+      }
+    }
+    const numKeys = keys.length;
+    const args = [...keys, batch.length, shapes.length / 4, ...shapes, ...refs];
+    command.call(client, numKeys, ...args).then(
+      (reply) => {
+        let decisions: Decision[];
+        try {
+          decisions = parseReply(reply, batch);
+        } catch (err) {
+          for (const p of batch) p.reject(err);
+          return;
+        }
+        for (let i = 0; i < batch.length; i++) (batch[i] as Pending).resolve(decisions[i] as Decision);
+      },
+      (err: unknown) => {
+        for (const p of batch) p.reject(err);
+      },
+    );
+  }
+
+  function flush(): void {
+    scheduled = false;
+    const pending = queue;
+    queue = [];
+    if (!cluster) {
+      for (let i = 0; i < pending.length; i += maxBatch) send(pending.slice(i, i + maxBatch));
+      return;
+    }
+    // On Cluster a call's keys must share a slot: one batch per slot.
+    const bySlot = new Map<number, Pending[]>();
+    for (const p of pending) {
+      const slot = calculateSlot((p.checks[0] as Check).key);
+      const group = bySlot.get(slot);
+      if (group === undefined) bySlot.set(slot, [p]);
+      else group.push(p);
+    }
+    for (const group of bySlot.values()) {
+      for (let i = 0; i < group.length; i += maxBatch) send(group.slice(i, i + maxBatch));
+    }
+  }
+
   return {
     name: 'redis',
-    async decide(checks: readonly Check[]): Promise<Decision> {
-      const n = checks.length;
-      const args = new Array<string | number>(5 * n);
-      for (let i = 0; i < n; i++) {
-        const c = checks[i] as Check;
-        args[i] = c.key;
-        const o = n + 4 * i;
-        args[o] = c.kind;
-        args[o + 1] = c.a;
-        args[o + 2] = c.b;
-        args[o + 3] = c.cost;
-      }
-      const reply = await decide.call(client, n, ...args);
-      return parseReply(reply, n);
+    decide(checks: readonly Check[]): Promise<Decision> {
+      if (checks.length === 0) return Promise.reject(new TypeError('decide() needs at least one check'));
+      return new Promise<Decision>((resolve, reject) => {
+        queue.push({ checks, resolve, reject });
+        if (!scheduled) {
+          scheduled = true;
+          // After the I/O callbacks of this turn: the requests that arrived together go together.
+          setImmediate(flush);
+        }
+      });
     },
     close() {
       return Promise.resolve();

@@ -131,6 +131,29 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       assert.equal((await s.store.decide([window])).allowed, false);
     });
 
+    it('decisions made in the same turn are decided in order, each all-or-nothing', async () => {
+      // One hour per token and per window: nothing refills during the test.
+      const a = (cost = 1) => tokenBucket(key('a'), 1 / 3600, 3, cost);
+      const b = () => slidingWindow(key('b'), 2, 3_600_000);
+      const c = () => tokenBucket(key('c'), 1 / 3600, 10);
+      // Fired together: a store may coalesce them into one call, and must keep their order.
+      const batch: Check[][] = [[a()], [b()], [a(), b()], [b()], [a(), b()], [c(), a()], [a()], [b(), c()], [a(2)], [c()]];
+      const got = await Promise.all(batch.map((checks) => s.store.decide(checks)));
+      const summary = got.map((d) => [d.allowed, d.retryAfterUs === 0, ...d.remaining]);
+      assert.deepEqual(summary, [
+        [true, true, 2], // a: 3 -> 2
+        [true, true, 1], // b: 2 -> 1
+        [true, true, 1, 0], // a -> 1, b -> 0
+        [false, false, 0], // b full
+        [false, false, 1, 0], // denied by b: a keeps its token
+        [true, true, 9, 0], // c -> 9, a -> 0
+        [false, false, 0], // a empty
+        [false, false, 0, 9], // denied by b: c keeps its token
+        [false, false, 0], // a: cost 2, empty
+        [true, true, 8], // c -> 8
+      ]);
+    });
+
     it('keeps buckets apart by key', async () => {
       const a = tokenBucket(key('x'), 0.01, 1);
       const b = tokenBucket(`${prefix}:x:{other}`, 0.01, 1);
