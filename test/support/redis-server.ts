@@ -1,29 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { freePort } from '../../scripts/ports';
 
-/** Ports for test servers: below the kernel's ephemeral range (32768+), above common services. */
-const PORT_RANGE = { min: 20_000, max: 29_999 };
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** A free port in the test range (and, if `withBus`, port+10000 free too, for a cluster node). */
-export async function freePort(withBus = false): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const port = PORT_RANGE.min + Math.floor(Math.random() * (PORT_RANGE.max - PORT_RANGE.min - (withBus ? 10_000 : 0)));
-    if ((await portFree(port)) && (!withBus || (await portFree(port + 10_000)))) return port;
-  }
-  throw new Error('no free port found');
-}
+export { freePort } from '../../scripts/ports';
 
 /** A redis-server process this test started, in its own temp dir; stopped by PID, never by name. */
 export interface RedisProcess {

@@ -1,0 +1,119 @@
+// Raw decisions per second of one limiter's store, no HTTP: `concurrency` callers in one process,
+// keys rotating over 10,000 clients. Also the accuracy hammer: with `hammer`, waits for a line on
+// stdin, makes `requests` decisions on one key and prints how many were admitted.
+// argv: decisions <store> <redisUrl> <durationSec> <concurrency>
+//       hammer <store> <redisUrl> <key> <requests> <concurrency> <amount>
+import { Redis } from 'ioredis';
+import { RedisStore, type RedisReply } from 'rate-limit-redis';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { createRedisClient, createRedisStore } from '../src';
+import { CLIENT_KEYS, clientKey, PREFIXES } from './limits';
+
+export type StoreName = 'rampart' | 'rlf' | 'rlf-autopipelining' | 'erl';
+
+/** One decision on `key` against a limit of `amount` per hour: true when admitted. */
+type Decide = (key: string) => Promise<boolean>;
+
+const HOUR = 3600;
+
+async function ready(client: { status: string; once(event: 'ready', cb: () => void): unknown; connect?(): Promise<void> }): Promise<void> {
+  if (client.status === 'ready') return;
+  if (client.status === 'wait') await client.connect?.();
+  if ((client.status as string) !== 'ready') await new Promise<void>((resolve) => client.once('ready', resolve));
+}
+
+async function open(store: StoreName, url: string, amount: number): Promise<{ decide: Decide; close(): Promise<void> }> {
+  switch (store) {
+    case 'rampart': {
+      const client = createRedisClient(url);
+      await ready(client);
+      const s = createRedisStore({ client, maxBatch: Number(process.env['MAX_BATCH'] ?? 128) });
+      // A day to refill: nothing comes back during a run.
+      const a = Math.round((86_400 * 1_000_000) / amount);
+      return {
+        decide: async (key) => (await s.decide([{ key: `${PREFIXES.rampart}:p:{${key}}`, kind: 1, a, b: amount, cost: 1 }])).allowed,
+        close: async () => void (await client.quit()),
+      };
+    }
+    case 'rlf':
+    case 'rlf-autopipelining': {
+      const client = new Redis(url, { enableOfflineQueue: false, enableAutoPipelining: store === 'rlf-autopipelining' });
+      await ready(client);
+      const rlf = new RateLimiterRedis({ storeClient: client, keyPrefix: PREFIXES.rlf, points: amount, duration: HOUR });
+      return {
+        decide: (key) =>
+          rlf.consume(key).then(
+            () => true,
+            (rej: unknown) => {
+              if (rej instanceof RateLimiterRes) return false;
+              throw rej;
+            },
+          ),
+        close: async () => void (await client.quit()),
+      };
+    }
+    case 'erl': {
+      const client = new Redis(url);
+      await ready(client);
+      const s = new RedisStore({ prefix: PREFIXES.erl, sendCommand: (command: string, ...args: string[]) => client.call(command, ...args) as Promise<RedisReply> });
+      s.init({ windowMs: HOUR * 1000 } as Parameters<RedisStore['init']>[0]);
+      return {
+        decide: async (key) => (await s.increment(key)).totalHits <= amount,
+        close: async () => void (await client.quit()),
+      };
+    }
+  }
+}
+
+async function decisions(store: StoreName, url: string, durationSec: number, concurrency: number): Promise<void> {
+  const s = await open(store, url, 1_000_000_000);
+  let next = 0;
+  let count = 0;
+  const run = async (until: number) => {
+    while (Date.now() < until) {
+      await s.decide(clientKey(next++ % CLIENT_KEYS));
+      count++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, () => run(Date.now() + 1000))); // warm-up
+  count = 0;
+  const started = process.hrtime.bigint();
+  const until = Date.now() + durationSec * 1000;
+  await Promise.all(Array.from({ length: concurrency }, () => run(until)));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  process.stdout.write(`${JSON.stringify({ store, decisionsPerSecond: Math.round(count / seconds), decisions: count })}\n`);
+  await s.close();
+}
+
+async function hammer(store: StoreName, url: string, key: string, requests: number, concurrency: number, amount: number): Promise<void> {
+  const s = await open(store, url, amount);
+  let left = requests;
+  let admitted = 0;
+  let failed = 0;
+  process.stdout.write('ready\n');
+  await new Promise((resolve) => process.stdin.once('data', resolve));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (left > 0) {
+        left--;
+        try {
+          if (await s.decide(key)) admitted++;
+        } catch {
+          failed++;
+        }
+      }
+    }),
+  );
+  process.stdout.write(`${JSON.stringify({ admitted, failed })}\n`);
+  await s.close();
+}
+
+const [command, store = 'rampart', url = '', ...rest] = process.argv.slice(2);
+const main =
+  command === 'decisions'
+    ? decisions(store as StoreName, url, Number(rest[0] ?? 5), Number(rest[1] ?? 100))
+    : hammer(store as StoreName, url, rest[0] ?? 'k', Number(rest[1] ?? 1000), Number(rest[2] ?? 50), Number(rest[3] ?? 100));
+main.catch((err: unknown) => {
+  process.stderr.write(`${String(err)}\n`);
+  process.exit(1);
+});

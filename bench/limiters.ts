@@ -1,0 +1,210 @@
+// `npm run bench`: rampart against bare Express, express-rate-limit + rate-limit-redis and
+// rate-limiter-flexible, in one run, on a Redis this script starts. Every number is also given
+// as a ratio to bare Express (or to rate-limiter-flexible) from the same run.
+//   HTTP, all allowed: 50 connections, 10,000 client keys in a header, from a separate process
+//   flood: one key, 100 per minute, almost every request denied
+//   decisions/s: each store's decision function, 100 concurrent callers, 10,000 keys, no HTTP
+//   memory: Redis MEMORY USAGE of one active key per limiter, 8-character identity
+//   accuracy: 4 processes hammering one bucket; admitted vs configured
+// env: DURATION (s per HTTP run, default 10), ROUNDS (default 2), DECISIONS_DURATION (default 5),
+//      ONLY (comma list of allow,flood,decisions,memory,accuracy; results are written only for all)
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { startRedisServer, type RedisProcess } from '../test/support/redis-server';
+import { ROOT, startServer } from './lib';
+import { APP_LABELS, APPS, CLIENT_KEYS, PREFIXES, type AppName, type Scenario } from './limits';
+import type { StoreName } from './decisions';
+
+const DURATION = Number(process.env['DURATION'] ?? 10);
+const ROUNDS = Number(process.env['ROUNDS'] ?? 2);
+const DECISIONS_DURATION = Number(process.env['DECISIONS_DURATION'] ?? 5);
+const CONNECTIONS = 50;
+const TSX = ['--require', 'tsx/cjs'];
+
+interface Load {
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly total: number;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly statuses: Record<string, number>;
+}
+
+function run(args: readonly string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...TSX, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')} exited ${code}`))));
+    if (input !== undefined) child.stdin.end(input);
+    else child.stdin.end();
+  });
+}
+
+async function load(port: number, durationSec: number, keys: number): Promise<Load> {
+  const out = await run([join(ROOT, 'bench', 'load.ts'), `http://127.0.0.1:${port}/json`, String(CONNECTIONS), String(durationSec), String(keys)]);
+  return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Load;
+}
+
+async function http(redis: RedisProcess, scenario: Scenario): Promise<Record<AppName, Load[]>> {
+  const results = Object.fromEntries(APPS.map((a) => [a, [] as Load[]])) as Record<AppName, Load[]>;
+  for (let round = 0; round < ROUNDS; round++) {
+    // Rotate the order so that no app always runs first (or last) in a round.
+    const order = APPS.map((_, i) => APPS[(i + round) % APPS.length] as AppName);
+    for (const app of order) {
+      const server = await startServer(TSX.concat(join(ROOT, 'bench', 'servers', 'limiter-app.ts')), { APP: app, SCENARIO: scenario, REDIS_URL: redis.url }, '/ready');
+      const keys = scenario === 'allow' ? CLIENT_KEYS : 1;
+      await load(server.port, 2, keys); // warm-up (and, in a flood, exhausts the one key)
+      const r = await load(server.port, DURATION, keys);
+      results[app].push(r);
+      process.stderr.write(`${scenario} ${app} round ${round + 1}: ${Math.round(r.requestsPerSecond)} req/s p50 ${r.p50Ms} p99 ${r.p99Ms} ${JSON.stringify(r.statuses)}\n`);
+      await server.stop();
+    }
+  }
+  return results;
+}
+
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const ratio = (x: number, base: number) => Number((x / base).toFixed(3));
+
+function summarize(results: Record<AppName, Load[]>) {
+  const bare = mean(results.bare.map((r) => r.requestsPerSecond));
+  const bareP99 = mean(results.bare.map((r) => r.p99Ms));
+  return APPS.map((app) => {
+    const rs = results[app];
+    const rps = mean(rs.map((r) => r.requestsPerSecond));
+    const statuses: Record<string, number> = {};
+    for (const r of rs) for (const [k, v] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+    return {
+      app: APP_LABELS[app],
+      rps: Math.round(rps),
+      ratio: ratio(rps, bare),
+      p50Ms: mean(rs.map((r) => r.p50Ms)),
+      p99Ms: mean(rs.map((r) => r.p99Ms)),
+      p99AddedMs: Number((mean(rs.map((r) => r.p99Ms)) - bareP99).toFixed(2)),
+      errors: rs.reduce((a, r) => a + r.errors + r.timeouts, 0),
+      statuses,
+    };
+  });
+}
+
+const STORES: readonly StoreName[] = ['rampart', 'rlf', 'rlf-autopipelining', 'erl'];
+
+async function decisions(redis: RedisProcess) {
+  const rows: { store: StoreName; decisionsPerSecond: number }[] = [];
+  for (const store of STORES) {
+    const out = await run([join(ROOT, 'bench', 'decisions.ts'), 'decisions', store, redis.url, String(DECISIONS_DURATION), '100']);
+    const r = JSON.parse(out.trim()) as { decisionsPerSecond: number };
+    rows.push({ store, decisionsPerSecond: r.decisionsPerSecond });
+    process.stderr.write(`decisions ${store}: ${r.decisionsPerSecond}/s\n`);
+  }
+  const rlf = rows.find((r) => r.store === 'rlf')?.decisionsPerSecond ?? 1;
+  return rows.map((r) => ({ ...r, ratioToRlf: ratio(r.decisionsPerSecond, rlf) }));
+}
+
+/** MEMORY USAGE of the key(s) each limiter keeps for one 8-character identity. */
+async function memory(redis: RedisProcess) {
+  const identity = 'abcdefgh';
+  const rows: { limiter: string; key: string; bytes: number }[] = [];
+  const client = new Redis(redis.url);
+  for (const store of ['erl', 'rlf', 'rampart'] as const) {
+    await run([join(ROOT, 'bench', 'decisions.ts'), 'hammer', store, redis.url, identity, '1', '1', '100'], 'go\n');
+    const pattern = store === 'erl' ? `${PREFIXES.erl}${identity}` : store === 'rlf' ? `${PREFIXES.rlf}:${identity}` : `${PREFIXES.rampart}:p:{${identity}}`;
+    const keys = await client.keys(pattern);
+    if (keys.length !== 1) throw new Error(`${store}: expected one key ${pattern}, found ${keys.join(', ')}`);
+    const key = keys[0] as string;
+    rows.push({ limiter: store, key, bytes: Number(await client.call('MEMORY', 'USAGE', key)) });
+  }
+  // The sample API's own naming: prefix rl, policy public, an IPv4 identity of 8 characters.
+  const sample = 'rl:public:{i:10.0.0.1}';
+  await client.set(sample, '1764150000000000', 'PX', 60_000);
+  rows.push({ limiter: 'rampart (sample API naming)', key: sample, bytes: Number(await client.call('MEMORY', 'USAGE', sample)) });
+  await client.quit();
+  return rows;
+}
+
+/** 4 processes, 1,000 decisions each (50 in flight per process), on a bucket of 1,000. */
+async function accuracy(redis: RedisProcess) {
+  const amount = 1000;
+  const rows: { limiter: StoreName; configured: number; attempted: number; admitted: number; failed: number }[] = [];
+  for (const store of ['rampart', 'rlf', 'erl'] as const) {
+    const key = `acc${store.length}${Date.now() % 100000}`;
+    const procs = Array.from({ length: 4 }, () => {
+      const child = spawn(process.execPath, [...TSX, join(ROOT, 'bench', 'decisions.ts'), 'hammer', store, redis.url, key, '1000', '50', String(amount)], {
+        cwd: ROOT,
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const ready = new Promise<void>((resolve) => {
+        const check = () => (out.includes('ready') ? resolve() : setTimeout(check, 20));
+        check();
+      });
+      const done = new Promise<{ admitted: number; failed: number }>((resolve, reject) =>
+        child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as { admitted: number; failed: number }) : reject(new Error(`hammer exited ${code}`)))),
+      );
+      return { child, ready, done };
+    });
+    await Promise.all(procs.map((p) => p.ready));
+    for (const p of procs) p.child.stdin.end('go\n');
+    const results = await Promise.all(procs.map((p) => p.done));
+    rows.push({
+      limiter: store,
+      configured: amount,
+      attempted: 4000,
+      admitted: results.reduce((a, r) => a + r.admitted, 0),
+      failed: results.reduce((a, r) => a + r.failed, 0),
+    });
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const redis = await startRedisServer();
+  try {
+    const only = (process.env['ONLY'] ?? 'allow,flood,decisions,memory,accuracy').split(',');
+    const allow = only.includes('allow') ? summarize(await http(redis, 'allow')) : [];
+    const flood = only.includes('flood') ? summarize(await http(redis, 'flood')) : [];
+    const dps = only.includes('decisions') ? await decisions(redis) : [];
+    const mem = only.includes('memory') ? await memory(redis) : [];
+    const acc = only.includes('accuracy') ? await accuracy(redis) : [];
+    console.log(`\nHTTP, every request allowed (${CONNECTIONS} connections, ${CLIENT_KEYS} keys, ${ROUNDS} x ${DURATION} s)`);
+    console.table(allow.map(({ statuses: _s, ...r }) => r));
+    console.log('\nFlood: one key, 100 per minute');
+    console.table(flood);
+    console.log('\nDecisions per second (one process, 100 concurrent callers, 10,000 keys)');
+    console.table(dps);
+    console.log('\nRedis MEMORY USAGE per key, 8-character identity');
+    console.table(mem);
+    console.log('\nAccuracy: 4 processes x 1,000 decisions on one bucket of 1,000');
+    console.table(acc);
+    const result = {
+      date: new Date().toISOString(),
+      node: process.version,
+      redis: (await new Redis(redis.url).info('server').then((s) => /redis_version:(\S+)/.exec(s)?.[1])) ?? 'unknown',
+      durationSec: DURATION,
+      rounds: ROUNDS,
+      connections: CONNECTIONS,
+      clientKeys: CLIENT_KEYS,
+      allow,
+      flood,
+      decisions: dps,
+      memory: mem,
+      accuracy: acc,
+    };
+    if (only.length === 5) writeFileSync(join(ROOT, 'bench', 'results', 'limiters.json'), `${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    await redis.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
