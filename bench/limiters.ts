@@ -44,23 +44,33 @@ function run(args: readonly string[], input?: string): Promise<string> {
   });
 }
 
-async function load(port: number, durationSec: number, keys: number): Promise<Load> {
-  const out = await run([join(ROOT, 'bench', 'load.ts'), `http://127.0.0.1:${port}/json`, String(CONNECTIONS), String(durationSec), String(keys)]);
+async function load(port: number, durationSec: number, keys: number, rate = 0): Promise<Load> {
+  const out = await run([join(ROOT, 'bench', 'load.ts'), `http://127.0.0.1:${port}/json`, String(CONNECTIONS), String(durationSec), String(keys), String(rate)]);
   return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Load;
 }
 
-async function http(redis: RedisProcess, scenario: Scenario): Promise<Record<AppName, Load[]>> {
+/** Store tuning knobs handed to the servers, for experiments (MAX_BATCH, AUTO_PIPELINING). */
+function passThrough(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ['MAX_BATCH', 'AUTO_PIPELINING']) {
+    const v = process.env[name];
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
+}
+
+async function http(redis: RedisProcess, scenario: Scenario, rate = 0): Promise<Record<AppName, Load[]>> {
   const results = Object.fromEntries(APPS.map((a) => [a, [] as Load[]])) as Record<AppName, Load[]>;
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate the order so that no app always runs first (or last) in a round.
     const order = APPS.map((_, i) => APPS[(i + round) % APPS.length] as AppName);
     for (const app of order) {
-      const server = await startServer(TSX.concat(join(ROOT, 'bench', 'servers', 'limiter-app.ts')), { APP: app, SCENARIO: scenario, REDIS_URL: redis.url }, '/ready');
+      const server = await startServer(TSX.concat(join(ROOT, 'bench', 'servers', 'limiter-app.ts')), { APP: app, SCENARIO: scenario, REDIS_URL: redis.url, ...passThrough() }, '/ready');
       const keys = scenario === 'allow' ? CLIENT_KEYS : 1;
       await load(server.port, 2, keys); // warm-up (and, in a flood, exhausts the one key)
-      const r = await load(server.port, DURATION, keys);
+      const r = await load(server.port, DURATION, keys, rate);
       results[app].push(r);
-      process.stderr.write(`${scenario} ${app} round ${round + 1}: ${Math.round(r.requestsPerSecond)} req/s p50 ${r.p50Ms} p99 ${r.p99Ms} ${JSON.stringify(r.statuses)}\n`);
+      process.stderr.write(`${scenario}${rate > 0 ? ` at ${rate}/s` : ''} ${app} round ${round + 1}: ${Math.round(r.requestsPerSecond)} req/s p50 ${r.p50Ms} p99 ${r.p99Ms} ${JSON.stringify(r.statuses)}\n`);
       await server.stop();
     }
   }
@@ -167,12 +177,17 @@ async function main(): Promise<void> {
   try {
     const only = (process.env['ONLY'] ?? 'allow,flood,decisions,memory,accuracy').split(',');
     const allow = only.includes('allow') ? summarize(await http(redis, 'allow')) : [];
+    // Latency without queueing: the same load at a fixed rate, half of bare Express's throughput.
+    const fixedRate = Math.round(((allow[0]?.rps ?? 10_000) * 0.5) / 100) * 100;
+    const paced = only.includes('allow') ? summarize(await http(redis, 'allow', fixedRate)) : [];
     const flood = only.includes('flood') ? summarize(await http(redis, 'flood')) : [];
     const dps = only.includes('decisions') ? await decisions(redis) : [];
     const mem = only.includes('memory') ? await memory(redis) : [];
     const acc = only.includes('accuracy') ? await accuracy(redis) : [];
     console.log(`\nHTTP, every request allowed (${CONNECTIONS} connections, ${CLIENT_KEYS} keys, ${ROUNDS} x ${DURATION} s)`);
     console.table(allow.map(({ statuses: _s, ...r }) => r));
+    console.log(`\nHTTP, every request allowed, paced at ${fixedRate} requests/s (latency without queueing)`);
+    console.table(paced.map(({ statuses: _s, ...r }) => r));
     console.log('\nFlood: one key, 100 per minute');
     console.table(flood);
     console.log('\nDecisions per second (one process, 100 concurrent callers, 10,000 keys)');
@@ -190,6 +205,8 @@ async function main(): Promise<void> {
       connections: CONNECTIONS,
       clientKeys: CLIENT_KEYS,
       allow,
+      pacedRate: fixedRate,
+      paced,
       flood,
       decisions: dps,
       memory: mem,

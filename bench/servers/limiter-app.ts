@@ -63,10 +63,10 @@ function limiter(): RequestHandler | undefined {
       };
     }
     case 'rampart': {
-      const client = createRedisClient(redisUrl);
+      const client = createRedisClient(redisUrl, { autoPipelining: process.env['AUTO_PIPELINING'] !== 'false' });
       client.on('error', () => undefined);
       return rateLimit({
-        store: createRedisStore({ client }),
+        store: createRedisStore({ client, maxBatch: Number(process.env['MAX_BATCH'] ?? 128) }),
         prefix: PREFIXES.rampart,
         policies: {
           p: { algorithm: 'token_bucket', rps: limit.amount / limit.windowSeconds, burst: limit.amount, key: clientKey },
