@@ -144,6 +144,8 @@ export function killPid(pid: number): void {
 export interface ClusterOptions {
   /** cluster-node-timeout. Default 1000. */
   readonly nodeTimeoutMs?: number;
+  /** cluster-require-full-coverage. Default false (see the README's Cluster notes). */
+  readonly requireFullCoverage?: boolean;
   readonly detached?: boolean;
 }
 
@@ -208,7 +210,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       nodes.push(
         await startNode(port, join(root, String(port)), {
           detached: options.detached ?? false,
-          args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(nodeTimeout), '--protected-mode', 'no'],
+          args: [
+            '--cluster-enabled', 'yes',
+            '--cluster-config-file', 'nodes.conf',
+            '--cluster-node-timeout', String(nodeTimeout),
+            // A failed shard should not stop the others: the default (yes) answers CLUSTERDOWN
+            // for every slot from the moment a master is marked failed until its replica takes over.
+            '--cluster-require-full-coverage', options.requireFullCoverage === true ? 'yes' : 'no',
+            '--protected-mode', 'no',
+          ],
         }),
       );
     }

@@ -99,7 +99,7 @@ export interface RateLimiter {
   limit(...policies: string[]): RequestHandler;
   /** A middleware that applies the policies of the first surface matching the request. */
   surfaces(): RequestHandler;
-  /** The circuit breaker's state. */
+  /** The circuit breakers' state: the worst of them (one per failure domain of the store). */
   readonly breakerState: BreakerState;
   /** Stops the breaker's timers. The store is not closed: it was passed in. */
   close(): Promise<void>;
@@ -290,19 +290,56 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
 
   // --- backend call: deadline + circuit breaker ------------------------------------------
   const b = { ...d.breaker, ...options.breaker };
-  const breaker = new CircuitBreaker((checks: readonly Check[]) => store.decide(checks), {
-    timeout: deadlineMs,
-    errorThresholdPercentage: b.errorThresholdPercentage,
-    volumeThreshold: b.volumeThreshold,
-    resetTimeout: b.resetTimeoutMs,
-    rollingCountTimeout: b.rollingWindowMs,
-    rollingCountBuckets: 10,
-  });
   const setBreakerGauge = (value: number) => metrics?.breakerState.labels(store.name).set(value);
   setBreakerGauge(0);
-  breaker.on('close', () => setBreakerGauge(0));
-  breaker.on('halfOpen', () => setBreakerGauge(2));
-  breaker.on('open', () => setBreakerGauge(1));
+  // One breaker per failure domain of the store (one, unless the store says otherwise).
+  const breakers = new Map<string, CircuitBreaker<[readonly Check[]], Decision>>();
+  const MAX_BREAKERS = 64;
+  const worstState = () => {
+    let state = 0;
+    for (const br of breakers.values()) state = Math.max(state, br.opened ? 2 : br.halfOpen ? 1 : 0);
+    return state;
+  };
+  const updateGauge = () => {
+    const w = worstState();
+    setBreakerGauge(w === 2 ? 1 : w === 1 ? 2 : 0);
+  };
+  function newBreaker(): CircuitBreaker<[readonly Check[]], Decision> {
+    const br = new CircuitBreaker((checks: readonly Check[]) => store.decide(checks), {
+      timeout: deadlineMs,
+      errorThresholdPercentage: b.errorThresholdPercentage,
+      volumeThreshold: b.volumeThreshold,
+      resetTimeout: b.resetTimeoutMs,
+      rollingCountTimeout: b.rollingWindowMs,
+      rollingCountBuckets: 10,
+    });
+    br.on('close', updateGauge);
+    br.on('halfOpen', updateGauge);
+    br.on('open', updateGauge);
+    return br;
+  }
+  const single = store.partition === undefined ? newBreaker() : undefined;
+  if (single !== undefined) breakers.set('', single);
+  function breakerFor(key: string): CircuitBreaker<[readonly Check[]], Decision> {
+    if (single !== undefined) return single;
+    const domain = (store.partition as (key: string) => string)(key);
+    let br = breakers.get(domain);
+    if (br === undefined) {
+      if (breakers.size >= MAX_BREAKERS) {
+        // Domains come and go with failovers: forget the oldest.
+        const [oldKey, old] = breakers.entries().next().value as [string, CircuitBreaker<[readonly Check[]], Decision>];
+        old.shutdown();
+        breakers.delete(oldKey);
+      }
+      br = newBreaker();
+      breakers.set(domain, br);
+    }
+    return br;
+  }
+  // A backend that reconnects is tried again at once instead of after the breaker's timeout.
+  store.onRecover?.(() => {
+    for (const br of breakers.values()) if (br.opened || br.halfOpen) br.close();
+  });
   const latency = metrics?.decisionSeconds.labels(store.name);
 
   let lastErrorReport = 0;
@@ -374,7 +411,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         }
       }
       const started = latency === undefined ? 0 : performance.now();
-      breaker.fire(checks).then(
+      breakerFor((checks[0] as Check).key).fire(checks).then(
         (decision: Decision) => {
           latency?.observe((performance.now() - started) / 1000);
           if (decision.allowed) {
@@ -446,10 +483,12 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       };
     },
     get breakerState(): BreakerState {
-      return breaker.opened ? 'OPEN' : breaker.halfOpen ? 'HALF_OPEN' : 'CLOSED';
+      const w = worstState();
+      return w === 2 ? 'OPEN' : w === 1 ? 'HALF_OPEN' : 'CLOSED';
     },
     close() {
-      breaker.shutdown();
+      for (const br of breakers.values()) br.shutdown();
+      breakers.clear();
       denied.clear();
       return Promise.resolve();
     },

@@ -15,7 +15,7 @@ export interface RedisStoreOptions {
 }
 
 /** Defaults of {@link createRedisStore}. */
-export const REDIS_STORE_DEFAULTS = Object.freeze({ maxBatch: 128 });
+export const REDIS_STORE_DEFAULTS = Object.freeze({ maxBatch: 128, topologyRefreshMs: 100, topologyWatchMs: 10_000 });
 
 const COMMAND = 'rampartDecide';
 
@@ -78,6 +78,26 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
   let queue: Pending[] = [];
   let scheduled = false;
 
+  // Cluster: after a failed call, ask for the slot map every 100 ms for a while, so a promoted
+  // replica is found within ~100 ms of its election instead of at the next periodic refresh
+  // (while a shard's breaker is open no command runs that would make ioredis look).
+  let lastFailure = 0;
+  let refresher: NodeJS.Timeout | undefined;
+  function watchTopology(): void {
+    if (!cluster) return;
+    lastFailure = Date.now();
+    if (refresher !== undefined) return;
+    refresher = setInterval(() => {
+      if (Date.now() - lastFailure > REDIS_STORE_DEFAULTS.topologyWatchMs) {
+        clearInterval(refresher);
+        refresher = undefined;
+        return;
+      }
+      (client as Cluster).refreshSlotsCache();
+    }, REDIS_STORE_DEFAULTS.topologyRefreshMs);
+    refresher.unref();
+  }
+
   function send(batch: readonly Pending[]): void {
     // Each distinct (kind, a, b, cost) goes once; a check names its shape by index, so a
     // single-policy decision costs its key and one small number.
@@ -106,6 +126,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
         for (let i = 0; i < batch.length; i++) (batch[i] as Pending).resolve(decisions[i] as Decision);
       },
       (err: unknown) => {
+        watchTopology();
         for (const p of batch) p.reject(err);
       },
     );
@@ -134,6 +155,16 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
 
   return {
     name: 'redis',
+    ...(cluster
+      ? {
+          partition: (key: string) => (client as Cluster).slots[calculateSlot(key)]?.[0] ?? 'unmapped',
+        }
+      : {}),
+    onRecover(listener: () => void) {
+      client.on('ready', listener);
+      // Cluster: a slots refresh may have found a promoted replica.
+      if (cluster) client.on('refresh', listener);
+    },
     decide(checks: readonly Check[]): Promise<Decision> {
       if (checks.length === 0) return Promise.reject(new TypeError('decide() needs at least one check'));
       return new Promise<Decision>((resolve, reject) => {
@@ -146,6 +177,8 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       });
     },
     close() {
+      clearInterval(refresher);
+      refresher = undefined;
       return Promise.resolve();
     },
   };

@@ -74,6 +74,15 @@ export interface RateLimitStore {
   /** For metrics and logs: `redis`, `memory`, ... */
   readonly name: string;
   decide(checks: readonly Check[]): Promise<Decision>;
+  /**
+   * The failure domain a key lives in (on Redis Cluster: the master now serving its slot). The
+   * limiter keeps one circuit breaker per domain, so one failed shard does not stop the others,
+   * and a key whose slot moved to a promoted replica starts on a fresh breaker. Default: one
+   * domain.
+   */
+  partition?(key: string): string;
+  /** Registers `listener` to run when the backend has (re)connected: open breakers close. */
+  onRecover?(listener: () => void): void;
   /** Releases timers and connections the store owns (not a client passed in). */
   close(): Promise<void>;
 }

@@ -12,9 +12,45 @@ export interface RedisClientOptions {
 }
 
 /** Defaults of {@link createRedisClient}. */
-export const REDIS_CLIENT_DEFAULTS = Object.freeze({ autoPipelining: true, connectTimeoutMs: 2_000 });
+export const REDIS_CLIENT_DEFAULTS = Object.freeze({ autoPipelining: true, connectTimeoutMs: 2_000, reconnectMaxDelayMs: 100 });
 
 const readonlyReconnect = (err: Error): 2 | false => (err.message.startsWith('READONLY') ? 2 : false);
+
+/**
+ * Moves `client` to a new master as soon as any sentinel announces it (`+switch-master`), when it
+ * is still connected to another address: a forced failover leaves the old master running, and
+ * without this the client would keep writing to it until Sentinel demotes it (~10 s later).
+ * A killed master needs no help: the client reconnects through the sentinels by itself.
+ */
+function watchSwitchMaster(
+  client: Redis,
+  sentinels: readonly { host: string; port: number }[],
+  masterName: string,
+): void {
+  const watchers = sentinels.map((s) => {
+    const w = new Redis({
+      host: s.host,
+      port: s.port,
+      // Queued until connected; ioredis subscribes again after every reconnect.
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
+    });
+    w.on('error', () => undefined);
+    w.on('message', (_channel: string, message: string) => {
+      const [name, , , host, port] = message.split(' ');
+      if (name !== masterName || client.status !== 'ready') return;
+      const stream = (client as unknown as { stream?: { remoteAddress?: string; remotePort?: number } }).stream;
+      if (stream?.remotePort === Number(port) && stream.remoteAddress === host) return;
+      client.disconnect(true);
+    });
+    w.subscribe('+switch-master').catch(() => undefined);
+    return w;
+  });
+  client.once('end', () => {
+    for (const w of watchers) w.disconnect();
+  });
+}
 
 /**
  * An ioredis client for a rate limiter, from a `REDIS_URL`: fail fast rather than queue
@@ -28,7 +64,9 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
     maxRetriesPerRequest: 1,
     connectTimeout: options.connectTimeoutMs ?? REDIS_CLIENT_DEFAULTS.connectTimeoutMs,
     enableAutoPipelining: options.autoPipelining ?? REDIS_CLIENT_DEFAULTS.autoPipelining,
-    retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000),
+    // A limiter answers by its fail mode while disconnected, so it reconnects eagerly: a new
+    // master (Sentinel) or a restarted server is used within ~100 ms of being reachable.
+    retryStrategy: (attempt: number) => Math.min(attempt * 50, REDIS_CLIENT_DEFAULTS.reconnectMaxDelayMs),
     reconnectOnError: readonlyReconnect,
     ...(target.username === undefined ? {} : { username: target.username }),
     ...(target.password === undefined ? {} : { password: target.password }),
@@ -43,14 +81,19 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
       name: target.masterName,
       db: target.db,
       role: 'master',
-      failoverDetector: true,
+      // ioredis's own detector reconnects on every +switch-master message, including late
+      // ones from the other sentinels after it has already moved: see watchSwitchMaster.
+      failoverDetector: false,
       sentinelRetryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
     });
+    watchSwitchMaster(client, target.sentinels, target.masterName);
   } else {
     const clusterOptions = {
-      redisOptions: { ...common },
+      redisOptions: { ...common, enableAutoPipelining: false },
       enableOfflineQueue: false,
-      enableAutoPipelining: common.enableAutoPipelining ?? true,
+      // ioredis groups auto-pipelined commands by their first argument, which for a script with a
+      // variable key count is the count, not a key: the store batches per slot itself instead.
+      enableAutoPipelining: false,
       clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2_000),
       retryDelayOnFailover: 300,
       retryDelayOnClusterDown: 300,
