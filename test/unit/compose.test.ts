@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { CONFIG_VARIABLES, loadConfig, parseRedisUrl } from '../../src';
+
+const ROOT = join(__dirname, '..', '..');
+const COMPOSE_DIR = join(ROOT, 'compose');
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  profiles?: string[];
+  ports?: string[];
+  volumes?: string[];
+  environment?: Record<string, string>;
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: unknown;
+}
+
+const file = parse(readFileSync(join(COMPOSE_DIR, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+const services = file.services;
+
+/** `${NAME:-default}` replaced by its default, as compose does with no .env. */
+const withDefaults = (value: string) => value.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1');
+
+describe('the compose environment (static checks; no Docker engine here)', () => {
+  it('has the sample API, Postgres primary and replica, Jaeger v2 and standalone Redis by default, Sentinel and Cluster as profiles', () => {
+    const always = Object.entries(services).filter(([, s]) => s.profiles === undefined).map(([n]) => n).sort();
+    assert.deepEqual(always, ['app', 'jaeger', 'pg-primary', 'pg-replica', 'redis']);
+    const inProfile = (p: string) => Object.entries(services).filter(([, s]) => s.profiles?.includes(p)).map(([n]) => n).sort();
+    assert.deepEqual(inProfile('sentinel'), ['redis-master', 'redis-replica-1', 'redis-replica-2', 'sentinel-1', 'sentinel-2', 'sentinel-3']);
+    assert.deepEqual(inProfile('cluster'), ['redis-cluster-init', 'redis-node-1', 'redis-node-2', 'redis-node-3', 'redis-node-4', 'redis-node-5', 'redis-node-6']);
+    assert.match(withDefaults(services['jaeger']?.image ?? ''), /^jaegertracing\/jaeger:2\./);
+    const jaegerPorts = (services['jaeger']?.ports ?? []).map((p) => withDefaults(p).split(':')[1]);
+    assert.deepEqual(jaegerPorts.sort(), ['16686', '4317', '4318']);
+  });
+
+  it('waits only on services that have a health check, and never from outside a profile into one', () => {
+    for (const [name, s] of Object.entries(services)) {
+      for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) {
+        const target = services[dep];
+        assert.ok(target !== undefined, `${name} depends on unknown ${dep}`);
+        assert.ok(['service_healthy', 'service_started', 'service_completed_successfully'].includes(condition), `${name} -> ${dep}: ${condition}`);
+        if (condition === 'service_healthy') assert.ok(target.healthcheck !== undefined, `${dep} has no healthcheck but ${name} waits for it`);
+        if (s.profiles === undefined) assert.equal(target.profiles, undefined, `${name} (no profile) depends on profile-gated ${dep}`);
+      }
+    }
+  });
+
+  it('publishes each host port once, and mounts only files that exist', () => {
+    const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => withDefaults(p).split(':')[0]));
+    assert.equal(new Set(hostPorts).size, hostPorts.length, `duplicate host ports: ${hostPorts.join(', ')}`);
+    for (const [name, s] of Object.entries(services)) {
+      for (const v of s.volumes ?? []) {
+        const source = v.split(':')[0] as string;
+        assert.ok(existsSync(resolve(COMPOSE_DIR, source)), `${name} mounts missing ${source}`);
+      }
+    }
+    assert.ok(existsSync(join(COMPOSE_DIR, 'Dockerfile')));
+  });
+
+  it("gives the app an environment the process accepts in prod, with every variable known", () => {
+    const env = Object.fromEntries(Object.entries(services['app']?.environment ?? {}).map(([k, v]) => [k, withDefaults(String(v))]));
+    for (const k of Object.keys(env)) assert.ok(CONFIG_VARIABLES.includes(k), `unknown variable ${k}`);
+    const config = loadConfig(env);
+    assert.equal(config.mode, 'prod');
+    assert.equal(config.rateLimit.backend, 'redis');
+    assert.equal(config.tracing.endpoint, 'http://jaeger:4318');
+  });
+
+  it('documents REDIS_URL values for each topology that the URL parser accepts', () => {
+    const example = readFileSync(join(COMPOSE_DIR, '.env.example'), 'utf8');
+    const urls = [...example.matchAll(/REDIS_URL=(\S+)/g)].map((m) => m[1] as string);
+    assert.deepEqual(urls.map((u) => parseRedisUrl(u).kind).sort(), ['cluster', 'sentinel', 'standalone']);
+  });
+
+  it('configures cluster nodes so a failed shard does not stop the others, and sentinels above the flapping threshold', () => {
+    const conf = readFileSync(join(ROOT, 'redis', 'cluster', 'redis-cluster.conf'), 'utf8');
+    assert.match(conf, /^cluster-require-full-coverage no$/m);
+    assert.match(conf, /^cluster-enabled yes$/m);
+    const downAfter = Number(/SENTINEL_DOWN_AFTER_MS:-(\d+)/.exec(readFileSync(join(COMPOSE_DIR, 'docker-compose.yml'), 'utf8'))?.[1]);
+    assert.ok(downAfter >= 1500, `down-after ${downAfter}`);
+  });
+});
