@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import express from 'express';
 import request from 'supertest';
 import {
+  REDIS_CLIENT_DEFAULTS,
+  REDIS_STORE_DEFAULTS,
   ConfigError,
   createMemoryStore,
   createRateLimiter,
@@ -42,6 +44,11 @@ describe('rate limiter options', () => {
       key: 'ip',
       breaker: { errorThresholdPercentage: 50, volumeThreshold: 5, resetTimeoutMs: 2000, rollingWindowMs: 10_000 },
     });
+  });
+
+  it('pins the Redis client and store defaults (the README repeats them)', () => {
+    assert.deepEqual(REDIS_CLIENT_DEFAULTS, { autoPipelining: true, connectTimeoutMs: 2_000, reconnectMaxDelayMs: 100 });
+    assert.deepEqual(REDIS_STORE_DEFAULTS, { maxBatch: 128, topologyRefreshMs: 100, topologyWatchMs: 10_000 });
   });
 
   it('pins the default policies', () => {
