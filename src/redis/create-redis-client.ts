@@ -95,9 +95,13 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
       // variable key count is the count, not a key: the store batches per slot itself instead.
       enableAutoPipelining: false,
       clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2_000),
-      retryDelayOnFailover: 300,
-      retryDelayOnClusterDown: 300,
-      retryDelayOnTryAgain: 100,
+      // Retries stay within about one decision deadline (100 ms): a decision that has already
+      // been answered by its fail mode should not be charged long after. The store watches the
+      // topology itself after a failure, so a long redirection budget buys nothing here.
+      retryDelayOnFailover: 50,
+      retryDelayOnClusterDown: 50,
+      retryDelayOnTryAgain: 20,
+      maxRedirections: 4,
       slotsRefreshInterval: 2_000,
       slotsRefreshTimeout: 2_000,
     };
