@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
-import { createRedisClient, createRedisStore } from '../../src';
+import { createRedisClient, createRedisStore, redisCheck } from '../../src';
 import { command, startCluster, waitUntil, type ClusterStack } from '../../scripts/redis-stack';
 import { firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
 import { storeContract } from '../support/store-contract';
@@ -68,10 +68,13 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
 
     // One decision per key first: connections to every master are open before the clock runs.
     for (const id of [...onVictim, ...elsewhere]) assert.equal((await hit(app.url, '/closed', id, t0)).status, 200);
+    const check = redisCheck(client);
+    await check(); // every master answers PING
     const load = runLoad(app.url, [...onVictim, ...elsewhere], 8, t0);
     await new Promise((r) => setTimeout(r, 500));
     const killedAt = performance.now() - t0;
     await master.kill();
+    await assert.rejects(check(), /PING failed|Connection|closed|ECONNREFUSED/, 'the readiness check sees the dead master');
     let promotedAt = 0;
     await waitUntil(
       'the replica to take over',
@@ -87,6 +90,10 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     await waitUntil('a decision on the failed shard', async () => (await hit(app.url, '/closed', onVictim[0] as string, t0)).status === 200, 10_000, 10);
     await new Promise((r) => setTimeout(r, 1000));
     const samples = await load.stop();
+    await waitUntil('the readiness check to pass again', async () => {
+      await check();
+      return true;
+    }, 10_000, 50);
 
     const victims = new Set(onVictim);
     const resumed = firstServedAfter(samples, promotedAt, victims);
