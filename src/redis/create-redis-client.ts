@@ -17,10 +17,10 @@ export const REDIS_CLIENT_DEFAULTS = Object.freeze({ autoPipelining: true, conne
 const readonlyReconnect = (err: Error): 2 | false => (err.message.startsWith('READONLY') ? 2 : false);
 
 /**
- * Moves `client` to a new master as soon as any sentinel announces it (`+switch-master`), when it
- * is still connected to another address: a forced failover leaves the old master running, and
- * without this the client would keep writing to it until Sentinel demotes it (~10 s later).
- * A killed master needs no help: the client reconnects through the sentinels by itself.
+ * Moves `client` to a new master as soon as any sentinel announces it (`+switch-master`): when it
+ * is still connected to another address (a forced failover leaves the old master running, and
+ * without this the client would keep writing to it until Sentinel demotes it, ~10 s later), or
+ * when it is waiting between reconnect attempts because the old master died.
  */
 function watchSwitchMaster(
   client: Redis,
@@ -39,7 +39,21 @@ function watchSwitchMaster(
     w.on('error', () => undefined);
     w.on('message', (_channel: string, message: string) => {
       const [name, , , host, port] = message.split(' ');
-      if (name !== masterName || client.status !== 'ready') return;
+      if (name !== masterName) return;
+      if (client.status !== 'ready') {
+        // Reconnecting because the old master died: try every 20 ms for a second instead of
+        // waiting for the next attempt. The sentinel the client asks may learn of the switch a
+        // little after the one that announced it. A later scheduled attempt finds the client
+        // connected and does nothing.
+        const until = Date.now() + 1_000;
+        const attempt = () => {
+          if (client.status === 'ready' || client.status === 'end' || Date.now() > until) return;
+          if (client.status === 'reconnecting') client.connect().catch(() => undefined);
+          setTimeout(attempt, 20).unref();
+        };
+        attempt();
+        return;
+      }
       const stream = (client as unknown as { stream?: { remoteAddress?: string; remotePort?: number } }).stream;
       if (stream?.remotePort === Number(port) && stream.remoteAddress === host) return;
       client.disconnect(true);
@@ -95,13 +109,13 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
       // variable key count is the count, not a key: the store batches per slot itself instead.
       enableAutoPipelining: false,
       clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2_000),
-      // Retries stay within about one decision deadline (100 ms): a decision that has already
-      // been answered by its fail mode should not be charged long after. The store watches the
-      // topology itself after a failure, so a long redirection budget buys nothing here.
+      // Short retry delays: a decision already answered by its fail mode should not be charged
+      // long after (at most 16 redirections x 50 ms). Fewer redirections made a client with a
+      // briefly stale slot map (nodes disagree for a moment after a failover) give up.
       retryDelayOnFailover: 50,
       retryDelayOnClusterDown: 50,
       retryDelayOnTryAgain: 20,
-      maxRedirections: 4,
+      maxRedirections: 16,
       slotsRefreshInterval: 2_000,
       slotsRefreshTimeout: 2_000,
     };
