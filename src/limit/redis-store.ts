@@ -77,6 +77,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
 
   let queue: Pending[] = [];
   let scheduled = false;
+  const recoveryListeners: (() => void)[] = [];
 
   // Cluster: after a failed call, ask for the slot map every 100 ms for a while, so a promoted
   // replica is found within ~100 ms of its election instead of at the next periodic refresh
@@ -101,19 +102,19 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
   function send(batch: readonly Pending[]): void {
     // Each distinct (kind, a, b, cost) goes once; a check names its shape by index, so a
     // single-policy decision costs its key and one small number.
-    const keys: string[] = [];
+    const args: (string | number)[] = []; // the keys, then the ARGV (see DECIDE_SCRIPT)
     const shapes: number[] = [];
     const refs: number[] = [];
     for (const p of batch) {
       const n = p.checks.length;
       if (n > 1) refs.push(-n);
       for (const c of p.checks) {
-        keys.push(c.key);
+        args.push(c.key);
         refs.push(shapeIndex(shapes, c));
       }
     }
-    const numKeys = keys.length;
-    const args = [...keys, batch.length, shapes.length / 4, ...shapes, ...refs];
+    const numKeys = args.length;
+    args.push(batch.length, shapes.length / 4, ...shapes, ...refs);
     command.call(client, numKeys, ...args).then(
       (reply) => {
         let decisions: Decision[];
@@ -161,6 +162,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
         }
       : {}),
     onRecover(listener: () => void) {
+      recoveryListeners.push(listener);
       client.on('ready', listener);
       // Cluster: a slots refresh may have found a promoted replica.
       if (cluster) client.on('refresh', listener);
@@ -179,6 +181,12 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     close() {
       clearInterval(refresher);
       refresher = undefined;
+      // The client outlives the store: take back what the store hung on it.
+      for (const l of recoveryListeners) {
+        client.off('ready', l);
+        client.off('refresh', l);
+      }
+      recoveryListeners.length = 0;
       return Promise.resolve();
     },
   };

@@ -60,6 +60,22 @@ describe('rate limiting on a real Redis', function () {
     }
   });
 
+  it('closing a store takes its recovery listeners off the client it was given', async () => {
+    const client = new Redis(server.port, '127.0.0.1');
+    try {
+      if (client.status !== 'ready') await once(client, 'ready'); // ioredis's own listeners settle
+      const before = client.listenerCount('ready');
+      const store = createRedisStore({ client });
+      const limiter = createRateLimiter({ store, policies: { p: { algorithm: 'token_bucket', rps: 1, burst: 1 } } });
+      assert.equal(client.listenerCount('ready'), before + 1, 'the limiter listens for reconnects');
+      await limiter.close();
+      await store.close();
+      assert.equal(client.listenerCount('ready'), before);
+    } finally {
+      await client.quit();
+    }
+  });
+
   it('reloads the script after SCRIPT FLUSH (NOSCRIPT), once', async () => {
     const client = new Redis(server.port, '127.0.0.1');
     const store = createRedisStore({ client });
