@@ -4,7 +4,7 @@ import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
 import { createRedisClient, createRedisStore, redisCheck } from '../../src';
 import { command, startCluster, waitUntil, type ClusterStack } from '../../scripts/redis-stack';
-import { firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
+import { assertDocumentedAnswers, firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
 import { storeContract } from '../support/store-contract';
 
 describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
@@ -13,6 +13,12 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
 
   before(async () => {
     stack = await startCluster({ nodeTimeoutMs: 1000 });
+  });
+  // Whatever a test opened is closed even when it fails: a load loop left running would keep
+  // the process alive and growing.
+  const cleanups: (() => unknown)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
   });
   after(async () => {
     await stack?.stop();
@@ -26,6 +32,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
 
   it('decides keys of every shard in one turn (one script call per slot) and loads the script on each node', async () => {
     const client = createRedisClient(stack.url) as Cluster;
+    cleanups.push(() => client.disconnect());
     await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
     const store = createRedisStore({ client });
     const prefix = `cl${randomBytes(3).toString('hex')}`;
@@ -44,8 +51,10 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
 
   it('master killed under load: its shard fails by its fail mode, the others never notice, decisions resume after the replica takes over', async () => {
     const client = createRedisClient(stack.url) as Cluster;
+    cleanups.push(() => client.disconnect());
     await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
     const app = await startLimitedApp(createRedisStore({ client }), `ha${randomBytes(3).toString('hex')}`);
+    cleanups.push(() => app.close());
     const t0 = performance.now();
 
     const victimSlot = calculateSlot('victim');
@@ -71,6 +80,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const check = redisCheck(client);
     await check(); // every master answers PING
     const load = runLoad(app.url, [...onVictim, ...elsewhere], 8, t0);
+    cleanups.push(() => load.stop());
     await new Promise((r) => setTimeout(r, 500));
     const killedAt = performance.now() - t0;
     await master.kill();
@@ -107,11 +117,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     };
     console.log(`      cluster failover: ${JSON.stringify(report)}`);
 
-    for (const s of samples) {
-      if (s.path === '/open') assert.equal(s.status, 200, JSON.stringify(s));
-      else assert.ok(s.status === 200 || (s.status === 503 && s.error === 'RATE_LIMITER_UNAVAILABLE'), JSON.stringify(s));
-    }
-    assert.ok(maxMs < 1000, `a request waited ${maxMs} ms (decision deadline 100 ms)`);
+    assertDocumentedAnswers(samples, maxMs);
     const outage = samples.filter((s) => s.sentAt > killedAt && s.doneAt < promotedAt);
     assert.ok(outage.some((s) => s.path === '/closed' && victims.has(s.key) && s.status === 503), 'the failed shard failed closed');
     // One breaker per shard: the other masters kept deciding throughout.

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createRedisClient, createRedisStore } from '../../src';
 import { command, info, startSentinel, waitUntil, type SentinelStack } from '../../scripts/redis-stack';
-import { firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
+import { assertDocumentedAnswers, firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
 import { storeContract } from '../support/store-contract';
 
 describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', function () {
@@ -12,6 +12,12 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
 
   before(async () => {
     stack = await startSentinel({ downAfterMs: 2000, failoverTimeoutMs: 5000 });
+  });
+  // Whatever a test opened is closed even when it fails: a load loop left running would keep
+  // the process alive and growing.
+  const cleanups: (() => unknown)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
   });
   after(async () => {
     await stack?.stop();
@@ -25,8 +31,10 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
 
   it('master killed under load: fail modes during the outage, correct decisions after promotion, drained bucket still drained', async () => {
     const client = createRedisClient(stack.url);
+    cleanups.push(() => client.disconnect());
     await waitUntil('the sentinel client to be ready', async () => client.status === 'ready');
     const app = await startLimitedApp(createRedisStore({ client }), `ha${randomBytes(3).toString('hex')}`);
+    cleanups.push(() => app.close());
     const t0 = performance.now();
     const oldMaster = await stack.master();
 
@@ -46,10 +54,12 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
       });
       return sub;
     });
+    cleanups.push(() => watchers.forEach((w) => w.disconnect()));
     await Promise.all(watchers.map((w) => w.subscribe('+switch-master')));
 
     const keys = Array.from({ length: 50 }, (_, i) => `client-${i}`);
     const load = runLoad(app.url, keys, 8, t0);
+    cleanups.push(() => load.stop());
     await new Promise((r) => setTimeout(r, 500));
     const killedAt = performance.now() - t0;
     await oldMaster.kill();
@@ -76,12 +86,7 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
     };
     console.log(`      sentinel failover: ${JSON.stringify(report)}`);
 
-    // Nothing but the documented answers, and no request stuck behind the failover.
-    for (const s of samples) {
-      if (s.path === '/open') assert.equal(s.status, 200, JSON.stringify(s));
-      else assert.ok(s.status === 200 || (s.status === 503 && s.error === 'RATE_LIMITER_UNAVAILABLE'), JSON.stringify(s));
-    }
-    assert.ok(maxMs < 1000, `a request waited ${maxMs} ms (decision deadline 100 ms)`);
+    assertDocumentedAnswers(samples, maxMs);
     // The outage was seen, and the closed policy failed closed during it.
     const outage = samples.filter((s) => s.sentAt > killedAt && s.doneAt < switched);
     assert.ok(outage.some((s) => s.path === '/closed' && s.status === 503), 'closed policy answered 503 during the outage');
@@ -102,6 +107,7 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
 
   it('forced failover (old master still up): the client follows +switch-master at once, not when Sentinel demotes the old master', async () => {
     const client = createRedisClient(stack.url) as Redis;
+    cleanups.push(() => client.disconnect());
     await waitUntil('the sentinel client to be ready', async () => client.status === 'ready');
     const store = createRedisStore({ client });
     const key = `ff${randomBytes(3).toString('hex')}:p:{x}`;
@@ -119,6 +125,7 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
 
     let switchedAt: number | undefined;
     const sub = new Redis({ port: (stack.sentinels[0] as { port: number }).port, host: '127.0.0.1' });
+    cleanups.push(() => sub.disconnect());
     sub.on('error', () => undefined);
     sub.on('message', () => {
       switchedAt ??= performance.now();

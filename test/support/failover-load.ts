@@ -1,5 +1,6 @@
 // A limited Express app and a steady load of requests against it, recording every response,
 // for the failover tests: what each request got, when, and how long it waited.
+import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -113,4 +114,17 @@ export function summarize(samples: readonly Sample[]): { counts: Record<string, 
     maxMs = Math.max(maxMs, s.doneAt - s.sentAt);
   }
   return { counts, maxMs: Math.round(maxMs) };
+}
+
+/**
+ * Nothing but the documented answers through a failover (`/open` always 200, `/closed` 200 or
+ * 503 `RATE_LIMITER_UNAVAILABLE`), and no request stuck behind it (deadline 100 ms; 1 s allows
+ * for a busy CI machine).
+ */
+export function assertDocumentedAnswers(samples: readonly Sample[], maxMs: number): void {
+  for (const s of samples) {
+    if (s.path === '/open') assert.equal(s.status, 200, JSON.stringify(s));
+    else assert.ok(s.status === 200 || (s.status === 503 && s.error === 'RATE_LIMITER_UNAVAILABLE'), JSON.stringify(s));
+  }
+  assert.ok(maxMs < 1000, `a request waited ${maxMs} ms (decision deadline 100 ms)`);
 }
