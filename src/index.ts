@@ -26,6 +26,10 @@ export type {
   ShutdownReport,
 } from './shutdown';
 
+// Load shedding: 503 OVERLOADED on event-loop delay or too many requests in flight.
+export { createLoadShedder, createLoadShedder as loadShedder, LOAD_SHEDDER_DEFAULTS } from './shed';
+export type { LoadShedder, LoadShedderOptions, LoadState, ShedReason } from './shed';
+
 // Request deadlines.
 export { deadlineSignal, requestDeadline } from './deadline';
 export type { RequestDeadlineOptions } from './deadline';

@@ -1,7 +1,7 @@
 import express, { type Express, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { HttpError, errorHandler, notFoundHandler, requestDeadline } from '../index';
-import type { Config, Health, Metrics, RateLimiter, ShutdownGate, SurfaceOptions } from '../index';
+import type { Config, Health, LoadShedder, Metrics, RateLimiter, ShutdownGate, SurfaceOptions } from '../index';
 import { requireAuth } from './authenticate';
 import type { Database } from './db/database';
 import { requestLogger } from './logger';
@@ -20,6 +20,8 @@ export interface AppDependencies {
   readonly metrics?: Metrics;
   /** The shutdown gate; mounted first so every response knows when to say `Connection: close`. */
   readonly gate?: ShutdownGate;
+  /** Load shedding, mounted after the probes and metrics (which it never sheds). */
+  readonly shedder?: LoadShedder;
   /** Readiness and start-up probes; without it `/health/live` alone is served. */
   readonly health: Health;
   /** Answer 503 `REQUEST_TIMEOUT` past this; default {@link REQUEST_DEADLINE_MS}. */
@@ -69,6 +71,8 @@ export function createApp(deps: AppDependencies): Express {
   app.get('/health/ready', deps.health.ready());
   app.get('/health/started', deps.health.started());
   if (deps.metrics !== undefined) app.get('/metrics', deps.metrics.handler());
+  // Shed before any per-request work (logging included): a shed request costs almost nothing.
+  if (deps.shedder !== undefined) app.use(deps.shedder);
   app.use(requestLogger(logger));
   app.use(requestDeadline({ timeoutMs: deps.requestDeadlineMs ?? REQUEST_DEADLINE_MS }));
   app.use(requireJsonBody);

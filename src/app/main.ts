@@ -7,6 +7,7 @@ import {
   ConfigError,
   createHealth,
   createLifecycle,
+  createLoadShedder,
   createMetrics,
   createShutdownGate,
   loadConfig,
@@ -104,6 +105,13 @@ async function main(): Promise<void> {
       metrics.lifecycle.healthCheckUp.labels(name).set(result.ok ? 1 : 0);
     },
   });
+  const shedder = config.loadShed.enabled
+    ? createLoadShedder({
+        maxEventLoopDelayMs: config.loadShed.maxEventLoopDelayMs,
+        maxInFlight: config.loadShed.maxInFlight,
+        onShed: (reason) => metrics.lifecycle.loadShed.labels(reason).inc(),
+      })
+    : undefined;
   const app = createApp({
     config,
     db,
@@ -113,11 +121,20 @@ async function main(): Promise<void> {
     health,
     version: readVersion(),
     ...(rateLimiting === undefined ? {} : { limiter: rateLimiting.limiter }),
+    ...(shedder === undefined ? {} : { shedder }),
   });
   const server = createServer(app);
 
   // Cleanup order after the HTTP drain: workers, Redis, Postgres (tracing comes last).
-  const cleanup: CleanupPhase[] = [{ name: 'workers', run: () => reaper.stop() }];
+  const cleanup: CleanupPhase[] = [
+    {
+      name: 'workers',
+      run: () => {
+        shedder?.close();
+        return reaper.stop();
+      },
+    },
+  ];
   if (rateLimiting !== undefined) cleanup.push({ name: 'redis', run: () => rateLimiting.close() });
   cleanup.push({
     name: 'postgres',

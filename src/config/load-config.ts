@@ -56,6 +56,12 @@ export interface Config {
     readonly delayMs: number;
     readonly drainTimeoutMs: number;
   };
+  /** Load shedding of the sample API; a limit of 0 turns that signal off. */
+  readonly loadShed: {
+    readonly enabled: boolean;
+    readonly maxEventLoopDelayMs: number;
+    readonly maxInFlight: number;
+  };
 }
 
 /**
@@ -199,6 +205,9 @@ const VARIABLES = {
   DATABASE_READ_URL: { schema: postgresUrl, expected: 'a postgres://user:pass@host:port/db URL', secret: true },
   SHUTDOWN_DELAY_MS: { schema: int(0, 3_600_000), expected: 'milliseconds, an integer from 0 to 3600000' },
   SHUTDOWN_DRAIN_TIMEOUT_MS: { schema: int(1, 3_600_000), expected: 'milliseconds, an integer from 1 to 3600000' },
+  LOAD_SHED_ENABLED: { schema: bool, expected: '"true" or "false"' },
+  LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: { schema: int(0, 60_000), expected: 'milliseconds, an integer from 0 (off) to 60000' },
+  LOAD_SHED_MAX_IN_FLIGHT: { schema: int(0, 1_000_000), expected: 'a number of requests, an integer from 0 (off) to 1000000' },
 } satisfies Record<string, Variable<unknown>>;
 
 /** Every environment variable rampart reads. */
@@ -307,6 +316,11 @@ export function loadConfig(env: Env = process.env): Config {
     shutdown: Object.freeze({
       delayMs: v.SHUTDOWN_DELAY_MS ?? d.SHUTDOWN_DELAY_MS,
       drainTimeoutMs: v.SHUTDOWN_DRAIN_TIMEOUT_MS ?? d.SHUTDOWN_DRAIN_TIMEOUT_MS,
+    }),
+    loadShed: Object.freeze({
+      enabled: v.LOAD_SHED_ENABLED ?? d.LOAD_SHED_ENABLED,
+      maxEventLoopDelayMs: v.LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS ?? d.LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS,
+      maxInFlight: v.LOAD_SHED_MAX_IN_FLIGHT ?? d.LOAD_SHED_MAX_IN_FLIGHT,
     }),
   };
   return Object.freeze(config);

@@ -21,6 +21,8 @@ export interface LifecycleMetrics {
   readonly healthCheckSeconds: Histogram<'check'>;
   /** 1 when the last run of a check passed, else 0. */
   readonly healthCheckUp: Gauge<'check'>;
+  /** Requests answered 503 `OVERLOADED`, by reason: event_loop_delay, in_flight. */
+  readonly loadShed: Counter<'reason'>;
 }
 
 /** A Prometheus registry of rampart's instruments. Each call makes a new one: no global state. */
@@ -88,6 +90,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       name: 'rampart_health_check_up',
       help: '1 when the last run of the health check passed, else 0.',
       labelNames: ['check'],
+      registers: [registry],
+    }),
+    loadShed: new Counter({
+      name: 'rampart_load_shed_total',
+      help: 'Requests answered 503 OVERLOADED by the load shedder, by reason.',
+      labelNames: ['reason'],
       registers: [registry],
     }),
   };

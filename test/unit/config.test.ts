@@ -38,6 +38,9 @@ describe('loadConfig', () => {
       OTEL_TRACES_SAMPLER_ARG: 1,
       SHUTDOWN_DELAY_MS: 0,
       SHUTDOWN_DRAIN_TIMEOUT_MS: 30000,
+      LOAD_SHED_ENABLED: true,
+      LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: 200,
+      LOAD_SHED_MAX_IN_FLIGHT: 1000,
     });
   });
 
@@ -67,7 +70,8 @@ describe('loadConfig', () => {
     });
     assert.deepEqual(c.database, { writeUrl: undefined, readUrl: undefined });
     assert.deepEqual(c.shutdown, { delayMs: 0, drainTimeoutMs: 30000 });
-    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.rateLimit) && Object.isFrozen(c.shutdown));
+    assert.deepEqual(c.loadShed, { enabled: true, maxEventLoopDelayMs: 200, maxInFlight: 1000 });
+    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.rateLimit) && Object.isFrozen(c.shutdown) && Object.isFrozen(c.loadShed));
   });
 
   it('parses every variable it documents', () => {
@@ -92,7 +96,11 @@ describe('loadConfig', () => {
       DATABASE_READ_URL: 'postgresql://app@replica:5432/app',
       SHUTDOWN_DELAY_MS: '5000',
       SHUTDOWN_DRAIN_TIMEOUT_MS: '20000',
+      LOAD_SHED_ENABLED: 'false',
+      LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0',
+      LOAD_SHED_MAX_IN_FLIGHT: '64',
     });
+    assert.deepEqual(c.loadShed, { enabled: false, maxEventLoopDelayMs: 0, maxInFlight: 64 });
     assert.equal(c.mode, 'prod');
     assert.equal(c.port, 9000);
     assert.equal(c.logLevel, 'debug');
@@ -113,7 +121,7 @@ describe('loadConfig', () => {
     });
     assert.deepEqual(c.database, { writeUrl: 'postgres://app@primary:5432/app', readUrl: 'postgresql://app@replica:5432/app' });
     assert.deepEqual(c.shutdown, { delayMs: 5000, drainTimeoutMs: 20000 });
-    assert.equal(CONFIG_VARIABLES.length, 23);
+    assert.equal(CONFIG_VARIABLES.length, 26);
   });
 
   it('reads DATABASE_URL for both pools when no split is given, and treats empty as unset', () => {
@@ -216,6 +224,10 @@ describe('loadConfig', () => {
       ['SHUTDOWN_DELAY_MS', '1.5'],
       ['SHUTDOWN_DRAIN_TIMEOUT_MS', '0'],
       ['SHUTDOWN_DRAIN_TIMEOUT_MS', 'soon'],
+      ['LOAD_SHED_ENABLED', 'yes'],
+      ['LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS', '-1'],
+      ['LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS', '50ms'],
+      ['LOAD_SHED_MAX_IN_FLIGHT', '2.5'],
     ];
     for (const [name, value] of cases) {
       it(`refuses ${name}=${JSON.stringify(value)}, naming it and the fix`, () => {

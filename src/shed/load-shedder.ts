@@ -1,0 +1,166 @@
+import type { ServerResponse } from 'node:http';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { sendError } from '../errors';
+
+/** Why a request was shed. */
+export type ShedReason = 'event_loop_delay' | 'in_flight';
+
+/** Options of {@link createLoadShedder}. */
+export interface LoadShedderOptions {
+  /**
+   * Event-loop delay (p99 over the last sample window, ms) above which requests start being
+   * shed. Admission falls linearly from 100% at this value to 0% at twice it, so one long
+   * pause sheds a fraction of the traffic rather than all of it. 0 turns the signal off.
+   */
+  readonly maxEventLoopDelayMs?: number;
+  /** Requests inside the shedder at once; the next one is shed. 0 turns the limit off. */
+  readonly maxInFlight?: number;
+  /** Length of the window the delay is measured over, ms. */
+  readonly sampleIntervalMs?: number;
+  /** `Retry-After` of the 503, seconds. */
+  readonly retryAfterSeconds?: number;
+  /**
+   * Paths (exact `req.path`) never shed, in addition to `/health/live`, which is never shed
+   * whatever this says. Default: the three health routes.
+   */
+  readonly exemptPaths?: readonly string[];
+  /** Called once per shed request (metrics, logs). */
+  readonly onShed?: (reason: ShedReason, req: Request) => void;
+  /** Source of randomness for the admission ramp, `[0, 1)`. Default `Math.random`. */
+  readonly random?: () => number;
+}
+
+/** Defaults of {@link createLoadShedder}. */
+export const LOAD_SHEDDER_DEFAULTS = Object.freeze({
+  maxEventLoopDelayMs: 200,
+  maxInFlight: 1000,
+  sampleIntervalMs: 500,
+  retryAfterSeconds: 1,
+  exemptPaths: Object.freeze(['/health/live', '/health/ready', '/health/started']),
+});
+
+/** The path no shedder ever rejects: a busy process is alive, and must not be restarted for it. */
+const ALWAYS_EXEMPT = '/health/live';
+/** Resolution of the event-loop delay histogram, ms. */
+const RESOLUTION_MS = 10;
+
+/** What the shedder currently sees. */
+export interface LoadState {
+  /** p99 event-loop delay of the last complete window, ms (resolution subtracted). */
+  readonly eventLoopDelayMs: number;
+  /** Requests inside the shedder now. */
+  readonly inFlight: number;
+  /** Fraction of requests the delay signal admits now, 0..1. */
+  readonly admitRatio: number;
+}
+
+/**
+ * A middleware that answers 503 `OVERLOADED` (with `Retry-After`) instead of taking on work
+ * the process cannot do in time. Mount it after the shutdown gate and the probes, before
+ * anything expensive.
+ */
+export interface LoadShedder extends RequestHandler {
+  readonly state: LoadState;
+  /** Stops the delay sampler. The middleware keeps working on the in-flight limit alone. */
+  close(): void;
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) {
+    throw new TypeError(`loadShedder: ${name} must be a number ≥ 0, got ${String(value)}`);
+  }
+  return value;
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new TypeError(`loadShedder: ${name} must be a number > 0, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Creates a load shedder. Each has its own sampler and counters. */
+export function createLoadShedder(options: LoadShedderOptions = {}): LoadShedder {
+  const d = LOAD_SHEDDER_DEFAULTS;
+  const maxDelay = nonNegative('maxEventLoopDelayMs', options.maxEventLoopDelayMs ?? d.maxEventLoopDelayMs);
+  const maxInFlight = nonNegative('maxInFlight', options.maxInFlight ?? d.maxInFlight);
+  if (!Number.isInteger(maxInFlight)) throw new TypeError(`loadShedder: maxInFlight must be an integer, got ${maxInFlight}`);
+  const interval = positive('sampleIntervalMs', options.sampleIntervalMs ?? d.sampleIntervalMs);
+  const retryAfter = positive('retryAfterSeconds', options.retryAfterSeconds ?? d.retryAfterSeconds);
+  const exempt = new Set(options.exemptPaths ?? d.exemptPaths);
+  exempt.add(ALWAYS_EXEMPT);
+  const random = options.random ?? Math.random;
+  const onShed = options.onShed;
+
+  let delayMs = 0;
+  let admitRatio = 1;
+  let inFlight = 0;
+  let histogram: IntervalHistogram | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  if (maxDelay > 0) {
+    const h = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+    h.enable();
+    histogram = h;
+    // A timer that re-arms itself: under load the samples cannot pile up behind each other.
+    const sample = (): void => {
+      // The histogram records whole timer periods; the resolution is the part that is not delay.
+      delayMs = h.count === 0 ? 0 : Math.max(0, h.percentile(99) / 1e6 - RESOLUTION_MS);
+      h.reset();
+      admitRatio = delayMs <= maxDelay ? 1 : Math.max(0, 1 - (delayMs - maxDelay) / maxDelay);
+      timer = setTimeout(sample, interval);
+      timer.unref();
+    };
+    timer = setTimeout(sample, interval);
+    timer.unref();
+  }
+
+  function finished(this: ServerResponse): void {
+    inFlight--;
+  }
+
+  function shed(req: Request, res: Response, reason: ShedReason): void {
+    onShed?.(reason, req);
+    const detail =
+      reason === 'in_flight'
+        ? 'The server is at its limit of concurrent requests; retry shortly'
+        : 'The server is overloaded; retry shortly';
+    sendError(res, 'OVERLOADED', detail, { retryAfterSeconds: retryAfter });
+  }
+
+  const handler = (req: Request, res: Response, next: NextFunction): void => {
+    if (exempt.has(req.path)) {
+      next();
+      return;
+    }
+    if (maxInFlight > 0 && inFlight >= maxInFlight) {
+      shed(req, res, 'in_flight');
+      return;
+    }
+    if (admitRatio < 1 && random() >= admitRatio) {
+      shed(req, res, 'event_loop_delay');
+      return;
+    }
+    inFlight++;
+    res.once('close', finished);
+    next();
+  };
+
+  return Object.defineProperties(handler, {
+    state: {
+      get: (): LoadState => ({ eventLoopDelayMs: delayMs, inFlight, admitRatio }),
+      enumerable: true,
+    },
+    close: {
+      value: (): void => {
+        if (timer !== undefined) clearTimeout(timer);
+        timer = undefined;
+        histogram?.disable();
+        histogram = undefined;
+        delayMs = 0;
+        admitRatio = 1;
+      },
+    },
+  }) as LoadShedder;
+}

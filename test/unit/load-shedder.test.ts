@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import request from 'supertest';
+import { createLoadShedder, LOAD_SHEDDER_DEFAULTS, loadShedder, type LoadShedder, type ShedReason } from '../../src';
+
+/**
+ * Keeps the event loop busy in slices of `sliceMs` for `forMs`: a sustained delay, as under
+ * CPU overload (one single pause is one sample among many and does not move the p99).
+ */
+async function overload(sliceMs: number, forMs: number): Promise<void> {
+  const end = Date.now() + forMs;
+  while (Date.now() < end) {
+    busyWait(sliceMs);
+    await new Promise((r) => setTimeout(r, 0));
+  }
+}
+
+function busyWait(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // block the event loop on purpose
+  }
+}
+
+async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function appWith(shedder: LoadShedder, hold: Promise<void>) {
+  const app = express();
+  app.use(shedder);
+  app.get('/health/live', (_req, res) => res.json({ status: 'alive' }));
+  app.get('/work', (_req, res) => res.json({ ok: true }));
+  app.get('/hold', async (_req, res) => {
+    await hold;
+    res.json({ held: true });
+  });
+  return app;
+}
+
+describe('load shedder', () => {
+  const shedders: LoadShedder[] = [];
+  afterEach(() => {
+    for (const s of shedders.splice(0)) s.close();
+  });
+  function make(options: Parameters<typeof createLoadShedder>[0]): LoadShedder {
+    const s = createLoadShedder(options);
+    shedders.push(s);
+    return s;
+  }
+
+  it('pins its defaults', () => {
+    assert.deepEqual(LOAD_SHEDDER_DEFAULTS, {
+      maxEventLoopDelayMs: 200,
+      maxInFlight: 1000,
+      sampleIntervalMs: 500,
+      retryAfterSeconds: 1,
+      exemptPaths: ['/health/live', '/health/ready', '/health/started'],
+    });
+    assert.equal(loadShedder, createLoadShedder);
+  });
+
+  it('refuses bad options, naming them', () => {
+    assert.throws(() => createLoadShedder({ maxInFlight: -1 }), /maxInFlight must be a number ≥ 0/);
+    assert.throws(() => createLoadShedder({ maxInFlight: 1.5 }), /maxInFlight must be an integer/);
+    assert.throws(() => createLoadShedder({ maxEventLoopDelayMs: Number.NaN }), /maxEventLoopDelayMs/);
+    assert.throws(() => createLoadShedder({ sampleIntervalMs: 0 }), /sampleIntervalMs must be a number > 0/);
+    assert.throws(() => createLoadShedder({ retryAfterSeconds: 0 }), /retryAfterSeconds/);
+  });
+
+  it('sheds past the in-flight limit with 503 OVERLOADED and Retry-After, never /health/live', async () => {
+    let release!: () => void;
+    const hold = new Promise<void>((r) => (release = r));
+    const reasons: ShedReason[] = [];
+    const shedder = make({ maxInFlight: 2, maxEventLoopDelayMs: 0, onShed: (reason) => reasons.push(reason) });
+    const server = appWith(shedder, hold).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      const held = [request(base).get('/hold').then((r) => r), request(base).get('/hold').then((r) => r)];
+      await until(() => shedder.state.inFlight === 2, 2000, 'two requests in flight');
+
+      const shed = await request(base).get('/work');
+      assert.equal(shed.status, 503);
+      assert.equal(shed.headers['retry-after'], '1');
+      assert.match(shed.headers['content-type'] ?? '', /^application\/json/);
+      assert.deepEqual(shed.body, {
+        error: 'OVERLOADED',
+        detail: 'The server is at its limit of concurrent requests; retry shortly',
+        retry_after: 1,
+      });
+      assert.deepEqual(reasons, ['in_flight']);
+
+      const live = await request(base).get('/health/live');
+      assert.equal(live.status, 200, '/health/live is never shed');
+      const liveWithQuery = await request(base).get('/health/live?x=1');
+      assert.equal(liveWithQuery.status, 200, 'a query string does not make /health/live sheddable');
+
+      release();
+      const done = await Promise.all(held);
+      assert.deepEqual(
+        done.map((r) => r.status),
+        [200, 200],
+      );
+      await until(() => shedder.state.inFlight === 0, 2000, 'in-flight back to 0');
+      assert.equal((await request(base).get('/work')).status, 200);
+    } finally {
+      release();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('frees the place of a request whose client disconnects', async () => {
+    const never = new Promise<void>(() => undefined);
+    const shedder = make({ maxInFlight: 1, maxEventLoopDelayMs: 0 });
+    const server = appWith(shedder, never).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/hold' });
+      req.on('error', () => undefined);
+      req.end();
+      await until(() => shedder.state.inFlight === 1, 2000, 'one request in flight');
+      assert.equal((await request(server).get('/work')).status, 503);
+      req.destroy();
+      await until(() => shedder.state.inFlight === 0, 2000, 'the aborted request counted out');
+      assert.equal((await request(server).get('/work')).status, 200);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('sheds on event-loop delay, spares /health/live, and admits again once the loop is quiet', async () => {
+    const reasons: ShedReason[] = [];
+    const shedder = make({
+      maxEventLoopDelayMs: 50,
+      sampleIntervalMs: 1000,
+      maxInFlight: 0,
+      onShed: (reason) => reasons.push(reason),
+    });
+    const app = appWith(shedder, Promise.resolve());
+    assert.equal(shedder.state.admitRatio, 1);
+    await overload(150, 1300);
+    await until(() => shedder.state.admitRatio < 1, 3000, 'the sampler to see the delay');
+    assert.ok(shedder.state.eventLoopDelayMs >= 100, `delay ${shedder.state.eventLoopDelayMs} ms`);
+    assert.equal(shedder.state.admitRatio, 0, 'at twice the limit nothing is admitted');
+
+    const shed = await request(app).get('/work');
+    assert.equal(shed.status, 503);
+    assert.equal(shed.body.error, 'OVERLOADED');
+    assert.equal(shed.body.detail, 'The server is overloaded; retry shortly');
+    assert.equal(shed.headers['retry-after'], '1');
+    assert.equal((await request(app).get('/health/live')).status, 200);
+    assert.equal((await request(app).get('/health/ready')).status, 404, 'exempt from shedding, then the app answers');
+    assert.deepEqual(reasons, ['event_loop_delay']);
+
+    await until(() => shedder.state.admitRatio === 1, 3000, 'a quiet window');
+    assert.equal((await request(app).get('/work')).status, 200);
+  });
+
+  it('does not shed for one long pause among quick turns (p99, not max)', async () => {
+    const shedder = make({ maxEventLoopDelayMs: 50, sampleIntervalMs: 1000, maxInFlight: 0 });
+    await new Promise((r) => setTimeout(r, 50));
+    busyWait(300);
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(shedder.state.admitRatio, 1, `delay ${shedder.state.eventLoopDelayMs} ms`);
+  });
+
+  it('admits a fraction between the limit and twice it', async () => {
+    let roll = 0.99;
+    const shedder = make({ maxEventLoopDelayMs: 200, sampleIntervalMs: 1000, maxInFlight: 0, random: () => roll });
+    const app = appWith(shedder, Promise.resolve());
+    await overload(300, 1300);
+    await until(() => shedder.state.eventLoopDelayMs > 0, 3000, 'the sampler to see the delay');
+    const { admitRatio, eventLoopDelayMs } = shedder.state;
+    assert.ok(admitRatio > 0 && admitRatio < 1, `admit ratio ${admitRatio} at ${eventLoopDelayMs} ms`);
+    assert.ok(Math.abs(admitRatio - (1 - (eventLoopDelayMs - 200) / 200)) < 1e-9);
+    assert.equal((await request(app).get('/work')).status, 503, 'a roll above the ratio is shed');
+    roll = 0;
+    assert.equal((await request(app).get('/work')).status, 200, 'a roll below it is admitted');
+  });
+
+  it('close() stops the delay sampler', async () => {
+    const shedder = make({ maxEventLoopDelayMs: 10, sampleIntervalMs: 50, maxInFlight: 0 });
+    await overload(40, 200);
+    await until(() => shedder.state.admitRatio < 1, 3000, 'the sampler to see the delay');
+    shedder.close();
+    assert.equal(shedder.state.admitRatio, 1);
+    await overload(40, 200);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(shedder.state.admitRatio, 1, 'no sampling after close');
+  });
+});
