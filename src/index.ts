@@ -72,7 +72,7 @@ export type {
 } from './limit';
 
 // Redis: one factory from a REDIS_URL to an ioredis client.
-export { createRedisClient, parseRedisUrl, REDIS_CLIENT_DEFAULTS, RedisUrlError } from './redis';
+export { closeRedisClient, createRedisClient, parseRedisUrl, REDIS_CLIENT_DEFAULTS, RedisUrlError } from './redis';
 export type { RedisClientOptions, RedisTarget } from './redis';
 
 // Metrics: a Prometheus registry and GET /metrics.

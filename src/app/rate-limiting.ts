@@ -3,6 +3,7 @@ import {
   ConfigError,
   createMemoryStore,
   createRateLimiter,
+  closeRedisClient,
   createRedisClient,
   createRedisStore,
   defaultPolicies,
@@ -79,7 +80,8 @@ export function createRateLimiting(config: Config, logger: Logger, metrics?: Met
       await limiter.close();
       await store.close();
       if (redis !== undefined) {
-        await redis.quit().catch(() => redis?.disconnect());
+        const answered = await closeRedisClient(redis);
+        if (!answered) logger.warn('Redis did not answer QUIT in time; connection dropped');
       }
     },
   };

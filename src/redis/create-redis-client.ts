@@ -12,7 +12,29 @@ export interface RedisClientOptions {
 }
 
 /** Defaults of {@link createRedisClient}. */
-export const REDIS_CLIENT_DEFAULTS = Object.freeze({ autoPipelining: true, connectTimeoutMs: 2_000, reconnectMaxDelayMs: 100 });
+export const REDIS_CLIENT_DEFAULTS = Object.freeze({ autoPipelining: true, connectTimeoutMs: 2_000, reconnectMaxDelayMs: 100, quitTimeoutMs: 1_000 });
+
+/**
+ * Closes a client politely (`QUIT`, so replies in flight still arrive) but never waits longer
+ * than `timeoutMs`: behind a dead link `QUIT` gets no answer, and shutdown must not hang on it.
+ * Then drops the connection whatever happened. Resolves `true` when `QUIT` was answered in time.
+ */
+export async function closeRedisClient(client: Redis | Cluster, timeoutMs: number = REDIS_CLIENT_DEFAULTS.quitTimeoutMs): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const quit = client.quit().then(
+    () => true,
+    () => false,
+  );
+  try {
+    return await Promise.race([quit, timedOut]);
+  } finally {
+    clearTimeout(timer);
+    client.disconnect();
+  }
+}
 
 const readonlyReconnect = (err: Error): 2 | false => (err.message.startsWith('READONLY') ? 2 : false);
 
