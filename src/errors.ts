@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 
 /**
@@ -17,7 +19,8 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'INTERNAL_ERROR';
+  | 'INTERNAL_ERROR'
+  | 'HEADERS_TOO_LARGE';
 
 /** The HTTP status of each {@link ErrorCode}. */
 export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
@@ -34,6 +37,7 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL_ERROR: 500,
+  HEADERS_TOO_LARGE: 431,
 });
 
 /** The JSON body of every error response. */
@@ -175,5 +179,36 @@ export function errorHandler(options: ErrorHandlerOptions = {}): ErrorRequestHan
     }
     options.onInternalError?.(err);
     sendError(res, 'INTERNAL_ERROR', 'Internal server error');
+  };
+}
+
+/**
+ * A listener for the HTTP server's `clientError` event: a request Node's parser refuses (headers
+ * over `--max-http-header-size`, a malformed request line, bad chunked encoding) gets our JSON
+ * body, 431 `HEADERS_TOO_LARGE` or 400 `BAD_REQUEST`, and the connection is closed. Without it
+ * Node answers with an empty body. `server.on('clientError', clientErrorListener())`.
+ */
+export function clientErrorListener(): (err: Error & { code?: string }, socket: Duplex) => void {
+  return (err, socket) => {
+    // A reset has no one left to answer; a response already under way cannot be replaced.
+    const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const code: ErrorCode = tooLarge ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST';
+    const status = ERROR_STATUS[code];
+    const json = JSON.stringify({
+      error: code,
+      detail: tooLarge ? 'Request headers are too large' : 'Malformed HTTP request',
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+        'Content-Type: application/json; charset=utf-8\r\n' +
+        `Content-Length: ${Buffer.byteLength(json)}\r\n` +
+        'Connection: close\r\n\r\n' +
+        json,
+    );
   };
 }

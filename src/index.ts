@@ -1,7 +1,7 @@
 // rampart's public surface: re-exports only.
 
 // Errors: the stable codes, their statuses, and the one writer of every error body.
-export { ERROR_STATUS, HttpError, errorHandler, notFoundHandler, retryAfterSeconds, sendError } from './errors';
+export { clientErrorListener, ERROR_STATUS, HttpError, errorHandler, notFoundHandler, retryAfterSeconds, sendError } from './errors';
 export type { ErrorBody, ErrorCode, ErrorHandlerOptions, SendErrorOptions } from './errors';
 
 // Configuration: the only reader of process.env.

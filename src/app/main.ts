@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import {
   activeTracing,
+  clientErrorListener,
   ConfigError,
   createHealth,
   createLifecycle,
@@ -124,6 +125,7 @@ async function main(): Promise<void> {
     ...(shedder === undefined ? {} : { shedder }),
   });
   const server = createServer(app);
+  server.on('clientError', clientErrorListener());
 
   // Cleanup order after the HTTP drain: workers, Redis, Postgres (tracing comes last).
   const cleanup: CleanupPhase[] = [

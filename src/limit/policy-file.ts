@@ -45,7 +45,7 @@ const Policy = z.discriminatedUnion('algorithm', [
   }),
 ]);
 const Surface = z.strictObject({
-  surface_id: z.string().min(1).max(128),
+  surface_id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a surface id: 1 to 64 of [A-Za-z0-9_.-] (it may become part of a Redis key)'),
   method: z.string().regex(/^([A-Za-z]+|\*)$/, 'an HTTP method or "*"').optional(),
   path: z.string().startsWith('/').max(1024),
   policies: z.array(name).min(1),

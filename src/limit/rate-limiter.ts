@@ -451,6 +451,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const surfaceIds = new Set<string>();
   for (const s of options.surfaces ?? []) {
     if (typeof s.surface_id !== 'string' || s.surface_id === '') invalid('every surface needs a surface_id');
+    // It becomes part of a Redis key when the surface overrides a bucket: no braces, no spaces.
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(s.surface_id)) invalid(`surface_id ${JSON.stringify(s.surface_id)} must be 1 to 64 of [A-Za-z0-9_.-]`);
     if (surfaceIds.has(s.surface_id)) invalid(`surface_id "${s.surface_id}" is used twice`);
     surfaceIds.add(s.surface_id);
     const method = (s.method ?? '*').toUpperCase();

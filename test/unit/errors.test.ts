@@ -19,6 +19,7 @@ describe('errors', () => {
       PAYLOAD_TOO_LARGE: 413,
       UNSUPPORTED_MEDIA_TYPE: 415,
       INTERNAL_ERROR: 500,
+      HEADERS_TOO_LARGE: 431,
     });
   });
 

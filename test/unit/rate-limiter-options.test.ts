@@ -192,6 +192,16 @@ describe('rate limiter options', () => {
       ['empty policies', '{"surfaces":[{"surface_id":"s","path":"/v1","policies":[]}]}', /surfaces\.0\.policies/],
       ['duplicate id', '{"surfaces":[{"surface_id":"s","path":"/a","policies":["public"]},{"surface_id":"s","path":"/b","policies":["public"]}]}', /surfaces\.1\.surface_id: "s" is used twice/],
       ['bad method', '{"surfaces":[{"surface_id":"s","method":"GE T","path":"/a","policies":["public"]}]}', /surfaces\.0\.method/],
+      ['empty file', '', /is not valid JSON/],
+      ['top-level array', '[]', /the top level/],
+      ['top-level null', 'null', /the top level/],
+      ['zero window', '{"policies":{"x":{"algorithm":"sliding_window","limit":5,"windowSeconds":0}}}', /policies\.x\.windowSeconds/],
+      ['infinite rps', '{"policies":{"x":{"algorithm":"token_bucket","rps":1e400,"burst":2}}}', /policies\.x\.rps/],
+      ['quote in a name', '{"policies":{"a\\"b":{"algorithm":"token_bucket","rps":1,"burst":1}}}', /policies\.a"b/],
+      ['brace in a name', '{"policies":{"a{b}":{"algorithm":"token_bucket","rps":1,"burst":1}}}', /policies\.a\{b\}/],
+      ['negative override', '{"surfaces":[{"surface_id":"s","path":"/a","policies":["public"],"rate_limit_rps":-5}]}', /surfaces\.0\.rate_limit_rps/],
+      ['policies as a list', '{"policies":[{"algorithm":"token_bucket","rps":1,"burst":1}]}', /policies/],
+      ['surface id with a brace', '{"surfaces":[{"surface_id":"s}","path":"/a","policies":["public"]}]}', /surfaces\.0\.surface_id/],
     ];
     for (const [what, content, pattern] of mistakes) {
       it(`refuses a file with ${what}, naming the place and RATE_LIMIT_POLICIES_FILE`, () => {
