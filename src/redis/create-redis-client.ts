@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis } from 'ioredis';
 import { parseRedisUrl } from './redis-url';
 
@@ -9,6 +10,12 @@ export interface RedisClientOptions {
   readonly autoPipelining?: boolean;
   /** Time limit to open a connection, ms. Default 2000. */
   readonly connectTimeoutMs?: number;
+  /**
+   * TLS settings for a `rediss://` URL (e.g. `{ ca }` for a private CA), passed to Node's
+   * `tls.connect`: the server's certificate is verified (Node's default) and there is no
+   * fallback to plain text. Ignored for `redis://`.
+   */
+  readonly tls?: ConnectionOptions;
 }
 
 /** Defaults of {@link createRedisClient}. */
@@ -109,7 +116,7 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
   };
   let client: Redis | Cluster;
   if (target.kind === 'standalone') {
-    client = new Redis({ ...common, host: target.host, port: target.port, db: target.db, ...(target.tls ? { tls: {} } : {}) });
+    client = new Redis({ ...common, host: target.host, port: target.port, db: target.db, ...(target.tls ? { tls: { ...options.tls } } : {}) });
   } else if (target.kind === 'sentinel') {
     client = new Redis({
       ...common,

@@ -2,9 +2,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
-import { createRedisClient, createRedisStore, redisCheck } from '../../src';
+import express from 'express';
+import request from 'supertest';
+import { createRateLimiter, createRedisClient, createRedisStore, redisCheck } from '../../src';
 import { command, startCluster, waitUntil, type ClusterStack } from '../../scripts/redis-stack';
 import { assertDocumentedAnswers, firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
+import { LIMITER_ACL_CLUSTER } from '../support/redis-acl';
 import { storeContract } from '../support/store-contract';
 
 describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
@@ -28,6 +31,30 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const client = createRedisClient(stack.url) as Cluster;
     await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
     return { store: createRedisStore({ client }), close: async () => void client.disconnect() };
+  });
+
+  it('works under the documented ACL (limiter commands, ~rl:*, CLUSTER SLOTS/INFO) on every node', async () => {
+    const user = `limiter${randomBytes(3).toString('hex')}`;
+    for (const n of stack.nodes) await command(n.port, 'ACL', 'SETUSER', user, 'reset', '>pw', ...LIMITER_ACL_CLUSTER);
+    const client = createRedisClient(stack.url.replace('redis+cluster://', `redis+cluster://${user}:pw@`)) as Cluster;
+    cleanups.push(() => client.disconnect());
+    await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
+    const limiter = createRateLimiter({
+      store: createRedisStore({ client }),
+      prefix: 'rl',
+      denyCache: false,
+      policies: { tb: { algorithm: 'token_bucket', rps: 0.001, burst: 2, key: (req) => req.get('x-key'), failMode: 'closed' } },
+    });
+    cleanups.push(() => limiter.close());
+    const app = express();
+    app.get('/x', limiter.limit('tb'), (_req, res) => res.json({ ok: true }));
+    for (const id of ['a', 'b', 'c', 'd', 'e', 'f']) {
+      const key = `${user}-${id}`;
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await request(app).get('/x').set('x-key', key)).status);
+      assert.deepEqual(statuses, [200, 200, 429], key);
+    }
+    await redisCheck(client)();
   });
 
   it('decides keys of every shard in one turn (one script call per slot) and loads the script on each node', async () => {

@@ -1,0 +1,180 @@
+// What the README's security notes promise about Redis, checked on real servers: the limiter
+// works under an ACL user limited to the commands and key pattern the README lists (and that
+// user really is limited), and over TLS with certificate verification and no plain-text fallback.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import express from 'express';
+import { Redis, type Cluster } from 'ioredis';
+import request from 'supertest';
+import { closeRedisClient, createRateLimiter, createRedisClient, createRedisStore, redisCheck, type RateLimiter } from '../../src';
+import { LIMITER_ACL } from '../support/redis-acl';
+import { freePort, startRedisServer, type RedisProcess } from '../support/redis-server';
+
+
+async function waitReady(client: Redis | Cluster, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (client.status !== 'ready') {
+    if (Date.now() > deadline) throw new Error(`client not ready (${client.status})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function limitedApp(limiter: RateLimiter) {
+  const app = express();
+  app.get('/tb', limiter.limit('tb'), (_req, res) => res.json({ ok: true }));
+  app.get('/sw', limiter.limit('sw'), (_req, res) => res.json({ ok: true }));
+  app.get('/both', limiter.limit('tb', 'sw'), (_req, res) => res.json({ ok: true }));
+  return app;
+}
+
+function limiterOn(client: Redis | Cluster): RateLimiter {
+  return createRateLimiter({
+    store: createRedisStore({ client }),
+    prefix: 'rl',
+    denyCache: false,
+    policies: {
+      tb: { algorithm: 'token_bucket', rps: 0.001, burst: 2, key: 'ip', failMode: 'closed' },
+      sw: { algorithm: 'sliding_window', limit: 2, windowSeconds: 60, key: 'ip', failMode: 'closed' },
+    },
+  });
+}
+
+describe('Redis security: the documented ACL and TLS', function () {
+  this.timeout(60_000);
+
+  describe('ACL user with only the documented commands and key pattern', () => {
+    let redis: RedisProcess;
+    let admin: Redis;
+    before(async () => {
+      redis = await startRedisServer();
+      admin = new Redis(redis.port, '127.0.0.1');
+      await admin.call('ACL', 'SETUSER', 'limiter', 'reset', '>limiter-pass', ...LIMITER_ACL);
+    });
+    after(async () => {
+      admin?.disconnect();
+      await redis?.stop();
+    });
+
+    it('decides token buckets, sliding windows and both together, and passes the readiness check', async () => {
+      const client = createRedisClient(`redis://limiter:limiter-pass@127.0.0.1:${redis.port}`);
+      const limiter = limiterOn(client);
+      try {
+        await waitReady(client);
+        const app = limitedApp(limiter);
+        const statuses = async (path: string) => {
+          const out: number[] = [];
+          for (let i = 0; i < 3; i++) out.push((await request(app).get(path)).status);
+          return out;
+        };
+        assert.deepEqual(await statuses('/tb'), [200, 200, 429]);
+        assert.deepEqual(await statuses('/sw'), [200, 200, 429]);
+        assert.equal((await request(app).get('/both')).status, 429);
+        await redisCheck(client)();
+        const keys = (await admin.keys('*')).sort();
+        assert.ok(keys.length >= 2 && keys.every((k) => k.startsWith('rl:')), keys.join(','));
+      } finally {
+        await limiter.close();
+        await closeRedisClient(client);
+      }
+    });
+
+    it('the user really is limited: other commands and other keys are refused', async () => {
+      const c = new Redis({ port: redis.port, host: '127.0.0.1', username: 'limiter', password: 'limiter-pass' });
+      try {
+        await assert.rejects(c.set('other:key', '1'), /NOPERM/);
+        await assert.rejects(c.call('FLUSHALL'), /NOPERM/);
+        await assert.rejects(c.call('KEYS', '*'), /NOPERM/);
+        await assert.rejects(c.call('CONFIG', 'GET', '*'), /NOPERM/);
+        await assert.rejects(c.eval("return redis.call('SET', KEYS[1], 1)", 1, 'other:key'), /NOPERM|No permissions/);
+        assert.equal(await c.set('rl:probe', '1'), 'OK');
+      } finally {
+        c.disconnect();
+      }
+    });
+  });
+
+  describe('TLS (rediss://) with a private CA', () => {
+    let dir: string;
+    let port: number;
+    let server: ChildProcess;
+    let ca: Buffer;
+
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'rampart-tls-'));
+      const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+      openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=rampart test CA', '-days', '2');
+      openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
+      writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+      openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'san.ext');
+      ca = readFileSync(join(dir, 'ca.crt'));
+      port = await freePort();
+      server = spawn(
+        'redis-server',
+        ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+          '--tls-cert-file', join(dir, 'server.crt'), '--tls-key-file', join(dir, 'server.key'), '--tls-ca-cert-file', join(dir, 'ca.crt'),
+          '--tls-auth-clients', 'no'],
+        { stdio: 'ignore' },
+      );
+      const probe = createRedisClient(`rediss://127.0.0.1:${port}`, { tls: { ca } });
+      try {
+        await waitReady(probe, 10_000);
+      } finally {
+        probe.disconnect();
+      }
+    });
+    after(async () => {
+      if (server !== undefined && server.exitCode === null) {
+        const gone = new Promise((r) => server.once('exit', r));
+        server.kill('SIGTERM');
+        await gone;
+      }
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('decides over TLS when the server\'s certificate verifies', async () => {
+      const client = createRedisClient(`rediss://127.0.0.1:${port}`, { tls: { ca } });
+      const limiter = limiterOn(client);
+      try {
+        await waitReady(client);
+        const app = limitedApp(limiter);
+        assert.equal((await request(app).get('/tb')).status, 200);
+        assert.equal((await request(app).get('/tb')).status, 200);
+        assert.equal((await request(app).get('/tb')).status, 429);
+      } finally {
+        await limiter.close();
+        await closeRedisClient(client);
+      }
+    });
+
+    it('an unverifiable certificate is never used: the policy answers by its fail mode', async () => {
+      const client = createRedisClient(`rediss://127.0.0.1:${port}`);
+      const limiter = limiterOn(client);
+      try {
+        await new Promise((r) => setTimeout(r, 500));
+        assert.notEqual(client.status, 'ready');
+        const res = await request(limitedApp(limiter)).get('/tb');
+        assert.equal(res.status, 503);
+        assert.equal(res.body.error, 'RATE_LIMITER_UNAVAILABLE');
+      } finally {
+        await limiter.close();
+        client.disconnect();
+      }
+    });
+
+    it('plain redis:// to the TLS port gets no answer: fail mode, not a plain-text session', async () => {
+      const client = createRedisClient(`redis://127.0.0.1:${port}`);
+      const limiter = limiterOn(client);
+      try {
+        await new Promise((r) => setTimeout(r, 500));
+        assert.notEqual(client.status, 'ready');
+        assert.equal((await request(limitedApp(limiter)).get('/tb')).status, 503);
+      } finally {
+        await limiter.close();
+        client.disconnect();
+      }
+    });
+  });
+});
