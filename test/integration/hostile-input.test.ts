@@ -73,6 +73,12 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
     const logger = createLogger('silent');
     const limiting = createRateLimiting(config, logger);
     limitings.push(limiting);
+    // No offline queue: decisions made before the connection is up fail (closed policies: 503).
+    const deadline = Date.now() + 10_000;
+    while (limiting.redis?.status !== 'ready') {
+      if (Date.now() > deadline) throw new Error(`Redis client not ready: ${limiting.redis?.status}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const app = createApp({ config, db, logger, health: createHealth({ checks: [] }), version: 'test', ...(limiting.limiter === undefined ? {} : { limiter: limiting.limiter }) });
     const server = createServer(app);
     server.on('clientError', clientErrorListener());

@@ -39,7 +39,12 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
       metricsText = () => metrics.registry.metrics();
       limiting = createRateLimiting(config, logger, metrics);
       app = createApp({ config, db, logger, metrics, health: createHealth({ checks: [] }), version: 'test', limiter: limiting.limiter });
-      if (backend === 'redis') await sleep(200); // connected
+      // No offline queue: wait for the connection rather than a fixed time.
+      const deadline = Date.now() + 10_000;
+      while (backend === 'redis' && limiting.redis?.status !== 'ready') {
+        if (Date.now() > deadline) throw new Error(`Redis client not ready: ${limiting.redis?.status}`);
+        await sleep(20);
+      }
     });
     after(async () => {
       await limiting?.close();
