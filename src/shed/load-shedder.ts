@@ -9,9 +9,10 @@ export type ShedReason = 'event_loop_delay' | 'in_flight';
 /** Options of {@link createLoadShedder}. */
 export interface LoadShedderOptions {
   /**
-   * Event-loop delay (p99 over the last sample window, ms) above which requests start being
-   * shed. Admission falls linearly from 100% at this value to 0% at twice it, so one long
-   * pause sheds a fraction of the traffic rather than all of it. 0 turns the signal off.
+   * Two limits in one, ms. Within one event-loop turn, requests arriving after this much work
+   * in the turn are shed. And when the p99 event-loop delay of the last window is above it,
+   * admission falls linearly from 100% at this value to 0% at twice it (a p99: one long pause
+   * among quick turns sheds nothing). 0 turns both off.
    */
   readonly maxEventLoopDelayMs?: number;
   /** Requests inside the shedder at once; the next one is shed. 0 turns the limit off. */
@@ -129,6 +130,14 @@ export function createLoadShedder(options: LoadShedderOptions = {}): LoadShedder
     sendError(res, 'OVERLOADED', detail, { retryAfterSeconds: retryAfter });
   }
 
+  // The current event-loop turn: when the first request of the turn arrived. Requests read in
+  // one turn (one poll of the sockets) are handled one after another; past `maxDelay` of work in
+  // this turn, everything else waiting (other requests, timers, probes) is already that late.
+  let turnStart = -1;
+  const endTurn = (): void => {
+    turnStart = -1;
+  };
+
   const handler = (req: Request, res: Response, next: NextFunction): void => {
     if (exempt.has(req.path)) {
       next();
@@ -137,6 +146,16 @@ export function createLoadShedder(options: LoadShedderOptions = {}): LoadShedder
     if (maxInFlight > 0 && inFlight >= maxInFlight) {
       shed(req, res, 'in_flight');
       return;
+    }
+    if (maxDelay > 0) {
+      const now = performance.now();
+      if (turnStart < 0) {
+        turnStart = now;
+        setImmediate(endTurn);
+      } else if (now - turnStart > maxDelay) {
+        shed(req, res, 'event_loop_delay');
+        return;
+      }
     }
     if (admitRatio < 1 && random() >= admitRatio) {
       shed(req, res, 'event_loop_delay');

@@ -168,6 +168,45 @@ describe('load shedder', () => {
     assert.equal((await request(app).get('/work')).status, 200);
   });
 
+  it('within one event-loop turn, sheds what arrives after maxEventLoopDelayMs of work; the next turn starts afresh', async () => {
+    const reasons: ShedReason[] = [];
+    const shedder = make({ maxEventLoopDelayMs: 30, maxInFlight: 0, onShed: (reason) => reasons.push(reason) });
+    // Requests read from the sockets in one poll are handled back to back, as here.
+    const answers: number[] = [];
+    const fake = () => {
+      const headers: Record<string, string> = {};
+      const res = {
+        statusCode: 200,
+        setHeader: (k: string, v: string) => (headers[k] = v),
+        end: () => answers.push(res.statusCode),
+        once: () => res,
+      };
+      return res;
+    };
+    const run = () => {
+      let admitted = false;
+      const res = fake();
+      shedder({ path: '/work' } as Parameters<LoadShedder>[0], res as unknown as Parameters<LoadShedder>[1], () => {
+        admitted = true;
+      });
+      return admitted;
+    };
+    assert.equal(run(), true, 'the first request of a turn is always admitted');
+    busyWait(10);
+    assert.equal(run(), true, '10 ms into the turn');
+    busyWait(30);
+    assert.equal(run(), false, '40 ms into the turn: shed');
+    assert.deepEqual(answers, [503]);
+    let live = false;
+    shedder({ path: '/health/live' } as Parameters<LoadShedder>[0], fake() as unknown as Parameters<LoadShedder>[1], () => {
+      live = true;
+    });
+    assert.equal(live, true, '/health/live passes even late in a long turn');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(run(), true, 'a new turn');
+    assert.deepEqual(reasons, ['event_loop_delay']);
+  });
+
   it('does not shed for one long pause among quick turns (p99, not max)', async () => {
     const shedder = make({ maxEventLoopDelayMs: 50, sampleIntervalMs: 1000, maxInFlight: 0 });
     await new Promise((r) => setTimeout(r, 50));
