@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import request from 'supertest';
 import { spawnMain, waitForExit, waitForListening } from '../support/child';
 import { createTestSchema, type TestSchema } from '../support/postgres';
@@ -11,6 +14,11 @@ const PROD = {
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
 };
 
+/** A policies file with a mistake the loader must name (a policy of zero requests). */
+const POLICIES_DIR = mkdtempSync(join(tmpdir(), 'rampart-policies-'));
+const BAD_POLICIES = join(POLICIES_DIR, 'bad.json');
+writeFileSync(BAD_POLICIES, JSON.stringify({ policies: { public: { algorithm: 'token_bucket', rps: 0, burst: 10 } } }));
+
 describe('the sample API process', function () {
   this.timeout(60_000);
   let schema: TestSchema;
@@ -19,6 +27,7 @@ describe('the sample API process', function () {
   });
   after(async () => {
     await schema?.drop();
+    rmSync(POLICIES_DIR, { recursive: true, force: true });
   });
 
   describe('refuses to start on a bad environment', () => {
@@ -31,6 +40,8 @@ describe('the sample API process', function () {
       ['a DATABASE_URL that does not parse', { DATABASE_URL: 'postgres//nohost' }, 'DATABASE_URL'],
       ['a REDIS_URL with two hosts', { REDIS_URL: 'redis://a:1,b:2' }, 'REDIS_URL'],
       ['a policies file that does not exist', { RATE_LIMIT_POLICIES_FILE: '/nonexistent/policies.json' }, 'RATE_LIMIT_POLICIES_FILE'],
+      ['a policies file with a mistake', { RATE_LIMIT_POLICIES_FILE: BAD_POLICIES }, 'RATE_LIMIT_POLICIES_FILE'],
+      ['a malformed LOAD_SHED_MAX_IN_FLIGHT', { LOAD_SHED_MAX_IN_FLIGHT: 'lots' }, 'LOAD_SHED_MAX_IN_FLIGHT'],
     ];
     for (const [what, env, variable] of cases) {
       it(`${what}: exit 78, one stderr line naming ${variable}`, async () => {
