@@ -183,32 +183,40 @@ export function errorHandler(options: ErrorHandlerOptions = {}): ErrorRequestHan
 }
 
 /**
- * A listener for the HTTP server's `clientError` event: a request Node's parser refuses (headers
- * over `--max-http-header-size`, a malformed request line, bad chunked encoding) gets our JSON
- * body, 431 `HEADERS_TOO_LARGE` or 400 `BAD_REQUEST`, and the connection is closed. Without it
+ * A listener for the HTTP server's `clientError` event: a request Node's parser refuses gets
+ * our JSON body — 431 `HEADERS_TOO_LARGE` for headers over `--max-http-header-size`, 413
+ * `PAYLOAD_TOO_LARGE` for oversized chunk extensions, 400 `BAD_REQUEST` for a malformed request
+ * line, header or chunked body — and the connection is closed. A client too slow to send its
+ * headers gets Node's own 408. As Node does, nothing is written once the connection has carried
+ * bytes (an earlier pipelined response) or when it is no longer writable. Without this listener
  * Node answers with an empty body. `server.on('clientError', clientErrorListener())`.
  */
 export function clientErrorListener(): (err: Error & { code?: string }, socket: Duplex) => void {
   return (err, socket) => {
-    // A reset has no one left to answer; a response already under way cannot be replaced.
-    const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent === true) {
-      socket.destroy();
+    const s = socket as Duplex & { bytesWritten?: number };
+    if (err.code === 'ECONNRESET' || !s.writable || (s.bytesWritten ?? 0) > 0) {
+      s.destroy();
       return;
     }
-    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    const code: ErrorCode = tooLarge ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST';
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      s.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n', () => s.destroy());
+      return;
+    }
+    const code: ErrorCode =
+      err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST';
+    const detail =
+      code === 'HEADERS_TOO_LARGE' ? 'Request headers are too large' : code === 'PAYLOAD_TOO_LARGE' ? 'Request chunk extensions are too large' : 'Malformed HTTP request';
     const status = ERROR_STATUS[code];
-    const json = JSON.stringify({
-      error: code,
-      detail: tooLarge ? 'Request headers are too large' : 'Malformed HTTP request',
-    });
-    socket.end(
+    const json = JSON.stringify({ error: code, detail });
+    // end() then destroy(): the server's sockets allow half-open connections, so end() alone
+    // would keep the descriptor until the client closes its side.
+    s.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
         'Content-Type: application/json; charset=utf-8\r\n' +
         `Content-Length: ${Buffer.byteLength(json)}\r\n` +
         'Connection: close\r\n\r\n' +
         json,
+      () => s.destroy(),
     );
   };
 }

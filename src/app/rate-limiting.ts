@@ -81,7 +81,7 @@ export function createRateLimiting(config: Config, logger: Logger, metrics?: Met
       await store.close();
       if (redis !== undefined) {
         const answered = await closeRedisClient(redis);
-        if (!answered) logger.warn('Redis did not answer QUIT in time; connection dropped');
+        if (!answered) logger.warn('Redis did not answer QUIT (refused or timed out); connection dropped');
       }
     },
   };

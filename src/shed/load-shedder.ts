@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { sendError } from '../errors';
@@ -10,8 +9,8 @@ export type ShedReason = 'event_loop_delay' | 'in_flight';
 export interface LoadShedderOptions {
   /**
    * Two limits in one, ms. Within one event-loop turn, requests arriving after this much work
-   * in the turn are shed. And when the p99 event-loop delay of the last window is above it,
-   * admission falls linearly from 100% at this value to 0% at twice it (a p99: one long pause
+   * in the turn are shed. And when the p95 event-loop delay of the last window is above it,
+   * admission falls linearly from 100% at this value to 0% at twice it (a p95: one long pause
    * among quick turns sheds nothing). 0 turns both off.
    */
   readonly maxEventLoopDelayMs?: number;
@@ -48,7 +47,7 @@ const RESOLUTION_MS = 10;
 
 /** What the shedder currently sees. */
 export interface LoadState {
-  /** p99 event-loop delay of the last complete window, ms (resolution subtracted). */
+  /** p95 event-loop delay of the last complete window, ms (resolution subtracted). */
   readonly eventLoopDelayMs: number;
   /** Requests inside the shedder now. */
   readonly inFlight: number;
@@ -63,7 +62,7 @@ export interface LoadState {
  */
 export interface LoadShedder extends RequestHandler {
   readonly state: LoadState;
-  /** Stops the delay sampler. The middleware keeps working on the in-flight limit alone. */
+  /** Stops the delay sampler. The per-turn budget and the in-flight limit keep working. */
   close(): void;
 }
 
@@ -107,7 +106,8 @@ export function createLoadShedder(options: LoadShedderOptions = {}): LoadShedder
     // A timer that re-arms itself: under load the samples cannot pile up behind each other.
     const sample = (): void => {
       // The histogram records whole timer periods; the resolution is the part that is not delay.
-      delayMs = h.count === 0 ? 0 : Math.max(0, h.percentile(99) / 1e6 - RESOLUTION_MS);
+      // p95: a window holds ~50 samples, of which a p99 would be the largest (one GC pause).
+      delayMs = h.count === 0 ? 0 : Math.max(0, h.percentile(95) / 1e6 - RESOLUTION_MS);
       h.reset();
       admitRatio = delayMs <= maxDelay ? 1 : Math.max(0, 1 - (delayMs - maxDelay) / maxDelay);
       timer = setTimeout(sample, interval);
@@ -115,10 +115,6 @@ export function createLoadShedder(options: LoadShedderOptions = {}): LoadShedder
     };
     timer = setTimeout(sample, interval);
     timer.unref();
-  }
-
-  function finished(this: ServerResponse): void {
-    inFlight--;
   }
 
   function shed(req: Request, res: Response, reason: ShedReason): void {
@@ -162,7 +158,19 @@ export function createLoadShedder(options: LoadShedderOptions = {}): LoadShedder
       return;
     }
     inFlight++;
+    // Out on the response's end, or on its connection's: a pipelined request still queued
+    // behind another when the client hangs up never sees its response close.
+    const socket = req.socket;
+    let out = false;
+    const finished = (): void => {
+      if (out) return;
+      out = true;
+      inFlight--;
+      res.removeListener('close', finished);
+      socket?.removeListener('close', finished);
+    };
     res.once('close', finished);
+    socket?.once('close', finished);
     next();
   };
 

@@ -69,6 +69,34 @@ describe('the sample API process', function () {
     assert.equal((await exited).code, 0);
   });
 
+  for (const enabled of ['true', 'false']) {
+    it(`LOAD_SHED_ENABLED=${enabled} with LOAD_SHED_MAX_IN_FLIGHT=1: ${enabled === 'true' ? '503 OVERLOADED past one request in flight, counted in /metrics' : 'no shedding'}`, async () => {
+      const child = spawnMain({ PORT: '0', DATABASE_URL: schema.url, LOAD_SHED_ENABLED: enabled, LOAD_SHED_MAX_IN_FLIGHT: '1', RATE_LIMIT_ENABLED: 'false' });
+      const exited = waitForExit(child, 30_000);
+      try {
+        const base = `http://127.0.0.1:${await waitForListening(child, 25_000)}`;
+        const slow = request(base).get('/v1/slow?ms=1500').then((r) => r);
+        await new Promise((r) => setTimeout(r, 300));
+        const second = await request(base).get('/v1/status');
+        assert.equal((await request(base).get('/health/live')).status, 200);
+        const metrics = (await request(base).get('/metrics')).text;
+        if (enabled === 'true') {
+          assert.equal(second.status, 503);
+          assert.equal(second.body.error, 'OVERLOADED');
+          assert.equal(second.headers['retry-after'], '1');
+          assert.match(metrics, /^rampart_load_shed_total\{reason="in_flight"\} 1$/m);
+        } else {
+          assert.equal(second.status, 200);
+          assert.doesNotMatch(metrics, /^rampart_load_shed_total\{/m);
+        }
+        assert.equal((await slow).status, 200);
+      } finally {
+        child.kill('SIGTERM');
+      }
+      assert.equal((await exited).code, 0);
+    });
+  }
+
   it('starts with Redis down, and fails closed policies with 503 until it is back', async () => {
     const dead = await startRedisServer();
     await dead.kill();

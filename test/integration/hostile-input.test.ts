@@ -179,6 +179,31 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
     await expectRaw('latin-1 token', port, `GET /v1/notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\xe9\r\n\r\n`, [401]);
   });
 
+  it('a refused request is answered and its connection closed by the server, even if the client keeps its side open', async () => {
+    // allowHalfOpen: the client never closes its side by itself, as a hostile one would not.
+    const socket = connect({ port: portOf(direct), host: '127.0.0.1', allowHalfOpen: true });
+    await once(socket, 'connect');
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.write(`GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    const ended = await Promise.race([once(socket, 'end').then(() => true), new Promise((r) => setTimeout(() => r(false), 3000))]);
+    assert.equal(ended, true, 'no answer');
+    const text = Buffer.concat(chunks).toString();
+    check('20 KB header, client side left open', Number(text.split(' ')[1]), 'application/json', text.slice(text.indexOf('\r\n\r\n') + 4), [431]);
+    const connections = () => new Promise<number>((resolve, reject) => direct.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    const deadline = Date.now() + 2000;
+    while ((await connections()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const left = await connections();
+    socket.destroy();
+    assert.equal(left, 0, 'the server kept a half-open connection');
+  });
+
+  it('after a pipelined response, a malformed request only closes the connection (nothing written ahead of it)', async () => {
+    const res = await raw(portOf(direct), 'GET /health/live HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n');
+    check('pipelined then garbage', res.status, res.headers['content-type'], '', [200]);
+    assert.ok(!res.body.includes('BAD_REQUEST'), 'no error written after the first response');
+  });
+
   it('bodies: malformed, wrong type, oversized, deeply nested, injection-shaped JSON', async () => {
     const login = () => request(direct).post('/v1/auth/login');
     const bodies: ReadonlyArray<readonly [string, string, string, readonly number[]]> = [
