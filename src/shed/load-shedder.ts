@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { sendError } from '../errors';
@@ -126,6 +127,22 @@ export function createLoadShedder(options: LoadShedderOptions = {}): LoadShedder
     sendError(res, 'OVERLOADED', detail, { retryAfterSeconds: retryAfter });
   }
 
+  // One 'close' listener per connection, however many pipelined requests it carries, finishing
+  // those of its requests still counted in.
+  const pendingBySocket = new WeakMap<Socket, Set<() => void>>();
+  function pendingOn(socket: Socket): Set<() => void> {
+    let pending = pendingBySocket.get(socket);
+    if (pending === undefined) {
+      const set = new Set<() => void>();
+      pending = set;
+      pendingBySocket.set(socket, set);
+      socket.once('close', () => {
+        for (const finish of [...set]) finish();
+      });
+    }
+    return pending;
+  }
+
   // The current event-loop turn: when the first request of the turn arrived. Requests read in
   // one turn (one poll of the sockets) are handled one after another; past `maxDelay` of work in
   // this turn, everything else waiting (other requests, timers, probes) is already that late.
@@ -160,17 +177,14 @@ export function createLoadShedder(options: LoadShedderOptions = {}): LoadShedder
     inFlight++;
     // Out on the response's end, or on its connection's: a pipelined request still queued
     // behind another when the client hangs up never sees its response close.
-    const socket = req.socket;
-    let out = false;
+    const pending = pendingOn(req.socket);
     const finished = (): void => {
-      if (out) return;
-      out = true;
+      if (!pending.delete(finished)) return;
       inFlight--;
       res.removeListener('close', finished);
-      socket?.removeListener('close', finished);
     };
+    pending.add(finished);
     res.once('close', finished);
-    socket?.once('close', finished);
     next();
   };
 

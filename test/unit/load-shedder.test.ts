@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import express from 'express';
@@ -138,6 +138,24 @@ describe('load shedder', () => {
       await until(() => shedder.state.inFlight >= 3, 2000, 'the held requests in flight');
       for (const s of sockets) s.destroy();
       await until(() => shedder.state.inFlight === 0, 2000, `in-flight back to 0 (is ${shedder.state.inFlight})`);
+
+      // Twenty pipelined on one connection: one listener on it, not one per request.
+      const warnings: Error[] = [];
+      const onWarning = (w: Error) => warnings.push(w);
+      process.on('warning', onWarning);
+      try {
+        const many = connect(port, '127.0.0.1');
+        many.on('error', () => undefined);
+        await once(many, 'connect');
+        many.write('GET /hold HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(20));
+        await until(() => shedder.state.inFlight === 20, 2000, `20 pipelined requests in flight (is ${shedder.state.inFlight})`);
+        many.destroy();
+        await until(() => shedder.state.inFlight === 0, 2000, `in-flight back to 0 (is ${shedder.state.inFlight})`);
+        await new Promise((r) => setImmediate(r));
+        assert.deepEqual(warnings.map((w) => w.name), [], 'a listener per pipelined request');
+      } finally {
+        process.off('warning', onWarning);
+      }
     } finally {
       server.closeAllConnections();
       server.close();
@@ -208,10 +226,12 @@ describe('load shedder', () => {
       };
       return res;
     };
+    // One connection for the fake requests (the shedder watches it for hang-ups).
+    const socket = new EventEmitter();
     const run = () => {
       let admitted = false;
       const res = fake();
-      shedder({ path: '/work' } as Parameters<LoadShedder>[0], res as unknown as Parameters<LoadShedder>[1], () => {
+      shedder({ path: '/work', socket } as unknown as Parameters<LoadShedder>[0], res as unknown as Parameters<LoadShedder>[1], () => {
         admitted = true;
       });
       return admitted;
