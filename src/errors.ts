@@ -182,6 +182,13 @@ export function errorHandler(options: ErrorHandlerOptions = {}): ErrorRequestHan
   };
 }
 
+/** What Node's parser errors become; any other parser error is {@link MALFORMED}. */
+const PARSER_ERRORS: Readonly<Record<string, readonly [ErrorCode, string]>> = Object.freeze({
+  HPE_HEADER_OVERFLOW: ['HEADERS_TOO_LARGE', 'Request headers are too large'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: ['PAYLOAD_TOO_LARGE', 'Request chunk extensions are too large'],
+});
+const MALFORMED: readonly [ErrorCode, string] = ['BAD_REQUEST', 'Malformed HTTP request'];
+
 /**
  * A listener for the HTTP server's `clientError` event: a request Node's parser refuses gets
  * our JSON body — 431 `HEADERS_TOO_LARGE` for headers over `--max-http-header-size`, 413
@@ -202,10 +209,7 @@ export function clientErrorListener(): (err: Error & { code?: string }, socket: 
       s.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n', () => s.destroy());
       return;
     }
-    const code: ErrorCode =
-      err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST';
-    const detail =
-      code === 'HEADERS_TOO_LARGE' ? 'Request headers are too large' : code === 'PAYLOAD_TOO_LARGE' ? 'Request chunk extensions are too large' : 'Malformed HTTP request';
+    const [code, detail] = PARSER_ERRORS[err.code ?? ''] ?? MALFORMED;
     const status = ERROR_STATUS[code];
     const json = JSON.stringify({ error: code, detail });
     // end() then destroy(): the server's sockets allow half-open connections, so end() alone

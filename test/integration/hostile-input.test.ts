@@ -174,7 +174,8 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
     await expectRaw('control char in header', port, `GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4\x01\r\n\r\n`, [400]);
     await expectRaw('garbage request line', port, 'GARBAGE\r\n\r\n', [400]);
     await expectRaw('bad chunked body', port, 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n', [400]);
-    await expectRaw('both lengths', port, 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', [400]);
+    await expectRaw('20 KB chunk extension', port, `POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2;${'e'.repeat(20_000)}\r\n{}\r\n0\r\n\r\n`, [413]);
+        await expectRaw('both lengths', port, 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', [400]);
     await expectRaw('NUL in path', port, 'GET /v1/status\x00 HTTP/1.1\r\nHost: x\r\n\r\n', [400]);
     await expectRaw('latin-1 token', port, `GET /v1/notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\xe9\r\n\r\n`, [401]);
   });
