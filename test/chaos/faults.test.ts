@@ -8,9 +8,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitUntil } from '../../scripts/redis-stack';
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '../support/postgres';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
-import { metricValue, mixedLoad, startSampleChild, tally, type Answer, type SampleChild } from '../support/sample-child';
+import { summarize } from '../support/failover-load';
+import { FAIL_MODE_POLICIES, metricValue, mixedLoad, startSampleChild, type Answer, type SampleChild } from '../support/sample-child';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -21,19 +23,6 @@ const LIVE = '/health/live';
 const PATHS = [OPEN, CLOSED, LIVE];
 /** The decision deadline is 100 ms; a busy CI machine gets the rest. */
 const MAX_ANSWER_MS = 1000;
-
-/** `public` fails open on /v1/status, `strict` fails closed on /v1/slow; both far from their limits. */
-const POLICIES = {
-  policies: {
-    public: { algorithm: 'token_bucket', rps: 1_000_000, burst: 1_000_000, key: 'ip', failMode: 'open' },
-    strict: { algorithm: 'token_bucket', rps: 1_000_000, burst: 1_000_000, key: 'ip', failMode: 'closed' },
-  },
-  surfaces: [
-    { surface_id: 'status', method: 'GET', path: '/v1/status', policies: ['public'] },
-    { surface_id: 'slow', method: 'GET', path: '/v1/slow', policies: ['strict'] },
-    { surface_id: 'login', method: 'POST', path: '/v1/auth/login', policies: ['login_ip', 'login_credential'] },
-  ],
-};
 
 /** What the documentation promises for each route, whatever the fault. */
 function assertDocumented(a: Answer): void {
@@ -88,7 +77,7 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rampart-chaos-'));
     policiesFile = join(dir, 'policies.json');
-    writeFileSync(policiesFile, JSON.stringify(POLICIES));
+    writeFileSync(policiesFile, JSON.stringify(FAIL_MODE_POLICIES));
     schema = await createTestSchema('chaos');
     redis = await startRedisServer();
     redisProxy = await startTcpProxy(redis.port);
@@ -142,13 +131,13 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
     await sleep(300);
     const all = await load.stop();
     const during = all.filter((a) => a.sentAt >= injectedAt && a.sentAt < clearedAt);
-    const t = tally(during);
+    const t = summarize(during);
     const row: Row = {
       fault,
       expected,
       requests: all.length,
       duringFault: t.counts,
-      maxMs: tally(all).maxMs,
+      maxMs: summarize(all).maxMs,
       recoveryMs: recovered === undefined ? null : Math.round(recovered.doneAt - clearedAt),
     };
     rows.push(row);
@@ -221,12 +210,8 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
     } finally {
       redisProxy.setMode('forward');
     }
-    const deadline = Date.now() + 10_000;
     let status = 0;
-    while (Date.now() < deadline && status !== 200) {
-      status = (await fetch(`${child.base}/health/ready`)).status;
-      if (status !== 200) await sleep(100);
-    }
+    await waitUntil('ready again', async () => (status = (await fetch(`${child.base}/health/ready`)).status) === 200, 10_000, 100).catch(() => undefined);
     assert.equal(status, 200, 'ready again once Redis answers');
   });
 
@@ -350,8 +335,8 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
         fault: 'SIGTERM during Redis blackhole',
         expected: 'in-flight complete; then 503 SERVER_SHUTTING_DOWN; exit 0',
         requests: answers.length,
-        duringFault: tally(answers.filter((a) => a.sentAt >= sigtermAt - 700)).counts,
-        maxMs: tally(inFlightAtSignal).maxMs,
+        duringFault: summarize(answers.filter((a) => a.sentAt >= sigtermAt - 700)).counts,
+        maxMs: summarize(inFlightAtSignal).maxMs,
         recoveryMs: exitMs,
       };
       rows.push(row);

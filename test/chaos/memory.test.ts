@@ -20,7 +20,7 @@ import { createLogger } from '../../src/app/logger';
 import { createRateLimiting, type RateLimiting } from '../../src/app/rate-limiting';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
-import { mixedLoad } from '../support/sample-child';
+import { FAIL_MODE_POLICIES, mixedLoad } from '../support/sample-child';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -50,19 +50,7 @@ describe('memory under repeated Redis faults (heap and buffers after GC)', funct
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rampart-memory-'));
     const policies = join(dir, 'policies.json');
-    writeFileSync(
-      policies,
-      JSON.stringify({
-        policies: {
-          public: { algorithm: 'token_bucket', rps: 1e6, burst: 1e6, key: 'ip', failMode: 'open' },
-          strict: { algorithm: 'token_bucket', rps: 1e6, burst: 1e6, key: 'ip', failMode: 'closed' },
-        },
-        surfaces: [
-          { surface_id: 'status', method: 'GET', path: '/v1/status', policies: ['public'] },
-          { surface_id: 'slow', method: 'GET', path: '/v1/slow', policies: ['strict'] },
-        ],
-      }),
-    );
+    writeFileSync(policies, JSON.stringify(FAIL_MODE_POLICIES));
     schema = await createTestSchema('memory');
     db = createDatabase({ writeUrl: schema.url, schema: schema.name, maxConnections: 2 });
     await migrate(db.write, db.schema);

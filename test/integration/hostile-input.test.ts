@@ -15,6 +15,7 @@ import { createDatabase, type Database } from '../../src/app/db/database';
 import { migrate } from '../../src/app/db/migrations';
 import { createLogger } from '../../src/app/logger';
 import { createRateLimiting, type RateLimiting } from '../../src/app/rate-limiting';
+import { waitUntil } from '../../scripts/redis-stack';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
 
@@ -74,11 +75,7 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
     const limiting = createRateLimiting(config, logger);
     limitings.push(limiting);
     // No offline queue: decisions made before the connection is up fail (closed policies: 503).
-    const deadline = Date.now() + 10_000;
-    while (limiting.redis?.status !== 'ready') {
-      if (Date.now() > deadline) throw new Error(`Redis client not ready: ${limiting.redis?.status}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil('the Redis client to be ready', async () => limiting.redis?.status === 'ready', 10_000, 20);
     const app = createApp({ config, db, logger, health: createHealth({ checks: [] }), version: 'test', ...(limiting.limiter === undefined ? {} : { limiter: limiting.limiter }) });
     const server = createServer(app);
     server.on('clientError', clientErrorListener());
@@ -192,8 +189,7 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
     const text = Buffer.concat(chunks).toString();
     check('20 KB header, client side left open', Number(text.split(' ')[1]), 'application/json', text.slice(text.indexOf('\r\n\r\n') + 4), [431]);
     const connections = () => new Promise<number>((resolve, reject) => direct.getConnections((err, n) => (err ? reject(err) : resolve(n))));
-    const deadline = Date.now() + 2000;
-    while ((await connections()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitUntil('the server to close the connection', async () => (await connections()) === 0, 2000, 20).catch(() => undefined);
     const left = await connections();
     socket.destroy();
     assert.equal(left, 0, 'the server kept a half-open connection');

@@ -10,17 +10,13 @@ import express from 'express';
 import { Redis, type Cluster } from 'ioredis';
 import request from 'supertest';
 import { closeRedisClient, createRateLimiter, createRedisClient, createRedisStore, redisCheck, type RateLimiter } from '../../src';
+import { waitUntil } from '../../scripts/redis-stack';
 import { LIMITER_ACL } from '../support/redis-acl';
 import { freePort, startRedisServer, type RedisProcess } from '../support/redis-server';
 
 
-async function waitReady(client: Redis | Cluster, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (client.status !== 'ready') {
-    if (Date.now() > deadline) throw new Error(`client not ready (${client.status})`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Resolves once `client` is connected and ready. */
+const waitReady = (client: Redis | Cluster, timeoutMs = 5000) => waitUntil('the Redis client to be ready', async () => client.status === 'ready', timeoutMs, 20);
 
 function limitedApp(limiter: RateLimiter) {
   const app = express();

@@ -7,10 +7,10 @@ import { createDatabase, type Database } from '../../src/app/db/database';
 import { migrate } from '../../src/app/db/migrations';
 import { createLogger } from '../../src/app/logger';
 import { createRateLimiting, type RateLimiting } from '../../src/app/rate-limiting';
+import { waitUntil } from '../../scripts/redis-stack';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function limitsSuite(backend: 'memory' | 'redis'): void {
   describe(`sample API rate limits (${backend} store)`, function () {
@@ -40,11 +40,7 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
       limiting = createRateLimiting(config, logger, metrics);
       app = createApp({ config, db, logger, metrics, health: createHealth({ checks: [] }), version: 'test', limiter: limiting.limiter });
       // No offline queue: wait for the connection rather than a fixed time.
-      const deadline = Date.now() + 10_000;
-      while (backend === 'redis' && limiting.redis?.status !== 'ready') {
-        if (Date.now() > deadline) throw new Error(`Redis client not ready: ${limiting.redis?.status}`);
-        await sleep(20);
-      }
+      if (backend === 'redis') await waitUntil('the Redis client to be ready', async () => limiting.redis?.status === 'ready', 10_000, 20);
     });
     after(async () => {
       await limiting?.close();

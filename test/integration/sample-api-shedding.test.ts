@@ -8,6 +8,7 @@ import { createApp } from '../../src/app/create-app';
 import { createDatabase, type Database } from '../../src/app/db/database';
 import { migrate } from '../../src/app/db/migrations';
 import { createLogger } from '../../src/app/logger';
+import { waitUntil } from '../../scripts/redis-stack';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 
 describe('sample API load shedding', function () {
@@ -46,8 +47,7 @@ describe('sample API load shedding', function () {
 
   it('answers 503 OVERLOADED past LOAD_SHED_MAX_IN_FLIGHT, keeps the probes and metrics, counts it', async () => {
     const slow = request(base).get('/v1/slow?ms=700').then((r) => r);
-    const deadline = Date.now() + 5000;
-    while (shedder.state.inFlight < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil('the slow request in flight', async () => shedder.state.inFlight >= 1, 5000, 10).catch(() => undefined);
     assert.equal(shedder.state.inFlight, 1);
 
     const shed = await request(base).get('/v1/status');

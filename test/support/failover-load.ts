@@ -104,12 +104,14 @@ export function firstServedAfter(samples: readonly Sample[], after: number, keys
     .sort((a, b) => a.sentAt - b.sentAt)[0];
 }
 
-/** A summary for the log: counts by path and status, and the slowest answer. */
-export function summarize(samples: readonly Sample[]): { counts: Record<string, number>; maxMs: number } {
+/** A summary for the log: counts by path (query dropped) and status, and the slowest answer. */
+export function summarize(
+  samples: readonly Pick<Sample, 'path' | 'status' | 'error' | 'sentAt' | 'doneAt'>[],
+): { counts: Record<string, number>; maxMs: number } {
   const counts: Record<string, number> = {};
   let maxMs = 0;
   for (const s of samples) {
-    const k = `${s.path} ${s.status}${s.error === undefined ? '' : ` ${s.error}`}`;
+    const k = `${s.path.split('?')[0]} ${s.status}${s.error === undefined ? '' : ` ${s.error}`}`;
     counts[k] = (counts[k] ?? 0) + 1;
     maxMs = Math.max(maxMs, s.doneAt - s.sentAt);
   }

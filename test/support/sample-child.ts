@@ -146,17 +146,21 @@ export function mixedLoad(base: string, paths: readonly string[], workers: numbe
   };
 }
 
-/** Counts by `path status code`, and the slowest answer. */
-export function tally(answers: readonly Answer[]): { counts: Record<string, number>; maxMs: number; n: number } {
-  const counts: Record<string, number> = {};
-  let maxMs = 0;
-  for (const a of answers) {
-    const k = `${a.path.split('?')[0]} ${a.status}${a.error === undefined ? '' : ` ${a.error}`}`;
-    counts[k] = (counts[k] ?? 0) + 1;
-    maxMs = Math.max(maxMs, a.doneAt - a.sentAt);
-  }
-  return { counts, maxMs: Math.round(maxMs), n: answers.length };
-}
+/**
+ * A policies file for fault tests: `public` fails open on `/v1/status`, `strict` fails closed on
+ * `/v1/slow`; both far from their limits, so every 503 is the fault's.
+ */
+export const FAIL_MODE_POLICIES = Object.freeze({
+  policies: {
+    public: { algorithm: 'token_bucket', rps: 1_000_000, burst: 1_000_000, key: 'ip', failMode: 'open' },
+    strict: { algorithm: 'token_bucket', rps: 1_000_000, burst: 1_000_000, key: 'ip', failMode: 'closed' },
+  },
+  surfaces: [
+    { surface_id: 'status', method: 'GET', path: '/v1/status', policies: ['public'] },
+    { surface_id: 'slow', method: 'GET', path: '/v1/slow', policies: ['strict'] },
+    { surface_id: 'login', method: 'POST', path: '/v1/auth/login', policies: ['login_ip', 'login_credential'] },
+  ],
+});
 
 /** Reads one gauge from the child's `/metrics`. */
 export async function metricValue(base: string, name: string): Promise<number> {

@@ -3,6 +3,7 @@ import { EventEmitter, once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import express from 'express';
+import { waitUntil } from '../../scripts/redis-stack';
 import request from 'supertest';
 import { createLoadShedder, LOAD_SHEDDER_DEFAULTS, loadShedder, type LoadShedder, type ShedReason } from '../../src';
 
@@ -25,13 +26,6 @@ function busyWait(ms: number): void {
   }
 }
 
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function appWith(shedder: LoadShedder, hold: Promise<void>) {
   const app = express();
@@ -86,7 +80,7 @@ describe('load shedder', () => {
     const base = `http://127.0.0.1:${port}`;
     try {
       const held = [request(base).get('/hold').then((r) => r), request(base).get('/hold').then((r) => r)];
-      await until(() => shedder.state.inFlight === 2, 2000, 'two requests in flight');
+      await waitUntil('two requests in flight', async () => shedder.state.inFlight === 2, 2000, 10);
 
       const shed = await request(base).get('/work');
       assert.equal(shed.status, 503);
@@ -110,7 +104,7 @@ describe('load shedder', () => {
         done.map((r) => r.status),
         [200, 200],
       );
-      await until(() => shedder.state.inFlight === 0, 2000, 'in-flight back to 0');
+      await waitUntil('in-flight back to 0', async () => shedder.state.inFlight === 0, 2000, 10);
       assert.equal((await request(base).get('/work')).status, 200);
     } finally {
       release();
@@ -135,9 +129,9 @@ describe('load shedder', () => {
           return s;
         }),
       );
-      await until(() => shedder.state.inFlight >= 3, 2000, 'the held requests in flight');
+      await waitUntil('the held requests in flight', async () => shedder.state.inFlight >= 3, 2000, 10);
       for (const s of sockets) s.destroy();
-      await until(() => shedder.state.inFlight === 0, 2000, `in-flight back to 0 (is ${shedder.state.inFlight})`);
+      await waitUntil(`in-flight back to 0 (is ${shedder.state.inFlight})`, async () => shedder.state.inFlight === 0, 2000, 10);
 
       // Twenty pipelined on one connection: one listener on it, not one per request.
       const warnings: Error[] = [];
@@ -148,9 +142,9 @@ describe('load shedder', () => {
         many.on('error', () => undefined);
         await once(many, 'connect');
         many.write('GET /hold HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(20));
-        await until(() => shedder.state.inFlight === 20, 2000, `20 pipelined requests in flight (is ${shedder.state.inFlight})`);
+        await waitUntil(`20 pipelined requests in flight (is ${shedder.state.inFlight})`, async () => shedder.state.inFlight === 20, 2000, 10);
         many.destroy();
-        await until(() => shedder.state.inFlight === 0, 2000, `in-flight back to 0 (is ${shedder.state.inFlight})`);
+        await waitUntil(`in-flight back to 0 (is ${shedder.state.inFlight})`, async () => shedder.state.inFlight === 0, 2000, 10);
         await new Promise((r) => setImmediate(r));
         assert.deepEqual(warnings.map((w) => w.name), [], 'a listener per pipelined request');
       } finally {
@@ -172,10 +166,10 @@ describe('load shedder', () => {
       const req = httpRequest({ host: '127.0.0.1', port, path: '/hold' });
       req.on('error', () => undefined);
       req.end();
-      await until(() => shedder.state.inFlight === 1, 2000, 'one request in flight');
+      await waitUntil('one request in flight', async () => shedder.state.inFlight === 1, 2000, 10);
       assert.equal((await request(server).get('/work')).status, 503);
       req.destroy();
-      await until(() => shedder.state.inFlight === 0, 2000, 'the aborted request counted out');
+      await waitUntil('the aborted request counted out', async () => shedder.state.inFlight === 0, 2000, 10);
       assert.equal((await request(server).get('/work')).status, 200);
     } finally {
       server.closeAllConnections();
@@ -194,7 +188,7 @@ describe('load shedder', () => {
     const app = appWith(shedder, Promise.resolve());
     assert.equal(shedder.state.admitRatio, 1);
     await overload(150, 1300);
-    await until(() => shedder.state.admitRatio < 1, 3000, 'the sampler to see the delay');
+    await waitUntil('the sampler to see the delay', async () => shedder.state.admitRatio < 1, 3000, 10);
     assert.ok(shedder.state.eventLoopDelayMs >= 100, `delay ${shedder.state.eventLoopDelayMs} ms`);
     assert.equal(shedder.state.admitRatio, 0, 'at twice the limit nothing is admitted');
 
@@ -207,7 +201,7 @@ describe('load shedder', () => {
     assert.equal((await request(app).get('/health/ready')).status, 404, 'exempt from shedding, then the app answers');
     assert.deepEqual(reasons, ['event_loop_delay']);
 
-    await until(() => shedder.state.admitRatio === 1, 3000, 'a quiet window');
+    await waitUntil('a quiet window', async () => shedder.state.admitRatio === 1, 3000, 10);
     assert.equal((await request(app).get('/work')).status, 200);
   });
 
@@ -265,7 +259,7 @@ describe('load shedder', () => {
     const shedder = make({ maxEventLoopDelayMs: 200, sampleIntervalMs: 1000, maxInFlight: 0, random: () => roll });
     const app = appWith(shedder, Promise.resolve());
     await overload(300, 1300);
-    await until(() => shedder.state.eventLoopDelayMs > 0, 3000, 'the sampler to see the delay');
+    await waitUntil('the sampler to see the delay', async () => shedder.state.eventLoopDelayMs > 0, 3000, 10);
     const { admitRatio, eventLoopDelayMs } = shedder.state;
     assert.ok(admitRatio > 0 && admitRatio < 1, `admit ratio ${admitRatio} at ${eventLoopDelayMs} ms`);
     assert.ok(Math.abs(admitRatio - (1 - (eventLoopDelayMs - 200) / 200)) < 1e-9);
@@ -277,7 +271,7 @@ describe('load shedder', () => {
   it('close() stops the delay sampler', async () => {
     const shedder = make({ maxEventLoopDelayMs: 10, sampleIntervalMs: 50, maxInFlight: 0 });
     await overload(40, 200);
-    await until(() => shedder.state.admitRatio < 1, 3000, 'the sampler to see the delay');
+    await waitUntil('the sampler to see the delay', async () => shedder.state.admitRatio < 1, 3000, 10);
     shedder.close();
     assert.equal(shedder.state.admitRatio, 1);
     await overload(40, 200);
