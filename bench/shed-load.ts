@@ -16,16 +16,18 @@ const ok: number[] = [];
 const counts: Record<string, number> = {};
 let pending = 0;
 
-function one(): void {
+/** Sends one request and records its outcome; `then` gets the wait a 503 asked for, ms. */
+function one(then: (retryAfterMs: number) => void = () => undefined): void {
   const t = performance.now();
+  sent++;
   pending++;
   const req = get(url, { agent, timeout: 10_000 }, (res) => {
     res.resume();
     res.on('end', () => {
       pending--;
-      const ms = performance.now() - t;
       counts[String(res.statusCode)] = (counts[String(res.statusCode)] ?? 0) + 1;
-      if (res.statusCode === 200) ok.push(ms);
+      if (res.statusCode === 200) ok.push(performance.now() - t);
+      then(res.statusCode === 503 ? Number(res.headers['retry-after'] ?? 1) * 1000 : 0);
     });
   });
   req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -33,45 +35,23 @@ function one(): void {
     pending--;
     const k = err.message === 'timeout' ? 'timeout' : 'error';
     counts[k] = (counts[k] ?? 0) + 1;
+    then(0);
   });
 }
 
 const start = performance.now();
 let sent = 0;
 if (rate < 0) {
+  // A well-behaved client waits as long as Retry-After says before trying again.
   const loop = (): void => {
     if (performance.now() - start >= seconds * 1000) return;
-    sent++;
-    const t = performance.now();
-    pending++;
-    const req = get(url, { agent, timeout: 10_000 }, (res) => {
-      res.resume();
-      res.on('end', () => {
-        pending--;
-        counts[String(res.statusCode)] = (counts[String(res.statusCode)] ?? 0) + 1;
-        if (res.statusCode === 200) ok.push(performance.now() - t);
-        // A well-behaved client waits as long as Retry-After says before trying again.
-        const wait = res.statusCode === 503 ? Number(res.headers['retry-after'] ?? 1) * 1000 : 0;
-        if (wait > 0) setTimeout(loop, wait);
-        else loop();
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (err) => {
-      pending--;
-      const k = err.message === 'timeout' ? 'timeout' : 'error';
-      counts[k] = (counts[k] ?? 0) + 1;
-      loop();
-    });
+    one((wait) => (wait > 0 ? setTimeout(loop, wait) : loop()));
   };
   for (let i = 0; i < -rate; i++) loop();
 }
 const tick = setInterval(() => {
   const due = rate < 0 ? 0 : Math.floor(((performance.now() - start) / 1000) * rate);
-  while (sent < due) {
-    one();
-    sent++;
-  }
+  while (sent < due) one();
   if (performance.now() - start >= seconds * 1000) {
     clearInterval(tick);
     const waitAll = setInterval(() => {
