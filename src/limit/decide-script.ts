@@ -17,7 +17,8 @@
  *       PX TTL = time until the bucket is full again.
  *     kind 2, exact sliding window: a sorted set of admission times (µs).
  *       a = window (µs), b = limit (requests in any window).
- *   Reply, per decision in order: retry_after_us, then remaining_i, reset_us_i for each of its
+ *   Reply: the script's clock (µs, Redis TIME: the admission time of every check it admits),
+ *     then, per decision in order: retry_after_us, then remaining_i, reset_us_i for each of its
  *     checks. retry_after_us is 0 exactly when the decision admits the request (a denial
  *     always has a positive wait)
  *     remaining_i: what check i has left after this request (before it, when denied: a
@@ -31,8 +32,8 @@ export const DECIDE_SCRIPT = `
 local call, tonumber, floor, ceil = redis.call, tonumber, math.floor, math.ceil
 local time = call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local reply = {}
-local r = 0
+local reply = {now}
+local r = 1
 local k = 0 -- keys used so far
 
 -- The distinct check shapes of this call, parsed once.
@@ -165,6 +166,70 @@ for _ = 1, tonumber(ARGV[1]) do
     end
   else
     decide(-x)
+  end
+end
+return reply
+`;
+
+/**
+ * Settles the checks of one hash slot after a decision across slots (see the Redis store):
+ * gives back what an earlier step admitted when a later one denied, or only reads checks a
+ * denial left unvisited. Same clock, same arithmetic as {@link DECIDE_SCRIPT}.
+ *
+ * Contract
+ *   KEYS      the key of every check (on Cluster, all in one hash slot)
+ *   ARGV[1]   at: the admission time (µs) of the step being given back, or -1 to only read
+ *   then per check 4 values: kind, a, b, cost (as in DECIDE_SCRIPT)
+ *   Reply, per check: remaining, reset_us, retry_us (0 when `cost` would be admitted now)
+ *   Giving back a token bucket moves its TAT back by interval x cost (a TAT in the past is a full
+ *   bucket). Giving back a sliding window removes `cost` admissions made at `at`: exactly the
+ *   ones the step added, or others of the same instant, which are the same to the window.
+ */
+export const SETTLE_SCRIPT = `
+local call, tonumber, floor, ceil = redis.call, tonumber, math.floor, math.ceil
+local time = call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local at = tonumber(ARGV[1])
+local reply = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local o = 2 + 4 * (i - 1)
+  local kind, a, b, cost = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
+  if kind == 1 then
+    local interval, burst = a, b
+    local tat = tonumber(call('GET', key)) or now
+    if at >= 0 then
+      tat = tat - interval * cost
+      if tat <= now then call('DEL', key) else call('SET', key, tat, 'PX', ceil((tat - now) / 1000)) end
+    end
+    if tat < now then tat = now end
+    local wait = tat + interval * cost - interval * burst - now
+    if wait < 0 then wait = 0 end
+    reply[3 * i - 2] = floor((now + interval * burst - tat) / interval)
+    reply[3 * i - 1] = tat - now
+    reply[3 * i] = wait
+  else
+    local window, limit = a, b
+    call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))
+    if at >= 0 then
+      local t = string.format('%d', at)
+      local mine = call('ZRANGEBYSCORE', key, t, t, 'LIMIT', 0, cost)
+      if #mine > 0 then call('ZREM', key, unpack(mine)) end
+    end
+    local count = call('ZCARD', key)
+    local reset, wait = 0, 0
+    if count > 0 then
+      local newest = call('ZRANGE', key, -1, -1, 'WITHSCORES')
+      reset = tonumber(newest[2]) + window - now
+    end
+    if count + cost > limit then
+      local oldest = call('ZRANGE', key, count + cost - limit - 1, count + cost - limit - 1, 'WITHSCORES')
+      wait = window
+      if oldest[2] then wait = tonumber(oldest[2]) + window - now end
+    end
+    reply[3 * i - 2] = limit - count
+    reply[3 * i - 1] = reset
+    reply[3 * i] = wait
   end
 end
 return reply

@@ -9,6 +9,7 @@ import { customIdentity, digest, ipIdentity, safeIdentity } from './keys';
 import {
   SLIDING_WINDOW,
   TOKEN_BUCKET,
+  type CallGuard,
   type Check,
   type Decision,
   type FailMode,
@@ -128,10 +129,29 @@ interface Plan {
   readonly failOpen: boolean;
   readonly counters: {
     readonly allowed: () => void;
-    readonly limited: () => void;
+    /** Counts `limited` for the policies that denied, `denied_by_other` for the rest. */
+    readonly limited: (remaining: readonly number[]) => void;
     readonly failedOpen: () => void;
     readonly failedClosed: () => void;
   };
+}
+
+/** Outcomes counted in `rampart_rate_limit_decisions_total`, per policy of a request. */
+export type DecisionOutcome = 'allowed' | 'limited' | 'denied_by_other' | 'failed_open' | 'failed_closed';
+
+/** Whether check `i` of a denied decision is one that denied it (it had less than one request left). */
+const denies = (remaining: readonly number[], i: number) => (remaining[i] as number) < 1;
+
+/**
+ * A reply that says the store was used wrongly (a script call over keys in several Cluster hash
+ * slots): a bug, not an outage. It is never answered by a fail mode, and no breaker counts it.
+ */
+export function isStoreMisuse(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('CROSSSLOT');
+}
+
+function deadlineError(ms: number): Error {
+  return Object.assign(new Error(`the rate limit store did not answer within ${ms} ms`), { code: 'ETIMEDOUT' });
 }
 
 interface CachedDenial {
@@ -264,15 +284,21 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     const policies = names.map((n) => compilePolicy(n, surface));
     const headerPolicies = policies.map((p) => p.header);
     const label = names.join('+');
-    const counter = (outcome: 'allowed' | 'limited' | 'failed_open' | 'failed_closed') => {
+    const counter = (outcome: DecisionOutcome) => {
       const children = metrics === undefined ? [] : names.map((n) => metrics.decisions.labels(n, outcome));
       // On the request's span (when tracing runs): the policies and the outcome, never a key.
       const event = { 'rate_limit.policies': label, 'rate_limit.outcome': outcome, 'rate_limit.store': store.name };
-      return () => {
-        for (const c of children) c.inc();
-        trace.getActiveSpan()?.addEvent('rate_limit.decision', event);
+      return {
+        children,
+        count: () => {
+          for (const c of children) c.inc();
+          trace.getActiveSpan()?.addEvent('rate_limit.decision', event);
+        },
       };
     };
+    const limited = counter('limited').children;
+    const byOther = counter('denied_by_other').children;
+    const limitedEvent = { 'rate_limit.policies': label, 'rate_limit.outcome': 'limited', 'rate_limit.store': store.name };
     return {
       label,
       policies,
@@ -280,10 +306,16 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       policyHeader: form === false ? '' : policyHeaderValue(form, headerPolicies),
       failOpen: devFailOpen || policies.every((p) => p.failMode === 'open'),
       counters: {
-        allowed: counter('allowed'),
-        limited: counter('limited'),
-        failedOpen: counter('failed_open'),
-        failedClosed: counter('failed_closed'),
+        allowed: counter('allowed').count,
+        limited: (remaining) => {
+          if (metrics !== undefined) {
+            for (let i = 0; i < names.length; i++) (denies(remaining, i) ? limited[i] : byOther[i])?.inc();
+          }
+          const denying = names.filter((_, i) => denies(remaining, i)).join('+');
+          trace.getActiveSpan()?.addEvent('rate_limit.decision', { ...limitedEvent, 'rate_limit.denied_by': denying });
+        },
+        failedOpen: counter('failed_open').count,
+        failedClosed: counter('failed_closed').count,
       },
     };
   }
@@ -292,8 +324,12 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const b = { ...d.breaker, ...options.breaker };
   const setBreakerGauge = (value: number) => metrics?.breakerState.labels(store.name).set(value);
   setBreakerGauge(0);
-  // One breaker per failure domain of the store (one, unless the store says otherwise).
-  const breakers = new Map<string, CircuitBreaker<[readonly Check[]], Decision>>();
+  // One breaker per failure domain of the store (one, unless the store says otherwise). A
+  // breaker runs whatever backend call it is given, so a decision over several domains charges
+  // each of its calls to the breaker of the domain it went to.
+  type Call = () => Promise<unknown>;
+  type Breaker = CircuitBreaker<[Call], unknown>;
+  const breakers = new Map<string, Breaker>();
   const MAX_BREAKERS = 64;
   const worstState = () => {
     let state = 0;
@@ -304,30 +340,31 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     const w = worstState();
     setBreakerGauge(w === 2 ? 1 : w === 1 ? 2 : 0);
   };
-  function newBreaker(): CircuitBreaker<[readonly Check[]], Decision> {
-    const br = new CircuitBreaker((checks: readonly Check[]) => store.decide(checks), {
+  function newBreaker(): Breaker {
+    const br = new CircuitBreaker((call: Call) => call(), {
       timeout: deadlineMs,
       errorThresholdPercentage: b.errorThresholdPercentage,
       volumeThreshold: b.volumeThreshold,
       resetTimeout: b.resetTimeoutMs,
       rollingCountTimeout: b.rollingWindowMs,
       rollingCountBuckets: 10,
+      // A misuse is a bug in the caller: it says nothing of the backend's health.
+      errorFilter: isStoreMisuse,
     });
     br.on('close', updateGauge);
     br.on('halfOpen', updateGauge);
     br.on('open', updateGauge);
     return br;
   }
-  const single = store.partition === undefined ? newBreaker() : undefined;
+  const partition = store.partition?.bind(store);
+  const single = partition === undefined ? newBreaker() : undefined;
   if (single !== undefined) breakers.set('', single);
-  function breakerFor(key: string): CircuitBreaker<[readonly Check[]], Decision> {
-    if (single !== undefined) return single;
-    const domain = (store.partition as (key: string) => string)(key);
+  function breakerOf(domain: string): Breaker {
     let br = breakers.get(domain);
     if (br === undefined) {
       if (breakers.size >= MAX_BREAKERS) {
         // Domains come and go with failovers: forget the oldest.
-        const [oldKey, old] = breakers.entries().next().value as [string, CircuitBreaker<[readonly Check[]], Decision>];
+        const [oldKey, old] = breakers.entries().next().value as [string, Breaker];
         old.shutdown();
         breakers.delete(oldKey);
       }
@@ -336,9 +373,31 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     }
     return br;
   }
-  // A backend that reconnects is tried again at once instead of after the breaker's timeout.
-  store.onRecover?.(() => {
-    for (const br of breakers.values()) if (br.opened || br.halfOpen) br.close();
+  const breakerFor = (key: string): Breaker => single ?? breakerOf((partition as (key: string) => string)(key));
+  const guard: CallGuard = <T>(key: string, call: () => Promise<T>) => breakerFor(key).fire(call) as Promise<T>;
+  /** The failure domain of each check, when they are not all one (only stores with partitions). */
+  function spansDomains(checks: readonly Check[]): boolean {
+    if (partition === undefined || checks.length < 2) return false;
+    const first = partition((checks[0] as Check).key);
+    for (let i = 1; i < checks.length; i++) if (partition((checks[i] as Check).key) !== first) return true;
+    return false;
+  }
+  /**
+   * One decision: through its domain's breaker (whose timeout is the deadline), or, over several
+   * domains, each store call through its own breaker and the whole within the deadline.
+   */
+  function decide(checks: readonly Check[]): Promise<Decision> {
+    if (!spansDomains(checks)) return breakerFor((checks[0] as Check).key).fire(() => store.decide(checks)) as Promise<Decision>;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(deadlineError(deadlineMs)), deadlineMs);
+    });
+    return Promise.race([store.decide(checks, { guard }), late]).finally(() => clearTimeout(timer));
+  }
+  // A backend that reconnects is tried again at once instead of after the breaker's timeout:
+  // the breakers of the domain that came back, or all of them.
+  store.onRecover?.((domain?: string) => {
+    for (const [d, br] of breakers) if ((domain === undefined || d === domain) && (br.opened || br.halfOpen)) br.close();
   });
   const latency = metrics?.decisionSeconds.labels(store.name);
 
@@ -375,11 +434,11 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   }
 
   function deny(res: Response, plan: Plan, remaining: readonly number[], resetUs: readonly number[], retryUs: number): void {
-    plan.counters.limited();
+    plan.counters.limited(remaining);
     writeHeaders?.(res, plan.policyHeader, plan.headerPolicies, remaining, resetUs);
     let culprit = plan.policies[0] as CompiledPolicy;
     for (let i = 0; i < plan.policies.length; i++) {
-      if ((remaining[i] as number) < 1) {
+      if (denies(remaining, i)) {
         culprit = plan.policies[i] as CompiledPolicy;
         break;
       }
@@ -411,7 +470,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         }
       }
       const started = latency === undefined ? 0 : performance.now();
-      breakerFor((checks[0] as Check).key).fire(checks).then(
+      decide(checks).then(
         (decision: Decision) => {
           latency?.observe((performance.now() - started) / 1000);
           if (decision.allowed) {
@@ -430,6 +489,11 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         },
         (err: unknown) => {
           latency?.observe((performance.now() - started) / 1000);
+          if (isStoreMisuse(err)) {
+            // Not an outage: no fail mode, no breaker, no backend error; the app's error handler.
+            next(new Error(`rate limiter: the store was called wrongly (${(err as Error).message})`, { cause: err }));
+            return;
+          }
           reportFailure(err);
           if (plan.failOpen) {
             plan.counters.failedOpen();

@@ -67,13 +67,26 @@ export interface Decision {
 }
 
 /**
- * Where buckets live. `decide` is atomic over its checks; being limited is a result, never a
- * rejection. A rejection means the backend failed.
+ * Runs one backend call of a decision on behalf of the failure domain of `key` (see
+ * {@link RateLimitStore.partition}); the limiter passes one that goes through that domain's
+ * circuit breaker, so a decision spanning several domains charges each call to its own.
+ */
+export type CallGuard = <T>(key: string, call: () => Promise<T>) => Promise<T>;
+
+/** Options of {@link RateLimitStore.decide}. */
+export interface DecideOptions {
+  /** Wraps each backend call (default: run it as is). */
+  readonly guard?: CallGuard;
+}
+
+/**
+ * Where buckets live. `decide` is all-or-nothing over its checks and never admits past a limit;
+ * being limited is a result, never a rejection. A rejection means the backend failed.
  */
 export interface RateLimitStore {
   /** For metrics and logs: `redis`, `memory`, ... */
   readonly name: string;
-  decide(checks: readonly Check[]): Promise<Decision>;
+  decide(checks: readonly Check[], options?: DecideOptions): Promise<Decision>;
   /**
    * The failure domain a key lives in (on Redis Cluster: the master now serving its slot). The
    * limiter keeps one circuit breaker per domain, so one failed shard does not stop the others,
@@ -81,8 +94,12 @@ export interface RateLimitStore {
    * domain.
    */
   partition?(key: string): string;
-  /** Registers `listener` to run when the backend has (re)connected: open breakers close. */
-  onRecover?(listener: () => void): void;
+  /**
+   * Registers `listener` to run when the backend has (re)connected: with a domain (a
+   * {@link partition} value) when one node of it came back, without one when all of it did. The
+   * limiter closes the open breakers of what recovered.
+   */
+  onRecover?(listener: (domain?: string) => void): void;
   /** Releases timers and connections the store owns (not a client passed in). */
   close(): Promise<void>;
 }

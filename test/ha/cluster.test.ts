@@ -4,7 +4,13 @@ import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
 import express from 'express';
 import request from 'supertest';
-import { createRateLimiter, createRedisClient, createRedisStore, redisCheck } from '../../src';
+import { createHealth, createMetrics, createRateLimiter, createRedisClient, createRedisStore, errorHandler, loadConfig, redisCheck, type RateLimitStore } from '../../src';
+import { createApp } from '../../src/app/create-app';
+import { createDatabase } from '../../src/app/db/database';
+import { migrate } from '../../src/app/db/migrations';
+import { createLogger } from '../../src/app/logger';
+import { createRateLimiting } from '../../src/app/rate-limiting';
+import { createTestSchema } from '../support/postgres';
 import { command, startCluster, waitUntil, type ClusterStack } from '../../scripts/redis-stack';
 import { assertDocumentedAnswers, firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
 import { LIMITER_ACL_CLUSTER } from '../support/redis-acl';
@@ -55,6 +61,90 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       assert.deepEqual(statuses, [200, 200, 429], key);
     }
     await redisCheck(client)();
+  });
+
+  it("the sample API's login on Cluster: login_ip and login_credential (different slots) decided together; /metrics names the denying policy", async () => {
+    const schema = await createTestSchema('cluster_login');
+    cleanups.push(() => schema.drop());
+    const db = createDatabase({ writeUrl: schema.url, schema: schema.name, maxConnections: 4 });
+    cleanups.push(() => db.close());
+    await migrate(db.write, db.schema);
+    const config = loadConfig({ RATE_LIMIT_BACKEND: 'redis', REDIS_URL: stack.url, TRUST_PROXY: 'true' });
+    const logger = createLogger('silent');
+    const metrics = createMetrics({ processMetrics: false });
+    const limiting = createRateLimiting(config, logger, metrics);
+    cleanups.push(() => limiting.close());
+    const app = createApp({ config, db, logger, metrics, health: createHealth({ checks: [] }), version: 'test', limiter: limiting.limiter });
+    await waitUntil('the cluster client to be ready', async () => limiting.redis?.status === 'ready', 10_000, 20);
+
+    const ip = `203.0.113.${1 + Math.floor(Math.random() * 250)}`;
+    const username = `clu${randomBytes(4).toString('hex')}`;
+    const login = (password: string) =>
+      request(app).post('/v1/auth/login').set('X-Forwarded-For', ip).send({ username, password });
+    assert.equal((await request(app).post('/v1/auth/register').set('X-Forwarded-For', ip).send({ username, password: 'right-password' })).status, 201);
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await login('wrong-password')).status);
+    const ok = await login('right-password');
+    statuses.push(ok.status);
+    assert.deepEqual(statuses, [401, 401, 401, 200], 'wrong password 401 x3, right password 200');
+    assert.equal(typeof ok.body.token, 'string');
+    const fifth = await login('wrong-password');
+    assert.equal(fifth.status, 401);
+    const sixth = await login('right-password');
+    assert.equal(sixth.status, 429, JSON.stringify(sixth.body));
+    assert.equal(sixth.body.error, 'RATE_LIMITED');
+    assert.equal(sixth.body.policy, 'login_credential');
+    // login_ip had 15 left (20 per minute, 5 used): the header says so, and it was not charged.
+    assert.match(String(sixth.headers['ratelimit']), /^"login_ip";r=15;t=\d+, "login_credential";r=0;t=\d+$/);
+    const other = await request(app).post('/v1/auth/login').set('X-Forwarded-For', ip).send({ username: `${username}x`, password: 'whatever-pw' });
+    assert.equal(other.status, 401, 'another username from the same IP is still decided');
+    assert.match(String(other.headers['ratelimit']), /^"login_ip";r=14;/, 'the denied request took nothing from login_ip');
+
+    const text = await metrics.registry.metrics();
+    const line = (policy: string, outcome: string) =>
+      Number(new RegExp(`^rampart_rate_limit_decisions_total\\{policy="${policy}",outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    assert.equal(line('login_credential', 'limited'), 1);
+    assert.equal(line('login_ip', 'limited'), 0, 'login_ip did not deny');
+    assert.equal(line('login_ip', 'denied_by_other'), 1);
+    assert.equal(line('login_ip', 'allowed'), 6);
+    assert.equal(await metrics.rateLimit.backendErrors.get().then((m) => m.values.length), 0, 'no backend error (no CROSSSLOT)');
+    console.log(`      /metrics after the denied login:\n${text.split('\n').filter((l) => l.startsWith('rampart_rate_limit_decisions_total')).map((l) => `        ${l}`).join('\n')}`);
+  });
+
+  it('a CROSSSLOT reply (a store that sends keys of several slots in one call) is a bug: 500 through the app, never a fail mode, never a breaker', async () => {
+    const client = createRedisClient(stack.url) as Cluster;
+    cleanups.push(() => client.disconnect());
+    await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
+    // A naive store: both keys in one script call, as a store unaware of slots would send them.
+    const naive: RateLimitStore = {
+      name: 'naive',
+      decide: async (checks) => {
+        await client.eval('return 1', checks.length, ...checks.map((c) => c.key));
+        return { allowed: true, retryAfterUs: 0, remaining: checks.map(() => 1), resetUs: checks.map(() => 0) };
+      },
+      close: () => Promise.resolve(),
+    };
+    const metrics = createMetrics({ processMetrics: false });
+    const limiter = createRateLimiter({
+      store: naive,
+      metrics: metrics.rateLimit,
+      breaker: { volumeThreshold: 2 },
+      policies: {
+        by_ip: { algorithm: 'token_bucket', rps: 10, burst: 10, failMode: 'open' },
+        by_user: { algorithm: 'token_bucket', rps: 10, burst: 10, key: (req) => req.get('x-user'), failMode: 'open' },
+      },
+    });
+    cleanups.push(() => limiter.close());
+    const app = express();
+    app.get('/x', limiter.limit('by_ip', 'by_user'), (_req, res) => res.json({ ok: true }));
+    app.use(errorHandler());
+    for (let i = 0; i < 10; i++) {
+      const res = await request(app).get('/x').set('x-user', `user-${i}`);
+      assert.equal(res.status, 500, 'not let through by failMode "open"');
+      assert.equal(res.body.error, 'INTERNAL_ERROR');
+    }
+    assert.equal(limiter.breakerState, 'CLOSED', 'ten CROSSSLOTs did not open the breaker');
+    assert.equal((await metrics.rateLimit.backendErrors.get()).values.length, 0, 'not counted as a backend failure');
   });
 
   it('decides keys of every shard in one turn (one script call per slot) and loads the script on each node', async () => {
@@ -166,5 +256,68 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       }
       return true;
     }, 30_000, 100);
+  });
+
+  it('a dead shard with no failover: its breaker opens and stays open (refused fast, counted breaker_open), the other shards never notice, it closes when the node is back', async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    const client = createRedisClient(stack.url) as Cluster;
+    cleanups.push(() => client.disconnect());
+    await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
+    const app = await startLimitedApp(createRedisStore({ client }), `br${randomBytes(3).toString('hex')}`, metrics.rateLimit);
+    cleanups.push(() => app.close());
+    const t0 = performance.now();
+
+    const master = await stack.masterOf(calculateSlot('breaker-victim'));
+    const replica = await stack.replicaOf(master.port);
+    // The outage lasts as long as the test wants: the replica may not take over.
+    await command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'yes');
+    cleanups.push(() => command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'no'));
+    const onVictim: string[] = [];
+    const elsewhere: string[] = [];
+    for (let i = 0; onVictim.length < 10 || elsewhere.length < 10; i++) {
+      const id = `bk-${i}`;
+      const owner = await stack.masterOf(calculateSlot(id));
+      if (owner.port === master.port) {
+        if (onVictim.length < 10) onVictim.push(id);
+      } else if (elsewhere.length < 10) elsewhere.push(id);
+    }
+    for (const id of [...onVictim, ...elsewhere]) assert.equal((await hit(app.url, '/closed', id, t0)).status, 200);
+
+    const load = runLoad(app.url, [...onVictim, ...elsewhere], 8, t0);
+    cleanups.push(() => load.stop());
+    await new Promise((r) => setTimeout(r, 300));
+    const killedAt = performance.now() - t0;
+    await master.kill();
+    await new Promise((r) => setTimeout(r, 6_000));
+    const restartedAt = performance.now() - t0;
+    await master.restart();
+    await waitUntil('a decision on the revived shard', async () => (await hit(app.url, '/closed', onVictim[0] as string, t0)).status === 200, 10_000, 10);
+    const samples = await load.stop();
+
+    const victims = new Set(onVictim);
+    const reasons = Object.fromEntries(
+      (await metrics.rateLimit.backendErrors.get()).values.map((v) => [String(v.labels['reason']), v.value]),
+    ) as Record<string, number>;
+    // The breaker opens once failures pass half of its rolling window's calls (a busy shard's
+    // successes before the kill delay that): the first fast refusal on the dead shard says when.
+    const openedAt = samples.find((s) => victims.has(s.key) && s.sentAt > killedAt && s.status === 503 && s.doneAt - s.sentAt < 50)?.sentAt ?? Infinity;
+    const outage = samples.filter((s) => victims.has(s.key) && s.sentAt > openedAt && s.doneAt < restartedAt);
+    const revived = firstServedAfter(samples, restartedAt, victims);
+    const ms = outage.map((s) => s.doneAt - s.sentAt).sort((a, b) => a - b);
+    const median = ms[Math.floor(ms.length / 2)] ?? NaN;
+    const report = { breakerOpenAfterMs: Math.round(openedAt - killedAt), servedAgainAfterRestartMs: revived === undefined ? undefined : Math.round(revived.doneAt - restartedAt), outageRequests: outage.length, medianMs: Math.round(median * 10) / 10, p90Ms: Math.round((ms[Math.floor(ms.length * 0.9)] ?? NaN) * 10) / 10, reasons, counts: summarize(samples).counts };
+    console.log(`      dead shard, breaker: ${JSON.stringify(report)}`);
+
+    assertDocumentedAnswers(samples, summarize(samples).maxMs);
+    assert.ok(openedAt < restartedAt - 500, `the breaker opened during the outage (${Math.round(openedAt - killedAt)} ms after the kill)`);
+    assert.ok(outage.length > 50, 'requests reached the dead shard while its breaker was open');
+    assert.ok(outage.filter((s) => s.path === '/closed').every((s) => s.status === 503), 'the dead shard fails closed');
+    assert.ok(median < 20, `refusals on the dead shard are fast once its breaker is open (median ${median} ms, deadline 100 ms)`);
+    const slow = outage.filter((s) => s.doneAt - s.sentAt >= 50).length;
+    assert.ok(slow <= 0.05 * outage.length, `${slow} of ${outage.length} requests waited while the breaker was open (its probes wait; nothing else should)`);
+    assert.ok((reasons['breaker_open'] ?? 0) > outage.length / 2, `refusals counted as breaker_open: ${JSON.stringify(reasons)}`);
+    const others = samples.filter((s) => !victims.has(s.key));
+    assert.ok(others.length > 100);
+    assert.deepEqual(others.filter((s) => s.status !== 200), [], 'keys on the other shards were never refused');
   });
 });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { createRateLimiter, type RateLimiter, type RateLimitStore } from '../../src';
+import { createRateLimiter, type RateLimiter, type RateLimitMetrics, type RateLimitStore } from '../../src';
 
 /** One request of the load. */
 export interface Sample {
@@ -28,12 +28,13 @@ export interface LimitedApp {
  * Policies: `open` and `closed` (huge buckets, only their fail mode differs) and `drained`
  * (3 per hour, closed). Keyed by the `x-key` header. No deny cache, so every answer is Redis's.
  */
-export async function startLimitedApp(store: RateLimitStore, prefix: string): Promise<LimitedApp> {
+export async function startLimitedApp(store: RateLimitStore, prefix: string, metrics?: RateLimitMetrics): Promise<LimitedApp> {
   const key = (req: express.Request) => req.get('x-key');
   const limiter = createRateLimiter({
     store,
     prefix,
     denyCache: false,
+    ...(metrics === undefined ? {} : { metrics }),
     policies: {
       open: { algorithm: 'token_bucket', rps: 1_000_000, burst: 1_000_000, failMode: 'open', key },
       closed: { algorithm: 'token_bucket', rps: 1_000_000, burst: 1_000_000, failMode: 'closed', key },

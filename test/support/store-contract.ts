@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import calculateSlot from 'cluster-key-slot';
 import type { Check, RateLimitStore } from '../../src';
 
 /** A store for one run of the contract, and how to dispose of it. */
@@ -111,6 +112,67 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       assert.equal(bucketAlone.remaining[0], 2, 'the denied request took no token');
       const windowAlone = await s.store.decide([window]);
       assert.equal(windowAlone.allowed, false);
+    });
+
+    // Two identities whose keys live in different Redis Cluster hash slots, lower slot first:
+    // on Cluster a decision over both is made slot by slot. Both orders are tried, so the
+    // tight policy is met first (nothing to give back) and last (the first step is given back).
+    const identities = (): [string, string] => {
+      const a = `u${randomBytes(3).toString('hex')}`;
+      for (let i = 0; ; i++) {
+        const b = `v${i}`;
+        if (calculateSlot(a) < calculateSlot(b)) return [a, b];
+        if (calculateSlot(a) > calculateSlot(b)) return [b, a];
+      }
+    };
+    const on = (name: string, identity: string) => `${prefix}:${name}:{${identity}}`;
+
+    for (const tightFirst of [true, false]) {
+      const order = tightFirst ? 'the denying key in the lower slot' : 'the denying key in the higher slot';
+      it(`several identities (keys in different slots, ${order}): all-or-nothing, a denial consumes nothing`, async () => {
+        const [lo, hi] = identities();
+        const bucket = tokenBucket(on('a', tightFirst ? hi : lo), 0.01, 5);
+        const window = slidingWindow(on('b', tightFirst ? lo : hi), 2, 60_000);
+        for (let i = 0; i < 2; i++) assert.equal((await s.store.decide([bucket, window])).allowed, true);
+        const denied = await s.store.decide([bucket, window]);
+        assert.equal(denied.allowed, false);
+        assert.deepEqual(denied.remaining, [3, 0], 'remaining as before the denied request, for both');
+        assert.ok(denied.retryAfterUs > 59_000 * MS, 'the window, not the bucket, sets the wait');
+        const bucketAlone = await s.store.decide([bucket]);
+        assert.equal(bucketAlone.allowed, true);
+        assert.equal(bucketAlone.remaining[0], 2, 'the denied request took no token');
+        assert.equal((await s.store.decide([window])).allowed, false);
+      });
+
+      it(`racing decisions over two identities (${order}) admit exactly the tighter limit and leave the other charged only for them`, async () => {
+        const [lo, hi] = identities();
+        for (const make of [slidingWindow, (k: string, limit: number) => tokenBucket(k, 1 / 3600, limit)]) {
+          const tight = make(on(`t${make === slidingWindow ? 'w' : 'b'}`, tightFirst ? lo : hi), 10, 3_600_000);
+          const loose = make(on(`l${make === slidingWindow ? 'w' : 'b'}`, tightFirst ? hi : lo), 1000, 3_600_000);
+          const results = await Promise.all(Array.from({ length: 100 }, () => s.store.decide([tight, loose])));
+          assert.equal(results.filter((r) => r.allowed).length, 10, 'never past the tight limit, and nothing lost to the race');
+          const after = await s.store.decide([loose]);
+          assert.equal(after.remaining[0], 1000 - 10 - 1, 'the 90 denied requests gave back what they took from the loose one');
+        }
+      });
+    }
+
+    it('concurrent decisions over one, the other and both identities never admit past either limit', async () => {
+      const [lo, hi] = identities();
+      const a = slidingWindow(on('a', lo), 5, 3_600_000);
+      const b = tokenBucket(on('b', hi), 1 / 3600, 5);
+      const shapes: Check[][] = [[a, b], [a], [b], [b, a]];
+      const batch = Array.from({ length: 80 }, (_, i) => shapes[i % shapes.length] as Check[]);
+      const results = await Promise.all(batch.map((checks) => s.store.decide(checks)));
+      const took = (c: Check) => results.filter((r, i) => r.allowed && (batch[i] as Check[]).includes(c)).length;
+      assert.ok(took(a) <= 5 && took(b) <= 5, `a admitted ${took(a)}, b admitted ${took(b)}`);
+      assert.ok(took(a) >= 1 && took(b) >= 1, 'the limits were used');
+      // Every refusal gave back what it took: each bucket holds exactly what was admitted.
+      for (const [c, name] of [[a, 'a'], [b, 'b']] as const) {
+        const next = await s.store.decide([c]);
+        assert.equal(next.allowed, took(c) < 5, name);
+        assert.equal(next.remaining[0], took(c) < 5 ? 5 - took(c) - 1 : 0, name);
+      }
     });
 
     it('admits exactly the burst under 400 concurrent decisions', async () => {
