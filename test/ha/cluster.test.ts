@@ -196,7 +196,8 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     for (const id of [...onVictim, ...elsewhere]) assert.equal((await hit(app.url, '/closed', id, t0)).status, 200);
     const check = redisCheck(client);
     await check(); // every master answers PING
-    const load = runLoad(app.url, [...onVictim, ...elsewhere], 8, t0);
+    // Every third request decides two identities, one of them on a live shard.
+    const load = runLoad(app.url, [...onVictim, ...elsewhere], 8, t0, elsewhere[0]);
     cleanups.push(() => load.stop());
     await new Promise((r) => setTimeout(r, 500));
     const killedAt = performance.now() - t0;
@@ -238,7 +239,8 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const outage = samples.filter((s) => s.sentAt > killedAt && s.doneAt < promotedAt);
     assert.ok(outage.some((s) => s.path === '/closed' && victims.has(s.key) && s.status === 503), 'the failed shard failed closed');
     // One breaker per shard: the other masters kept deciding throughout.
-    const others = samples.filter((s) => s.path === '/closed' && !victims.has(s.key));
+    const others = samples.filter((s) => (s.path === '/closed' || s.path === '/pair') && !victims.has(s.key));
+    assert.ok(samples.some((s) => s.path === '/pair' && victims.has(s.key) && s.status === 503 && s.sentAt > killedAt && s.doneAt < promotedAt), 'a decision over the failed shard and a live one failed closed');
     assert.ok(others.length > 100);
     assert.deepEqual(others.filter((s) => s.status !== 200).map((s) => ({ ...s, killedAt: Math.round(killedAt), promotedAt: Math.round(promotedAt) })), [], 'keys on the other shards were never refused');
     assert.ok(resumed !== undefined, 'decisions resumed on the failed shard');
@@ -283,7 +285,9 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     }
     for (const id of [...onVictim, ...elsewhere]) assert.equal((await hit(app.url, '/closed', id, t0)).status, 200);
 
-    const load = runLoad(app.url, [...onVictim, ...elsewhere], 8, t0);
+    // Every third request decides two identities, one of them on a live shard: the dead one's
+    // failures are charged to its own breaker only.
+    const load = runLoad(app.url, [...onVictim, ...elsewhere], 8, t0, elsewhere[0]);
     cleanups.push(() => load.stop());
     await new Promise((r) => setTimeout(r, 300));
     const killedAt = performance.now() - t0;
@@ -311,7 +315,8 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     assertDocumentedAnswers(samples, summarize(samples).maxMs);
     assert.ok(openedAt < restartedAt - 500, `the breaker opened during the outage (${Math.round(openedAt - killedAt)} ms after the kill)`);
     assert.ok(outage.length > 50, 'requests reached the dead shard while its breaker was open');
-    assert.ok(outage.filter((s) => s.path === '/closed').every((s) => s.status === 503), 'the dead shard fails closed');
+    assert.ok(outage.filter((s) => s.path !== '/open').every((s) => s.status === 503), 'the dead shard fails closed, alone or decided with a live one');
+    assert.ok(outage.some((s) => s.path === '/pair'), 'decisions over the dead shard and a live one were made');
     assert.ok(median < 20, `refusals on the dead shard are fast once its breaker is open (median ${median} ms, deadline 100 ms)`);
     const slow = outage.filter((s) => s.doneAt - s.sentAt >= 50).length;
     assert.ok(slow <= 0.05 * outage.length, `${slow} of ${outage.length} requests waited while the breaker was open (its probes wait; nothing else should)`);

@@ -39,6 +39,8 @@ export async function startLimitedApp(store: RateLimitStore, prefix: string, met
       open: { algorithm: 'token_bucket', rps: 1_000_000, burst: 1_000_000, failMode: 'open', key },
       closed: { algorithm: 'token_bucket', rps: 1_000_000, burst: 1_000_000, failMode: 'closed', key },
       drained: { algorithm: 'token_bucket', rps: 1 / 3600, burst: 3, failMode: 'closed', key },
+      // A second identity (`x-key2`): `/pair` decides two identities together, as a login does.
+      partner: { algorithm: 'token_bucket', rps: 1_000_000, burst: 1_000_000, failMode: 'closed', key: (req) => req.get('x-key2') },
     },
   });
   const app = express();
@@ -47,6 +49,9 @@ export async function startLimitedApp(store: RateLimitStore, prefix: string, met
       res.json({ ok: true });
     });
   }
+  app.get('/pair', limiter.limit('closed', 'partner'), (_req, res) => {
+    res.json({ ok: true });
+  });
   const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -61,11 +66,13 @@ export async function startLimitedApp(store: RateLimitStore, prefix: string, met
   };
 }
 
-/** GET `path` with `x-key: key`, recording the outcome. */
-export async function hit(base: string, path: string, key: string, t0: number): Promise<Sample> {
+/** GET `path` with `x-key: key` (and `x-key2: key2`), recording the outcome. */
+export async function hit(base: string, path: string, key: string, t0: number, key2?: string): Promise<Sample> {
   const sentAt = performance.now() - t0;
   try {
-    const res = await fetch(`${base}${path}`, { headers: { 'x-key': key }, signal: AbortSignal.timeout(10_000) });
+    const headers: Record<string, string> = { 'x-key': key };
+    if (key2 !== undefined) headers['x-key2'] = key2;
+    const res = await fetch(`${base}${path}`, { headers, signal: AbortSignal.timeout(10_000) });
     const body = (await res.json()) as { error?: string };
     const doneAt = performance.now() - t0;
     return { path, key, sentAt, doneAt, status: res.status, ...(body.error === undefined ? {} : { error: body.error }) };
@@ -76,16 +83,19 @@ export async function hit(base: string, path: string, key: string, t0: number): 
 
 /**
  * `workers` loops, each sending one request at a time (alternating `/open` and `/closed`, over
- * `keys`), until `stop()`; returns every sample. `t0` is the time origin of the samples.
+ * `keys`; with `pairWith`, every third request is `/pair` of a key and `pairWith`), until
+ * `stop()`; returns every sample. `t0` is the time origin of the samples.
  */
-export function runLoad(base: string, keys: readonly string[], workers: number, t0: number): { stop(): Promise<Sample[]> } {
+export function runLoad(base: string, keys: readonly string[], workers: number, t0: number, pairWith?: string): { stop(): Promise<Sample[]> } {
   const samples: Sample[] = [];
   let running = true;
   let n = 0;
   const loops = Array.from({ length: workers }, async () => {
     while (running) {
       const i = n++;
-      samples.push(await hit(base, i % 2 === 0 ? '/open' : '/closed', keys[i % keys.length] as string, t0));
+      const key = keys[i % keys.length] as string;
+      if (pairWith !== undefined && i % 3 === 2) samples.push(await hit(base, '/pair', key, t0, pairWith));
+      else samples.push(await hit(base, i % 2 === 0 ? '/open' : '/closed', key, t0));
       await new Promise((r) => setTimeout(r, 2));
     }
   });
