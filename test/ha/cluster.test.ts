@@ -11,6 +11,8 @@ import { migrate } from '../../src/app/db/migrations';
 import { createLogger } from '../../src/app/logger';
 import { createRateLimiting } from '../../src/app/rate-limiting';
 import { createTestSchema } from '../support/postgres';
+import { readmeExample } from '../support/readme-example';
+import { digest } from '../../src/limit/keys';
 import { command, startCluster, waitUntil, type ClusterStack } from '../../scripts/redis-stack';
 import { assertDocumentedAnswers, firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
 import { LIMITER_ACL_CLUSTER } from '../support/redis-acl';
@@ -109,6 +111,24 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     assert.equal(line('login_ip', 'allowed'), 6);
     assert.equal(await metrics.rateLimit.backendErrors.get().then((m) => m.values.length), 0, 'no backend error (no CROSSSLOT)');
     console.log(`      /metrics after the denied login:\n${text.split('\n').filter((l) => l.startsWith('rampart_rate_limit_decisions_total')).map((l) => `        ${l}`).join('\n')}`);
+  });
+
+  it("the README's usage example on Cluster: limit('login_ip', 'login_credential') decides both (different slots), 429 names the denying policy", async () => {
+    const ex = readmeExample(stack.url, `rx${randomBytes(3).toString('hex')}`);
+    cleanups.push(() => ex.close());
+    await waitUntil('the cluster client to be ready', async () => ex.client.status === 'ready');
+    const ip = '198.51.100.77';
+    assert.notEqual(calculateSlot(`i:${ip}`), calculateSlot(`c:${digest('alice')}`), 'the two keys are in different slots');
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: 'alice' })).status);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
+    const denied = await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: 'alice' });
+    assert.equal(denied.body.policy, 'login_credential');
+    // Other usernames from the same IP: login_ip (20) has 15 left, denials took nothing.
+    const more: number[] = [];
+    for (let i = 0; i < 16; i++) more.push((await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: `bob${i}` })).status);
+    assert.deepEqual(more, [...Array<number>(15).fill(200), 429]);
+    assert.equal((await request(ex.app).get('/things').set('X-Forwarded-For', ip)).status, 200);
   });
 
   it('a CROSSSLOT reply (a store that sends keys of several slots in one call) is a bug: 500 through the app, never a fail mode, never a breaker', async () => {

@@ -17,6 +17,8 @@ import {
   type RateLimiter,
 } from '../../src';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
+import { readmeExample } from '../support/readme-example';
+import { waitUntil } from '../../scripts/redis-stack';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -290,5 +292,23 @@ describe('rate limiting on a real Redis', function () {
         await dead.stop();
       }
     });
+  });
+});
+
+describe("the README's usage example on standalone Redis (127.0.0.1:6379)", () => {
+  it("limit('login_ip', 'login_credential'): the 6th login for one username is 429 login_credential; other usernames go on until login_ip's 20", async () => {
+    const ex = readmeExample('redis://127.0.0.1:6379', `rx${randomBytes(3).toString('hex')}`);
+    try {
+      await waitUntil('the client to be ready', async () => ex.client.status === 'ready', 10_000, 20);
+      const ip = '198.51.100.78';
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) statuses.push((await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: 'alice' })).status);
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
+      const more: number[] = [];
+      for (let i = 0; i < 16; i++) more.push((await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: `bob${i}` })).status);
+      assert.deepEqual(more, [...Array<number>(15).fill(200), 429]);
+    } finally {
+      await ex.close();
+    }
   });
 });
