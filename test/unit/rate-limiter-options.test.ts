@@ -9,6 +9,7 @@ import {
   REDIS_STORE_DEFAULTS,
   ConfigError,
   createMemoryStore,
+  createMetrics,
   createRateLimiter,
   defaultPolicies,
   loadPolicyFile,
@@ -121,6 +122,34 @@ describe('rate limiter options', () => {
       const h = await headersFor(false);
       assert.equal(h['ratelimit'], undefined);
       assert.equal(h['ratelimit-policy'], undefined);
+    });
+  });
+
+  describe('metrics of a denial', () => {
+    it('count limited for the denying policies only, denied_by_other for the rest (also from the deny cache)', async () => {
+      const metrics = createMetrics({ processMetrics: false });
+      const store = createMemoryStore();
+      const limiter = createRateLimiter({
+        store,
+        metrics: metrics.rateLimit,
+        policies: {
+          wide: { algorithm: 'sliding_window', limit: 20, windowSeconds: 60 },
+          narrow: { algorithm: 'sliding_window', limit: 2, windowSeconds: 60, key: (req) => req.get('x-user') },
+        },
+      });
+      const app = express();
+      app.get('/', limiter.limit('wide', 'narrow'), (_req, res) => res.end());
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await request(app).get('/').set('x-user', 'u1')).status);
+      assert.deepEqual(statuses, [200, 200, 429, 429]);
+      const count = async (policy: string, outcome: string) =>
+        (await metrics.rateLimit.decisions.get()).values.find((v) => v.labels['policy'] === policy && v.labels['outcome'] === outcome)?.value ?? 0;
+      assert.equal(await count('narrow', 'limited'), 2);
+      assert.equal(await count('wide', 'limited'), 0);
+      assert.equal(await count('wide', 'denied_by_other'), 2);
+      assert.equal(await count('wide', 'allowed'), 2);
+      await limiter.close();
+      await store.close();
     });
   });
 
