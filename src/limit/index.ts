@@ -2,10 +2,11 @@ export { createMemoryStore, MEMORY_STORE_DEFAULTS } from './memory-store';
 export type { MemoryStoreOptions } from './memory-store';
 export { createRedisStore, REDIS_STORE_DEFAULTS } from './redis-store';
 export type { RedisStoreOptions } from './redis-store';
-export { createRateLimiter, rateLimit, RATE_LIMITER_DEFAULTS } from './rate-limiter';
+export { createRateLimiter, isStoreMisuse, rateLimit, RATE_LIMITER_DEFAULTS } from './rate-limiter';
 export type {
   BreakerOptions,
   BreakerState,
+  DecisionOutcome,
   RateLimiter,
   RateLimiterOptions,
   RateLimitOptions,
@@ -16,8 +17,10 @@ export { customIdentity, ipIdentity, safeIdentity } from './keys';
 export { defaultPolicies, loadPolicyFile } from './policy-file';
 export type { PolicySet } from './policy-file';
 export type {
+  CallGuard,
   Check,
   Decision,
+  DecideOptions,
   FailMode,
   KeyFunction,
   KeyKind,
