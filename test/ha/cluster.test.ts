@@ -51,17 +51,38 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       store: createRedisStore({ client }),
       prefix: 'rl',
       denyCache: false,
-      policies: { tb: { algorithm: 'token_bucket', rps: 0.001, burst: 2, key: (req) => req.get('x-key'), failMode: 'closed' } },
+      policies: {
+        tb: { algorithm: 'token_bucket', rps: 0.001, burst: 2, key: (req) => req.get('x-key'), failMode: 'closed' },
+        // Two identities per request (different slots): a denial gives back or reads the other
+        // slot, with the commands of the settle script.
+        w_loose: { algorithm: 'sliding_window', limit: 5, windowSeconds: 600, key: (req) => req.get('x-key'), failMode: 'closed' },
+        t_tight: { algorithm: 'token_bucket', rps: 0.001, burst: 1, key: (req) => req.get('x-key2'), failMode: 'closed' },
+        w_tight: { algorithm: 'sliding_window', limit: 1, windowSeconds: 600, key: (req) => req.get('x-key'), failMode: 'closed' },
+        t_loose: { algorithm: 'token_bucket', rps: 0.001, burst: 5, key: (req) => req.get('x-key2'), failMode: 'closed' },
+      },
     });
     cleanups.push(() => limiter.close());
     const app = express();
     app.get('/x', limiter.limit('tb'), (_req, res) => res.json({ ok: true }));
+    app.get('/wt', limiter.limit('w_loose', 't_tight'), (_req, res) => res.json({ ok: true }));
+    app.get('/tw', limiter.limit('w_tight', 't_loose'), (_req, res) => res.json({ ok: true }));
+    const orders = new Set<boolean>();
     for (const id of ['a', 'b', 'c', 'd', 'e', 'f']) {
       const key = `${user}-${id}`;
       const statuses: number[] = [];
       for (let i = 0; i < 3; i++) statuses.push((await request(app).get('/x').set('x-key', key)).status);
       assert.deepEqual(statuses, [200, 200, 429], key);
+      const key2 = `${user}-${id}-2`;
+      orders.add(calculateSlot(key) < calculateSlot(key2));
+      for (const [path, loose] of [['/wt', 'w_loose'], ['/tw', 't_loose']] as const) {
+        assert.equal((await request(app).get(path).set('x-key', key).set('x-key2', key2)).status, 200, `${path} ${key}`);
+        const denied = await request(app).get(path).set('x-key', key).set('x-key2', key2);
+        assert.equal(denied.status, 429, `${path} ${key}`);
+        // The loose policy shows what it had after the first request: the denial took nothing.
+        assert.match(String(denied.headers['ratelimit']), new RegExp(`"${loose}";r=4;`), `${path} ${key}: ${denied.headers['ratelimit']}`);
+      }
     }
+    assert.equal(orders.size, 2, 'both slot orders were tried (the denying key first and last)');
     await redisCheck(client)();
   });
 
