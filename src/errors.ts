@@ -1,6 +1,8 @@
-import { STATUS_CODES } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { REQUEST_ID_HEADER, requestIdFor } from './request-id';
 
 /**
  * Every error code rampart or the sample API can answer with. Append-only: a code, once
@@ -20,7 +22,8 @@ export type ErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'INTERNAL_ERROR'
-  | 'HEADERS_TOO_LARGE';
+  | 'HEADERS_TOO_LARGE'
+  | 'EXPECTATION_FAILED';
 
 /** The HTTP status of each {@link ErrorCode}. */
 export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
@@ -38,6 +41,7 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL_ERROR: 500,
   HEADERS_TOO_LARGE: 431,
+  EXPECTATION_FAILED: 417,
 });
 
 /** The JSON body of every error response. */
@@ -72,10 +76,11 @@ export function retryAfterSeconds(seconds: number): number {
 
 /**
  * The one function that writes an error response: status from {@link ERROR_STATUS}, body
- * `{"error","detail"}` as `application/json`, `Retry-After` on every 429 and 503.
+ * `{"error","detail"}` as `application/json`, `Retry-After` on every 429 and 503. Takes any
+ * `ServerResponse` (an Express `Response` is one), so server-level listeners answer alike.
  */
 export function sendError(
-  res: Response,
+  res: ServerResponse,
   code: ErrorCode,
   detail: string,
   options: SendErrorOptions = {},
@@ -116,10 +121,17 @@ export class HttpError extends Error {
   }
 }
 
-/** Final route handler: anything no route answered gets 404 `NOT_FOUND` in our JSON shape. */
+// Paths are client input of up to Node's header limit: a 404 names only their beginning.
+const PATH_SHOWN = 128;
+
+/**
+ * Final route handler: anything no route answered gets 404 `NOT_FOUND` in our JSON shape. The
+ * detail names the method and at most the first 128 characters of the path (then `…`).
+ */
 export function notFoundHandler(): RequestHandler {
   return (req, res) => {
-    sendError(res, 'NOT_FOUND', `No route for ${req.method} ${req.path}`);
+    const path = req.path.length > PATH_SHOWN ? `${req.path.slice(0, PATH_SHOWN)}…` : req.path;
+    sendError(res, 'NOT_FOUND', `No route for ${req.method} ${path}`);
   };
 }
 
@@ -190,37 +202,110 @@ const PARSER_ERRORS: Readonly<Record<string, readonly [ErrorCode, string]>> = Ob
 const MALFORMED: readonly [ErrorCode, string] = ['BAD_REQUEST', 'Malformed HTTP request'];
 
 /**
+ * A server socket as Node's HTTP server uses it: `_httpMessage` is the response being written
+ * on it, if any (private to Node, but what Node's own clientError handling reads too); the
+ * responses to later pipelined requests wait in Node's queue and take its place in turn.
+ */
+type ServerSocket = Duplex & { _httpMessage?: ServerResponse | null };
+
+/** The raw bytes of an answer written outside any `ServerResponse`, always closing. */
+function rawAnswer(status: number, headers: readonly string[], body = ''): string {
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+    `${REQUEST_ID_HEADER}: ${randomUUID()}\r\n` +
+    headers.map((h) => `${h}\r\n`).join('') +
+    'Connection: close\r\n\r\n' +
+    body
+  );
+}
+
+/**
  * A listener for the HTTP server's `clientError` event: a request Node's parser refuses gets
  * our JSON body — 431 `HEADERS_TOO_LARGE` for headers over `--max-http-header-size`, 413
  * `PAYLOAD_TOO_LARGE` for oversized chunk extensions, 400 `BAD_REQUEST` for a malformed request
- * line, header or chunked body — and the connection is closed. A client too slow to send its
- * headers gets Node's own 408. As Node does, nothing is written once the connection has carried
- * bytes (an earlier pipelined response) or when it is no longer writable. Without this listener
- * Node answers with an empty body. `server.on('clientError', clientErrorListener())`.
+ * line, header or chunked body — with a new `X-Request-Id` and `Connection: close`, and the
+ * connection is closed. A client too slow to send its headers gets 408 with an empty body, as
+ * from Node (plus the `X-Request-Id`).
+ *
+ * Requests parsed whole before the bad bytes (pipelining) are answered first, in order: the
+ * answer waits for the response in flight on the connection (Node queues the later ones behind
+ * it). When the bad bytes are in the body of the request being answered, that request gets the
+ * error at once, or, if its response has already begun, the connection is only closed. Without
+ * this listener Node answers with an empty body, or drops what was parsed before.
+ * `server.on('clientError', clientErrorListener())`.
  */
 export function clientErrorListener(): (err: Error & { code?: string }, socket: Duplex) => void {
+  // Node reports a connection again when more bytes reach the failed parser, or on a timeout,
+  // while an earlier response is still being written: one answer per connection.
+  const answering = new WeakSet<Duplex>();
   return (err, socket) => {
-    const s = socket as Duplex & { bytesWritten?: number };
-    if (err.code === 'ECONNRESET' || !s.writable || (s.bytesWritten ?? 0) > 0) {
+    const s = socket as ServerSocket;
+    if (answering.has(s)) {
+      if (err.code === 'ECONNRESET') s.destroy();
+      return;
+    }
+    if (err.code === 'ECONNRESET' || !s.writable) {
       s.destroy();
       return;
     }
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      s.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n', () => s.destroy());
-      return;
-    }
-    const [code, detail] = PARSER_ERRORS[err.code ?? ''] ?? MALFORMED;
-    const status = ERROR_STATUS[code];
-    const json = JSON.stringify({ error: code, detail });
-    // end() then destroy(): the server's sockets allow half-open connections, so end() alone
-    // would keep the descriptor until the client closes its side.
-    s.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
-        'Content-Type: application/json; charset=utf-8\r\n' +
-        `Content-Length: ${Buffer.byteLength(json)}\r\n` +
-        'Connection: close\r\n\r\n' +
-        json,
-      () => s.destroy(),
-    );
+    answering.add(s);
+    // Nothing after the bad bytes can be parsed: stop reading while earlier answers finish.
+    s.pause();
+    const answer = (): void => {
+      if (s.destroyed || !s.writable) {
+        s.destroy();
+        return;
+      }
+      const inFlight = s._httpMessage;
+      if (inFlight !== null && inFlight !== undefined && !inFlight.writableFinished) {
+        if (inFlight.req.complete) {
+          // Parsed whole before the bad bytes: its answer (and those queued behind it) go first.
+          const next = (): void => {
+            inFlight.off('finish', next);
+            inFlight.off('close', next);
+            answer();
+          };
+          inFlight.once('finish', next);
+          inFlight.once('close', next);
+          return;
+        }
+        // The bad bytes are in this request's own body. Once its answer has begun, anything
+        // written after it would corrupt it: close only.
+        if (inFlight.headersSent) {
+          s.destroy();
+          return;
+        }
+      }
+      // end() then destroy(): the server's sockets allow half-open connections, so end() alone
+      // would keep the descriptor until the client closes its side.
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        s.end(rawAnswer(408, []), () => s.destroy());
+        return;
+      }
+      const [code, detail] = PARSER_ERRORS[err.code ?? ''] ?? MALFORMED;
+      const json = JSON.stringify({ error: code, detail });
+      s.end(
+        rawAnswer(ERROR_STATUS[code], ['Content-Type: application/json; charset=utf-8', `Content-Length: ${Buffer.byteLength(json)}`], json),
+        () => s.destroy(),
+      );
+    };
+    answer();
+  };
+}
+
+/**
+ * A listener for the HTTP server's `checkExpectation` event: a request whose `Expect` header
+ * is anything but `100-continue` gets 417 `EXPECTATION_FAILED` in our JSON shape (Node's own
+ * 417 has an empty body), with its `X-Request-Id` and `Connection: close` (a client waiting
+ * for an interim answer may never send the body it announced). The request does not reach the
+ * app. `100-continue` never comes here: Node sends `100 Continue` and serves the request.
+ * `server.on('checkExpectation', checkExpectationListener())`.
+ */
+export function checkExpectationListener(): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    res.setHeader(REQUEST_ID_HEADER, requestIdFor(req.headers['x-request-id']));
+    sendError(res, 'EXPECTATION_FAILED', 'The only expectation supported is "Expect: 100-continue"', {
+      closeConnection: true,
+    });
   };
 }

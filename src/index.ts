@@ -1,8 +1,20 @@
 // rampart's public surface: re-exports only.
 
 // Errors: the stable codes, their statuses, and the one writer of every error body.
-export { clientErrorListener, ERROR_STATUS, HttpError, errorHandler, notFoundHandler, retryAfterSeconds, sendError } from './errors';
+export {
+  checkExpectationListener,
+  clientErrorListener,
+  ERROR_STATUS,
+  HttpError,
+  errorHandler,
+  notFoundHandler,
+  retryAfterSeconds,
+  sendError,
+} from './errors';
 export type { ErrorBody, ErrorCode, ErrorHandlerOptions, SendErrorOptions } from './errors';
+
+// Request ids: X-Request-Id on every response, the caller's when well-formed.
+export { REQUEST_ID_HEADER, REQUEST_ID_PATTERN, requestId, requestIdFor, requestIdOf } from './request-id';
 
 // Configuration: the only reader of process.env.
 export { CONFIG_DEFAULTS, CONFIG_VARIABLES, ConfigError, loadConfig } from './config';
@@ -41,6 +53,7 @@ export {
   createRedisStore,
   REDIS_STORE_DEFAULTS,
   defaultPolicies,
+  isStoreMisuse,
   ipIdentity,
   loadPolicyFile,
   MEMORY_STORE_DEFAULTS,
@@ -52,8 +65,11 @@ export {
 export type {
   BreakerOptions,
   BreakerState,
+  CallGuard,
   Check,
   Decision,
+  DecideOptions,
+  DecisionOutcome,
   FailMode,
   HeaderForm,
   KeyFunction,

@@ -1,9 +1,11 @@
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express } from 'express';
 import type { Logger } from 'pino';
-import { HttpError, errorHandler, notFoundHandler, requestDeadline } from '../index';
+import { errorHandler, notFoundHandler, requestDeadline, requestId } from '../index';
 import type { Config, Health, LoadShedder, Metrics, RateLimiter, ShutdownGate, SurfaceOptions } from '../index';
 import { requireAuth } from './authenticate';
+import { checkHostHeader } from './check-host-header';
 import type { Database } from './db/database';
+import { answerBodyError, readJsonBody } from './json-body';
 import { requestLogger } from './logger';
 import { createAuthRouter } from './routes/auth';
 import { createNotesRouter } from './routes/notes';
@@ -18,7 +20,10 @@ export interface AppDependencies {
   /** Absent when rate limiting is off. */
   readonly limiter?: RateLimiter;
   readonly metrics?: Metrics;
-  /** The shutdown gate; mounted first so every response knows when to say `Connection: close`. */
+  /**
+   * The shutdown gate; mounted right after the request id and the Host check, so every response
+   * the app goes on to write knows when to say `Connection: close`.
+   */
   readonly gate?: ShutdownGate;
   /** Load shedding, mounted after the probes and metrics (which it never sheds). */
   readonly shedder?: LoadShedder;
@@ -46,25 +51,24 @@ export const DEFAULT_SURFACES: readonly SurfaceOptions[] = Object.freeze([
 
 /** Lifetime of a login token. */
 export const TOKEN_TTL_SECONDS = 24 * 60 * 60;
-/** Largest JSON body accepted. */
-export const BODY_LIMIT = '64kb';
+/** Largest JSON body accepted, bytes (64 kB). */
+export const BODY_LIMIT = 64 * 1024;
 
-// A body that is not JSON would otherwise reach the routes as `undefined`.
-const requireJsonBody: RequestHandler = (req, _res, next) => {
-  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-  if (hasBody && req.is('application/json') === false) {
-    throw new HttpError('UNSUPPORTED_MEDIA_TYPE', 'Request body must be application/json');
-  }
-  next();
-};
-
-/** Builds the sample API. It uses rampart only through the package's public surface. */
+/**
+ * Builds the sample API. It uses rampart only through the package's public surface. Order:
+ * request id, Host check, shutdown gate, probes and metrics, load shedder, request log,
+ * deadline, authentication (notes), body read (errors remembered), rate limiter, body error,
+ * routes, 404, error handler.
+ */
 export function createApp(deps: AppDependencies): Express {
   const { config, db, logger } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', typeof config.trustProxy === 'object' ? [...config.trustProxy] : config.trustProxy);
 
+  // Before anything that answers, so that every answer carries X-Request-Id.
+  app.use(requestId());
+  app.use(checkHostHeader());
   if (deps.gate !== undefined) app.use(deps.gate);
   // Probes and metrics come next: never rate limited, never logged per request, no deadline.
   app.get('/health/live', deps.health.live());
@@ -75,11 +79,14 @@ export function createApp(deps: AppDependencies): Express {
   if (deps.shedder !== undefined) app.use(deps.shedder);
   app.use(requestLogger(logger));
   app.use(requestDeadline({ timeoutMs: deps.requestDeadlineMs ?? REQUEST_DEADLINE_MS }));
-  app.use(requireJsonBody);
-  app.use(express.json({ limit: BODY_LIMIT }));
-  // Notes are limited per principal, so the principal is known before the limiter runs.
+  // Notes are limited per principal, so the principal is known before the limiter runs; and
+  // an unauthenticated body is never parsed.
   app.use('/v1/notes', requireAuth(db));
+  // The body is read before the limiter (login is limited per username) but its errors are
+  // answered after it: a client sending garbage is limited like any other.
+  app.use(readJsonBody(BODY_LIMIT));
   if (deps.limiter !== undefined) app.use(deps.limiter.surfaces());
+  app.use(answerBodyError());
 
   app.use(createPublicRouter({ serviceName: config.tracing.serviceName, version: deps.version }));
   app.use(createAuthRouter({ db, tokenTtlSeconds: TOKEN_TTL_SECONDS }));

@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { pinoHttp, type HttpLogger } from 'pino-http';
-import type { LogLevel } from '../config';
+import { REQUEST_ID_HEADER, requestIdFor, requestIdOf, type LogLevel } from '../index';
 
 /** The sample API's structured logger. Credentials never reach a log line. */
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
@@ -19,19 +18,19 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
   );
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
 /**
- * Request logging with a request id: the caller's `X-Request-Id` when it is well-formed,
- * else a new UUID; echoed back in `X-Request-Id`.
+ * Request logging with the request id `requestId()` gave the response (mounted first in
+ * createApp), so the log line and the `X-Request-Id` header agree. Without it, the id is
+ * chosen here by the same rule.
  */
 export function requestLogger(logger: Logger): HttpLogger {
   return pinoHttp({
     logger,
     genReqId(req: IncomingMessage, res: ServerResponse) {
-      const given = req.headers['x-request-id'];
-      const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-      res.setHeader('X-Request-Id', id);
+      const assigned = requestIdOf(res);
+      if (assigned !== undefined) return assigned;
+      const id = requestIdFor(req.headers['x-request-id']);
+      res.setHeader(REQUEST_ID_HEADER, id);
       return id;
     },
     customLogLevel(_req, res, err) {

@@ -1,10 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import {
   activeTracing,
-  clientErrorListener,
   ConfigError,
   createHealth,
   createLifecycle,
@@ -22,6 +20,7 @@ import { createApp } from './create-app';
 import { createDatabase } from './db/database';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres';
 import { migrate } from './db/migrations';
+import { createHttpServer } from './http-server';
 import { createLogger } from './logger';
 import { createRateLimiting, type RateLimiting } from './rate-limiting';
 import { startSessionReaper } from './session-reaper';
@@ -124,8 +123,7 @@ async function main(): Promise<void> {
     ...(rateLimiting === undefined ? {} : { limiter: rateLimiting.limiter }),
     ...(shedder === undefined ? {} : { shedder }),
   });
-  const server = createServer(app);
-  server.on('clientError', clientErrorListener());
+  const server = createHttpServer(app);
 
   // Cleanup order after the HTTP drain: workers, Redis, Postgres (tracing comes last).
   const cleanup: CleanupPhase[] = [

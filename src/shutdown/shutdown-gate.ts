@@ -26,8 +26,9 @@ export const SHUTDOWN_GATE_DEFAULTS = Object.freeze({
 });
 
 /**
- * A middleware (mount it first) that counts requests in flight and closes the door on
- * shutdown without resetting anyone's connection. Usable in any Express app on its own.
+ * A middleware (mount it before anything that does work: only what answers at once, such as
+ * `requestId()` or a Host check, may come first) that counts requests in flight and closes the
+ * door on shutdown without resetting anyone's connection. Usable in any Express app on its own.
  */
 export interface ShutdownGate extends RequestHandler {
   readonly state: GateState;

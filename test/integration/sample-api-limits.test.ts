@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import request from 'supertest';
-import { createHealth, createMetrics, loadConfig } from '../../src';
+import { createHealth, createMetrics, createShutdownGate, loadConfig, REQUEST_ID_PATTERN } from '../../src';
 import { createApp } from '../../src/app/create-app';
 import { createDatabase, type Database } from '../../src/app/db/database';
+import { createHttpServer } from '../../src/app/http-server';
 import { migrate } from '../../src/app/db/migrations';
 import { createLogger } from '../../src/app/logger';
 import { createRateLimiting, type RateLimiting } from '../../src/app/rate-limiting';
 import { waitUntil } from '../../scripts/redis-stack';
 import { createTestSchema, type TestSchema } from '../support/postgres';
+import { raw } from '../support/raw-http';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
 
 
@@ -21,6 +25,7 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
     let limiting: RateLimiting;
     let app: Express;
     let metricsText: () => Promise<string>;
+    let health: ReturnType<typeof createHealth>;
 
     before(async () => {
       schema = await createTestSchema('sample_limits');
@@ -38,7 +43,8 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
       const metrics = createMetrics({ processMetrics: false });
       metricsText = () => metrics.registry.metrics();
       limiting = createRateLimiting(config, logger, metrics);
-      app = createApp({ config, db, logger, metrics, health: createHealth({ checks: [] }), version: 'test', limiter: limiting.limiter });
+      health = createHealth({ checks: [] });
+      app = createApp({ config, db, logger, metrics, health, version: 'test', limiter: limiting.limiter });
       // No offline queue: wait for the connection rather than a fixed time.
       if (backend === 'redis') await waitUntil('the Redis client to be ready', async () => limiting.redis?.status === 'ready', 10_000, 20);
     });
@@ -109,6 +115,102 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
       const spray = await request(app).post('/v1/auth/login').set(from('10.2.0.1')).send({ username: 'spray21', password: 'wrong password' });
       assert.equal(spray.status, 429);
       assert.equal(spray.body.policy, 'login_ip');
+    });
+
+    const remainingOf = (res: request.Response, policy: string) =>
+      Number(new RegExp(`"${policy}";r=(\\d+)`).exec(String(res.headers['ratelimit']))?.[1]);
+
+    it('limits malformed bodies like any other request: RateLimit headers on each refusal, then 429', async () => {
+      const ip = from('198.51.100.60');
+      const garbage: ReadonlyArray<readonly [string, () => request.Test, number, string]> = [
+        ['not JSON', () => request(app).post('/v1/auth/register').set(ip).set('Content-Type', 'application/json').send('{bad'), 400, 'BAD_REQUEST'],
+        ['text/plain', () => request(app).post('/v1/auth/register').set(ip).set('Content-Type', 'text/plain').send('{bad'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
+        ['over 64 kB', () => request(app).post('/v1/auth/register').set(ip).send({ username: 'u', password: 'p'.repeat(70_000) }), 413, 'PAYLOAD_TOO_LARGE'],
+      ];
+      for (const [i, [what, send, status, code]] of garbage.entries()) {
+        const res = await send();
+        assert.equal(res.status, status, `${what}: ${res.text}`);
+        assert.equal(res.body.error, code, what);
+        assert.equal(remainingOf(res, 'public'), 2 - i, `${what} was not counted: ${String(res.headers['ratelimit'])}`);
+      }
+      for (const [what, send] of garbage) {
+        const res = await send();
+        assert.equal(res.status, 429, `${what} past the limit: ${res.text}`);
+        assert.equal(res.body.error, 'RATE_LIMITED');
+        assert.equal(res.body.policy, 'public');
+      }
+    });
+
+    it('counts a malformed login body against login_ip (and, with no username to key on, login_credential per address)', async () => {
+      const ip = from('10.3.0.1');
+      const notJson = () => request(app).post('/v1/auth/login').set(ip).set('Content-Type', 'application/json').send('{bad');
+      const textPlain = () => request(app).post('/v1/auth/login').set(ip).set('Content-Type', 'text/plain').send('username=a');
+      const first = await notJson();
+      assert.equal(first.status, 400);
+      assert.equal(first.body.error, 'BAD_REQUEST');
+      assert.equal(remainingOf(first, 'login_ip'), 19);
+      const second = await textPlain();
+      assert.equal(second.status, 415);
+      assert.equal(remainingOf(second, 'login_ip'), 18);
+      const wellFormed = await request(app).post('/v1/auth/login').set(ip).send({ username: `garbage-${backend}`, password: 'wrong password' });
+      assert.equal(wellFormed.status, 401);
+      assert.equal(remainingOf(wellFormed, 'login_ip'), 17, 'the malformed bodies counted against login_ip');
+      // login_credential falls back to the address for a body without a username: 5 a minute.
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await (i % 2 === 0 ? notJson() : textPlain())).status);
+      assert.deepEqual(statuses, [400, 415, 400, 429]);
+      const limited = await notJson();
+      assert.equal(limited.status, 429);
+      assert.equal(limited.body.error, 'RATE_LIMITED');
+      assert.equal(limited.body.policy, 'login_credential');
+      assert.ok(Number(limited.headers['retry-after']) > 0);
+    });
+
+    it('puts X-Request-Id on every kind of answer: probes, metrics, 404, 429, 503 shutting down, and the server\'s own 400, 417 and 431', async () => {
+      const has = (what: string, headers: Readonly<Record<string, unknown>>) => {
+        const id = headers['x-request-id'];
+        assert.ok(typeof id === 'string' && REQUEST_ID_PATTERN.test(id), `${what} has no X-Request-Id`);
+      };
+      for (const path of ['/health/live', '/health/ready', '/health/started', '/metrics', '/v1/nothing-here']) {
+        const res = await request(app).get(path).set(from('198.51.100.61'));
+        assert.ok(res.status === 200 || res.status === 404, `${path}: ${res.status}`);
+        has(path, res.headers);
+      }
+      let limited: request.Response | undefined;
+      for (let i = 0; i < 5 && limited?.status !== 429; i++) limited = await request(app).get('/v1/status').set(from('198.51.100.62'));
+      assert.equal(limited?.status, 429);
+      has('429', limited?.headers ?? {});
+      const tagged = await request(app).get('/v1/status').set(from('198.51.100.62')).set('X-Request-Id', 'caller-id-1');
+      assert.deepEqual([tagged.status, tagged.headers['x-request-id']], [429, 'caller-id-1']);
+
+      // The gate answers before the logger ever runs.
+      const gate = createShutdownGate();
+      const closing = createApp({ config: loadConfig({ RATE_LIMIT_ENABLED: 'false' }), db, logger: createLogger('silent'), health, version: 'test', gate });
+      gate.close();
+      const shutting = await request(closing).get('/v1/status');
+      assert.deepEqual([shutting.status, shutting.body.error], [503, 'SERVER_SHUTTING_DOWN']);
+      has('503', shutting.headers);
+
+      // What Node answers before the app: through the production wiring.
+      const server = createHttpServer(app);
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      try {
+        const port = (server.address() as AddressInfo).port;
+        for (const [what, bytes, status] of [
+          ['431', `GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+          ['400 malformed', 'GARBAGE\r\n\r\n', 400],
+          ['400 no Host', 'GET /health/live HTTP/1.1\r\n\r\n', 400],
+          ['417', 'GET /health/live HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n', 417],
+        ] as const) {
+          const res = await raw(port, bytes);
+          assert.equal(res.status, status, what);
+          has(what, res.headers);
+        }
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
     });
 
     it('never limits /health/live or /metrics, and counts decisions', async () => {

@@ -132,6 +132,48 @@ export function sampleApiSuite(kind: string, open: () => Promise<SuiteDatabase>)
       assertErrorBody(await request(app).post('/v1/auth/register'), 400, 'BAD_REQUEST');
     });
 
+    it('refuses a NUL or another control character in a note with 400 naming the field, never 500', async () => {
+      const auth = { Authorization: `Bearer ${await registerAndLogin('nul-writer')}` };
+      const note = await request(app).post('/v1/notes').set(auth).send({ title: 'clean', body: 'x' });
+      assert.equal(note.status, 201);
+      const path = `/v1/notes/${note.body.id}`;
+      for (const [verb, send] of [
+        ['POST', () => request(app).post('/v1/notes')],
+        ['PUT', () => request(app).put(path)],
+      ] as const) {
+        const title = await send().set(auth).send({ title: 'a\u0000b', body: 'x' });
+        assertErrorBody(title, 400, 'BAD_REQUEST');
+        assert.match(title.body.detail, /^body\.title: /, verb);
+        const body = await send().set(auth).send({ title: 't', body: 'a\u0000b' });
+        assertErrorBody(body, 400, 'BAD_REQUEST');
+        assert.match(body.body.detail, /^body\.body: /, verb);
+        assertErrorBody(await send().set(auth).send({ title: 'a\tb', body: 'x' }), 400, 'BAD_REQUEST');
+        assertErrorBody(await send().set(auth).send({ title: 'a\u007fb', body: 'x' }), 400, 'BAD_REQUEST');
+        assertErrorBody(await send().set(auth).send({ title: 't', body: 'a\u001bb' }), 400, 'BAD_REQUEST');
+        assertErrorBody(await send().set(auth).send({ title: 't', body: 'a\ud800b' }), 400, 'BAD_REQUEST');
+      }
+      // A body keeps its tabs and line breaks.
+      const multiline = await request(app).put(path).set(auth).send({ title: 'lines', body: 'a\tb\r\nc\n' });
+      assert.equal(multiline.status, 200);
+      assert.equal(multiline.body.body, 'a\tb\r\nc\n');
+      assert.equal((await request(app).get(path).set(auth)).body.title, 'lines');
+    });
+
+    it('reads empty query values as the default', async () => {
+      const auth = { Authorization: `Bearer ${await registerAndLogin('empty-query')}` };
+      for (let i = 0; i < 3; i++) assert.equal((await request(app).post('/v1/notes').set(auth).send({ title: `n${i}`, body: '' })).status, 201);
+      for (const query of ['?limit=&offset=', '?limit=', '?offset=', '?limit=&offset=1']) {
+        const res = await request(app).get(`/v1/notes${query}`).set(auth);
+        assert.equal(res.status, 200, `${query}: ${res.text}`);
+        assert.equal(res.body.notes.length, query.endsWith('offset=1') ? 2 : 3, query);
+      }
+      assertErrorBody(await request(app).get('/v1/notes?limit=0').set(auth), 400, 'BAD_REQUEST');
+      assertErrorBody(await request(app).get('/v1/notes?limit=%20').set(auth), 400, 'BAD_REQUEST');
+      const slow = await request(app).get('/v1/slow?ms=');
+      assert.equal(slow.status, 200);
+      assert.equal(slow.body.slept_ms, 1000, 'the default wait');
+    });
+
     it('refuses a taken username, a wrong password and bad tokens', async () => {
       await registerAndLogin('bob');
       assertErrorBody(await request(app).post('/v1/auth/register').send({ username: 'bob', password: 'another password' }), 409, 'CONFLICT');
@@ -185,11 +227,19 @@ export function sampleApiSuite(kind: string, open: () => Promise<SuiteDatabase>)
       assert.ok(!Number.isNaN(Date.parse(live.body.timestamp)));
     });
 
-    it('echoes a well-formed X-Request-Id and replaces a malformed one', async () => {
+    it('echoes a well-formed X-Request-Id and replaces a malformed one, on every answer', async () => {
       const given = await request(app).get('/v1/status').set('X-Request-Id', 'abc-123');
       assert.equal(given.headers['x-request-id'], 'abc-123');
       const replaced = await request(app).get('/v1/status').set('X-Request-Id', 'bad id with spaces');
       assert.match(String(replaced.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+      // Probes and refusals too (the id is given before the probes and the Host check).
+      for (const path of ['/health/live', '/health/ready', '/health/started', '/v1/nothing-here']) {
+        const res = await request(app).get(path).set('X-Request-Id', `probe:${path.length}`);
+        assert.equal(res.headers['x-request-id'], `probe:${path.length}`, path);
+      }
+      const badHost = await request(app).get('/v1/status').set('Host', 'a b');
+      assertErrorBody(badHost, 400, 'BAD_REQUEST');
+      assert.match(String(badHost.headers['x-request-id']), /^[0-9a-f-]{36}$/);
     });
   });
 }

@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import express from 'express';
 import request from 'supertest';
-import { ERROR_STATUS, HttpError, errorHandler, notFoundHandler, retryAfterSeconds, sendError, type ErrorCode } from '../../src';
+import {
+  checkExpectationListener,
+  ERROR_STATUS,
+  HttpError,
+  errorHandler,
+  notFoundHandler,
+  retryAfterSeconds,
+  sendError,
+  type ErrorCode,
+} from '../../src';
 
 describe('errors', () => {
   it('maps every code to its status (append-only table)', () => {
@@ -20,6 +29,7 @@ describe('errors', () => {
       UNSUPPORTED_MEDIA_TYPE: 415,
       INTERNAL_ERROR: 500,
       HEADERS_TOO_LARGE: 431,
+      EXPECTATION_FAILED: 417,
     });
   });
 
@@ -74,6 +84,30 @@ describe('errors', () => {
     });
   });
 
+  describe('checkExpectationListener', () => {
+    const answer = (headers: Record<string, string>) => {
+      const app = express();
+      const listener = checkExpectationListener();
+      // What Node does with the listener: hand it the request instead of the app.
+      app.use((req, res) => listener(Object.assign(req, { headers: { ...req.headers, ...headers } }), res));
+      return request(app).get('/');
+    };
+
+    it('answers 417 EXPECTATION_FAILED in our shape, closing the connection', async () => {
+      const res = await answer({});
+      assert.equal(res.status, 417);
+      assert.equal(res.body.error, 'EXPECTATION_FAILED');
+      assert.equal(typeof res.body.detail, 'string');
+      assert.equal(res.headers['connection'], 'close');
+      assert.match(String(res.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+    });
+
+    it("keeps the caller's well-formed X-Request-Id and replaces a malformed one", async () => {
+      assert.equal((await answer({ 'x-request-id': 'abc.123' })).headers['x-request-id'], 'abc.123');
+      assert.match(String((await answer({ 'x-request-id': 'a b' })).headers['x-request-id']), /^[0-9a-f-]{36}$/);
+    });
+  });
+
   describe('notFoundHandler and errorHandler', () => {
     const internal: unknown[] = [];
     const app = express();
@@ -97,6 +131,15 @@ describe('errors', () => {
     it('answers unknown routes with 404 NOT_FOUND', async () => {
       const res = await request(app).get('/missing');
       assert.deepEqual(res.body, { error: 'NOT_FOUND', detail: 'No route for GET /missing' });
+    });
+
+    it('names at most the first 128 characters of the path in a 404', async () => {
+      const long = await request(app).get(`/${'p'.repeat(16_000)}`);
+      assert.equal(long.status, 404);
+      assert.deepEqual(long.body, { error: 'NOT_FOUND', detail: `No route for GET /${'p'.repeat(127)}…` });
+      const exact = `/${'q'.repeat(127)}`;
+      assert.equal((await request(app).get(exact)).body.detail, `No route for GET ${exact}`);
+      assert.equal((await request(app).get(`${exact}r`)).body.detail, `No route for GET ${exact}…`);
     });
 
     it('answers malformed and oversized JSON in our shape', async () => {

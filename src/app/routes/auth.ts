@@ -4,7 +4,7 @@ import { HttpError } from '../../errors';
 import { hashPassword, verifyPassword } from '../auth/passwords';
 import { hashToken, newToken } from '../auth/tokens';
 import type { Database } from '../db/database';
-import { validate } from '../validate';
+import { validate, wellFormedText } from '../validate';
 
 const Credentials = z.strictObject({
   username: z
@@ -12,7 +12,9 @@ const Credentials = z.strictObject({
     .min(3)
     .max(64)
     .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only'),
-  password: z.string().min(8).max(256),
+  // Any character, control characters included: only the scrypt hash is stored. But a lone
+  // surrogate would be hashed as U+FFFD, so that two different passwords would match.
+  password: wellFormedText().min(8).max(256),
 });
 
 /** Options of {@link createAuthRouter}. */

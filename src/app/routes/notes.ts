@@ -3,15 +3,15 @@ import { z } from 'zod';
 import { HttpError } from '../../errors';
 import { principalOf } from '../authenticate';
 import type { Database } from '../db/database';
-import { validate } from '../validate';
+import { lineText, multilineText, queryInteger, validate } from '../validate';
 
 const NoteInput = z.strictObject({
-  title: z.string().trim().min(1).max(200),
-  body: z.string().max(10_000),
+  title: lineText().trim().min(1).max(200),
+  body: multilineText().max(10_000),
 });
 const ListQuery = z.object({
-  limit: z.string().regex(/^\d+$/, 'an integer').transform(Number).pipe(z.number().int().min(1).max(100)).optional(),
-  offset: z.string().regex(/^\d+$/, 'an integer').transform(Number).pipe(z.number().int().min(0).max(1_000_000)).optional(),
+  limit: queryInteger(1, 100),
+  offset: queryInteger(0, 1_000_000),
 });
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

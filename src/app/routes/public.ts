@@ -1,18 +1,13 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { deadlineSignal } from '../../index';
-import { validate } from '../validate';
+import { queryInteger, validate } from '../validate';
 
 /** The longest `/v1/slow` will wait, so a request cannot pin a connection for long. */
 export const SLOW_MAX_MS = 30_000;
 
 const SlowQuery = z.object({
-  ms: z
-    .string()
-    .regex(/^\d+$/, 'an integer number of milliseconds')
-    .transform(Number)
-    .pipe(z.number().int().min(0).max(SLOW_MAX_MS))
-    .optional(),
+  ms: queryInteger(0, SLOW_MAX_MS, 'an integer number of milliseconds'),
 });
 
 /** Options of {@link createPublicRouter}. */
