@@ -367,6 +367,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         const [oldKey, old] = breakers.entries().next().value as [string, Breaker];
         old.shutdown();
         breakers.delete(oldKey);
+        updateGauge();
       }
       br = newBreaker();
       breakers.set(domain, br);
@@ -388,16 +389,35 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
    */
   function decide(checks: readonly Check[]): Promise<Decision> {
     if (!spansDomains(checks)) return breakerFor((checks[0] as Check).key).fire(() => store.decide(checks)) as Promise<Decision>;
+    // At the deadline the store is told first (it stops, gives back, or answers a denial it
+    // already has); the decision fails one turn later if it has not answered by then.
+    const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(deadlineError(deadlineMs)), deadlineMs);
+      timer = setTimeout(() => {
+        const err = deadlineError(deadlineMs);
+        controller.abort(err);
+        setImmediate(() => reject(err));
+      }, deadlineMs);
     });
-    return Promise.race([store.decide(checks, { guard }), late]).finally(() => clearTimeout(timer));
+    return Promise.race([store.decide(checks, { guard, signal: controller.signal }), late]).finally(() => clearTimeout(timer));
   }
   // A backend that reconnects is tried again at once instead of after the breaker's timeout:
   // the breakers of the domain that came back, or all of them.
-  store.onRecover?.((domain?: string) => {
+  const offRecover = store.onRecover?.((domain?: string) => {
     for (const [d, br] of breakers) if ((domain === undefined || d === domain) && (br.opened || br.halfOpen)) br.close();
+  });
+  // A domain that serves nothing any more (a failed master whose replica took over) gets no
+  // call that could close its breaker: forget it, so the breaker state speaks of live domains.
+  const offTopology = store.onTopology?.((live) => {
+    let changed = false;
+    for (const [d, br] of breakers) {
+      if (d === '' || live.has(d)) continue;
+      br.shutdown();
+      breakers.delete(d);
+      changed = true;
+    }
+    if (changed) updateGauge();
   });
   const latency = metrics?.decisionSeconds.labels(store.name);
 
@@ -553,6 +573,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       return w === 2 ? 'OPEN' : w === 1 ? 'HALF_OPEN' : 'CLOSED';
     },
     close() {
+      offRecover?.();
+      offTopology?.();
       for (const br of breakers.values()) br.shutdown();
       breakers.clear();
       denied.clear();

@@ -23,25 +23,26 @@ const SETTLE = 'rampartSettle';
 type ScriptCommand = (numKeys: number, ...args: (string | number)[]) => Promise<unknown>;
 
 /** A decision and the script's clock when it was made (the admission time of what it admitted). */
-interface TimedDecision extends Decision {
+interface TimedDecision {
+  readonly decision: Decision;
   readonly atUs: number;
 }
 
 interface Pending {
   readonly checks: readonly Check[];
-  resolve(decision: TimedDecision): void;
+  /** `atUs`: the script's clock (only decisions across slots need it; the rest ignore it). */
+  resolve(decision: Decision, atUs: number): void;
   reject(err: unknown): void;
 }
 
 const runDirectly: CallGuard = (_key, call) => call();
 
-function parseReply(reply: unknown, batch: readonly Pending[]): TimedDecision[] {
+function parseReply(reply: unknown, batch: readonly Pending[]): Decision[] {
   const expected = batch.reduce((sum, p) => sum + 1 + 2 * p.checks.length, 1);
   if (!Array.isArray(reply) || reply.length !== expected) {
     throw new Error(`unexpected reply from the rate limit script: ${JSON.stringify(reply)?.slice(0, 200)}`);
   }
-  const atUs = Number(reply[0]);
-  const out = new Array<TimedDecision>(batch.length);
+  const out = new Array<Decision>(batch.length);
   let r = 1;
   for (let d = 0; d < batch.length; d++) {
     const n = (batch[d] as Pending).checks.length;
@@ -52,7 +53,7 @@ function parseReply(reply: unknown, batch: readonly Pending[]): TimedDecision[] 
       resetUs[i] = Number(reply[r + 2 + 2 * i]);
     }
     const retryAfterUs = Number(reply[r]);
-    out[d] = { allowed: retryAfterUs === 0, retryAfterUs, remaining, resetUs, atUs };
+    out[d] = { allowed: retryAfterUs === 0, retryAfterUs, remaining, resetUs };
     r += 1 + 2 * n;
   }
   return out;
@@ -157,14 +158,15 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     args.push(batch.length, shapes.length / 4, ...shapes, ...refs);
     command.call(client, numKeys, ...args).then(
       (reply) => {
-        let decisions: TimedDecision[];
+        let decisions: Decision[];
         try {
           decisions = parseReply(reply, batch);
         } catch (err) {
           for (const p of batch) p.reject(err);
           return;
         }
-        for (let i = 0; i < batch.length; i++) (batch[i] as Pending).resolve(decisions[i] as TimedDecision);
+        const atUs = Number((reply as unknown[])[0]);
+        for (let i = 0; i < batch.length; i++) (batch[i] as Pending).resolve(decisions[i] as Decision, atUs);
       },
       (err: unknown) => {
         watchTopology();
@@ -194,16 +196,23 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     }
   }
 
+  function push(p: Pending): void {
+    queue.push(p);
+    if (!scheduled) {
+      scheduled = true;
+      // After the I/O callbacks of this turn: the requests that arrived together go together.
+      setImmediate(flush);
+    }
+  }
+
   /** Queues checks of one slot for the next coalesced call. */
-  function enqueue(checks: readonly Check[]): Promise<TimedDecision> {
-    return new Promise<TimedDecision>((resolve, reject) => {
-      queue.push({ checks, resolve, reject });
-      if (!scheduled) {
-        scheduled = true;
-        // After the I/O callbacks of this turn: the requests that arrived together go together.
-        setImmediate(flush);
-      }
-    });
+  function enqueue(checks: readonly Check[]): Promise<Decision> {
+    return new Promise<Decision>((resolve, reject) => push({ checks, resolve, reject }));
+  }
+
+  /** {@link enqueue}, with the admission time (for a give-back). */
+  function enqueueTimed(checks: readonly Check[]): Promise<TimedDecision> {
+    return new Promise<TimedDecision>((resolve, reject) => push({ checks, resolve: (decision, atUs) => resolve({ decision, atUs }), reject }));
   }
 
   /** Gives back one admitted step (`atUs`), or only reads (`-1`); per check: remaining, reset, retry. */
@@ -221,74 +230,111 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     return reply.map(Number);
   }
 
-  async function decideAcrossSlots(checks: readonly Check[], guard: CallGuard): Promise<Decision> {
+  /** Gives a step back in the background (best effort: if it fails, the step stays charged until it refills). */
+  function giveBack(group: SlotGroup, atUs: number, guard: CallGuard): void {
+    guard((group.checks[0] as Check).key, () => settle(group.checks, atUs)).catch(() => undefined);
+  }
+
+  async function decideAcrossSlots(checks: readonly Check[], guard: CallGuard, signal: AbortSignal | undefined): Promise<Decision> {
     const groups = groupBySlot(checks);
     const remaining = new Array<number>(checks.length);
     const resetUs = new Array<number>(checks.length);
     const admitted: { group: SlotGroup; atUs: number }[] = [];
-    let denied: { step: number; decision: TimedDecision } | undefined;
+    const abandon = (err: unknown): never => {
+      for (const a of admitted) giveBack(a.group, a.atUs, guard);
+      throw err;
+    };
+    let denied: { step: number; decision: Decision } | undefined;
     for (let step = 0; step < groups.length && denied === undefined; step++) {
+      // The caller gave up (its deadline): send nothing more, give back what was taken.
+      if (signal?.aborted === true) abandon(signal.reason);
       const group = groups[step] as SlotGroup;
-      let d: TimedDecision;
+      const call = enqueueTimed(group.checks);
+      let t: TimedDecision;
       try {
-        d = await guard((group.checks[0] as Check).key, () => enqueue(group.checks));
+        t = await guard((group.checks[0] as Check).key, () => call);
       } catch (err) {
-        // The decision fails as a whole: give back what the earlier steps took (best effort; if
-        // that fails too, those buckets stay charged until they refill).
-        for (const a of admitted) guard((a.group.checks[0] as Check).key, () => settle(a.group.checks, a.atUs)).catch(() => undefined);
-        throw err;
+        // A step that timed out may still be admitted later: give that back too.
+        call.then(
+          (late) => {
+            if (late.decision.allowed) giveBack(group, late.atUs, guard);
+          },
+          () => undefined,
+        );
+        return abandon(err);
       }
+      const d = t.decision;
+      if (d.allowed) admitted.push({ group, atUs: t.atUs });
+      if (signal?.aborted === true) abandon(signal.reason);
       group.at.forEach((i, j) => {
         remaining[i] = d.remaining[j] as number;
         resetUs[i] = d.resetUs[j] as number;
       });
-      if (d.allowed) admitted.push({ group, atUs: d.atUs });
-      else denied = { step, decision: d };
+      if (!d.allowed) denied = { step, decision: d };
     }
     if (denied === undefined) return { allowed: true, retryAfterUs: 0, remaining, resetUs };
 
-    let retryAfterUs = denied.decision.retryAfterUs;
+    // Denied: the answer is known. Give back the earlier steps and read the later ones, for the
+    // headers and the longest wait, but never past the caller's deadline: what is not back by
+    // then is shown as it will be (a step given back: as before the request; a slot not read:
+    // full) and the give-backs go on in the background.
+    for (const a of admitted) {
+      a.group.at.forEach((i, j) => {
+        remaining[i] = (remaining[i] as number) + (a.group.checks[j] as Check).cost;
+      });
+    }
     const unvisited = groups.slice(denied.step + 1);
-    const settling = [...admitted, ...unvisited.map((group) => ({ group, atUs: -1 }))];
-    await Promise.all(
-      settling.map(async ({ group, atUs }) => {
-        try {
-          const rows = await guard((group.checks[0] as Check).key, () => settle(group.checks, atUs));
-          group.at.forEach((i, j) => {
-            remaining[i] = rows[3 * j] as number;
-            resetUs[i] = rows[3 * j + 1] as number;
-            if ((rows[3 * j + 2] as number) > retryAfterUs) retryAfterUs = rows[3 * j + 2] as number;
-          });
-        } catch {
-          // Not given back: the step's own numbers stand (it stays charged). Not read: shown full.
-          if (atUs === -1) {
-            group.at.forEach((i, j) => {
-              remaining[i] = (group.checks[j] as Check).b;
-              resetUs[i] = 0;
-            });
-          }
-        }
+    for (const group of unvisited) {
+      group.at.forEach((i, j) => {
+        remaining[i] = (group.checks[j] as Check).b;
+        resetUs[i] = 0;
+      });
+    }
+    let retryAfterUs = denied.decision.retryAfterUs;
+    const settled = Promise.all(
+      [...admitted, ...unvisited.map((group) => ({ group, atUs: -1 }))].map(async ({ group, atUs }) => {
+        const rows = await guard((group.checks[0] as Check).key, () => settle(group.checks, atUs)).catch(() => undefined);
+        if (rows === undefined || signal?.aborted === true) return;
+        group.at.forEach((i, j) => {
+          remaining[i] = rows[3 * j] as number;
+          resetUs[i] = rows[3 * j + 1] as number;
+          if ((rows[3 * j + 2] as number) > retryAfterUs) retryAfterUs = rows[3 * j + 2] as number;
+        });
       }),
     );
-    return { allowed: false, retryAfterUs, remaining, resetUs };
+    if (signal === undefined) await settled;
+    else if (!signal.aborted) {
+      let onAbort: (() => void) | undefined;
+      const aborted = new Promise<void>((resolve) => {
+        onAbort = () => resolve();
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      await Promise.race([settled, aborted]);
+      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+    }
+    return { allowed: false, retryAfterUs, remaining: [...remaining], resetUs: [...resetUs] };
   }
 
-  /** Closes the breakers of a cluster node as soon as it answers again. */
-  function watchNodes(listener: (domain?: string) => void): void {
+  /**
+   * Tells `listener` of each cluster node that answers again and says the cluster is ok; returns
+   * what takes the listeners back off.
+   */
+  function watchNodes(listener: (domain?: string) => void): () => void {
     const c = client as Cluster;
-    const seen = new WeakSet<Redis>();
+    const watched = new Map<Redis, () => void>();
+    let stopped = false;
     const watch = (node: Redis) => {
-      if (seen.has(node)) return;
-      seen.add(node);
+      if (watched.has(node)) return;
       const domain = `${node.options.host ?? ''}:${node.options.port ?? ''}`;
       // A node that is reachable again may still refuse its slots (CLUSTERDOWN) until the
       // cluster has taken it back: its breaker closes once it says the cluster is ok.
       const onReady = () => {
         const until = Date.now() + REDIS_STORE_DEFAULTS.topologyWatchMs;
         const ask = () => {
-          if (node.status !== 'ready') return;
+          if (stopped || node.status !== 'ready') return;
           node.call('CLUSTER', 'INFO').then(
             (text) => {
+              if (stopped) return;
               if (String(text).includes('cluster_state:ok')) listener(domain);
               else if (Date.now() < until) setTimeout(ask, REDIS_STORE_DEFAULTS.topologyRefreshMs).unref();
             },
@@ -297,15 +343,41 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
         };
         ask();
       };
+      // ioredis replaces a node's connection object when it reconnects: drop the old one.
+      const onEnd = () => {
+        node.off('ready', onReady);
+        watched.delete(node);
+      };
       node.on('ready', onReady);
-      unhook.push(() => node.off('ready', onReady));
+      node.once('end', onEnd);
+      watched.set(node, () => {
+        node.off('ready', onReady);
+        node.off('end', onEnd);
+      });
       // ioredis connects to a node lazily, on its first command, and no command reaches a
       // shard whose breaker is open: connect now, so a node that is back is known at once.
       if (node.status === 'wait' && node.options.readOnly !== true) node.connect().catch(() => undefined);
     };
     for (const node of c.nodes('all')) watch(node);
     c.on('+node', watch);
-    unhook.push(() => c.off('+node', watch));
+    return () => {
+      stopped = true;
+      c.off('+node', watch);
+      for (const off of watched.values()) off();
+      watched.clear();
+    };
+  }
+
+  /** Registers a client listener until `off()` or the store's close. */
+  function hook(event: string, fn: () => void): () => void {
+    client.on(event, fn);
+    const off = () => {
+      client.off(event, fn);
+      const k = unhook.indexOf(off);
+      if (k !== -1) unhook.splice(k, 1);
+    };
+    unhook.push(off);
+    return off;
   }
 
   return {
@@ -313,15 +385,27 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     ...(cluster
       ? {
           partition: (key: string) => (client as Cluster).slots[calculateSlot(key)]?.[0] ?? 'unmapped',
+          onTopology(listener: (domains: ReadonlySet<string>) => void) {
+            // After each slot-map refresh: the masters that own a slot now.
+            return hook('refresh', () => {
+              const owners = new Set<string>();
+              for (const nodes of (client as Cluster).slots) if (nodes?.[0] !== undefined) owners.add(nodes[0]);
+              listener(owners);
+            });
+          },
         }
       : {}),
     onRecover(listener: (domain?: string) => void) {
       // The whole client (re)connected. On Cluster a slot with a new owner needs no event: its
       // keys map to another domain, and so to another breaker, as soon as the slot map says so.
-      const onReady = () => listener();
-      client.on('ready', onReady);
-      unhook.push(() => client.off('ready', onReady));
-      if (cluster) watchNodes(listener);
+      const offReady = hook('ready', () => listener());
+      if (!cluster) return offReady;
+      const offNodes = watchNodes(listener);
+      unhook.push(offNodes);
+      return () => {
+        offReady();
+        offNodes();
+      };
     },
     decide(checks: readonly Check[], decideOptions?: DecideOptions): Promise<Decision> {
       if (checks.length === 0) return Promise.reject(new TypeError('decide() needs at least one check'));
@@ -329,7 +413,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       if (cluster && checks.length > 1) {
         const slot = calculateSlot((checks[0] as Check).key);
         for (let i = 1; i < checks.length; i++) {
-          if (calculateSlot((checks[i] as Check).key) !== slot) return decideAcrossSlots(checks, guard ?? runDirectly);
+          if (calculateSlot((checks[i] as Check).key) !== slot) return decideAcrossSlots(checks, guard ?? runDirectly, decideOptions?.signal);
         }
       }
       return guard === undefined ? enqueue(checks) : guard((checks[0] as Check).key, () => enqueue(checks));

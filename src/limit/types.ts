@@ -77,6 +77,12 @@ export type CallGuard = <T>(key: string, call: () => Promise<T>) => Promise<T>;
 export interface DecideOptions {
   /** Wraps each backend call (default: run it as is). */
   readonly guard?: CallGuard;
+  /**
+   * Aborted when the caller stops waiting (its deadline). A store making several calls for one
+   * decision sends no more, gives back what it took, and, when the answer is already a denial,
+   * resolves with it at once.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -97,9 +103,16 @@ export interface RateLimitStore {
   /**
    * Registers `listener` to run when the backend has (re)connected: with a domain (a
    * {@link partition} value) when one node of it came back, without one when all of it did. The
-   * limiter closes the open breakers of what recovered.
+   * limiter closes the open breakers of what recovered. Returns what takes the listener off.
    */
-  onRecover?(listener: (domain?: string) => void): void;
+  onRecover?(listener: (domain?: string) => void): () => void;
+  /**
+   * Registers `listener` to run with the failure domains that serve keys now, whenever that may
+   * have changed (on Cluster: after each slot-map refresh), so the limiter can forget the
+   * breakers of domains that serve nothing any more (a failed master, after its replica took
+   * over). Returns what takes the listener off.
+   */
+  onTopology?(listener: (domains: ReadonlySet<string>) => void): () => void;
   /** Releases timers and connections the store owns (not a client passed in). */
   close(): Promise<void>;
 }

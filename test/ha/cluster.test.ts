@@ -188,6 +188,70 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     assert.equal((await metrics.rateLimit.backendErrors.get()).values.length, 0, 'not counted as a backend failure');
   });
 
+  it('a slow shard in a decision over two slots: at the deadline nothing stays charged, and a denial already made is answered 429, not turned into a timeout', async () => {
+    const client = createRedisClient(stack.url) as Cluster;
+    cleanups.push(() => client.disconnect());
+    await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
+    // Two identities on different masters, the first in the lower slot (visited first).
+    const picked: { id: string; port: number }[] = [];
+    for (let i = 0; picked.length < 2; i++) {
+      const id = `slow${randomBytes(2).toString('hex')}${i}`;
+      const port = (await stack.masterOf(calculateSlot(id))).port;
+      if (picked.length === 0 || port !== picked[0]?.port) picked.push({ id, port });
+    }
+    picked.sort((x, y) => calculateSlot(x.id) - calculateSlot(y.id));
+    const first = picked[0]?.id as string;
+    const second = picked[1]?.id as string;
+    const slowPort = picked[1]?.port as number;
+    const limiter = createRateLimiter({
+      store: createRedisStore({ client }),
+      prefix: `sl${randomBytes(3).toString('hex')}`,
+      denyCache: false,
+      policies: {
+        a: { algorithm: 'sliding_window', limit: 5, windowSeconds: 600, key: (req) => req.get('x-a') },
+        tight: { algorithm: 'sliding_window', limit: 1, windowSeconds: 600, key: (req) => req.get('x-a') },
+        b: { algorithm: 'sliding_window', limit: 5, windowSeconds: 600, key: (req) => req.get('x-b') },
+      },
+    });
+    cleanups.push(() => limiter.close());
+    const app = express();
+    app.get('/ab', limiter.limit('a', 'b'), (_req, res) => res.json({ ok: true }));
+    app.get('/tb', limiter.limit('tight', 'b'), (_req, res) => res.json({ ok: true }));
+    app.get('/a', limiter.limit('a'), (_req, res) => res.json({ ok: true }));
+    app.get('/b', limiter.limit('b'), (_req, res) => res.json({ ok: true }));
+    const get = (path: string) => request(app).get(path).set('x-a', first).set('x-b', second);
+    assert.equal((await get('/tb')).status, 200, 'tight now full, b has 4 left');
+
+    // The second shard stops running scripts for 400 ms (deadline 100 ms).
+    await command(slowPort, 'CLIENT', 'PAUSE', '400', 'WRITE');
+    const timedOut = await get('/ab');
+    assert.equal(timedOut.status, 503, 'a took its place, b did not answer in time');
+    const denied = await get('/tb');
+    assert.equal(denied.status, 429, `tight denies before b is visited: ${JSON.stringify(denied.body)}`);
+    assert.equal(denied.body.policy, 'tight');
+    await new Promise((r) => setTimeout(r, 700)); // the pause ends, the late admission on b lands and is given back
+    const a = await get('/a');
+    assert.match(String(a.headers['ratelimit']), /^"a";r=4;/, `a was given back at the deadline: ${a.headers['ratelimit']}`);
+    const b = await get('/b');
+    assert.match(String(b.headers['ratelimit']), /^"b";r=3;/, `b holds the /tb admission and this one, not the late one: ${b.headers['ratelimit']}`);
+  });
+
+  it('a limiter closed takes its listeners off the client and its nodes (20 limiters on one store)', async () => {
+    const client = createRedisClient(stack.url) as Cluster;
+    cleanups.push(() => client.disconnect());
+    await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
+    const store = createRedisStore({ client });
+    const count = () => client.listenerCount('ready') + client.listenerCount('+node') + client.listenerCount('refresh') + client.nodes('all').reduce((n, node) => n + node.listenerCount('ready'), 0);
+    const before = count();
+    for (let i = 0; i < 20; i++) {
+      const limiter = createRateLimiter({ store, policies: { p: { algorithm: 'token_bucket', rps: 1, burst: 1 } } });
+      assert.ok(count() > before);
+      await limiter.close();
+    }
+    assert.equal(count(), before);
+    await store.close();
+  });
+
   it('decides keys of every shard in one turn (one script call per slot) and loads the script on each node', async () => {
     const client = createRedisClient(stack.url) as Cluster;
     cleanups.push(() => client.disconnect());
@@ -337,6 +401,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const restartedAt = performance.now() - t0;
     await master.restart();
     await waitUntil('a decision on the revived shard', async () => (await hit(app.url, '/closed', onVictim[0] as string, t0)).status === 200, 10_000, 10);
+    const servedAgainMs = performance.now() - t0 - restartedAt;
     const samples = await load.stop();
 
     const victims = new Set(onVictim);
@@ -347,10 +412,9 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     // successes before the kill delay that): the first fast refusal on the dead shard says when.
     const openedAt = samples.find((s) => victims.has(s.key) && s.sentAt > killedAt && s.status === 503 && s.doneAt - s.sentAt < 50)?.sentAt ?? Infinity;
     const outage = samples.filter((s) => victims.has(s.key) && s.sentAt > openedAt && s.doneAt < restartedAt);
-    const revived = firstServedAfter(samples, restartedAt, victims);
     const ms = outage.map((s) => s.doneAt - s.sentAt).sort((a, b) => a - b);
     const median = ms[Math.floor(ms.length / 2)] ?? NaN;
-    const report = { breakerOpenAfterMs: Math.round(openedAt - killedAt), servedAgainAfterRestartMs: revived === undefined ? undefined : Math.round(revived.doneAt - restartedAt), outageRequests: outage.length, medianMs: Math.round(median * 10) / 10, p90Ms: Math.round((ms[Math.floor(ms.length * 0.9)] ?? NaN) * 10) / 10, reasons, counts: summarize(samples).counts };
+    const report = { breakerOpenAfterMs: Math.round(openedAt - killedAt), servedAgainAfterRestartMs: Math.round(servedAgainMs), outageRequests: outage.length, medianMs: Math.round(median * 10) / 10, p90Ms: Math.round((ms[Math.floor(ms.length * 0.9)] ?? NaN) * 10) / 10, reasons, counts: summarize(samples).counts };
     console.log(`      dead shard, breaker: ${JSON.stringify(report)}`);
 
     assertDocumentedAnswers(samples, summarize(samples).maxMs);
@@ -365,5 +429,39 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const others = samples.filter((s) => !victims.has(s.key));
     assert.ok(others.length > 100);
     assert.deepEqual(others.filter((s) => s.status !== 200), [], 'keys on the other shards were never refused');
+  });
+
+  it('a master whose breaker is open and whose replica then takes over: its breaker is forgotten, the state is CLOSED again', async () => {
+    const client = createRedisClient(stack.url) as Cluster;
+    cleanups.push(() => client.disconnect());
+    await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
+    const app = await startLimitedApp(createRedisStore({ client }), `st${randomBytes(3).toString('hex')}`);
+    cleanups.push(() => app.close());
+    const t0 = performance.now();
+    const master = await stack.masterOf(calculateSlot('stale-victim'));
+    const replica = await stack.replicaOf(master.port);
+    await command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'yes');
+    cleanups.push(() => command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'no'));
+    assert.equal((await hit(app.url, '/closed', 'stale-victim', t0)).status, 200);
+    await master.kill();
+    await waitUntil('the dead shard\'s breaker to open', async () => {
+      await hit(app.url, '/closed', 'stale-victim', t0);
+      return app.limiter.breakerState !== 'CLOSED';
+    }, 20_000, 5);
+    // Now let the replica take over.
+    await command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'no');
+    await waitUntil('a decision on the promoted replica', async () => (await hit(app.url, '/closed', 'stale-victim', t0)).status === 200, 30_000, 50);
+    await waitUntil('the breaker state to be CLOSED again', async () => app.limiter.breakerState === 'CLOSED', 5_000, 20);
+    await app.close();
+    client.disconnect();
+    await master.restart();
+    await waitUntil('every node to agree on 3 masters and 3 replicas again', async () => {
+      for (const n of stack.nodes) {
+        const text = String(await command(n.port, 'CLUSTER', 'NODES'));
+        const lines = text.trim().split('\n').filter((l) => !l.includes('fail') && l.includes('connected'));
+        if (lines.filter((l) => / (myself,)?master /.test(l)).length !== 3 || lines.filter((l) => / (myself,)?slave /.test(l)).length !== 3) return false;
+      }
+      return true;
+    }, 30_000, 100);
   });
 });
