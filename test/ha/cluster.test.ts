@@ -18,6 +18,18 @@ import { assertDocumentedAnswers, firstServedAfter, hit, runLoad, startLimitedAp
 import { LIMITER_ACL_CLUSTER } from '../support/redis-acl';
 import { storeContract } from '../support/store-contract';
 
+/** Waits until every node agrees on 3 masters and 3 replicas (a killed node has rejoined). */
+async function waitForWholeCluster(stack: ClusterStack): Promise<void> {
+  await waitUntil('every node to agree on 3 masters and 3 replicas again', async () => {
+    for (const n of stack.nodes) {
+      const text = String(await command(n.port, 'CLUSTER', 'NODES'));
+      const lines = text.trim().split('\n').filter((l) => !l.includes('fail') && l.includes('connected'));
+      if (lines.filter((l) => / (myself,)?master /.test(l)).length !== 3 || lines.filter((l) => / (myself,)?slave /.test(l)).length !== 3) return false;
+    }
+    return true;
+  }, 30_000, 100);
+}
+
 describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
   this.timeout(120_000);
   let stack: ClusterStack;
@@ -355,14 +367,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     client.disconnect();
     // Leave a whole cluster behind: the killed node rejoins as a replica of the promoted one.
     await master.restart();
-    await waitUntil('every node to agree on 3 masters and 3 replicas again', async () => {
-      for (const n of stack.nodes) {
-        const text = String(await command(n.port, 'CLUSTER', 'NODES'));
-        const lines = text.trim().split('\n').filter((l) => !l.includes('fail') && l.includes('connected'));
-        if (lines.filter((l) => / (myself,)?master /.test(l)).length !== 3 || lines.filter((l) => / (myself,)?slave /.test(l)).length !== 3) return false;
-      }
-      return true;
-    }, 30_000, 100);
+    await waitForWholeCluster(stack);
   });
 
   it('a dead shard with no failover: its breaker opens and stays open (refused fast, counted breaker_open), the other shards never notice, it closes when the node is back', async () => {
@@ -455,13 +460,6 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     await app.close();
     client.disconnect();
     await master.restart();
-    await waitUntil('every node to agree on 3 masters and 3 replicas again', async () => {
-      for (const n of stack.nodes) {
-        const text = String(await command(n.port, 'CLUSTER', 'NODES'));
-        const lines = text.trim().split('\n').filter((l) => !l.includes('fail') && l.includes('connected'));
-        if (lines.filter((l) => / (myself,)?master /.test(l)).length !== 3 || lines.filter((l) => / (myself,)?slave /.test(l)).length !== 3) return false;
-      }
-      return true;
-    }, 30_000, 100);
+    await waitForWholeCluster(stack);
   });
 });
