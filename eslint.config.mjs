@@ -15,6 +15,25 @@ export default tseslint.config(
     },
   },
   {
+    // The OpenTelemetry packages but the API are optional peer dependencies: a static import
+    // would make `rampart` or `rampart/tracing` unloadable without them. Types are free.
+    files: ['src/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^@opentelemetry/(?!api$)',
+              allowTypeImports: true,
+              message: 'Optional peer dependency: import its types only, and load it with requireTracingPackages (src/tracing/tracing-packages.ts).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['src/config/**', 'test/**', 'bench/**', 'scripts/**'],
     rules: { 'no-restricted-properties': 'off' },
   },

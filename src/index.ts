@@ -16,13 +16,22 @@ export type { ErrorBody, ErrorCode, ErrorHandlerOptions, SendErrorOptions } from
 // Request ids: X-Request-Id on every response, the caller's when well-formed.
 export { REQUEST_ID_HEADER, REQUEST_ID_PATTERN, requestId, requestIdFor, requestIdOf } from './request-id';
 
-// Configuration: the only reader of process.env.
-export { CONFIG_DEFAULTS, CONFIG_VARIABLES, ConfigError, loadConfig } from './config';
-export type { Config, LogLevel, Mode, OtlpProtocol, TraceSampler, TrustProxy } from './config';
+// Configuration: the only reader of process.env. `loadTracingConfig` reads the tracing
+// variables alone (what the tracing preload uses); `loadConfig` reads them all.
+export {
+  CONFIG_DEFAULTS,
+  CONFIG_VARIABLES,
+  ConfigError,
+  loadConfig,
+  loadTracingConfig,
+  TRACING_CONFIG_VARIABLES,
+  tracingEnabled,
+} from './config';
+export type { Config, LogLevel, Mode, OtlpProtocol, TraceSampler, TracingConfig, TrustProxy } from './config';
 
 // Health probes.
 export { createHealth, HEALTH_DEFAULTS, liveness, postgresCheck, redisCheck } from './health';
-export type { CheckResult, Health, HealthCheck, HealthOptions } from './health';
+export type { CheckResult, Health, HealthCheck, HealthOptions, QueryablePool } from './health';
 
 // Shutdown: the gate middleware and the signal-driven lifecycle.
 export { createLifecycle, createShutdownGate, LIFECYCLE_DEFAULTS, SHUTDOWN_GATE_DEFAULTS } from './shutdown';
@@ -99,5 +108,5 @@ export type { LifecycleMetrics, Metrics, MetricsOptions, RateLimitMetrics } from
 // The SDK itself is in `rampart/tracing` (and `rampart/tracing/register`), so that an app
 // without tracing never loads it.
 export { activeTracing } from './tracing/active-tracing';
-export { REDACTED, redactAttributes, redactSpan, scrubSql, scrubString } from './tracing/redaction';
-export type { Tracing } from './tracing/start-tracing';
+export { REDACTED, redactAttributes, scrubSql, scrubString } from './tracing/redaction';
+export type { Tracing } from './tracing/active-tracing';

@@ -2,21 +2,13 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseRedisUrl } from '../redis/redis-url';
 import { CONFIG_DEFAULTS } from './defaults';
+import { loadTracingConfig, TRACING_VARIABLES, type TracingConfig } from './tracing-config';
+import { bool, ConfigError, parseVariables, type Env, type Variable } from './variables';
 
 /** Where the process runs. `prod` turns on the fail-closed rules. */
 export type Mode = 'dev' | 'prod';
 /** pino's levels, plus `silent`. */
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-/** How spans are sent to the collector. */
-export type OtlpProtocol = 'grpc' | 'http/protobuf' | 'http/json';
-/** The samplers `OTEL_TRACES_SAMPLER` may name. */
-export type TraceSampler =
-  | 'always_on'
-  | 'always_off'
-  | 'traceidratio'
-  | 'parentbased_always_on'
-  | 'parentbased_always_off'
-  | 'parentbased_traceidratio';
 
 /** Express's `trust proxy` setting: off/on, a hop count, or trusted addresses and subnets. */
 export type TrustProxy = boolean | number | readonly string[];
@@ -36,17 +28,8 @@ export interface Config {
     readonly devFailOpen: boolean;
     readonly policiesFile: string | undefined;
   };
-  readonly tracing: {
-    readonly enabled: boolean;
-    readonly endpoint: string | undefined;
-    readonly serviceName: string;
-    readonly protocol: OtlpProtocol;
-    /** Parsed `OTEL_RESOURCE_ATTRIBUTES`. */
-    readonly resourceAttributes: Readonly<Record<string, string>>;
-    readonly sampler: TraceSampler;
-    /** Ratio for the `*traceidratio` samplers, 0..1. */
-    readonly samplerRatio: number;
-  };
+  /** What {@link loadTracingConfig} reads; the tracing preload reads only that. */
+  readonly tracing: TracingConfig;
   /** Both URLs undefined: the sample API runs on an embedded Postgres. */
   readonly database: {
     readonly writeUrl: string | undefined;
@@ -64,23 +47,6 @@ export interface Config {
   };
 }
 
-/**
- * Thrown when the environment is invalid. `message` is one line naming the variable and the
- * fix; `variable` is the variable at fault.
- */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(
-    readonly variable: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-type Env = Readonly<Record<string, string | undefined>>;
-
-const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const int = (min: number, max: number) =>
   z
     .string()
@@ -92,10 +58,6 @@ const positiveNumber = z
   .regex(/^\d+(\.\d+)?$/)
   .transform(Number)
   .pipe(z.number().positive().finite());
-const httpUrl = z.string().refine((v) => {
-  const u = URL.canParse(v) ? new URL(v) : undefined;
-  return u !== undefined && (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-});
 const postgresUrl = z.string().refine((v) => {
   const u = URL.canParse(v) ? new URL(v) : undefined;
   return u !== undefined && (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== '';
@@ -127,42 +89,8 @@ const trustProxy = z.string().transform((v, ctx): TrustProxy => {
   return Object.freeze(entries);
 });
 
-// OTEL_RESOURCE_ATTRIBUTES as the spec writes it: key=value pairs, comma-separated,
-// percent-encoded. The SDK drops a malformed value silently; here it is refused.
-const resourceAttributes = z.string().transform((v, ctx): Readonly<Record<string, string>> => {
-  const out: Record<string, string> = {};
-  for (const pair of v.split(',')) {
-    const eq = pair.indexOf('=');
-    const key = eq === -1 ? '' : pair.slice(0, eq).trim();
-    let value: string;
-    try {
-      value = decodeURIComponent(pair.slice(eq + 1).trim());
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'bad percent-encoding' });
-      return z.NEVER;
-    }
-    if (!/^[A-Za-z0-9._-]{1,255}$/.test(key) || value.length > 255 || key in out) {
-      ctx.addIssue({ code: 'custom', message: 'bad pair' });
-      return z.NEVER;
-    }
-    out[key] = value;
-  }
-  return Object.freeze(out);
-});
-const ratio = z
-  .string()
-  .regex(/^(0(\.\d+)?|1(\.0+)?)$/)
-  .transform(Number);
-
-interface Variable<T> {
-  readonly schema: z.ZodType<T, string>;
-  /** What a valid value looks like, for the error message. */
-  readonly expected: string;
-  /** Never echo the value (it may carry a password). */
-  readonly secret?: boolean;
-}
-
-const VARIABLES = {
+// The sample API's own variables; the tracing ones are TRACING_VARIABLES (tracing-config.ts).
+const APP_VARIABLES = {
   MODE: { schema: z.enum(['dev', 'prod']), expected: '"dev" or "prod"' },
   PORT: { schema: int(0, 65535), expected: 'a TCP port, an integer from 0 to 65535' },
   LOG_LEVEL: {
@@ -184,22 +112,6 @@ const VARIABLES = {
     schema: trustProxy,
     expected: '"true", "false", a hop count, or a comma-separated list of IPs, CIDR subnets, loopback, linklocal, uniquelocal',
   },
-  TRACING_ENABLED: { schema: bool, expected: '"true" or "false"' },
-  OTEL_EXPORTER_OTLP_ENDPOINT: { schema: httpUrl, expected: 'an absolute http:// or https:// URL', secret: true },
-  OTEL_SERVICE_NAME: { schema: z.string().min(1).max(256), expected: 'a non-empty service name' },
-  OTEL_EXPORTER_OTLP_PROTOCOL: {
-    schema: z.enum(['grpc', 'http/protobuf', 'http/json']),
-    expected: '"grpc", "http/protobuf" or "http/json"',
-  },
-  OTEL_RESOURCE_ATTRIBUTES: {
-    schema: resourceAttributes,
-    expected: 'comma-separated key=value pairs (keys [A-Za-z0-9._-], values percent-encoded, at most 255 characters each)',
-  },
-  OTEL_TRACES_SAMPLER: {
-    schema: z.enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio']),
-    expected: 'one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio',
-  },
-  OTEL_TRACES_SAMPLER_ARG: { schema: ratio, expected: 'a sampling ratio from 0 to 1' },
   DATABASE_URL: { schema: postgresUrl, expected: 'a postgres://user:pass@host:port/db URL', secret: true },
   DATABASE_WRITE_URL: { schema: postgresUrl, expected: 'a postgres://user:pass@host:port/db URL', secret: true },
   DATABASE_READ_URL: { schema: postgresUrl, expected: 'a postgres://user:pass@host:port/db URL', secret: true },
@@ -211,35 +123,7 @@ const VARIABLES = {
 } satisfies Record<string, Variable<unknown>>;
 
 /** Every environment variable rampart reads. */
-export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(VARIABLES));
-
-type Name = keyof typeof VARIABLES;
-type Parsed = { [K in Name]: z.output<(typeof VARIABLES)[K]['schema']> | undefined };
-
-function describeDefault(name: Name): string {
-  const d = (CONFIG_DEFAULTS as Record<string, unknown>)[name];
-  return d === undefined ? 'unset it' : `unset it for the default (${String(d)})`;
-}
-
-function parseVariables(env: Env): Parsed {
-  const out: Record<string, unknown> = {};
-  for (const name of Object.keys(VARIABLES) as Name[]) {
-    const raw = env[name];
-    // An empty value (`REDIS_URL=` in an env file) means unset.
-    if (raw === undefined || raw === '') continue;
-    const spec: Variable<unknown> = VARIABLES[name];
-    const result = spec.schema.safeParse(raw);
-    if (!result.success) {
-      const shown = spec.secret === true ? '' : `=${JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}...` : raw)}`;
-      throw new ConfigError(
-        name,
-        `${name}${shown} is invalid: expected ${spec.expected}. Fix: set ${name} to a valid value or ${describeDefault(name)}.`,
-      );
-    }
-    out[name] = result.data;
-  }
-  return out as Parsed;
-}
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze([...Object.keys(APP_VARIABLES), ...Object.keys(TRACING_VARIABLES)]);
 
 function refuse(variable: string, message: string): never {
   throw new ConfigError(variable, message);
@@ -248,22 +132,20 @@ function refuse(variable: string, message: string): never {
 /**
  * Reads, validates and freezes the configuration from an environment (by default
  * `process.env`). Throws {@link ConfigError} on a malformed value or a broken production rule.
+ * The `tracing` part is {@link loadTracingConfig}'s, rules included. The rate-limit backend is
+ * `RATE_LIMIT_BACKEND` when set, else `redis` when `REDIS_URL` is set, else `memory`; an explicit
+ * `RATE_LIMIT_BACKEND=memory` with a `REDIS_URL` is refused.
  */
 export function loadConfig(env: Env = process.env): Config {
-  const v = parseVariables(env);
+  const v = parseVariables(APP_VARIABLES, env);
+  const tracing = loadTracingConfig(env);
   const d = CONFIG_DEFAULTS;
   const mode = v.MODE ?? d.MODE;
   const rateLimitEnabled = v.RATE_LIMIT_ENABLED ?? d.RATE_LIMIT_ENABLED;
-  const backend = v.RATE_LIMIT_BACKEND ?? d.RATE_LIMIT_BACKEND;
-  const tracingEnabled = v.TRACING_ENABLED ?? d.TRACING_ENABLED;
+  // A REDIS_URL is meant to be used: left unset, the backend follows it rather than ignoring it.
+  const backend = v.RATE_LIMIT_BACKEND ?? (v.REDIS_URL === undefined ? d.RATE_LIMIT_BACKEND : 'redis');
   const devFailOpen = v.RATE_LIMIT_DEV_FAIL_OPEN ?? d.RATE_LIMIT_DEV_FAIL_OPEN;
   const writeUrl = v.DATABASE_WRITE_URL ?? v.DATABASE_URL;
-  if (v.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined) {
-    const u = new URL(v.OTEL_EXPORTER_OTLP_ENDPOINT);
-    if (u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '') {
-      refuse('OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT must not carry credentials, a query or a fragment. Fix: use the bare collector URL (e.g. http://jaeger:4318) and put headers in OTEL_EXPORTER_OTLP_HEADERS.');
-    }
-  }
 
   if (backend === 'redis' && v.REDIS_URL === undefined) {
     refuse('REDIS_URL', 'REDIS_URL is required when RATE_LIMIT_BACKEND=redis. Fix: set REDIS_URL (e.g. redis://127.0.0.1:6379) or RATE_LIMIT_BACKEND=memory outside prod.');
@@ -273,9 +155,9 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (mode === 'prod') {
     if (rateLimitEnabled && backend !== 'redis') {
-      refuse('RATE_LIMIT_BACKEND', `MODE=prod with RATE_LIMIT_ENABLED=true requires RATE_LIMIT_BACKEND=redis (got ${backend}). Fix: set RATE_LIMIT_BACKEND=redis and REDIS_URL.`);
+      refuse('RATE_LIMIT_BACKEND', `MODE=prod with RATE_LIMIT_ENABLED=true requires RATE_LIMIT_BACKEND=redis (got ${backend}). Fix: set REDIS_URL and leave RATE_LIMIT_BACKEND unset (or set it to redis).`);
     }
-    if (tracingEnabled && v.OTEL_EXPORTER_OTLP_ENDPOINT === undefined) {
+    if (tracing.enabled && tracing.endpoint === undefined) {
       refuse('OTEL_EXPORTER_OTLP_ENDPOINT', 'MODE=prod with TRACING_ENABLED=true requires OTEL_EXPORTER_OTLP_ENDPOINT. Fix: set it to the collector URL (e.g. http://jaeger:4318) or set TRACING_ENABLED=false.');
     }
     if (devFailOpen) {
@@ -284,6 +166,11 @@ export function loadConfig(env: Env = process.env): Config {
     if (writeUrl === undefined) {
       refuse('DATABASE_URL', 'MODE=prod requires a real database, not the embedded one. Fix: set DATABASE_URL (or DATABASE_WRITE_URL).');
     }
+  }
+  // Checked in any mode, whether rate limiting is on or not: the two say opposite things, and
+  // picking either would silently ignore the other.
+  if (v.RATE_LIMIT_BACKEND === 'memory' && v.REDIS_URL !== undefined) {
+    refuse('RATE_LIMIT_BACKEND', 'RATE_LIMIT_BACKEND=memory is set together with REDIS_URL, which the memory backend would ignore. Fix: unset RATE_LIMIT_BACKEND (REDIS_URL then selects redis) or set it to redis, or unset REDIS_URL to keep memory.');
   }
 
   const config: Config = {
@@ -300,15 +187,7 @@ export function loadConfig(env: Env = process.env): Config {
       devFailOpen,
       policiesFile: v.RATE_LIMIT_POLICIES_FILE,
     }),
-    tracing: Object.freeze({
-      enabled: tracingEnabled,
-      endpoint: v.OTEL_EXPORTER_OTLP_ENDPOINT,
-      serviceName: v.OTEL_SERVICE_NAME ?? d.OTEL_SERVICE_NAME,
-      protocol: v.OTEL_EXPORTER_OTLP_PROTOCOL ?? d.OTEL_EXPORTER_OTLP_PROTOCOL,
-      resourceAttributes: v.OTEL_RESOURCE_ATTRIBUTES ?? Object.freeze({}),
-      sampler: v.OTEL_TRACES_SAMPLER ?? d.OTEL_TRACES_SAMPLER,
-      samplerRatio: v.OTEL_TRACES_SAMPLER_ARG ?? d.OTEL_TRACES_SAMPLER_ARG,
-    }),
+    tracing,
     database: Object.freeze({
       writeUrl,
       readUrl: v.DATABASE_READ_URL ?? writeUrl,

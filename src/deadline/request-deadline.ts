@@ -11,10 +11,18 @@ export interface RequestDeadlineOptions {
 
 /**
  * The `AbortSignal` of a request's deadline (set by {@link requestDeadline}): pass it to
- * timers, fetches and queries so the work stops when the request has been answered.
+ * timers, fetches and queries so the work stops when the request has been answered. Where no
+ * deadline is mounted (an exempt path, or no `requestDeadline` at all) it is a signal that never
+ * aborts, the same one on every call for that response, so routes need no `undefined` check.
  */
-export function deadlineSignal(res: Response): AbortSignal | undefined {
-  return res.locals['deadline'] as AbortSignal | undefined;
+export function deadlineSignal(res: Response): AbortSignal {
+  const signal = res.locals['deadline'] as AbortSignal | undefined;
+  if (signal !== undefined) return signal;
+  // One per response, not one for the process: listeners added to a shared signal would pile
+  // up on it for as long as the process lives.
+  const never = new AbortController().signal;
+  res.locals['deadline'] = never;
+  return never;
 }
 
 // The route may still try to answer (from a timer, a query callback): turn its writes into

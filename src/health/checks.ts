@@ -1,10 +1,17 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { Pool, QueryConfig } from 'pg';
+
+/**
+ * What {@link postgresCheck} needs of a database pool: a `pg` `Pool` (or `Client`) is one. Typed
+ * by shape, so that rampart's types never require `pg` or its types.
+ */
+export interface QueryablePool {
+  query(config: { text: string; query_timeout?: number }): Promise<unknown>;
+}
 
 /** `SELECT 1` on a pg pool, with a client-side query timeout so a hung server frees the connection. */
-export function postgresCheck(pool: Pool, timeoutMs: number): () => Promise<void> {
+export function postgresCheck(pool: QueryablePool, timeoutMs: number): () => Promise<void> {
   return async () => {
-    await pool.query({ text: 'SELECT 1', query_timeout: timeoutMs } as QueryConfig);
+    await pool.query({ text: 'SELECT 1', query_timeout: timeoutMs });
   };
 }
 

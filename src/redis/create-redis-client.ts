@@ -4,7 +4,11 @@ import { parseRedisUrl } from './redis-url';
 
 /** Options of {@link createRedisClient}. */
 export interface RedisClientOptions {
-  /** Told about connection errors (the client reconnects by itself). */
+  /**
+   * Told about connection errors (the client reconnects by itself). Without it, errors are
+   * written to stderr as `rampart redis: <message>`, at most one line every
+   * `REDIS_CLIENT_DEFAULTS.errorLogIntervalMs`, never silently dropped.
+   */
   readonly onError?: (err: Error) => void;
   /** Batch commands issued in the same tick into one write. Default true. */
   readonly autoPipelining?: boolean;
@@ -19,7 +23,36 @@ export interface RedisClientOptions {
 }
 
 /** Defaults of {@link createRedisClient}. */
-export const REDIS_CLIENT_DEFAULTS = Object.freeze({ autoPipelining: true, connectTimeoutMs: 2_000, reconnectMaxDelayMs: 100, quitTimeoutMs: 1_000 });
+export const REDIS_CLIENT_DEFAULTS = Object.freeze({
+  autoPipelining: true,
+  connectTimeoutMs: 2_000,
+  reconnectMaxDelayMs: 100,
+  quitTimeoutMs: 1_000,
+  /** Without `onError`: the shortest time between two stderr lines about connection errors. */
+  errorLogIntervalMs: 10_000,
+});
+
+/**
+ * The error reporter of a client created without `onError`: one stderr line per
+ * `intervalMs` at most (a client reconnecting every 100 ms to a dead server fails ten times a
+ * second), with `secret` (the URL's password) masked wherever the message repeats it.
+ */
+export function stderrErrorReporter(
+  secret: string | undefined,
+  intervalMs: number = REDIS_CLIENT_DEFAULTS.errorLogIntervalMs,
+  now: () => number = Date.now,
+  write: (line: string) => void = (line) => process.stderr.write(line),
+): (err: Error) => void {
+  let last: number | undefined;
+  return (err) => {
+    const t = now();
+    if (last !== undefined && t - last < intervalMs) return;
+    last = t;
+    let message = err.message.replace(/\s*[\r\n]+\s*/g, ' ');
+    if (secret !== undefined && secret !== '') message = message.split(secret).join('***');
+    write(`rampart redis: ${message}\n`);
+  };
+}
 
 /**
  * Closes a client politely (`QUIT`, so replies in flight still arrive) but never waits longer
@@ -150,6 +183,6 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
     };
     client = new Cluster(target.nodes.map((n) => ({ host: n.host, port: n.port })), clusterOptions);
   }
-  client.on('error', (err: Error) => options.onError?.(err));
+  client.on('error', options.onError ?? stderrErrorReporter(target.password));
   return client;
 }

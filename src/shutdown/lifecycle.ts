@@ -3,10 +3,14 @@ import { performance } from 'node:perf_hooks';
 import { createTerminus } from '@godaddy/terminus';
 import type { ShutdownGate } from './shutdown-gate';
 
-/** One step of the cleanup after the HTTP drain, with its own time limit. */
+/**
+ * One step of the cleanup after the HTTP drain, with its own time limit. `run` may return
+ * anything: a promise (or thenable) is awaited and its value ignored, so
+ * `run: () => closeRedisClient(redis)` fits as it is; a throw or a rejection fails the phase.
+ */
 export interface CleanupPhase {
   readonly name: string;
-  readonly run: () => Promise<void>;
+  readonly run: () => unknown;
   /** Default {@link LIFECYCLE_DEFAULTS.phaseTimeoutMs}. */
   readonly timeoutMs?: number;
 }
@@ -76,7 +80,7 @@ export interface Lifecycle {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function withTimeout(run: () => Promise<void>, ms: number, name: string): Promise<void> {
+async function withTimeout(run: () => unknown, ms: number, name: string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${name} did not finish within ${ms} ms`)), ms);

@@ -1,4 +1,8 @@
-import type { Tracing } from './start-tracing';
+/** A started SDK (what `startTracing` returns). */
+export interface Tracing {
+  /** Exports what is buffered, then stops; rejects after `timeoutMs`. Spans ended later are dropped. */
+  shutdown(timeoutMs: number): Promise<void>;
+}
 
 // The SDK is process-wide by nature (it patches modules and sets the global tracer provider),
 // so the handle of the one started by the register entry is kept here for the shutdown.

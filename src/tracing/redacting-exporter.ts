@@ -1,17 +1,25 @@
 import type { ExportResult } from '@opentelemetry/core';
-import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { redactAttributes, redactSpan } from './redaction';
+import { redactSpan } from './redact-span';
+import { redactAttributes } from './redaction';
+import { requireTracingPackages } from './tracing-packages';
 
 /**
  * The one place redaction happens, which nothing can bypass: every span reaches the real
  * exporter only as a redacted copy (the SDK's own span is not touched, so processor order does
  * not matter). Resources are redacted once each.
+ *
+ * Needs `@opentelemetry/resources` (an optional peer dependency): the constructor throws
+ * `MissingTracingPackagesError` when it is not installed.
  */
 export class RedactingSpanExporter implements SpanExporter {
   private readonly resources = new WeakMap<Resource, Resource>();
+  private readonly resourceFromAttributes: typeof import('@opentelemetry/resources').resourceFromAttributes;
 
-  constructor(private readonly inner: SpanExporter) {}
+  constructor(private readonly inner: SpanExporter) {
+    this.resourceFromAttributes = requireTracingPackages(['@opentelemetry/resources'])['@opentelemetry/resources'].resourceFromAttributes;
+  }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
     const copies = spans.map((span) => {
@@ -32,7 +40,7 @@ export class RedactingSpanExporter implements SpanExporter {
   private resource(resource: Resource): Resource {
     let redacted = this.resources.get(resource);
     if (redacted === undefined) {
-      redacted = resourceFromAttributes(redactAttributes(resource.attributes), resource.schemaUrl === undefined ? {} : { schemaUrl: resource.schemaUrl });
+      redacted = this.resourceFromAttributes(redactAttributes(resource.attributes), resource.schemaUrl === undefined ? {} : { schemaUrl: resource.schemaUrl });
       this.resources.set(resource, redacted);
     }
     return redacted;

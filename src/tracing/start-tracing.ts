@@ -1,30 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import { DiagLogLevel, diag } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { ExpressInstrumentation, ExpressLayerType } from '@opentelemetry/instrumentation-express';
-import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
-import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
-import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
-import { PinoInstrumentation } from '@opentelemetry/instrumentation-pino';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  type Sampler,
-  type SpanExporter,
-} from '@opentelemetry/sdk-trace-base';
-import type { Config } from '../config';
+import type { Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { OtlpProtocol, TracingConfig } from '../config/tracing-config';
+import type { Tracing } from './active-tracing';
 import { RedactingSpanExporter } from './redacting-exporter';
+import { requireTracingPackages, type TracingPeerPackage } from './tracing-packages';
 
-/** What the tracing needs to know: the `tracing` part of {@link Config}. */
-export type TracingConfig = Config['tracing'];
+export type { TracingConfig } from '../config/tracing-config';
+export type { Tracing } from './active-tracing';
 
 /** The minimal logger SDK diagnostics go to (at warn and above). */
 export interface TracingLogger {
@@ -47,15 +30,33 @@ export const TRACING_DEFAULTS = Object.freeze({
   ignorePaths: Object.freeze(['/health/', '/metrics']),
   exportTimeoutMs: 5_000,
   scheduledDelayMs: 1_000,
+  /** Collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is unset (the OTLP defaults). */
+  httpEndpoint: 'http://localhost:4318',
+  grpcEndpoint: 'http://localhost:4317',
 });
 
-/** A started SDK. */
-export interface Tracing {
-  /** Exports what is buffered, then stops; rejects after `timeoutMs`. Spans ended later are dropped. */
-  shutdown(timeoutMs: number): Promise<void>;
-}
+// Everything startTracing loads, whatever the protocol.
+const ALWAYS = [
+  '@opentelemetry/core',
+  '@opentelemetry/instrumentation-express',
+  '@opentelemetry/instrumentation-http',
+  '@opentelemetry/instrumentation-ioredis',
+  '@opentelemetry/instrumentation-pg',
+  '@opentelemetry/instrumentation-pino',
+  '@opentelemetry/resources',
+  '@opentelemetry/sdk-node',
+  '@opentelemetry/sdk-trace-base',
+] as const satisfies readonly TracingPeerPackage[];
 
-function sampler(config: TracingConfig): Sampler {
+// Only the chosen protocol's exporter is required: the gRPC one pulls in @grpc/grpc-js.
+const EXPORTER_PACKAGE = {
+  grpc: '@opentelemetry/exporter-trace-otlp-grpc',
+  'http/json': '@opentelemetry/exporter-trace-otlp-http',
+  'http/protobuf': '@opentelemetry/exporter-trace-otlp-proto',
+} as const satisfies Record<OtlpProtocol, TracingPeerPackage>;
+
+function sampler(config: TracingConfig, base: typeof import('@opentelemetry/sdk-trace-base')): Sampler {
+  const { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler } = base;
   const ratio = new TraceIdRatioBasedSampler(config.samplerRatio);
   switch (config.sampler) {
     case 'always_on':
@@ -73,17 +74,24 @@ function sampler(config: TracingConfig): Sampler {
   }
 }
 
-function otlpExporter(config: TracingConfig): SpanExporter {
-  const endpoint = config.endpoint ?? 'http://localhost:4318';
-  const base = endpoint.replace(/\/+$/, '');
+type Modules = ReturnType<typeof requireTracingPackages<(typeof ALWAYS)[number] | (typeof EXPORTER_PACKAGE)[OtlpProtocol]>>;
+
+/** Where spans go when `OTEL_EXPORTER_OTLP_ENDPOINT` is unset: the OTLP default of the protocol. */
+export function defaultEndpoint(protocol: OtlpProtocol): string {
+  return protocol === 'grpc' ? TRACING_DEFAULTS.grpcEndpoint : TRACING_DEFAULTS.httpEndpoint;
+}
+
+// `m` holds the exporter of config.protocol only: each case reads its own.
+function otlpExporter(config: TracingConfig, m: Modules): SpanExporter {
+  const base = (config.endpoint ?? defaultEndpoint(config.protocol)).replace(/\/+$/, '');
   const timeoutMillis = TRACING_DEFAULTS.exportTimeoutMs;
   switch (config.protocol) {
     case 'grpc':
-      return new GrpcExporter({ url: base, timeoutMillis });
+      return new m['@opentelemetry/exporter-trace-otlp-grpc'].OTLPTraceExporter({ url: base, timeoutMillis });
     case 'http/json':
-      return new JsonExporter({ url: `${base}/v1/traces`, timeoutMillis });
+      return new m['@opentelemetry/exporter-trace-otlp-http'].OTLPTraceExporter({ url: `${base}/v1/traces`, timeoutMillis });
     case 'http/protobuf':
-      return new ProtoExporter({ url: `${base}/v1/traces`, timeoutMillis });
+      return new m['@opentelemetry/exporter-trace-otlp-proto'].OTLPTraceExporter({ url: `${base}/v1/traces`, timeoutMillis });
   }
 }
 
@@ -92,9 +100,28 @@ function otlpExporter(config: TracingConfig): SpanExporter {
  * register entry does). Only the http, express, pg, ioredis and pino instrumentations are
  * loaded; every span leaves through {@link RedactingSpanExporter}; no metrics or logs are
  * exported; no signal handler is installed (the lifecycle flushes it last).
+ *
+ * The OpenTelemetry packages are loaded here, not when `rampart/tracing` is imported: they are
+ * optional peer dependencies (see `TRACING_PEER_PACKAGES`). Throws
+ * `MissingTracingPackagesError` naming every one this configuration needs that is not
+ * installed, and the `npm install` command, before anything is started.
  */
 export function startTracing(options: StartTracingOptions): Tracing {
   const { config, logger } = options;
+  // All at once, so that one error names every missing package.
+  const m: Modules = requireTracingPackages([
+    ...ALWAYS,
+    ...(options.exporter === undefined ? [EXPORTER_PACKAGE[config.protocol]] : []),
+  ]);
+  const { W3CTraceContextPropagator } = m['@opentelemetry/core'];
+  const { ExpressInstrumentation, ExpressLayerType } = m['@opentelemetry/instrumentation-express'];
+  const { HttpInstrumentation } = m['@opentelemetry/instrumentation-http'];
+  const { IORedisInstrumentation } = m['@opentelemetry/instrumentation-ioredis'];
+  const { PgInstrumentation } = m['@opentelemetry/instrumentation-pg'];
+  const { PinoInstrumentation } = m['@opentelemetry/instrumentation-pino'];
+  const { resourceFromAttributes } = m['@opentelemetry/resources'];
+  const { NodeSDK } = m['@opentelemetry/sdk-node'];
+  const { BatchSpanProcessor } = m['@opentelemetry/sdk-trace-base'];
   const ignore = options.ignorePaths ?? TRACING_DEFAULTS.ignorePaths;
   if (logger !== undefined) {
     diag.setLogger(
@@ -108,11 +135,11 @@ export function startTracing(options: StartTracingOptions): Tracing {
       { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
     );
   }
-  const exporter = new RedactingSpanExporter(options.exporter ?? otlpExporter(config));
+  const exporter = new RedactingSpanExporter(options.exporter ?? otlpExporter(config, m));
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({ ...config.resourceAttributes, 'service.name': config.serviceName }),
     autoDetectResources: false,
-    sampler: sampler(config),
+    sampler: sampler(config, m['@opentelemetry/sdk-trace-base']),
     spanProcessors: [
       new BatchSpanProcessor(exporter, {
         exportTimeoutMillis: TRACING_DEFAULTS.exportTimeoutMs,

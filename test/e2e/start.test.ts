@@ -31,28 +31,56 @@ describe('the sample API process', function () {
   });
 
   describe('refuses to start on a bad environment', () => {
-    const cases: ReadonlyArray<readonly [string, Record<string, string>, string]> = [
+    // The tracing preload reads the tracing variables alone and never stops a process, so where
+    // it has something to say of its own it says it in one line of its own, before the refusal.
+    const cases: ReadonlyArray<readonly [string, Record<string, string>, string, RegExp?]> = [
       ['prod rate limiting on memory', { ...PROD, RATE_LIMIT_BACKEND: 'memory' }, 'RATE_LIMIT_BACKEND'],
       ['prod redis backend without REDIS_URL', { ...PROD, REDIS_URL: '' }, 'REDIS_URL'],
-      ['prod tracing without endpoint', { ...PROD, TRACING_ENABLED: 'true' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+      [
+        'prod tracing without endpoint',
+        { ...PROD, TRACING_ENABLED: 'true' },
+        'OTEL_EXPORTER_OTLP_ENDPOINT',
+        /^rampart tracing: OTEL_EXPORTER_OTLP_ENDPOINT is not set: exporting to http:\/\/localhost:4318, the OTLP default\. Fix: /,
+      ],
       ['prod dev fail-open', { ...PROD, RATE_LIMIT_DEV_FAIL_OPEN: 'true' }, 'RATE_LIMIT_DEV_FAIL_OPEN'],
       ['malformed RATE_LIMIT_DEFAULT_RPS', { RATE_LIMIT_DEFAULT_RPS: 'abc' }, 'RATE_LIMIT_DEFAULT_RPS'],
       ['a DATABASE_URL that does not parse', { DATABASE_URL: 'postgres//nohost' }, 'DATABASE_URL'],
       ['a REDIS_URL with two hosts', { REDIS_URL: 'redis://a:1,b:2' }, 'REDIS_URL'],
+      ['RATE_LIMIT_BACKEND=memory with a REDIS_URL', { RATE_LIMIT_BACKEND: 'memory', REDIS_URL: 'redis://127.0.0.1:6379' }, 'RATE_LIMIT_BACKEND'],
       ['a policies file that does not exist', { RATE_LIMIT_POLICIES_FILE: '/nonexistent/policies.json' }, 'RATE_LIMIT_POLICIES_FILE'],
       ['a policies file with a mistake', { RATE_LIMIT_POLICIES_FILE: BAD_POLICIES }, 'RATE_LIMIT_POLICIES_FILE'],
       ['a malformed LOAD_SHED_MAX_IN_FLIGHT', { LOAD_SHED_MAX_IN_FLIGHT: 'lots' }, 'LOAD_SHED_MAX_IN_FLIGHT'],
     ];
-    for (const [what, env, variable] of cases) {
-      it(`${what}: exit 78, one stderr line naming ${variable}`, async () => {
+    for (const [what, env, variable, preload] of cases) {
+      it(`${what}: exit 78, one stderr line naming ${variable}${preload === undefined ? '' : ' (after the preload\'s own)'}`, async () => {
         const result = await waitForExit(spawnMain({ PORT: '0', ...env }), 30_000);
         assert.equal(result.code, 78, result.stderr);
         const lines = result.stderr.trimEnd().split('\n');
+        if (preload !== undefined) assert.match(lines.shift() ?? '', preload);
         assert.equal(lines.length, 1, result.stderr);
         assert.match(lines[0] ?? '', new RegExp(`^rampart: refusing to start: .*${variable}.*Fix: `));
         assert.equal(result.stdout.includes('listening'), false, 'never listened');
       });
     }
+  });
+
+  it('REDIS_URL alone selects the Redis backend, in prod too (logs rateLimit: redis on start)', async () => {
+    const redis = await startRedisServer();
+    const child = spawnMain({ PORT: '0', MODE: 'prod', REDIS_URL: redis.url, DATABASE_URL: schema.url });
+    const exited = waitForExit(child, 30_000);
+    try {
+      const port = await waitForListening(child, 25_000);
+      const status = await request(`http://127.0.0.1:${port}`).get('/v1/status');
+      assert.equal(status.status, 200);
+      assert.ok(status.headers['ratelimit-policy'] !== undefined, 'rate limited');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const result = await exited;
+    await redis.stop();
+    assert.equal(result.code, 0, result.stderr);
+    const listening = result.stdout.split('\n').find((l) => l.includes('"msg":"listening"')) ?? '';
+    assert.equal((JSON.parse(listening) as { rateLimit?: string }).rateLimit, 'redis', listening);
   });
 
   it('ships a policies example that the process accepts', async () => {

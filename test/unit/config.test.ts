@@ -141,6 +141,35 @@ describe('loadConfig', () => {
     }
   });
 
+  describe('REDIS_URL and RATE_LIMIT_BACKEND', () => {
+    it('REDIS_URL with RATE_LIMIT_BACKEND unset (or empty) selects redis', () => {
+      assert.equal(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).rateLimit.backend, 'redis');
+      assert.equal(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_BACKEND: '' }).rateLimit.backend, 'redis');
+      assert.equal(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_BACKEND: 'redis' }).rateLimit.backend, 'redis');
+      assert.equal(loadConfig({}).rateLimit.backend, CONFIG_DEFAULTS.RATE_LIMIT_BACKEND, 'memory without REDIS_URL');
+      assert.equal(loadConfig({ RATE_LIMIT_BACKEND: 'memory' }).rateLimit.backend, 'memory');
+    });
+
+    it('so MODE=prod needs only REDIS_URL for the Redis backend', () => {
+      const { RATE_LIMIT_BACKEND: _omit, ...prod } = PROD_OK;
+      assert.equal(loadConfig(prod).rateLimit.backend, 'redis');
+    });
+
+    it('refuses RATE_LIMIT_BACKEND=memory set together with REDIS_URL, naming both and the fix, in any mode', () => {
+      for (const env of [
+        { RATE_LIMIT_BACKEND: 'memory', REDIS_URL: 'redis://127.0.0.1:6379' },
+        { RATE_LIMIT_BACKEND: 'memory', REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_ENABLED: 'false' },
+        { ...PROD_OK, RATE_LIMIT_BACKEND: 'memory', RATE_LIMIT_ENABLED: 'false' },
+      ]) {
+        const e = refusal(env);
+        assert.equal(e.variable, 'RATE_LIMIT_BACKEND');
+        assert.match(e.message, /^RATE_LIMIT_BACKEND=memory is set together with REDIS_URL.*\. Fix: unset RATE_LIMIT_BACKEND/);
+      }
+      const secret = refusal({ RATE_LIMIT_BACKEND: 'memory', REDIS_URL: 'redis://:hunter2@h:6379' });
+      assert.ok(!secret.message.includes('hunter2'), secret.message);
+    });
+  });
+
   it('accepts TRUST_PROXY as a switch or a hop count', () => {
     assert.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true);
     assert.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2);
@@ -150,7 +179,7 @@ describe('loadConfig', () => {
   describe('production fail-closed rules', () => {
     it('accepts a complete production environment', () => {
       assert.equal(loadConfig(PROD_OK).mode, 'prod');
-      assert.equal(loadConfig({ ...PROD_OK, RATE_LIMIT_BACKEND: 'memory', RATE_LIMIT_ENABLED: 'false' }).rateLimit.enabled, false);
+      assert.equal(loadConfig({ ...PROD_OK, RATE_LIMIT_BACKEND: 'memory', REDIS_URL: '', RATE_LIMIT_ENABLED: 'false' }).rateLimit.enabled, false);
     });
 
     it('refuses rate limiting without Redis', () => {

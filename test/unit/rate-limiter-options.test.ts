@@ -48,7 +48,13 @@ describe('rate limiter options', () => {
   });
 
   it('pins the Redis client and store defaults (the README repeats them)', () => {
-    assert.deepEqual(REDIS_CLIENT_DEFAULTS, { autoPipelining: true, connectTimeoutMs: 2_000, reconnectMaxDelayMs: 100, quitTimeoutMs: 1_000 });
+    assert.deepEqual(REDIS_CLIENT_DEFAULTS, {
+      autoPipelining: true,
+      connectTimeoutMs: 2_000,
+      reconnectMaxDelayMs: 100,
+      quitTimeoutMs: 1_000,
+      errorLogIntervalMs: 10_000,
+    });
     assert.deepEqual(REDIS_STORE_DEFAULTS, { maxBatch: 128, topologyRefreshMs: 100, topologyWatchMs: 10_000 });
   });
 

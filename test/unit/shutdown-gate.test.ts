@@ -107,7 +107,7 @@ describe('request deadline', () => {
     const slow = (req: express.Request, res: express.Response) => {
       const signal = deadlineSignal(res);
       const timer = setTimeout(() => res.json({ late: true }), 300);
-      signal?.addEventListener('abort', () => {
+      signal.addEventListener('abort', () => {
         clearTimeout(timer);
         stopped.push(true);
       });
@@ -127,6 +127,29 @@ describe('request deadline', () => {
     assert.equal(res.headers['retry-after'], '1');
     assert.equal(res.headers['connection'], 'close');
     assert.deepEqual(stopped, [true]);
+  });
+
+  it('deadlineSignal is an AbortSignal that never aborts where no deadline is mounted, one per response', async () => {
+    const seen: { signal: AbortSignal; same: boolean }[] = [];
+    const record = (_req: express.Request, res: express.Response) => {
+      const signal: AbortSignal = deadlineSignal(res);
+      seen.push({ signal, same: deadlineSignal(res) === signal });
+      res.json({ aborted: signal.aborted });
+    };
+    const plain = express();
+    plain.get('/x', record);
+    const withDeadline = express();
+    withDeadline.use(requestDeadline({ timeoutMs: 50, exemptPaths: ['/x'] }));
+    withDeadline.get('/x', record);
+    for (const a of [plain, plain, withDeadline]) assert.deepEqual((await request(a).get('/x')).body, { aborted: false });
+    assert.equal(seen.length, 3);
+    for (const { signal, same } of seen) {
+      assert.ok(signal instanceof AbortSignal);
+      assert.ok(same, 'the same signal on every call for one response');
+    }
+    assert.notEqual(seen[0]?.signal, seen[1]?.signal, 'not shared between responses (listeners would pile up)');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(seen.every(({ signal }) => !signal.aborted), 'never aborts, even after the response and past the deadline');
   });
 
   it('drops a late response without crashing, and leaves exempt paths alone', async () => {

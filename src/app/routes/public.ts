@@ -36,10 +36,14 @@ export function createPublicRouter(options: PublicRouterOptions): Router {
     const completed = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(true), ms);
       // Past the deadline (or client gone): stop waiting, the answer has been given.
-      signal?.addEventListener('abort', () => {
-        clearTimeout(timer);
-        resolve(false);
-      });
+      signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          resolve(false);
+        },
+        { once: true },
+      );
     });
     if (completed) res.json({ slept_ms: ms });
   });
