@@ -32,7 +32,7 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     assert.deepEqual(inProfile('sentinel'), ['redis-master', 'redis-replica-1', 'redis-replica-2', 'sentinel-1', 'sentinel-2', 'sentinel-3']);
     assert.deepEqual(inProfile('cluster'), ['redis-cluster-init', 'redis-node-1', 'redis-node-2', 'redis-node-3', 'redis-node-4', 'redis-node-5', 'redis-node-6']);
     assert.match(withDefaults(services['jaeger']?.image ?? ''), /^jaegertracing\/jaeger:2\./);
-    const jaegerPorts = (services['jaeger']?.ports ?? []).map((p) => withDefaults(p).split(':')[1]);
+    const jaegerPorts = (services['jaeger']?.ports ?? []).map((p) => withDefaults(p).split(':')[2]);
     assert.deepEqual(jaegerPorts.sort(), ['16686', '4317', '4318']);
   });
 
@@ -48,8 +48,56 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     }
   });
 
+  it('publishes ports on 127.0.0.1 only, never on the ports of the local Redis and Postgres (6379, 5432)', () => {
+    for (const [name, s] of Object.entries(services)) {
+      for (const p of s.ports ?? []) {
+        const [ip, host] = withDefaults(p).split(':');
+        assert.equal(ip, '127.0.0.1', `${name} publishes ${p} on every interface`);
+        assert.ok(host !== '6379' && host !== '5432', `${name} publishes ${p} on a port the test suite's services use`);
+      }
+    }
+  });
+
+  it('builds the app from a context of only what the Dockerfile copies (.dockerignore)', () => {
+    const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+    assert.equal(ignore[0], '*', 'everything is left out unless named');
+    const allowed = ignore.filter((l) => l.startsWith('!')).map((l) => l.slice(1).replace(/\/$/, ''));
+    const dockerfile = readFileSync(join(COMPOSE_DIR, 'Dockerfile'), 'utf8');
+    const sources = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => (m[1] as string).split(/\s+/));
+    assert.ok(sources.length >= 4, sources.join(' '));
+    for (const src of sources) assert.ok(allowed.includes(src.replace(/\/$/, '')), `${src} is copied but left out of the context`);
+    for (const never of ['node_modules', 'dist', '.git', '.env']) assert.ok(!allowed.includes(never), never);
+  });
+
+  it('Postgres: the app is not the superuser, health is checked over TCP, the replica never creates its slot', () => {
+    const primary = services['pg-primary'];
+    const env = Object.fromEntries(Object.entries(primary?.environment ?? {}).map(([k, v]) => [k, withDefaults(String(v))]));
+    const appUser = new URL(withDefaults(String(services['app']?.environment?.['DATABASE_WRITE_URL']))).username;
+    assert.notEqual(env['POSTGRES_USER'], appUser, 'the app connects as a role of its own');
+    for (const name of ['pg-primary', 'pg-replica']) {
+      assert.match(JSON.stringify(services[name]?.healthcheck), /pg_isready -h 127\.0\.0\.1/, `${name}: TCP, not the init-time socket`);
+    }
+    const replica = readFileSync(join(ROOT, 'postgres', 'replica-entrypoint.sh'), 'utf8');
+    assert.match(replica, /pg_basebackup [^\n]*-S replica1/);
+    assert.doesNotMatch(replica, /pg_basebackup [^\n]*\s-C\b/, 'a retried or recreated replica would fail on "slot already exists"');
+    assert.match(readFileSync(join(ROOT, 'postgres', 'primary-init.sh'), 'utf8'), /pg_create_physical_replication_slot\('replica1'\)/);
+  });
+
+  it('standalone Redis: the default user is off, the limiter connects as the ACL user of the README', () => {
+    const command = (services['redis'] as Service & { command?: string[] }).command?.map(withDefaults) ?? [];
+    const joined = command.join(' ');
+    assert.match(joined, /--user default off/);
+    assert.match(joined, /--user limiter on >\S+ ~rl:\* resetchannels -@all /);
+    const url = new URL(withDefaults(String(services['app']?.environment?.['REDIS_URL'])).replace(/^redis:/, 'http:'));
+    assert.equal(url.username, 'limiter');
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const documented = /ACL SETUSER limiter on >secret ~rl:\* (-@all(?: \+\S+)+)/.exec(readme)?.[1];
+    assert.ok(documented !== undefined);
+    assert.ok(joined.includes(documented), `compose grants exactly the README's commands: ${documented}`);
+  });
+
   it('publishes each host port once, and mounts only files that exist', () => {
-    const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => withDefaults(p).split(':')[0]));
+    const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => withDefaults(p).split(':')[1]));
     assert.equal(new Set(hostPorts).size, hostPorts.length, `duplicate host ports: ${hostPorts.join(', ')}`);
     for (const [name, s] of Object.entries(services)) {
       for (const v of s.volumes ?? []) {
