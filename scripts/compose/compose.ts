@@ -1,0 +1,213 @@
+// `npm run compose:up|down|smoke [-- <profile>]`: the compose environment, started for real.
+// Works with `docker compose` (v2) or `docker-compose` (v1), whichever is there. `up` builds the
+// stand-in images a host without a registry needs (scripts/compose/standins.sh), starts the
+// profile's Redis topology first and waits for it to be healthy, then the rest. `smoke` runs
+// each profile (default, sentinel, cluster) with its matching REDIS_URL and checks it through
+// the ports published on 127.0.0.1, then takes it down and checks the app drained.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+
+const ROOT = join(__dirname, '..', '..');
+const FILE = join(ROOT, 'compose', 'docker-compose.yml');
+const PROJECT = 'rampart';
+type Profile = 'default' | 'sentinel' | 'cluster';
+
+/** The REDIS_URL each profile's app must use, and the services of its Redis topology. */
+const TOPOLOGY: Readonly<Record<Profile, { url: string; services: readonly string[]; scheme: string }>> = {
+  default: { url: 'redis://limiter:limiter@redis:6379', services: ['redis'], scheme: 'redis:' },
+  sentinel: {
+    url: 'redis+sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/mymaster',
+    services: ['redis-master', 'redis-replica-1', 'redis-replica-2', 'sentinel-1', 'sentinel-2', 'sentinel-3'],
+    scheme: 'redis+sentinel:',
+  },
+  cluster: {
+    url: 'redis+cluster://redis-node-1:6379,redis-node-2:6379,redis-node-3:6379',
+    services: ['redis-node-1', 'redis-node-2', 'redis-node-3', 'redis-node-4', 'redis-node-5', 'redis-node-6', 'redis-cluster-init'],
+    scheme: 'redis+cluster:',
+  },
+};
+const APP = 'http://127.0.0.1:8000';
+const OTLP_UI = 'http://127.0.0.1:16686';
+
+const log = (msg: string) => process.stdout.write(`[compose] ${msg}\n`);
+
+function composeBinary(): string[] {
+  if (spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0) return ['docker', 'compose'];
+  if (spawnSync('docker-compose', ['version'], { stdio: 'ignore' }).status === 0) return ['docker-compose'];
+  throw new Error('neither `docker compose` nor `docker-compose` is installed');
+}
+
+function compose(profile: Profile, args: readonly string[], env: Record<string, string> = {}): string {
+  const [bin, ...pre] = composeBinary() as [string, ...string[]];
+  const profiles = profile === 'default' ? [] : ['--profile', profile];
+  return execFileSync(bin, [...pre, '-f', FILE, '-p', PROJECT, ...profiles, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, REDIS_URL: TOPOLOGY[profile].url, ...env },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, fn: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await fn()) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+function containerOf(service: string): string {
+  return execFileSync('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${service}`], {
+    encoding: 'utf8',
+  }).trim().split('\n')[0] ?? '';
+}
+
+function health(service: string): string {
+  const id = containerOf(service);
+  if (id === '') return 'missing';
+  return execFileSync('docker', ['inspect', '-f', '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}} {{.State.ExitCode}}{{end}}', id], { encoding: 'utf8' }).trim();
+}
+
+async function up(profile: Profile): Promise<void> {
+  const url = process.env['REDIS_URL'];
+  // The app must use the topology it was started with: a sentinel profile with the standalone
+  // REDIS_URL would run an HA set nobody uses.
+  if (url !== undefined && url !== '' && !url.startsWith(TOPOLOGY[profile].scheme)) {
+    throw new Error(`REDIS_URL=${url.replace(/\/\/[^@/]*@/, '//***@')} does not match the ${profile} profile; use ${TOPOLOGY[profile].url} (or unset it)`);
+  }
+  execFileSync('bash', [join(__dirname, 'standins.sh')], { stdio: 'inherit' });
+  log(`${profile}: starting the Redis topology`);
+  compose(profile, ['up', '-d', ...TOPOLOGY[profile].services]);
+  await until(`the ${profile} Redis topology`, () =>
+    TOPOLOGY[profile].services.every((s) => (s === 'redis-cluster-init' ? health(s) === 'exited 0' : health(s) === 'healthy')),
+  120_000);
+  log(`${profile}: starting Postgres, the OTLP endpoint and the app`);
+  compose(profile, ['up', '-d', '--build']);
+  await until('the app to be ready', async () => (await fetch(`${APP}/health/ready`, { signal: AbortSignal.timeout(2_000) })).status === 200, 180_000);
+}
+
+function down(): void {
+  for (const profile of ['cluster', 'sentinel', 'default'] as const) compose(profile, ['down', '-v', '--remove-orphans']);
+}
+
+async function json(res: Response): Promise<Record<string, unknown>> {
+  return (await res.json()) as Record<string, unknown>;
+}
+
+function check(ok: boolean, what: string, detail?: unknown): void {
+  if (!ok) throw new Error(`smoke: ${what}${detail === undefined ? '' : `: ${JSON.stringify(detail)}`}`);
+  log(`  ok  ${what}`);
+}
+
+async function smoke(profile: Profile): Promise<void> {
+  const started = Date.now();
+  await up(profile);
+  const ready = await json(await fetch(`${APP}/health/ready`));
+  check(ready['db'] === 'connected' && ready['redis'] === 'connected', 'readiness: db and redis connected', ready);
+
+  const username = `smoke${Date.now().toString(36)}`;
+  const creds = { username, password: 'smoke-password-1' };
+  const post = (path: string, body: unknown, token?: string) =>
+    fetch(`${APP}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+      body: JSON.stringify(body),
+    });
+  check((await post('/v1/auth/register', creds)).status === 201, 'register 201');
+  const login = await post('/v1/auth/login', creds);
+  const token = String((await json(login))['token']);
+  check(login.status === 200 && token.length > 20, 'login 200 with a token');
+  const auth = { authorization: `Bearer ${token}` };
+  const created = await post('/v1/notes', { title: 'smoke', body: 'through the primary' }, token);
+  const note = await json(created);
+  check(created.status === 201, 'note created (primary)', note);
+
+  // Reads go to the replica: its transaction count moves, and the note is there once replicated.
+  const replicaXacts = () =>
+    Number(execFileSync('docker', ['exec', containerOf('pg-replica'), 'psql', '-U', 'postgres', '-d', 'app', '-tAc', "select xact_commit + xact_rollback from pg_stat_database where datname = 'app'"], { encoding: 'utf8' }).trim());
+  const before = replicaXacts();
+  let listed: Record<string, unknown> = {};
+  await until('the note to be read back', async () => {
+    listed = await json(await fetch(`${APP}/v1/notes`, { headers: auth }));
+    return Array.isArray(listed['notes']) && (listed['notes'] as { id: string }[]).some((n) => n.id === note['id']);
+  }, 10_000);
+  check(replicaXacts() > before, 'notes read through the replica (its transaction count moved)');
+  const put = await fetch(`${APP}/v1/notes/${String(note['id'])}`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ title: 'smoke 2', body: 'x' }) });
+  check(put.status === 200, 'note updated');
+  check((await fetch(`${APP}/v1/notes/${String(note['id'])}`, { method: 'DELETE', headers: auth })).status === 204, 'note deleted');
+
+  // The public policy of config/policies.example.json: drain it, then our 429.
+  let limited: Response | undefined;
+  for (let i = 0; i < 500 && limited === undefined; i++) {
+    const res = await fetch(`${APP}/v1/status`);
+    if (res.status === 429) limited = res;
+  }
+  const body = limited === undefined ? {} : await json(limited);
+  check(limited !== undefined && body['error'] === 'RATE_LIMITED' && Number(limited.headers.get('retry-after')) >= 1 && /"public";r=0;/.test(String(limited.headers.get('ratelimit'))), '429 RATE_LIMITED with Retry-After and RateLimit', body);
+
+  if (profile === 'default') {
+    // The key the limiter wrote, read as the limiter's own ACL user (GET is in its rights).
+    const gateway = execFileSync('docker', ['network', 'inspect', `${PROJECT}_ha`, '-f', '{{(index .IPAM.Config 0).Gateway}}'], { encoding: 'utf8' }).trim();
+    // /v1/status overrides the public bucket's numbers (policies.example.json): its own key.
+    const key = `rl:public@status:{i:${gateway}}`;
+    const tat = execFileSync('docker', ['exec', containerOf('redis'), 'redis-cli', '--user', 'limiter', '--pass', 'limiter', '--no-auth-warning', 'GET', key], { encoding: 'utf8' }).trim();
+    check(/^\d{16,}$/.test(tat), `RateLimit key ${key} in Redis (TAT ${tat} µs)`);
+  }
+
+  await until('spans at the OTLP endpoint', async () => {
+    const received = await json(await fetch(`${OTLP_UI}/api/received`));
+    return (received['exports'] as number) > 0 && (received['services'] as string[]).includes('rampart-sample');
+  }, 20_000);
+  check(true, 'spans of rampart-sample received by the OTLP endpoint');
+
+  // Drain: the app stops on SIGTERM within its grace period, logs its report, exits 0.
+  compose(profile, ['stop', 'app']);
+  const logs = execFileSync('docker', ['logs', containerOf('app')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const report = logs.split('\n').find((l) => l.includes('"msg":"shutdown complete"')) ?? '';
+  check(report.includes('"exitCode":0') && health('app') === 'exited 0', 'app stopped: shutdown complete, exit 0', report.slice(0, 300));
+  compose(profile, ['down', '-v', '--remove-orphans']);
+  log(`${profile}: smoke passed in ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+async function main(): Promise<void> {
+  // A fetch to a published port whose container is not listening yet can stall on a socket
+  // that holds no reference on the event loop: keep the process alive until main settles.
+  const keepAlive = setInterval(() => undefined, 1_000);
+  try {
+    await run();
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+async function run(): Promise<void> {
+  const [command, arg] = process.argv.slice(2);
+  const profiles: Profile[] = arg === undefined ? ['default', 'sentinel', 'cluster'] : [arg as Profile];
+  for (const p of profiles) if (!(p in TOPOLOGY)) throw new Error(`unknown profile ${p}: default, sentinel or cluster`);
+  if (command === 'up') await up(profiles[0] as Profile);
+  else if (command === 'down') down();
+  else if (command === 'lint') {
+    // The file as either compose reads it, with each profile (static: no engine needed).
+    compose('default', ['config', '-q']);
+    compose('default', ['--profile', 'sentinel', '--profile', 'cluster', 'config', '-q']);
+  }
+  else if (command === 'smoke') {
+    try {
+      for (const p of profiles) await smoke(p);
+    } finally {
+      down();
+    }
+  } else throw new Error('usage: compose.ts up|down|smoke|lint [default|sentinel|cluster]');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`[compose] ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
