@@ -354,9 +354,9 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
         node.off('ready', onReady);
         node.off('end', onEnd);
       });
-      // ioredis connects to a node lazily, on its first command, and no command reaches a
-      // shard whose breaker is open: connect now, so a node that is back is known at once.
-      if (node.status === 'wait' && node.options.readOnly !== true) node.connect().catch(() => undefined);
+      // Not connected here: ioredis connects a node on its first command (a breaker's half-open
+      // probe), and connecting its nodes from outside made a cluster whose nodes announce
+      // hostnames drop every connection at its first slot refresh (the compose smoke).
     };
     for (const node of c.nodes('all')) watch(node);
     c.on('+node', watch);
