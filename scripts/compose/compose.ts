@@ -207,7 +207,11 @@ async function run(): Promise<void> {
   } else throw new Error('usage: compose.ts up|down|smoke|lint [default|sentinel|cluster]');
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`[compose] ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`[compose] ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
+
+export { APP, compose, containerOf, down, health, until, up, type Profile };
