@@ -6,6 +6,7 @@
 // the ports published on 127.0.0.1, then takes it down and checks the app drained.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { waitUntil } from '../redis-stack';
 
 const ROOT = join(__dirname, '..', '..');
 const FILE = join(ROOT, 'compose', 'docker-compose.yml');
@@ -48,21 +49,6 @@ function compose(profile: Profile, args: readonly string[], env: Record<string, 
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, fn: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await fn()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(250);
-  }
-}
-
 function containerOf(service: string): string {
   return execFileSync('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${service}`], {
     encoding: 'utf8',
@@ -85,12 +71,15 @@ async function up(profile: Profile): Promise<void> {
   execFileSync('bash', [join(__dirname, 'standins.sh')], { stdio: 'inherit' });
   log(`${profile}: starting the Redis topology`);
   compose(profile, ['up', '-d', ...TOPOLOGY[profile].services]);
-  await until(`the ${profile} Redis topology`, () =>
-    TOPOLOGY[profile].services.every((s) => (s === 'redis-cluster-init' ? health(s) === 'exited 0' : health(s) === 'healthy')),
-  120_000);
+  await waitUntil(
+    `the ${profile} Redis topology`,
+    async () => TOPOLOGY[profile].services.every((s) => (s === 'redis-cluster-init' ? health(s) === 'exited 0' : health(s) === 'healthy')),
+    120_000,
+    250,
+  );
   log(`${profile}: starting Postgres, the OTLP endpoint and the app`);
   compose(profile, ['up', '-d', '--build']);
-  await until('the app to be ready', async () => (await fetch(`${APP}/health/ready`, { signal: AbortSignal.timeout(2_000) })).status === 200, 180_000);
+  await waitUntil('the app to be ready', async () => (await fetch(`${APP}/health/ready`, { signal: AbortSignal.timeout(2_000) })).status === 200, 180_000, 250);
 }
 
 function down(): void {
@@ -134,10 +123,10 @@ async function smoke(profile: Profile): Promise<void> {
     Number(execFileSync('docker', ['exec', containerOf('pg-replica'), 'psql', '-U', 'postgres', '-d', 'app', '-tAc', "select xact_commit + xact_rollback from pg_stat_database where datname = 'app'"], { encoding: 'utf8' }).trim());
   const before = replicaXacts();
   let listed: Record<string, unknown> = {};
-  await until('the note to be read back', async () => {
+  await waitUntil('the note to be read back', async () => {
     listed = await json(await fetch(`${APP}/v1/notes`, { headers: auth }));
     return Array.isArray(listed['notes']) && (listed['notes'] as { id: string }[]).some((n) => n.id === note['id']);
-  }, 10_000);
+  }, 10_000, 250);
   check(replicaXacts() > before, 'notes read through the replica (its transaction count moved)');
   const put = await fetch(`${APP}/v1/notes/${String(note['id'])}`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ title: 'smoke 2', body: 'x' }) });
   check(put.status === 200, 'note updated');
@@ -161,10 +150,10 @@ async function smoke(profile: Profile): Promise<void> {
     check(/^\d{16,}$/.test(tat), `RateLimit key ${key} in Redis (TAT ${tat} µs)`);
   }
 
-  await until('spans at the OTLP endpoint', async () => {
+  await waitUntil('spans at the OTLP endpoint', async () => {
     const received = await json(await fetch(`${OTLP_UI}/api/received`));
     return (received['exports'] as number) > 0 && (received['services'] as string[]).includes('rampart-sample');
-  }, 20_000);
+  }, 20_000, 250);
   check(true, 'spans of rampart-sample received by the OTLP endpoint');
 
   // Drain: the app stops on SIGTERM within its grace period, logs its report, exits 0.
@@ -214,4 +203,4 @@ if (require.main === module) {
   });
 }
 
-export { APP, compose, containerOf, down, health, until, up, type Profile };
+export { APP, compose, containerOf, down, health, up, type Profile };

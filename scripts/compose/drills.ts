@@ -6,7 +6,8 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { APP, containerOf, down, until, up } from './compose';
+import { waitUntil } from '../redis-stack';
+import { APP, containerOf, down, up } from './compose';
 
 interface Answer {
   readonly sentAt: number;
@@ -54,14 +55,14 @@ async function sentinelDrill(): Promise<Record<string, unknown>> {
   const killedAt = performance.now() - t0;
   execFileSync('docker', ['kill', containerOf('redis-master')], { stdio: 'ignore' });
   let promotedAt = 0;
-  await until('a new master', () => {
+  await waitUntil('a new master', async () => {
     const now = sentinelMaster();
     if (now !== '' && now !== before) {
       promotedAt = performance.now() - t0;
       return true;
     }
     return false;
-  }, 60_000);
+  }, 60_000, 50);
   await new Promise((r) => setTimeout(r, 5_000));
   const answers = await traffic.stop();
   const byStatus: Record<string, number> = {};

@@ -284,21 +284,20 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     const policies = names.map((n) => compilePolicy(n, surface));
     const headerPolicies = policies.map((p) => p.header);
     const label = names.join('+');
+    const children = (outcome: DecisionOutcome) => (metrics === undefined ? [] : names.map((n) => metrics.decisions.labels(n, outcome)));
+    // On the request's span (when tracing runs): the policies and the outcome, never a key.
+    const event = (outcome: DecisionOutcome) => ({ 'rate_limit.policies': label, 'rate_limit.outcome': outcome, 'rate_limit.store': store.name });
     const counter = (outcome: DecisionOutcome) => {
-      const children = metrics === undefined ? [] : names.map((n) => metrics.decisions.labels(n, outcome));
-      // On the request's span (when tracing runs): the policies and the outcome, never a key.
-      const event = { 'rate_limit.policies': label, 'rate_limit.outcome': outcome, 'rate_limit.store': store.name };
-      return {
-        children,
-        count: () => {
-          for (const c of children) c.inc();
-          trace.getActiveSpan()?.addEvent('rate_limit.decision', event);
-        },
+      const counters = children(outcome);
+      const attributes = event(outcome);
+      return () => {
+        for (const c of counters) c.inc();
+        trace.getActiveSpan()?.addEvent('rate_limit.decision', attributes);
       };
     };
-    const limited = counter('limited').children;
-    const byOther = counter('denied_by_other').children;
-    const limitedEvent = { 'rate_limit.policies': label, 'rate_limit.outcome': 'limited', 'rate_limit.store': store.name };
+    const limited = children('limited');
+    const byOther = children('denied_by_other');
+    const limitedEvent = event('limited');
     return {
       label,
       policies,
@@ -306,16 +305,19 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       policyHeader: form === false ? '' : policyHeaderValue(form, headerPolicies),
       failOpen: devFailOpen || policies.every((p) => p.failMode === 'open'),
       counters: {
-        allowed: counter('allowed').count,
+        allowed: counter('allowed'),
         limited: (remaining) => {
-          if (metrics !== undefined) {
-            for (let i = 0; i < names.length; i++) (denies(remaining, i) ? limited[i] : byOther[i])?.inc();
+          for (let i = 0; i < limited.length; i++) (denies(remaining, i) ? limited[i] : byOther[i])?.inc();
+          // Which policies denied is spelled out only when a span will carry it: a flood of
+          // denials (deny cache hits) costs no string work without tracing.
+          const span = trace.getActiveSpan();
+          if (span !== undefined) {
+            const deniedBy = names.filter((_, i) => denies(remaining, i)).join('+');
+            span.addEvent('rate_limit.decision', { ...limitedEvent, 'rate_limit.denied_by': deniedBy });
           }
-          const denying = names.filter((_, i) => denies(remaining, i)).join('+');
-          trace.getActiveSpan()?.addEvent('rate_limit.decision', { ...limitedEvent, 'rate_limit.denied_by': denying });
         },
-        failedOpen: counter('failed_open').count,
-        failedClosed: counter('failed_closed').count,
+        failedOpen: counter('failed_open'),
+        failedClosed: counter('failed_closed'),
       },
     };
   }
@@ -376,19 +378,20 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   }
   const breakerFor = (key: string): Breaker => single ?? breakerOf((partition as (key: string) => string)(key));
   const guard: CallGuard = <T>(key: string, call: () => Promise<T>) => breakerFor(key).fire(call) as Promise<T>;
-  /** The failure domain of each check, when they are not all one (only stores with partitions). */
-  function spansDomains(checks: readonly Check[]): boolean {
-    if (partition === undefined || checks.length < 2) return false;
-    const first = partition((checks[0] as Check).key);
-    for (let i = 1; i < checks.length; i++) if (partition((checks[i] as Check).key) !== first) return true;
-    return false;
+  /** The breaker of a decision whose checks all live in one failure domain; else undefined. */
+  function oneBreaker(checks: readonly Check[]): Breaker | undefined {
+    if (single !== undefined) return single;
+    const domain = (partition as (key: string) => string)((checks[0] as Check).key);
+    for (let i = 1; i < checks.length; i++) if ((partition as (key: string) => string)((checks[i] as Check).key) !== domain) return undefined;
+    return breakerOf(domain);
   }
   /**
    * One decision: through its domain's breaker (whose timeout is the deadline), or, over several
    * domains, each store call through its own breaker and the whole within the deadline.
    */
   function decide(checks: readonly Check[]): Promise<Decision> {
-    if (!spansDomains(checks)) return breakerFor((checks[0] as Check).key).fire(() => store.decide(checks)) as Promise<Decision>;
+    const breaker = oneBreaker(checks);
+    if (breaker !== undefined) return breaker.fire(() => store.decide(checks)) as Promise<Decision>;
     // At the deadline the store is told first (it stops, gives back, or answers a denial it
     // already has); the decision fails one turn later if it has not answered by then.
     const controller = new AbortController();

@@ -312,7 +312,8 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       await Promise.race([settled, aborted]);
       if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
     }
-    return { allowed: false, retryAfterUs, remaining: [...remaining], resetUs: [...resetUs] };
+    // Settles that land after an abort change nothing (they check the signal first).
+    return { allowed: false, retryAfterUs, remaining, resetUs };
   }
 
   /**

@@ -7,6 +7,7 @@ import request from 'supertest';
 import { childEnv, waitForExit, type RunResult } from '../support/child';
 import { buildPackage, installPackage, type Build, type Install } from '../support/installed-package';
 import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver';
+import { TRACING_PEER_PACKAGES } from '../../src/tracing';
 
 // Not rampart's sample API: an application of its own, which knows nothing of MODE, LOG_LEVEL
 // or DATABASE_URL, started the way the README says, `node --require rampart/tracing/register`.
@@ -24,20 +25,6 @@ process.on('SIGTERM', async () => {
 });
 `;
 
-const PEERS_BUT_API = [
-  '@opentelemetry/core',
-  '@opentelemetry/exporter-trace-otlp-grpc',
-  '@opentelemetry/exporter-trace-otlp-http',
-  '@opentelemetry/exporter-trace-otlp-proto',
-  '@opentelemetry/instrumentation-express',
-  '@opentelemetry/instrumentation-http',
-  '@opentelemetry/instrumentation-ioredis',
-  '@opentelemetry/instrumentation-pg',
-  '@opentelemetry/instrumentation-pino',
-  '@opentelemetry/resources',
-  '@opentelemetry/sdk-node',
-  '@opentelemetry/sdk-trace-base',
-];
 
 interface Served {
   readonly result: RunResult;
@@ -167,7 +154,7 @@ describe('the tracing preload in an application that is not the sample API', fun
     before(() => {
       noSdk = installPackage(build, ['pino', 'pino-http', '@opentelemetry/sdk-node']);
       writeFileSync(join(noSdk.dir, 'app.js'), APP);
-      none = installPackage(build, ['pino', 'pino-http', ...PEERS_BUT_API]);
+      none = installPackage(build, ['pino', 'pino-http', ...TRACING_PEER_PACKAGES]);
     });
     after(() => {
       noSdk?.remove();
