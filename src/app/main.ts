@@ -10,14 +10,13 @@ import {
   createMetrics,
   createShutdownGate,
   loadConfig,
-  postgresCheck,
   redisCheck,
   type CleanupPhase,
   type Config,
   type HealthCheck,
 } from '../index';
 import { createApp } from './create-app';
-import { createDatabase } from './db/database';
+import { createDatabase, databaseChecks, DATABASE_DEFAULTS } from './db/database';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres';
 import { migrate } from './db/migrations';
 import { createHttpServer } from './http-server';
@@ -77,6 +76,8 @@ async function main(): Promise<void> {
     ...(config.database.readUrl === undefined ? {} : { readUrl: config.database.readUrl }),
     ...(embedded === undefined ? {} : { maxConnections: embedded.maxConnections }),
     onPoolError: (err) => logger.warn({ err }, 'idle database connection failed'),
+    onReplicaFailover: (err) =>
+      logger.warn({ err, retryMs: DATABASE_DEFAULTS.replicaRetryMs }, 'read replica unreachable: reads go to the primary until it is tried again'),
   });
   try {
     const applied = await migrate(db.write, db.schema);
@@ -92,7 +93,8 @@ async function main(): Promise<void> {
   const gate = createShutdownGate();
   metrics.observeInFlight(gate);
   let started = false;
-  const checks: HealthCheck[] = [{ name: 'db', run: postgresCheck(db.read, HEALTH_TIMEOUT_MS), timeoutMs: HEALTH_TIMEOUT_MS }];
+  // The primary is critical; a replica is not (reads fall back to the primary): readiness 200 "degraded".
+  const checks: HealthCheck[] = databaseChecks(db, HEALTH_TIMEOUT_MS);
   if (rateLimiting?.redis !== undefined) {
     checks.push({ name: 'redis', run: redisCheck(rateLimiting.redis), timeoutMs: HEALTH_TIMEOUT_MS });
   }

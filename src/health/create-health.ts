@@ -9,6 +9,12 @@ export interface HealthCheck {
   readonly run: () => Promise<void>;
   /** Longest wait for `run`. Default {@link HEALTH_DEFAULTS.timeoutMs}. */
   readonly timeoutMs?: number;
+  /**
+   * Whether readiness fails when this check fails (default `true`). A failing non-critical
+   * check (a dependency the service can do without, such as a read replica it falls back
+   * from) makes readiness 200 `degraded` instead of 503.
+   */
+  readonly critical?: boolean;
 }
 
 /** The latest result of a check. */
@@ -40,7 +46,10 @@ export const HEALTH_DEFAULTS = Object.freeze({ timeoutMs: 1_000, cacheMs: 1_000 
 export interface Health {
   /** `GET /health/live`: 200 while the process runs; touches no dependency. */
   live(): RequestHandler;
-  /** `GET /health/ready`: 200 when every check passes, else 503; 503 at once during shutdown. */
+  /**
+   * `GET /health/ready`: 200 `healthy` when every check passes, 200 `degraded` when only
+   * non-critical checks fail, else 503 `unhealthy`; 503 at once during shutdown.
+   */
   ready(): RequestHandler;
   /** `GET /health/started`: 200 once start-up has finished, else 503. */
   started(): RequestHandler;
@@ -138,15 +147,17 @@ export function createHealth(options: HealthOptions): Health {
         evaluate().then((results) => {
           const body: Record<string, unknown> = { status: 'healthy' };
           const errors: Record<string, string> = {};
-          for (const [name, r] of results) {
-            body[name] = r.ok ? 'connected' : 'disconnected';
-            if (!r.ok) errors[name] = r.error ?? 'failed';
+          let criticalFailed = false;
+          for (const s of states) {
+            const r = results.get(s.check.name) as CheckResult;
+            body[s.check.name] = r.ok ? 'connected' : 'disconnected';
+            if (r.ok) continue;
+            errors[s.check.name] = r.error ?? 'failed';
+            if (s.check.critical !== false) criticalFailed = true;
           }
-          if (Object.keys(errors).length === 0) {
-            send(res, 200, body);
-            return;
-          }
-          send(res, 503, { ...body, status: 'unhealthy', error: errors });
+          if (Object.keys(errors).length === 0) send(res, 200, body);
+          else if (criticalFailed) send(res, 503, { ...body, status: 'unhealthy', error: errors });
+          else send(res, 200, { ...body, status: 'degraded', error: errors });
         }, next);
       };
     },

@@ -36,7 +36,7 @@ describe('health probes against real dependencies', function () {
     let runs = 0;
     const timeoutMs = 300;
     const health = createHealth({
-      checks: [{ name: 'db', run: postgresCheck(db.read, timeoutMs), timeoutMs }],
+      checks: [{ name: 'db', run: postgresCheck(db.write, timeoutMs), timeoutMs }],
       cacheMs: 100,
       onCheck: () => runs++,
     });

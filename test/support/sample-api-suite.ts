@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import type { Express } from 'express';
 import request from 'supertest';
-import { createHealth, loadConfig, postgresCheck } from '../../src';
+import { createHealth, loadConfig } from '../../src';
 import { createApp } from '../../src/app/create-app';
-import type { Database } from '../../src/app/db/database';
+import { databaseChecks, type Database } from '../../src/app/db/database';
 import { migrate } from '../../src/app/db/migrations';
 import { createLogger } from '../../src/app/logger';
 
@@ -37,7 +37,7 @@ export function sampleApiSuite(kind: string, open: () => Promise<SuiteDatabase>)
       suiteDb = await open();
       assert.equal(await migrate(suiteDb.db.write, suiteDb.db.schema), 1);
       assert.equal(await migrate(suiteDb.db.write, suiteDb.db.schema), 0, 'migrations run once');
-      const health = createHealth({ checks: [{ name: 'db', run: postgresCheck(suiteDb.db.read, 1000) }] });
+      const health = createHealth({ checks: databaseChecks(suiteDb.db, 1000) });
       app = createApp({ config: loadConfig({}), db: suiteDb.db, logger: createLogger('silent'), health, version: '0.0.0-test', requestDeadlineMs: 10_000 });
       // A second app over the same database with a short deadline, for the timeout case only: a
       // deadline short enough to trip on /v1/slow would also trip on a slow scrypt hash on a busy CI.

@@ -1,4 +1,6 @@
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
+import { postgresCheck, type HealthCheck } from '../../index';
 
 /** Options of {@link createDatabase}. */
 export interface DatabaseOptions {
@@ -18,17 +20,61 @@ export interface DatabaseOptions {
   readonly queryTimeoutMs?: number;
   /** Called with errors of idle clients (a server restart), which must not crash the process. */
   readonly onPoolError?: (err: Error) => void;
+  /**
+   * After a read fails to reach the replica, reads go straight to the primary this long before
+   * the replica is tried again. Default {@link DATABASE_DEFAULTS.replicaRetryMs}.
+   */
+  readonly replicaRetryMs?: number;
+  /**
+   * Called when a read could not reach the replica and reads move to the primary: once per
+   * back-off period, not per read (the reads of that period are not reported).
+   */
+  readonly onReplicaFailover?: (err: unknown) => void;
 }
 
-/** The sample API's database: a pool for writes and one for reads (the same when no replica). */
+/** Defaults of {@link createDatabase}. */
+export const DATABASE_DEFAULTS = Object.freeze({ replicaRetryMs: 5_000 });
+
+/** What readers need: `query(text, values)` of a `pg` pool. */
+export interface ReadPool {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+/** The sample API's database: a pool for writes and a way to read (the primary when no replica). */
 export interface Database {
   readonly write: pg.Pool;
-  readonly read: pg.Pool;
+  /** Reads: on the replica when there is one, on the primary while the replica is unreachable. */
+  readonly read: ReadPool;
+  /** The replica's own pool (no failover), for its health check; `undefined` without a replica. */
+  readonly replica: pg.Pool | undefined;
   readonly schema: string | undefined;
+  /** Ends every pool; a second call waits for the first. */
   close(): Promise<void>;
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Node's socket and DNS errors that mean the server could not be reached. */
+const NODE_CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH']);
+/** `pg`'s own errors for a connection lost or never made. */
+const PG_CONNECTION_MESSAGES = new Set([
+  'Connection terminated unexpectedly',
+  'timeout exceeded when trying to connect',
+  'Connection terminated due to connection timeout',
+]);
+/** SQLSTATE: class 08 (connection exception), admin/crash shutdown, cannot connect now. */
+const CONNECTION_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[123])$/;
+
+/**
+ * Whether `err` says the server was not reached or the connection was lost, so that the same
+ * query may be run elsewhere. SQL errors (syntax, constraints, query timeouts) are not.
+ */
+export function isConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (NODE_CONNECTION_CODES.has(code) || CONNECTION_SQLSTATE.test(code))) return true;
+  return PG_CONNECTION_MESSAGES.has(err.message);
+}
 
 function createPool(url: string, options: DatabaseOptions, schema: string | undefined): pg.Pool {
   const pool = new pg.Pool({
@@ -43,21 +89,70 @@ function createPool(url: string, options: DatabaseOptions, schema: string | unde
   return pool;
 }
 
+/**
+ * Reads on the replica that fall back to the primary: a read that cannot reach the replica is
+ * run on the primary, and for `retryMs` reads go straight to the primary; then one read tries
+ * the replica (the others stay on the primary until it succeeds).
+ */
+function failoverReads(replica: pg.Pool, primary: pg.Pool, retryMs: number, onFailover: (err: unknown) => void): ReadPool {
+  /** `performance.now()` until which reads skip the replica; 0 while the replica is in use. */
+  let skipUntil = 0;
+  let probing = false;
+  return {
+    async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]) {
+      if (probing || performance.now() < skipUntil) return primary.query<R>(text, values);
+      const probe = skipUntil !== 0;
+      probing = probe;
+      try {
+        const result = await replica.query<R>(text, values);
+        if (probe) skipUntil = 0;
+        return result;
+      } catch (err) {
+        if (!isConnectionError(err)) {
+          if (probe) skipUntil = 0; // the replica answered
+          throw err;
+        }
+        // Reads already in flight on the replica fail too: one report per period.
+        if (performance.now() >= skipUntil) onFailover(err);
+        skipUntil = performance.now() + retryMs;
+      } finally {
+        if (probe) probing = false;
+      }
+      return primary.query<R>(text, values);
+    },
+  };
+}
+
 /** Creates the pools. Nothing connects until the first query. */
 export function createDatabase(options: DatabaseOptions): Database {
   const schema = options.schema;
   if (schema !== undefined && !SCHEMA_NAME.test(schema)) throw new TypeError(`schema "${schema}" is not a plain lower-case identifier`);
+  const retryMs = options.replicaRetryMs ?? DATABASE_DEFAULTS.replicaRetryMs;
+  if (!Number.isFinite(retryMs) || retryMs < 0) throw new TypeError('replicaRetryMs must be a non-negative number of milliseconds');
   const write = createPool(options.writeUrl, options, schema);
-  const read =
-    options.readUrl === undefined || options.readUrl === options.writeUrl
-      ? write
-      : createPool(options.readUrl, options, schema);
+  const replica =
+    options.readUrl === undefined || options.readUrl === options.writeUrl ? undefined : createPool(options.readUrl, options, schema);
+  const read: ReadPool =
+    replica === undefined ? write : failoverReads(replica, write, retryMs, (err) => options.onReplicaFailover?.(err));
+  let closing: Promise<void> | undefined;
   return {
     write,
     read,
+    replica,
     schema,
-    async close() {
-      await Promise.all(read === write ? [write.end()] : [write.end(), read.end()]);
+    close() {
+      closing ??= Promise.all([write.end(), replica?.end()]).then(() => undefined);
+      return closing;
     },
   };
+}
+
+/**
+ * The readiness checks of a {@link Database}: `db`, the primary (critical: nothing is written
+ * without it), and with a replica `db_replica`, not critical (reads fall back to the primary).
+ */
+export function databaseChecks(db: Database, timeoutMs: number): HealthCheck[] {
+  const checks: HealthCheck[] = [{ name: 'db', run: postgresCheck(db.write, timeoutMs), timeoutMs }];
+  if (db.replica !== undefined) checks.push({ name: 'db_replica', run: postgresCheck(db.replica, timeoutMs), timeoutMs, critical: false });
+  return checks;
 }
