@@ -391,7 +391,15 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
    */
   function decide(checks: readonly Check[]): Promise<Decision> {
     const breaker = oneBreaker(checks);
-    if (breaker !== undefined) return breaker.fire(() => store.decide(checks)) as Promise<Decision>;
+    if (breaker !== undefined) {
+      // The store is told when the breaker gives up on the call (the deadline), so that an
+      // admission arriving after it is given back: the request was answered without it.
+      const abandon = new AbortController();
+      return (breaker.fire(() => store.decide(checks, { signal: abandon.signal })) as Promise<Decision>).catch((err: unknown) => {
+        abandon.abort(err);
+        throw err;
+      });
+    }
     // At the deadline the store is told first (it stops, gives back, or answers a denial it
     // already has); the decision fails one turn later if it has not answered by then.
     const controller = new AbortController();

@@ -417,7 +417,20 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
           if (calculateSlot((checks[i] as Check).key) !== slot) return decideAcrossSlots(checks, guard ?? runDirectly, decideOptions?.signal);
         }
       }
-      return guard === undefined ? enqueue(checks) : guard((checks[0] as Check).key, () => enqueue(checks));
+      const signal = decideOptions?.signal;
+      if (signal === undefined) return guard === undefined ? enqueue(checks) : guard((checks[0] as Check).key, () => enqueue(checks));
+      // The caller may give up (its deadline) before the reply: an admission that lands after
+      // that was never granted to anyone, so it is given back (the caller answered 503, and a
+      // retry of that request must not be charged twice).
+      const call = enqueueTimed(checks);
+      call.then(
+        (late) => {
+          if (signal.aborted && late.decision.allowed) giveBack({ slot: -1, at: [], checks: [...checks] }, late.atUs, guard ?? runDirectly);
+        },
+        () => undefined,
+      );
+      const decision = call.then((t) => t.decision);
+      return guard === undefined ? decision : guard((checks[0] as Check).key, () => decision);
     },
     close() {
       clearInterval(refresher);

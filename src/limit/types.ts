@@ -80,7 +80,8 @@ export interface DecideOptions {
   /**
    * Aborted when the caller stops waiting (its deadline). A store making several calls for one
    * decision sends no more, gives back what it took, and, when the answer is already a denial,
-   * resolves with it at once.
+   * resolves with it at once. An admission whose reply arrives after the abort is given back:
+   * the caller answered without it.
    */
   readonly signal?: AbortSignal;
 }

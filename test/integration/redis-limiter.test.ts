@@ -205,6 +205,41 @@ describe('rate limiting on a real Redis', function () {
       }
     });
 
+    for (const [name, policy] of [
+      ['sliding window', { algorithm: 'sliding_window', limit: 2, windowSeconds: 60, key: 'ip', failMode: 'closed' }],
+      ['token bucket', { algorithm: 'token_bucket', rps: 0.01, burst: 2, key: 'ip', failMode: 'closed' }],
+    ] as const) {
+      it(`${name}: a decision answered 503 at the deadline takes nothing, even when Redis admits it late (a retry is not charged twice)`, async () => {
+        const client = createRedisClient(server.url);
+        await once(client, 'ready');
+        const limiter = createRateLimiter({
+          store: createRedisStore({ client }),
+          policies: { two: policy },
+          deadlineMs: 100,
+          breaker: { volumeThreshold: 100 },
+          prefix: `t${randomBytes(3).toString('hex')}`,
+        });
+        try {
+          const app = express();
+          app.get('/two', limiter.limit('two'), (_req, res) => res.json({ ok: true }));
+          app.use(errorHandler());
+          // Scripts wait while writes are paused: the decision outlives its deadline, then runs.
+          await admin.call('CLIENT', 'PAUSE', '400', 'WRITE');
+          const late = await request(app).get('/two');
+          assert.equal(late.status, 503);
+          assert.equal(late.body.error, 'RATE_LIMITER_UNAVAILABLE');
+          await sleep(700); // the pause is over, the late admission and its give-back have run
+          const statuses = [];
+          for (let i = 0; i < 3; i++) statuses.push((await request(app).get('/two')).status);
+          assert.deepEqual(statuses, [200, 200, 429], 'both of the limit\'s admissions are still there');
+        } finally {
+          await admin.call('CLIENT', 'UNPAUSE');
+          await limiter.close();
+          await client.quit();
+        }
+      });
+    }
+
     it('Redis killed: closed policy 503 within the deadline, open policy 200; the breaker opens, then closes when Redis is back', async () => {
       const metrics = createMetrics({ processMetrics: false });
       const client = createRedisClient(server.url);
