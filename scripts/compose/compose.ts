@@ -11,7 +11,7 @@ import { waitUntil } from '../redis-stack';
 const ROOT = join(__dirname, '..', '..');
 const FILE = join(ROOT, 'compose', 'docker-compose.yml');
 const PROJECT = 'rampart';
-type Profile = 'default' | 'sentinel' | 'cluster';
+type Profile = 'default' | 'sentinel' | 'cluster' | 'rolling';
 
 /** The REDIS_URL each profile's app must use, and the services of its Redis topology. */
 const TOPOLOGY: Readonly<Record<Profile, { url: string; services: readonly string[]; scheme: string }>> = {
@@ -26,8 +26,14 @@ const TOPOLOGY: Readonly<Record<Profile, { url: string; services: readonly strin
     services: ['redis-node-1', 'redis-node-2', 'redis-node-3', 'redis-node-4', 'redis-node-5', 'redis-node-6', 'redis-cluster-init'],
     scheme: 'redis+cluster:',
   },
+  // Three replicas of the app behind HAProxy, on standalone Redis.
+  rolling: { url: 'redis://limiter:limiter@redis:6379', services: ['redis'], scheme: 'redis:' },
 };
+/** The profiles `smoke` runs when none is named. */
+const SMOKE_PROFILES: readonly Profile[] = ['default', 'sentinel', 'cluster', 'rolling'];
 const APP = 'http://127.0.0.1:8000';
+const LB = 'http://127.0.0.1:8080';
+const LB_STATS = 'http://127.0.0.1:8404/stats;csv';
 const OTLP_UI = 'http://127.0.0.1:16686';
 
 const log = (msg: string) => process.stdout.write(`[compose] ${msg}\n`);
@@ -58,10 +64,11 @@ function containerOf(service: string): string {
 function health(service: string): string {
   const id = containerOf(service);
   if (id === '') return 'missing';
-  return execFileSync('docker', ['inspect', '-f', '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}} {{.State.ExitCode}}{{end}}', id], { encoding: 'utf8' }).trim();
+  return execFileSync('docker', ['inspect', '-f', '{{if eq .State.Status "running"}}{{if .State.Health}}{{.State.Health.Status}}{{else}}running{{end}}{{else}}{{.State.Status}} {{.State.ExitCode}}{{end}}', id], { encoding: 'utf8' }).trim();
 }
 
-async function up(profile: Profile): Promise<void> {
+/** Starts the profile; `env` adds to the app's environment (e.g. TRUST_PROXY for the drills). */
+async function up(profile: Profile, env: Record<string, string> = {}): Promise<void> {
   const url = process.env['REDIS_URL'];
   // The app must use the topology it was started with: a sentinel profile with the standalone
   // REDIS_URL would run an HA set nobody uses.
@@ -70,7 +77,7 @@ async function up(profile: Profile): Promise<void> {
   }
   execFileSync('bash', [join(__dirname, 'standins.sh')], { stdio: 'inherit' });
   log(`${profile}: starting the Redis topology`);
-  compose(profile, ['up', '-d', ...TOPOLOGY[profile].services]);
+  compose(profile, ['up', '-d', ...TOPOLOGY[profile].services], env);
   await waitUntil(
     `the ${profile} Redis topology`,
     async () => TOPOLOGY[profile].services.every((s) => (s === 'redis-cluster-init' ? health(s) === 'exited 0' : health(s) === 'healthy')),
@@ -78,12 +85,25 @@ async function up(profile: Profile): Promise<void> {
     250,
   );
   log(`${profile}: starting Postgres, the OTLP endpoint and the app`);
-  compose(profile, ['up', '-d', '--build']);
+  compose(profile, ['up', '-d', '--build'], env);
   await waitUntil('the app to be ready', async () => (await fetch(`${APP}/health/ready`, { signal: AbortSignal.timeout(2_000) })).status === 200, 180_000, 250);
+  if (profile === 'rolling') await waitUntil('the load balancer to see three replicas up', async () => (await lbServers()).filter((s) => s.status === 'UP').length === 3, 60_000, 250);
+}
+
+/** The load balancer's view of its servers (HAProxy's stats CSV). */
+async function lbServers(): Promise<{ name: string; status: string }[]> {
+  const csv = await (await fetch(LB_STATS, { signal: AbortSignal.timeout(2_000) })).text();
+  const [header = '', ...rows] = csv.replace(/^# /, '').trim().split('\n');
+  const cols = header.split(',');
+  const at = (row: string[], col: string) => row[cols.indexOf(col)] ?? '';
+  return rows
+    .map((r) => r.split(','))
+    .filter((r) => at(r, 'pxname') === 'apps' && at(r, 'svname') !== 'BACKEND')
+    .map((r) => ({ name: at(r, 'svname'), status: at(r, 'status') }));
 }
 
 function down(): void {
-  for (const profile of ['cluster', 'sentinel', 'default'] as const) compose(profile, ['down', '-v', '--remove-orphans']);
+  for (const profile of ['rolling', 'cluster', 'sentinel', 'default'] as const) compose(profile, ['down', '-v', '--remove-orphans']);
 }
 
 async function json(res: Response): Promise<Record<string, unknown>> {
@@ -100,6 +120,11 @@ async function smoke(profile: Profile): Promise<void> {
   await up(profile);
   const ready = await json(await fetch(`${APP}/health/ready`));
   check(ready['db'] === 'connected' && ready['redis'] === 'connected', 'readiness: db and redis connected', ready);
+  if (profile === 'rolling') {
+    const servedBy = new Set<string>();
+    for (let i = 0; i < 9; i++) servedBy.add(String((await fetch(`${LB}/health/live`)).headers.get('x-served-by')));
+    check(servedBy.size === 3, `the load balancer spreads requests over three replicas (${[...servedBy].sort().join(', ')})`);
+  }
 
   const username = `smoke${Date.now().toString(36)}`;
   const creds = { username, password: 'smoke-password-1' };
@@ -158,7 +183,7 @@ async function smoke(profile: Profile): Promise<void> {
 
   // Drain: the app stops on SIGTERM within its grace period, logs its report, exits 0.
   compose(profile, ['stop', 'app']);
-  const logs = execFileSync('docker', ['logs', containerOf('app')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs = execFileSync('docker', ['logs', containerOf('app')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
   const report = logs.split('\n').find((l) => l.includes('"msg":"shutdown complete"')) ?? '';
   check(report.includes('"exitCode":0') && health('app') === 'exited 0', 'app stopped: shutdown complete, exit 0', report.slice(0, 300));
   compose(profile, ['down', '-v', '--remove-orphans']);
@@ -178,14 +203,14 @@ async function main(): Promise<void> {
 
 async function run(): Promise<void> {
   const [command, arg] = process.argv.slice(2);
-  const profiles: Profile[] = arg === undefined ? ['default', 'sentinel', 'cluster'] : [arg as Profile];
-  for (const p of profiles) if (!(p in TOPOLOGY)) throw new Error(`unknown profile ${p}: default, sentinel or cluster`);
+  const profiles: Profile[] = arg === undefined ? [...SMOKE_PROFILES] : [arg as Profile];
+  for (const p of profiles) if (!(p in TOPOLOGY)) throw new Error(`unknown profile ${p}: ${Object.keys(TOPOLOGY).join(', ')}`);
   if (command === 'up') await up(profiles[0] as Profile);
   else if (command === 'down') down();
   else if (command === 'lint') {
     // The file as either compose reads it, with each profile (static: no engine needed).
     compose('default', ['config', '-q']);
-    compose('default', ['--profile', 'sentinel', '--profile', 'cluster', 'config', '-q']);
+    compose('default', ['--profile', 'sentinel', '--profile', 'cluster', '--profile', 'rolling', 'config', '-q']);
   }
   else if (command === 'smoke') {
     try {
@@ -193,7 +218,7 @@ async function run(): Promise<void> {
     } finally {
       down();
     }
-  } else throw new Error('usage: compose.ts up|down|smoke|lint [default|sentinel|cluster]');
+  } else throw new Error(`usage: compose.ts up|down|smoke|lint [${Object.keys(TOPOLOGY).join('|')}]`);
 }
 
 if (require.main === module) {
@@ -203,4 +228,4 @@ if (require.main === module) {
   });
 }
 
-export { APP, compose, containerOf, down, health, up, type Profile };
+export { APP, LB, compose, containerOf, down, health, lbServers, up, type Profile };

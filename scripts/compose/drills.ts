@@ -1,100 +1,469 @@
-// `npm run compose:drills`: failover drills on the compose environment, under steady load from
-// the host through 127.0.0.1. Each drill records every answer and writes its figures to
-// bench/results/compose-drills.json. Not part of CI (see the README): the smoke is.
+// `npm run compose:drills [-- <drill>...]`: failover drills on the compose environment, under
+// steady load from the host through 127.0.0.1. Each drill records every answer, checks what the
+// README promises and writes its figures to bench/results/compose-drills.json.
 //   sentinel  docker kill of the Sentinel master: decisions resume after the promotion, every
 //             answer is a documented one, no request waits over 1 s.
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+//   cluster   docker kill of a Cluster master: identities on the other shards are never refused;
+//             the killed shard's resume after the takeover; login (two policies, two
+//             identities) works afterwards for identities on every shard.
+//   replica   docker stop of the Postgres replica: reads fail over to the primary (every read
+//             answers 200), readiness says "degraded" with the replica named, and reads go back
+//             to the replica once it is started again.
+//   rolling   three app replicas behind HAProxy restarted one at a time under keep-alive load:
+//             no connection error, no non-2xx answer, and a limit shared by the replicas admits
+//             exactly its configured number across the restart.
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import calculateSlot from 'cluster-key-slot';
 import { waitUntil } from '../redis-stack';
-import { APP, containerOf, down, up } from './compose';
+import { APP, LB, containerOf as lookUp, down, lbServers, up } from './compose';
+
+const ROOT = join(__dirname, '..', '..');
+const RESULTS = join(ROOT, 'bench', 'results', 'compose-drills.json');
+/** Behind the published port the app's peer is Docker's gateway: trust it, so that X-Forwarded-For gives each load identity its own bucket. */
+const TRUSTING = { TRUST_PROXY: 'uniquelocal' };
+const POLICIES = (JSON.parse(readFileSync(join(ROOT, 'config', 'policies.example.json'), 'utf8')) as {
+  policies: Record<string, { limit?: number; windowSeconds?: number }>;
+}).policies;
 
 interface Answer {
   readonly sentAt: number;
   readonly ms: number;
   readonly status: number;
   readonly error?: string;
+  /** The load identity (the X-Forwarded-For address) when there is one. */
+  readonly ip?: string;
+  readonly servedBy?: string;
+  /** Retries the load balancer made for it. */
+  readonly retries?: number;
 }
 
-/** `workers` loops of GET `path` until stopped; every answer with its time. */
-function load(path: string, workers: number, t0: number): { stop(): Promise<Answer[]> } {
+interface Request {
+  readonly method?: string;
+  readonly path: string;
+  readonly ip?: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: unknown;
+}
+
+/** One request over a keep-alive agent; never throws (a failure is status 0). */
+function send(base: string, agent: http.Agent, req: Request, t0: number): Promise<Answer> {
+  const sentAt = performance.now() - t0;
+  const payload = req.body === undefined ? undefined : JSON.stringify(req.body);
+  return new Promise((resolve) => {
+    const done = (status: number, error: string | undefined, servedBy?: string, retries?: number) =>
+      resolve({
+        sentAt,
+        ms: performance.now() - t0 - sentAt,
+        status,
+        ...(error === undefined ? {} : { error }),
+        ...(req.ip === undefined ? {} : { ip: req.ip }),
+        ...(servedBy === undefined ? {} : { servedBy }),
+        ...(retries === undefined || Number.isNaN(retries) ? {} : { retries }),
+      });
+    const r = http.request(
+      `${base}${req.path}`,
+      {
+        agent,
+        method: req.method ?? 'GET',
+        timeout: 5_000,
+        headers: {
+          ...(req.ip === undefined ? {} : { 'x-forwarded-for': req.ip }),
+          ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }),
+          ...req.headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let error: string | undefined;
+          try {
+            error = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: string }).error;
+          } catch {
+            error = undefined;
+          }
+          const served = res.headers['x-served-by'];
+          const retries = res.headers['x-retries'];
+          done(res.statusCode ?? 0, typeof error === 'string' ? error : undefined, typeof served === 'string' ? served : undefined, typeof retries === 'string' ? Number(retries) : undefined);
+        });
+        res.on('error', (err) => done(0, String(err)));
+      },
+    );
+    r.on('timeout', () => r.destroy(new Error('no answer in 5 s')));
+    r.on('error', (err) => done(0, String(err)));
+    r.end(payload);
+  });
+}
+
+/** `workers` keep-alive loops, each sending `next(i)` then pausing `pauseMs`, until stopped. */
+function load(base: string, workers: number, next: (worker: number) => Request, t0: number, pauseMs = 5) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: workers });
   const answers: Answer[] = [];
   let running = true;
-  const loops = Array.from({ length: workers }, async () => {
+  const loops = Array.from({ length: workers }, async (_, w) => {
     while (running) {
-      const sentAt = performance.now() - t0;
-      try {
-        const res = await fetch(`${APP}${path}`, { signal: AbortSignal.timeout(5_000) });
-        const body = (await res.json()) as { error?: string };
-        answers.push({ sentAt, ms: performance.now() - t0 - sentAt, status: res.status, ...(body.error === undefined ? {} : { error: body.error }) });
-      } catch (err) {
-        answers.push({ sentAt, ms: performance.now() - t0 - sentAt, status: 0, error: String(err) });
-      }
-      await new Promise((r) => setTimeout(r, 5));
+      answers.push(await send(base, agent, next(w), t0));
+      await new Promise((r) => setTimeout(r, pauseMs));
     }
   });
   return {
-    async stop() {
+    answers,
+    async stop(): Promise<Answer[]> {
       running = false;
       await Promise.all(loops);
+      agent.destroy();
       return answers;
     },
   };
 }
 
-function sentinelMaster(): string {
-  return execFileSync('docker', ['exec', containerOf('sentinel-1'), 'redis-cli', '-p', '26379', 'SENTINEL', 'get-master-addr-by-name', 'mymaster'], { encoding: 'utf8' }).trim().split('\n')[0] ?? '';
+/** A service's container, looked up once (a blocking call) before any load starts: a container keeps its id through stop, start and restart. */
+const containers = new Map<string, string>();
+function containerOf(service: string): string {
+  const id = containers.get(service) ?? lookUp(service);
+  containers.set(service, id);
+  return id;
+}
+const knowContainers = (...services: string[]) => services.forEach(containerOf);
+
+/** docker, without blocking the event loop: the load keeps running (and timing) meanwhile. */
+async function docker(...args: string[]): Promise<string> {
+  return (await promisify(execFile)('docker', args, { encoding: 'utf8', maxBuffer: 1 << 30 })).stdout;
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const since = (t0: number) => performance.now() - t0;
+
+function countBy(answers: readonly Answer[]): Record<string, number> {
+  const by: Record<string, number> = {};
+  for (const a of answers) {
+    const k = `${a.status}${a.error === undefined ? '' : ` ${a.error}`}`;
+    by[k] = (by[k] ?? 0) + 1;
+  }
+  return by;
+}
+
+const slowest = (answers: readonly Answer[]) => Math.round(Math.max(0, ...answers.map((a) => a.ms)));
+const decided = (a: Answer) => a.status === 200 || a.status === 429;
+const documented = (a: Answer) => decided(a) || (a.status === 503 && a.error === 'RATE_LIMITER_UNAVAILABLE');
+/** The n-th load identity: a private address, so that TRUST_PROXY=uniquelocal honours it. */
+const identity = (n: number) => `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+
+function fail(drill: string, why: string, result: unknown): never {
+  throw new Error(`${drill} drill failed (${why}): ${JSON.stringify(result)}`);
+}
+
+// --- Sentinel ---------------------------------------------------------------------------------
+
+async function sentinelMaster(): Promise<string> {
+  return (await docker('exec', containerOf('sentinel-1'), 'redis-cli', '-p', '26379', 'SENTINEL', 'get-master-addr-by-name', 'mymaster')).trim().split('\n')[0] ?? '';
 }
 
 async function sentinelDrill(): Promise<Record<string, unknown>> {
   await up('sentinel');
+  knowContainers('sentinel-1', 'redis-master');
   const t0 = performance.now();
-  const before = sentinelMaster();
-  const traffic = load('/v1/slow?ms=0', 8, t0);
-  await new Promise((r) => setTimeout(r, 3_000));
-  const killedAt = performance.now() - t0;
-  execFileSync('docker', ['kill', containerOf('redis-master')], { stdio: 'ignore' });
+  const before = await sentinelMaster();
+  const traffic = load(APP, 8, () => ({ path: '/v1/slow?ms=0' }), t0);
+  await sleep(3_000);
+  const killedAt = since(t0);
+  await docker('kill', containerOf('redis-master'));
   let promotedAt = 0;
   await waitUntil('a new master', async () => {
-    const now = sentinelMaster();
+    const now = await sentinelMaster();
     if (now !== '' && now !== before) {
-      promotedAt = performance.now() - t0;
+      promotedAt = since(t0);
       return true;
     }
     return false;
   }, 60_000, 50);
-  await new Promise((r) => setTimeout(r, 5_000));
+  await sleep(5_000);
   const answers = await traffic.stop();
-  const byStatus: Record<string, number> = {};
-  for (const a of answers) {
-    const k = `${a.status}${a.error === undefined ? '' : ` ${a.error}`}`;
-    byStatus[k] = (byStatus[k] ?? 0) + 1;
-  }
-  const documented = answers.every((a) => a.status === 200 || a.status === 429 || (a.status === 503 && a.error === 'RATE_LIMITER_UNAVAILABLE'));
-  const resumed = answers.filter((a) => a.sentAt >= promotedAt && (a.status === 200 || a.status === 429)).sort((a, b) => a.sentAt - b.sentAt)[0];
-  const slowest = Math.max(...answers.map((a) => a.ms));
+  const resumed = answers.filter((a) => a.sentAt >= promotedAt && decided(a)).sort((a, b) => a.sentAt - b.sentAt)[0];
   const result = {
     drill: 'sentinel: docker kill of the master under load (8 workers, GET /v1/slow?ms=0, fail closed)',
     requests: answers.length,
-    byStatus,
+    byStatus: countBy(answers),
     promotionMs: Math.round(promotedAt - killedAt),
     firstDecisionAfterPromotionMs: resumed === undefined ? null : Math.round(resumed.sentAt + resumed.ms - promotedAt),
-    slowestMs: Math.round(slowest),
-    onlyDocumentedAnswers: documented,
+    slowestMs: slowest(answers),
+    onlyDocumentedAnswers: answers.every(documented),
   };
-  if (!documented || resumed === undefined || slowest > 1_000) throw new Error(`sentinel drill failed: ${JSON.stringify(result)}`);
+  if (!result.onlyDocumentedAnswers) fail('sentinel', 'an undocumented answer', result);
+  if (resumed === undefined) fail('sentinel', 'no decision after the promotion', result);
+  if (result.slowestMs > 1_000) fail('sentinel', 'a request over 1 s', result);
   return result;
 }
 
+// --- Cluster ----------------------------------------------------------------------------------
+
+interface ClusterNode {
+  readonly id: string;
+  readonly host: string;
+  readonly master: boolean;
+  readonly failed: boolean;
+  readonly masterId: string;
+  readonly ranges: readonly (readonly [number, number])[];
+}
+
+async function clusterNodes(from: string): Promise<ClusterNode[]> {
+  const text = await docker('exec', containerOf(from), 'redis-cli', 'CLUSTER', 'NODES');
+  return text.trim().split('\n').map((line) => {
+    const [id = '', addr = '', flags = '', masterId = '', , , , , ...slots] = line.split(' ');
+    return {
+      id,
+      host: addr.split(',')[1] ?? addr,
+      master: flags.split(',').includes('master'),
+      failed: /fail/.test(flags),
+      masterId,
+      ranges: slots.filter((s) => !s.startsWith('[')).map((s) => {
+        const [a = '0', b = a] = s.split('-');
+        return [Number(a), Number(b)] as const;
+      }),
+    };
+  });
+}
+
+const owns = (node: ClusterNode, slot: number) => node.ranges.some(([a, b]) => slot >= a && slot <= b);
+/** The slot of the public policy's bucket of a load identity (the key's hash tag). */
+const publicSlot = (ip: string) => calculateSlot(`rl:public:{i:${ip}}`);
+
+async function clusterDrill(): Promise<Record<string, unknown>> {
+  await up('cluster', TRUSTING);
+  const nodes = await clusterNodes('redis-node-1');
+  const victim = nodes.find((n) => n.master && n.ranges.length > 0 && n.host !== 'redis-node-1') ?? fail('cluster', 'no master to kill', nodes);
+  const heir = nodes.find((n) => n.masterId === victim.id) ?? fail('cluster', 'the master has no replica', nodes);
+  knowContainers(victim.host, heir.host);
+  const onVictim = (ip: string | undefined) => ip !== undefined && owns(victim, publicSlot(ip));
+
+  // Users for the logins after the takeover, each with a login IP of its own: half whose
+  // login_ip bucket is on the shard about to die, half elsewhere.
+  const post = (path: string, body: unknown, ip: string) =>
+    fetch(`${APP}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': ip }, body: JSON.stringify(body) });
+  const loginIps: string[] = [];
+  for (let n = 200_000; loginIps.length < 8; n++) {
+    const ip = identity(n);
+    const mine = owns(victim, calculateSlot(`rl:login_ip:{i:${ip}}`));
+    if (mine === loginIps.filter((x) => owns(victim, calculateSlot(`rl:login_ip:{i:${x}}`))).length < 4) loginIps.push(ip);
+  }
+  const users = loginIps.map((ip, i) => ({ ip, username: `drill${Date.now().toString(36)}${i}`, password: 'drill-password-1' }));
+  for (const u of users) {
+    const res = await post('/v1/auth/register', { username: u.username, password: u.password }, u.ip);
+    if (res.status !== 201) fail('cluster', `register answered ${res.status}`, await res.text());
+  }
+
+  const t0 = performance.now();
+  let n = 0;
+  const traffic = load(APP, 8, () => ({ path: '/v1/slow?ms=0', ip: identity(n++ % 600) }), t0);
+  await sleep(3_000);
+  const killedAt = since(t0);
+  await docker('kill', containerOf(victim.host));
+  let takenOverAt = 0;
+  await waitUntil(`${heir.host} to take over`, async () => {
+    const now = (await clusterNodes(heir.host)).find((x) => x.id === heir.id);
+    if (now?.master === true && now.ranges.length > 0) {
+      takenOverAt = since(t0);
+      return true;
+    }
+    return false;
+  }, 60_000, 50);
+  await sleep(5_000);
+  const answers = await traffic.stop();
+
+  const logins = await Promise.all(users.map(async (u) => (await post('/v1/auth/login', { username: u.username, password: u.password }, u.ip)).status));
+  const others = answers.filter((a) => !onVictim(a.ip));
+  const victims = answers.filter((a) => onVictim(a.ip));
+  const resumed = victims.filter((a) => a.sentAt >= takenOverAt && decided(a)).sort((a, b) => a.sentAt - b.sentAt)[0];
+  const result = {
+    drill: `cluster: docker kill of master ${victim.host} under load (8 workers, GET /v1/slow?ms=0 from 600 identities, fail closed)`,
+    requests: answers.length,
+    otherShards: { requests: others.length, byStatus: countBy(others) },
+    killedShard: { requests: victims.length, byStatus: countBy(victims) },
+    takeoverMs: Math.round(takenOverAt - killedAt),
+    firstDecisionOnKilledShardAfterTakeoverMs: resumed === undefined ? null : Math.round(resumed.sentAt + resumed.ms - takenOverAt),
+    slowestMs: slowest(answers),
+    loginsAfterTakeover: { attempts: logins.length, ok: logins.filter((s) => s === 200).length, onKilledShard: loginIps.filter((ip) => owns(victim, calculateSlot(`rl:login_ip:{i:${ip}}`))).length },
+  };
+  if (!others.every(decided)) fail('cluster', 'another shard refused or failed a request', result);
+  if (!victims.every(documented)) fail('cluster', 'an undocumented answer', result);
+  if (resumed === undefined) fail('cluster', 'no decision on the killed shard after the takeover', result);
+  if (result.slowestMs > 1_000) fail('cluster', 'a request over 1 s', result);
+  if (result.loginsAfterTakeover.ok !== users.length) fail('cluster', 'a login failed after the takeover', result);
+  return result;
+}
+
+// --- Postgres replica -------------------------------------------------------------------------
+
+async function replicaDrill(): Promise<Record<string, unknown>> {
+  await up('default', TRUSTING);
+  knowContainers('pg-replica');
+  // One user per worker (the authenticated policy is per principal), each with a note.
+  const users = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
+    const ip = identity(300_000 + i);
+    const creds = { username: `replica${Date.now().toString(36)}${i}`, password: 'drill-password-1' };
+    const headers = { 'content-type': 'application/json', 'x-forwarded-for': ip };
+    await fetch(`${APP}/v1/auth/register`, { method: 'POST', headers, body: JSON.stringify(creds) });
+    const token = ((await (await fetch(`${APP}/v1/auth/login`, { method: 'POST', headers, body: JSON.stringify(creds) })).json()) as { token: string }).token;
+    const auth = { authorization: `Bearer ${token}` };
+    await fetch(`${APP}/v1/notes`, { method: 'POST', headers: { ...headers, ...auth }, body: JSON.stringify({ title: 'drill', body: 'x' }) });
+    return auth;
+  }));
+  const replicaXacts = async () =>
+    Number((await docker('exec', containerOf('pg-replica'), 'psql', '-U', 'postgres', '-d', 'app', '-tAc', "select xact_commit + xact_rollback from pg_stat_database where datname = 'app'")).trim());
+
+  const t0 = performance.now();
+  const readiness: { at: number; status: number; body: Record<string, unknown> }[] = [];
+  let probing = true;
+  const prober = (async () => {
+    while (probing) {
+      try {
+        const res = await fetch(`${APP}/health/ready`, { signal: AbortSignal.timeout(3_000) });
+        readiness.push({ at: since(t0), status: res.status, body: (await res.json()) as Record<string, unknown> });
+      } catch (err) {
+        readiness.push({ at: since(t0), status: 0, body: { error: String(err) } });
+      }
+      await sleep(250);
+    }
+  })();
+  // Each worker reads its own notes, about 10 a second (the authenticated policy allows 20).
+  const traffic = load(APP, users.length, (w) => ({ path: '/v1/notes', headers: users[w] as Record<string, string> }), t0, 100);
+  await sleep(3_000);
+  const stoppedAt = since(t0);
+  await docker('stop', containerOf('pg-replica'));
+  const stopDone = since(t0);
+  await sleep(8_000);
+  const startedAt = since(t0);
+  await docker('start', containerOf('pg-replica'));
+  await waitUntil('the replica to be healthy', async () => (await docker('inspect', '-f', '{{.State.Health.Status}}', containerOf('pg-replica'))).trim() === 'healthy', 60_000, 250);
+  const healthyAt = since(t0);
+  const xactsBefore = await replicaXacts();
+  // Reads return to the replica once the fallback period (5 s) is over.
+  await sleep(7_000);
+  const readsBack = (await replicaXacts()) - xactsBefore;
+  const answers = await traffic.stop();
+  probing = false;
+  await prober;
+
+  const down = readiness.filter((r) => r.at > stopDone && r.at < startedAt);
+  const degraded = down.filter((r) => r.status === 200 && r.body['status'] === 'degraded' && r.body['db'] === 'connected' && r.body['db_replica'] === 'disconnected');
+  const last = readiness[readiness.length - 1];
+  const during = answers.filter((a) => a.sentAt >= stoppedAt && a.sentAt < healthyAt);
+  const result = {
+    drill: 'postgres replica: docker stop of pg-replica for 8 s under read load (6 users, GET /v1/notes ~10/s each)',
+    requests: answers.length,
+    byStatus: countBy(answers),
+    readsWhileReplicaDown: { requests: during.length, byStatus: countBy(during) },
+    slowestMs: slowest(answers),
+    readiness: {
+      probesWhileDown: down.length,
+      degraded: degraded.length,
+      example: degraded[0]?.body ?? down[0]?.body ?? null,
+      afterRestart: last?.body ?? null,
+    },
+    replicaTransactionsAfterRestart: readsBack,
+  };
+  if (!answers.every((a) => a.status === 200)) fail('replica', 'a read did not answer 200', result);
+  if (down.length === 0 || degraded.length !== down.length) fail('replica', 'readiness did not say degraded with db_replica disconnected', result);
+  if (last?.status !== 200 || last.body['status'] !== 'healthy') fail('replica', 'readiness not healthy after the restart', result);
+  if (readsBack <= 0) fail('replica', 'reads did not return to the replica', result);
+  return result;
+}
+
+// --- Rolling restart --------------------------------------------------------------------------
+
+async function rollingDrill(): Promise<Record<string, unknown>> {
+  await up('rolling', TRUSTING);
+  knowContainers('app', 'app-2', 'app-3');
+  const loginIp = POLICIES['login_ip'] ?? fail('rolling', 'no login_ip policy', POLICIES);
+  const limit = loginIp.limit ?? 0;
+  const windowMs = (loginIp.windowSeconds ?? 0) * 1000;
+  const t0 = performance.now();
+  let n = 0;
+  // Keep-alive load through the load balancer, each request from one of 1,000 identities.
+  const traffic = load(LB, 8, () => ({ path: '/v1/slow?ms=20', ip: identity(400_000 + (n++ % 1_000)) }), t0);
+  // The shared limit: login attempts from one address (unknown users: 401 when admitted), one
+  // a second, spread over the whole restart. login_ip admits `limit` per window on all replicas together.
+  let attempt = 0;
+  const limited = load(LB, 1, () => ({ method: 'POST', path: '/v1/auth/login', ip: '10.250.0.1', body: { username: `ghost-${attempt++}`, password: 'not-a-password' } }), t0, 1_000);
+  await sleep(2_000);
+  const restarts: Record<string, unknown>[] = [];
+  for (const service of ['app', 'app-2', 'app-3']) {
+    const began = since(t0);
+    await docker('restart', '-t', '40', containerOf(service));
+    const restarted = since(t0);
+    await waitUntil('the load balancer to see three replicas up', async () => (await lbServers()).every((s) => s.status === 'UP'), 60_000, 100);
+    restarts.push({ service, stopAndStartMs: Math.round(restarted - began), backInRotationMs: Math.round(since(t0) - began) });
+  }
+  await sleep(2_000);
+  const answers = await traffic.stop();
+  const logins = await limited.stop();
+  const elapsed = since(t0);
+  // What the replicas themselves answered other than 200 and 401 (a retried 503 never reaches the client).
+  const answeredByApps: Record<string, number> = {};
+  const drained = ['app', 'app-2', 'app-3'].map((s) => {
+    const logs = execFileSync('docker', ['logs', containerOf(s)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 }).split('\n');
+    for (const l of logs) {
+      const status = /"statusCode":(\d+)/.exec(l)?.[1];
+      if (status !== undefined && status !== '200' && status !== '401') {
+        // The body is not logged; Retry-After tells rampart's 503s apart (5: shutting down, 1: limiter unavailable).
+        const retryAfter = status === '503' ? /"retry-after":"(\d+)"/.exec(l)?.[1] : undefined;
+        const key = `${s} ${status}${retryAfter === undefined ? '' : ` retry-after=${retryAfter}`} ${/"url":"([^"?]+)/.exec(l)?.[1] ?? ''}`;
+        answeredByApps[key] = (answeredByApps[key] ?? 0) + 1;
+      }
+    }
+    return logs.filter((l) => l.includes('"msg":"shutdown complete"') && l.includes('"exitCode":0')).length;
+  });
+  const perReplica: Record<string, number> = {};
+  for (const a of answers) perReplica[a.servedBy ?? 'none'] = (perReplica[a.servedBy ?? 'none'] ?? 0) + 1;
+  const admitted = logins.filter((a) => a.status === 401);
+  const result = {
+    drill: 'rolling restart: app, app-2, app-3 behind HAProxy restarted one at a time (docker restart) under keep-alive load (8 workers, GET /v1/slow?ms=20 through the load balancer)',
+    elapsedMs: Math.round(elapsed),
+    restarts,
+    load: { requests: answers.length, retriedByTheLoadBalancer: answers.filter((a) => (a.retries ?? 0) > 0).length, byStatus: countBy(answers), connectionErrors: answers.filter((a) => a.status === 0).length, non2xx: answers.filter((a) => a.status !== 200).length, perReplica, slowestMs: slowest(answers) },
+    sharedLimit: { policy: `login_ip (${limit} per ${windowMs / 1000} s)`, attempts: logins.length, retriedByTheLoadBalancer: logins.filter((a) => (a.retries ?? 0) > 0).length, admitted: admitted.length, byStatus: countBy(logins), admittedBy: countBy(admitted.map((a) => ({ ...a, status: 0, error: a.servedBy ?? 'none' }))) },
+    cleanShutdowns: drained,
+    answeredByApps,
+  };
+  if (elapsed >= windowMs) fail('rolling', 'the restart outlasted the limit window: admission is not comparable', result);
+  if (result.load.connectionErrors !== 0 || result.load.non2xx !== 0) fail('rolling', 'a failed request', result);
+  if (logins.length <= limit || admitted.length !== limit || !logins.every((a) => a.status === 401 || a.status === 429)) fail('rolling', 'the shared limit did not admit exactly its number', result);
+  if (drained.some((d) => d < 1)) fail('rolling', 'a replica did not drain to exit 0', result);
+  return result;
+}
+
+const DRILLS = { sentinel: sentinelDrill, cluster: clusterDrill, replica: replicaDrill, rolling: rollingDrill } as const;
+
 async function main(): Promise<void> {
   const keepAlive = setInterval(() => undefined, 1_000);
+  const names = process.argv.slice(2);
+  for (const name of names) if (!(name in DRILLS)) throw new Error(`unknown drill ${name}: ${Object.keys(DRILLS).join(', ')}`);
   const results: Record<string, unknown>[] = [];
   try {
-    results.push(await sentinelDrill());
-    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-    writeFileSync(join(__dirname, '..', '..', 'bench', 'results', 'compose-drills.json'), `${JSON.stringify({ measuredAt: new Date().toISOString(), results }, null, 2)}\n`);
+    for (const name of (names.length > 0 ? names : Object.keys(DRILLS)) as (keyof typeof DRILLS)[]) {
+      const started = Date.now();
+      try {
+        results.push({ ...(await DRILLS[name]()), seconds: Math.round((Date.now() - started) / 1000), measuredAt: new Date().toISOString() });
+      } finally {
+        down();
+        containers.clear();
+      }
+      process.stdout.write(`[drills] ${name}: ${JSON.stringify(results[results.length - 1])}\n`);
+    }
+    // A run of some drills keeps the other drills' last figures.
+    let previous: Record<string, unknown>[] = [];
+    try {
+      previous = (JSON.parse(readFileSync(RESULTS, 'utf8')) as { results: Record<string, unknown>[] }).results;
+    } catch {
+      previous = [];
+    }
+    const kind = (r: Record<string, unknown>) => String(r['drill']).split(':')[0];
+    const merged = [...previous.filter((p) => !results.some((r) => kind(r) === kind(p))), ...results];
+    writeFileSync(RESULTS, `${JSON.stringify({ results: merged }, null, 2)}\n`);
   } finally {
-    down();
     clearInterval(keepAlive);
   }
 }

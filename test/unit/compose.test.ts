@@ -9,6 +9,7 @@ const COMPOSE_DIR = join(ROOT, 'compose');
 
 interface Service {
   image?: string;
+  stop_grace_period?: string;
   build?: unknown;
   profiles?: string[];
   ports?: string[];
@@ -31,6 +32,7 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     const inProfile = (p: string) => Object.entries(services).filter(([, s]) => s.profiles?.includes(p)).map(([n]) => n).sort();
     assert.deepEqual(inProfile('sentinel'), ['redis-master', 'redis-replica-1', 'redis-replica-2', 'sentinel-1', 'sentinel-2', 'sentinel-3']);
     assert.deepEqual(inProfile('cluster'), ['redis-cluster-init', 'redis-node-1', 'redis-node-2', 'redis-node-3', 'redis-node-4', 'redis-node-5', 'redis-node-6']);
+    assert.deepEqual(inProfile('rolling'), ['app-2', 'app-3', 'lb']);
     assert.match(withDefaults(services['jaeger']?.image ?? ''), /^jaegertracing\/jaeger:2\./);
     const jaegerPorts = (services['jaeger']?.ports ?? []).map((p) => withDefaults(p).split(':')[2]);
     assert.deepEqual(jaegerPorts.sort(), ['16686', '4317', '4318']);
@@ -115,6 +117,29 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     assert.equal(config.mode, 'prod');
     assert.equal(config.rateLimit.backend, 'redis');
     assert.equal(config.tracing.endpoint, 'http://jaeger:4318');
+  });
+
+  it('rolling: three identical app replicas behind a load balancer that checks readiness faster than the apps stop, and retries only what was not carried out', () => {
+    const app = services['app'] as Service;
+    for (const name of ['app-2', 'app-3']) {
+      const { profiles: _p, ports: _ports, ...replica } = services[name] as Service;
+      const { ports: _appPorts, ...first } = app;
+      assert.deepEqual(replica, first, `${name} is the app's definition`);
+      assert.equal(services[name]?.ports, undefined, `${name} is reached through the load balancer only`);
+    }
+    const env = app.environment ?? {};
+    const delayMs = Number(env['SHUTDOWN_DELAY_MS']);
+    const drainMs = Number(env['SHUTDOWN_DRAIN_TIMEOUT_MS']);
+    const graceMs = Number(/^(\d+)s$/.exec(app.stop_grace_period ?? '')?.[1]) * 1000;
+    assert.ok(graceMs > delayMs + drainMs, `stop_grace_period ${app.stop_grace_period} leaves room for the delay and the drain`);
+    const cfg = readFileSync(join(COMPOSE_DIR, 'haproxy.cfg'), 'utf8');
+    assert.match(cfg, /http-check send meth GET uri \/health\/ready /);
+    const [, inter, fall] = /default-server check inter (\d+)s fall (\d+)/.exec(cfg) ?? [];
+    assert.ok(Number(inter) * 1000 * Number(fall) * 2 <= delayMs, `the load balancer notices a stopping app (inter ${inter}s x fall ${fall}) well inside SHUTDOWN_DELAY_MS ${delayMs}`);
+    const retryOn = /^\s*retry-on (.+)$/m.exec(cfg)?.[1]?.split(/\s+/) ?? [];
+    assert.ok(retryOn.includes('503') && retryOn.includes('conn-failure'), retryOn.join(' '));
+    assert.ok(!retryOn.includes('response-timeout') && !retryOn.includes('all-retryable-errors'), 'a request that may have been carried out is never sent twice');
+    for (const server of ['app', 'app-2', 'app-3']) assert.match(cfg, new RegExp(`^\\s*server \\S+ ${server}:8000$`, 'm'));
   });
 
   it('documents REDIS_URL values for each topology that the URL parser accepts', () => {
