@@ -17,12 +17,12 @@ type Profile = 'default' | 'sentinel' | 'cluster' | 'rolling';
 const TOPOLOGY: Readonly<Record<Profile, { url: string; services: readonly string[]; scheme: string }>> = {
   default: { url: 'redis://limiter:limiter@redis:6379', services: ['redis'], scheme: 'redis:' },
   sentinel: {
-    url: 'redis+sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/mymaster',
+    url: 'redis+sentinel://limiter:limiter@sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/mymaster',
     services: ['redis-master', 'redis-replica-1', 'redis-replica-2', 'sentinel-1', 'sentinel-2', 'sentinel-3'],
     scheme: 'redis+sentinel:',
   },
   cluster: {
-    url: 'redis+cluster://redis-node-1:6379,redis-node-2:6379,redis-node-3:6379',
+    url: 'redis+cluster://limiter:limiter@redis-node-1:6379,redis-node-2:6379,redis-node-3:6379',
     services: ['redis-node-1', 'redis-node-2', 'redis-node-3', 'redis-node-4', 'redis-node-5', 'redis-node-6', 'redis-cluster-init'],
     scheme: 'redis+cluster:',
   },
@@ -166,13 +166,18 @@ async function smoke(profile: Profile): Promise<void> {
   const body = limited === undefined ? {} : await json(limited);
   check(limited !== undefined && body['error'] === 'RATE_LIMITED' && Number(limited.headers.get('retry-after')) >= 1 && /"public";r=0;/.test(String(limited.headers.get('ratelimit'))), '429 RATE_LIMITED with Retry-After and RateLimit', body);
 
-  if (profile === 'default') {
-    // The key the limiter wrote, read as the limiter's own ACL user (GET is in its rights).
+  {
+    // The key the limiter wrote, read as the limiter's own ACL user (GET is in its rights), on
+    // the profile's master (on Cluster, following MOVED); and the default user is off there.
+    const node = profile === 'sentinel' ? 'redis-master' : profile === 'cluster' ? 'redis-node-1' : 'redis';
+    const cli = (...args: string[]) =>
+      execFileSync('docker', ['exec', containerOf(node), 'redis-cli', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
     const gateway = execFileSync('docker', ['network', 'inspect', `${PROJECT}_ha`, '-f', '{{(index .IPAM.Config 0).Gateway}}'], { encoding: 'utf8' }).trim();
     // /v1/status overrides the public bucket's numbers (policies.example.json): its own key.
     const key = `rl:public@status:{i:${gateway}}`;
-    const tat = execFileSync('docker', ['exec', containerOf('redis'), 'redis-cli', '--user', 'limiter', '--pass', 'limiter', '--no-auth-warning', 'GET', key], { encoding: 'utf8' }).trim();
-    check(/^\d{16,}$/.test(tat), `RateLimit key ${key} in Redis (TAT ${tat} µs)`);
+    const tat = cli(...(profile === 'cluster' ? ['-c'] : []), '--user', 'limiter', '--pass', 'limiter', '--no-auth-warning', 'GET', key);
+    check(/^\d{16,}$/.test(tat), `RateLimit key ${key} in Redis, read as the limiter's ACL user (TAT ${tat} µs)`);
+    check(/NOAUTH/.test(cli('PING')), `${node}: the default user is off (PING without a user: NOAUTH)`);
   }
 
   await waitUntil('spans at the OTLP endpoint', async () => {

@@ -210,7 +210,7 @@ interface ClusterNode {
 }
 
 async function clusterNodes(from: string): Promise<ClusterNode[]> {
-  const text = await docker('exec', containerOf(from), 'redis-cli', 'CLUSTER', 'NODES');
+  const text = await docker('exec', containerOf(from), 'sh', '-c', 'redis-cli --user admin --pass "$REDIS_ADMIN_PASSWORD" --no-auth-warning CLUSTER NODES');
   return text.trim().split('\n').map((line) => {
     const [id = '', addr = '', flags = '', masterId = '', , , , , ...slots] = line.split(' ');
     return {
@@ -392,7 +392,7 @@ async function rollingDrill(): Promise<Record<string, unknown>> {
   const restarts: Record<string, unknown>[] = [];
   for (const service of ['app', 'app-2', 'app-3']) {
     const began = since(t0);
-    await docker('restart', '-t', '40', containerOf(service));
+    await docker('restart', '-t', '45', containerOf(service)); // the compose file's stop_grace_period
     const restarted = since(t0);
     await waitUntil('the load balancer to see three replicas up', async () => (await lbServers()).every((s) => s.status === 'UP'), 60_000, 100);
     restarts.push({ service, stopAndStartMs: Math.round(restarted - began), backInRotationMs: Math.round(since(t0) - began) });

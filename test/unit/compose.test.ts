@@ -98,6 +98,33 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     assert.ok(joined.includes(documented), `compose grants exactly the README's commands: ${documented}`);
   });
 
+  it('Sentinel and Cluster data nodes: the default user off, the limiter with the README\'s ACL, replication and health checks as users of their own', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const documented = /ACL SETUSER limiter on >secret ~rl:\* (-@all(?: \+\S+)+)/.exec(readme)?.[1];
+    const clusterExtra = /On Cluster add `([^`]+)`/.exec(readme)?.[1];
+    assert.ok(documented !== undefined && clusterExtra !== undefined);
+    const script = readFileSync(join(ROOT, 'redis', 'acl-entrypoint.sh'), 'utf8');
+    assert.match(script, /^user default off$/m);
+    const limiterLine = /^user limiter on >\$\{REDIS_LIMITER_PASSWORD\} ~rl:\* resetchannels (.+)$/m.exec(script)?.[1] ?? '';
+    assert.ok(limiterLine.startsWith(documented), `the limiter gets exactly the README's commands: ${limiterLine}`);
+    assert.match(script, /--masteruser replica --masterauth/);
+    const dataNodes = Object.entries(services).filter(([n, s]) => /^redis-(master|replica-\d|node-\d)$/.test(n) && s.profiles !== undefined);
+    assert.equal(dataNodes.length, 9);
+    for (const [name, s] of dataNodes) {
+      const svc = s as Service & { entrypoint?: string[] };
+      assert.deepEqual(svc.entrypoint, ['sh', '/redis-acl/acl-entrypoint.sh'], name);
+      assert.match(JSON.stringify(svc.healthcheck), /--user admin/, `${name}: health checked as admin (the default user is off)`);
+      const extra = svc.environment?.['REDIS_LIMITER_EXTRA'];
+      assert.equal(extra, s.profiles?.includes('cluster') ? clusterExtra : undefined, `${name}: the Cluster commands on Cluster nodes only`);
+    }
+    for (const n of [1, 2, 3]) assert.ok(services[`sentinel-${n}`]?.environment?.['REDIS_SENTINEL_PASSWORD'] !== undefined);
+    assert.match(readFileSync(join(ROOT, 'sentinel', 'entrypoint.sh'), 'utf8'), /sentinel auth-user mymaster sentinel/);
+    const example = readFileSync(join(COMPOSE_DIR, '.env.example'), 'utf8');
+    for (const url of [...example.matchAll(/REDIS_URL=(\S+)/g)].map((m) => m[1] as string)) {
+      assert.equal(parseRedisUrl(url).username, 'limiter', url);
+    }
+  });
+
   it('publishes each host port once, and mounts only files that exist', () => {
     const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => withDefaults(p).split(':')[1]));
     assert.equal(new Set(hostPorts).size, hostPorts.length, `duplicate host ports: ${hostPorts.join(', ')}`);
@@ -131,7 +158,8 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     const delayMs = Number(env['SHUTDOWN_DELAY_MS']);
     const drainMs = Number(env['SHUTDOWN_DRAIN_TIMEOUT_MS']);
     const graceMs = Number(/^(\d+)s$/.exec(app.stop_grace_period ?? '')?.[1]) * 1000;
-    assert.ok(graceMs > delayMs + drainMs, `stop_grace_period ${app.stop_grace_period} leaves room for the delay and the drain`);
+    // The worst case of the README's shutdown sequence: delay, drain, 250 ms linger, three cleanup phases of 5 s.
+    assert.ok(graceMs > delayMs + drainMs + 250 + 3 * 5_000, `stop_grace_period ${app.stop_grace_period} leaves room for the whole shutdown`);
     const cfg = readFileSync(join(COMPOSE_DIR, 'haproxy.cfg'), 'utf8');
     assert.match(cfg, /http-check send meth GET uri \/health\/ready /);
     const [, inter, fall] = /default-server check inter (\d+)s fall (\d+)/.exec(cfg) ?? [];
