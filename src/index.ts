@@ -17,12 +17,15 @@ export type { ErrorBody, ErrorCode, ErrorHandlerOptions, SendErrorOptions } from
 export { REQUEST_ID_HEADER, REQUEST_ID_PATTERN, requestId, requestIdFor, requestIdOf } from './request-id';
 
 // Configuration: the only reader of process.env. `loadTracingConfig` reads the tracing
-// variables alone (what the tracing preload uses); `loadConfig` reads them all.
+// variables alone (what the tracing preload uses); `loadConfig` reads them all;
+// `loadPolicyFile` reads the file RATE_LIMIT_POLICIES_FILE names.
 export {
   CONFIG_DEFAULTS,
   CONFIG_VARIABLES,
   ConfigError,
+  defaultPolicies,
   loadConfig,
+  loadPolicyFile,
   loadTracingConfig,
   TRACING_CONFIG_VARIABLES,
   tracingEnabled,
@@ -61,11 +64,11 @@ export {
   createRateLimiter,
   createRedisStore,
   REDIS_STORE_DEFAULTS,
-  defaultPolicies,
   isStoreMisuse,
   ipIdentity,
-  loadPolicyFile,
   MEMORY_STORE_DEFAULTS,
+  parsePolicySet,
+  PolicyError,
   rateLimit,
   RATE_LIMITER_DEFAULTS,
   safeIdentity,

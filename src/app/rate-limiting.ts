@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import {
-  ConfigError,
   createMemoryStore,
   createRateLimiter,
   closeRedisClient,
@@ -64,11 +63,9 @@ export function createRateLimiting(config: Config, logger: Logger, metrics?: Met
       onBackendError: (err) => logger.warn({ err: { message: err.message } }, 'rate limiter backend failed'),
     });
   } catch (err) {
+    // The policies file was checked when it was loaded: what remains is a bug of the app.
     redis?.disconnect();
     void store.close();
-    if (err instanceof TypeError && rl.policiesFile !== undefined) {
-      throw new ConfigError('RATE_LIMIT_POLICIES_FILE', `RATE_LIMIT_POLICIES_FILE (${rl.policiesFile}): ${err.message}. Fix: correct the file.`);
-    }
     throw err;
   }
 

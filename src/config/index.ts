@@ -4,3 +4,4 @@ export type { Config, LogLevel, Mode, TrustProxy } from './load-config';
 export { loadTracingConfig, TRACING_CONFIG_VARIABLES, tracingEnabled } from './tracing-config';
 export type { OtlpProtocol, TraceSampler, TracingConfig } from './tracing-config';
 export { ConfigError } from './variables';
+export { defaultPolicies, loadPolicyFile } from './policies-file';

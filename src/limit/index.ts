@@ -14,8 +14,8 @@ export type {
 } from './rate-limiter';
 export type { HeaderForm } from './headers';
 export { customIdentity, ipIdentity, safeIdentity } from './keys';
-export { defaultPolicies, loadPolicyFile } from './policy-file';
-export type { PolicySet } from './policy-file';
+export { parsePolicySet, PolicyError } from './policy-set';
+export type { PolicySet } from './policy-set';
 export type {
   CallGuard,
   Check,

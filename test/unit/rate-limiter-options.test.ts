@@ -1,18 +1,12 @@
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import express from 'express';
 import request from 'supertest';
 import {
   REDIS_CLIENT_DEFAULTS,
   REDIS_STORE_DEFAULTS,
-  ConfigError,
   createMemoryStore,
   createMetrics,
   createRateLimiter,
-  defaultPolicies,
-  loadPolicyFile,
   RATE_LIMITER_DEFAULTS,
   type HeaderForm,
   type PolicyOptions,
@@ -56,15 +50,6 @@ describe('rate limiter options', () => {
       errorLogIntervalMs: 10_000,
     });
     assert.deepEqual(REDIS_STORE_DEFAULTS, { maxBatch: 128, topologyRefreshMs: 100, topologyWatchMs: 10_000 });
-  });
-
-  it('pins the default policies', () => {
-    assert.deepEqual(defaultPolicies(5, 10), {
-      public: { algorithm: 'token_bucket', rps: 5, burst: 10, key: 'ip', failMode: 'closed' },
-      authenticated: { algorithm: 'token_bucket', rps: 5, burst: 10, key: 'principal', failMode: 'closed' },
-      login_ip: { algorithm: 'sliding_window', limit: 20, windowSeconds: 60, key: 'ip', failMode: 'closed' },
-      login_credential: { algorithm: 'sliding_window', limit: 5, windowSeconds: 60, key: 'credential', failMode: 'closed' },
-    });
   });
 
   it('refuses bad options when built, never per request', () => {
@@ -181,79 +166,6 @@ describe('rate limiter options', () => {
       assert.equal((await request(app).get('/many')).status, 429);
       assert.equal((await request(app).get('/elsewhere')).status, 200);
       await limiter.close();
-    });
-  });
-
-  describe('loadPolicyFile', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rampart-policies-'));
-    const write = (name: string, content: string) => {
-      const path = join(dir, name);
-      writeFileSync(path, content);
-      return path;
-    };
-    const defaults = defaultPolicies(5, 10);
-
-    it('merges the file over the defaults and keeps its surfaces', () => {
-      const path = write(
-        'ok.json',
-        JSON.stringify({
-          policies: { public: { algorithm: 'token_bucket', rps: 50, burst: 100 }, api: { algorithm: 'sliding_window', limit: 10, windowSeconds: 1, key: 'credential', failMode: 'open' } },
-          surfaces: [{ surface_id: 'api', method: 'POST', path: '/api*', policies: ['api', 'login_ip'], rate_limit_rps: 3 }],
-        }),
-      );
-      const set = loadPolicyFile(path, defaults);
-      assert.deepEqual(set.policies['public'], { algorithm: 'token_bucket', rps: 50, burst: 100 });
-      assert.deepEqual(set.policies['login_ip'], defaults['login_ip']);
-      assert.equal(set.policies['api']?.failMode, 'open');
-      assert.deepEqual(set.surfaces, [{ surface_id: 'api', method: 'POST', path: '/api*', policies: ['api', 'login_ip'], rate_limit_rps: 3 }]);
-      assert.equal(loadPolicyFile(write('nosurf.json', '{}'), defaults).surfaces, undefined);
-    });
-
-    const mistakes: ReadonlyArray<readonly [string, string, RegExp]> = [
-      ['not JSON', '{policies:', /is not valid JSON/],
-      ['unknown top-level field', '{"polices":{}}', /the top level: Unrecognized key/],
-      ['unknown algorithm', '{"policies":{"x":{"algorithm":"leaky","rps":1}}}', /policies\.x\.algorithm/],
-      ['negative rps', '{"policies":{"x":{"algorithm":"token_bucket","rps":-1,"burst":2}}}', /policies\.x\.rps/],
-      ['fractional burst', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":2.5}}}', /policies\.x\.burst/],
-      ['string limit', '{"policies":{"x":{"algorithm":"sliding_window","limit":"5","windowSeconds":60}}}', /policies\.x\.limit/],
-      ['missing window', '{"policies":{"x":{"algorithm":"sliding_window","limit":5}}}', /policies\.x\.windowSeconds/],
-      ['bad key kind', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":1,"key":"cookie"}}}', /policies\.x\.key/],
-      ['bad fail mode', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":1,"failMode":"sometimes"}}}', /policies\.x\.failMode/],
-      ['extra policy field', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":1,"burts":3}}}', /policies\.x: Unrecognized key/],
-      ['upper-case name', '{"policies":{"Public":{"algorithm":"token_bucket","rps":1,"burst":1}}}', /policies\.Public/],
-      ['surface without path', '{"surfaces":[{"surface_id":"s","policies":["public"]}]}', /surfaces\.0\.path/],
-      ['relative path', '{"surfaces":[{"surface_id":"s","path":"v1","policies":["public"]}]}', /surfaces\.0\.path/],
-      ['unknown policy', '{"surfaces":[{"surface_id":"s","path":"/v1","policies":["nope"]}]}', /surfaces\.0\.policies: unknown policy "nope"/],
-      ['empty policies', '{"surfaces":[{"surface_id":"s","path":"/v1","policies":[]}]}', /surfaces\.0\.policies/],
-      ['duplicate id', '{"surfaces":[{"surface_id":"s","path":"/a","policies":["public"]},{"surface_id":"s","path":"/b","policies":["public"]}]}', /surfaces\.1\.surface_id: "s" is used twice/],
-      ['bad method', '{"surfaces":[{"surface_id":"s","method":"GE T","path":"/a","policies":["public"]}]}', /surfaces\.0\.method/],
-      ['empty file', '', /is not valid JSON/],
-      ['top-level array', '[]', /the top level/],
-      ['top-level null', 'null', /the top level/],
-      ['zero window', '{"policies":{"x":{"algorithm":"sliding_window","limit":5,"windowSeconds":0}}}', /policies\.x\.windowSeconds/],
-      ['infinite rps', '{"policies":{"x":{"algorithm":"token_bucket","rps":1e400,"burst":2}}}', /policies\.x\.rps/],
-      ['quote in a name', '{"policies":{"a\\"b":{"algorithm":"token_bucket","rps":1,"burst":1}}}', /policies\.a"b/],
-      ['brace in a name', '{"policies":{"a{b}":{"algorithm":"token_bucket","rps":1,"burst":1}}}', /policies\.a\{b\}/],
-      ['negative override', '{"surfaces":[{"surface_id":"s","path":"/a","policies":["public"],"rate_limit_rps":-5}]}', /surfaces\.0\.rate_limit_rps/],
-      ['policies as a list', '{"policies":[{"algorithm":"token_bucket","rps":1,"burst":1}]}', /policies/],
-      ['surface id with a brace', '{"surfaces":[{"surface_id":"s}","path":"/a","policies":["public"]}]}', /surfaces\.0\.surface_id/],
-    ];
-    for (const [what, content, pattern] of mistakes) {
-      it(`refuses a file with ${what}, naming the place and RATE_LIMIT_POLICIES_FILE`, () => {
-        const path = write(`${what.replace(/\W+/g, '-')}.json`, content);
-        assert.throws(() => loadPolicyFile(path, defaults), (err: unknown) => {
-          assert.ok(err instanceof ConfigError);
-          assert.equal(err.variable, 'RATE_LIMIT_POLICIES_FILE');
-          assert.match(err.message, pattern);
-          assert.match(err.message, /Fix: /);
-          assert.ok(!err.message.includes('\n'));
-          return true;
-        });
-      });
-    }
-
-    it('refuses a missing file', () => {
-      assert.throws(() => loadPolicyFile(join(dir, 'absent.json'), defaults), /cannot be read \(ENOENT\)/);
     });
   });
 });

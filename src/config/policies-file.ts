@@ -1,0 +1,50 @@
+import { readFileSync } from 'node:fs';
+import { parsePolicySet, PolicyError, type PolicyOptions, type PolicySet } from '../limit';
+import { ConfigError } from './variables';
+
+/**
+ * The policies every deployment has without a file: `public` (per IP) and `authenticated`
+ * (per principal) token buckets at `RATE_LIMIT_DEFAULT_RPS` / `RATE_LIMIT_DEFAULT_BURST`;
+ * `login_ip` (20 per minute per IP) and `login_credential` (5 per minute per username) sliding
+ * windows. All fail closed.
+ */
+export function defaultPolicies(rps: number, burst: number): Record<string, PolicyOptions> {
+  return {
+    public: { algorithm: 'token_bucket', rps, burst, key: 'ip', failMode: 'closed' },
+    authenticated: { algorithm: 'token_bucket', rps, burst, key: 'principal', failMode: 'closed' },
+    login_ip: { algorithm: 'sliding_window', limit: 20, windowSeconds: 60, key: 'ip', failMode: 'closed' },
+    login_credential: { algorithm: 'sliding_window', limit: 5, windowSeconds: 60, key: 'credential', failMode: 'closed' },
+  };
+}
+
+/**
+ * Reads `RATE_LIMIT_POLICIES_FILE` and validates it (`parsePolicySet`); its policies replace
+ * the defaults of the same name. Every mistake throws `ConfigError` naming the variable, the
+ * place in the file and what was expected.
+ */
+export function loadPolicyFile(path: string, defaults: Readonly<Record<string, PolicyOptions>>): PolicySet {
+  const fail = (what: string): never => {
+    throw new ConfigError(
+      'RATE_LIMIT_POLICIES_FILE',
+      `RATE_LIMIT_POLICIES_FILE (${path}): ${what}. Fix: correct the file (see config/policies.example.json) or unset RATE_LIMIT_POLICIES_FILE.`,
+    );
+  };
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    return fail(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return fail(`is not valid JSON (${(err as Error).message})`);
+  }
+  try {
+    return parsePolicySet(json, defaults);
+  } catch (err) {
+    if (err instanceof PolicyError) return fail(err.message);
+    throw err;
+  }
+}

@@ -1,0 +1,51 @@
+import type { Request, Response } from 'express';
+import { customIdentity, digest, ipIdentity, safeIdentity } from './keys';
+import type { KeyFunction, KeyKind } from './types';
+
+/** The identity part of a bucket's key (`i:`, `p:`, `c:` or a custom value) for one request. */
+export type IdentityOf = (req: Request, res: Response) => string;
+
+/** The default principal: `res.locals.principal.id`, then `req.user.id`. */
+export function defaultPrincipal(req: Request, res: Response): string | undefined {
+  const fromLocals = (res.locals['principal'] as { id?: unknown } | undefined)?.id;
+  if (typeof fromLocals === 'string' || typeof fromLocals === 'number') return String(fromLocals);
+  const fromUser = (req as Request & { user?: { id?: unknown } }).user?.id;
+  return typeof fromUser === 'string' || typeof fromUser === 'number' ? String(fromUser) : undefined;
+}
+
+/** The default credential: `X-API-Key`, then a JSON body's `username` (lower-cased). */
+export function defaultCredential(req: Request): string | undefined {
+  const apiKey = req.headers['x-api-key'];
+  if (typeof apiKey === 'string' && apiKey !== '') return apiKey;
+  const username = (req.body as { username?: unknown } | undefined)?.username;
+  return typeof username === 'string' && username !== '' ? username.toLowerCase() : undefined;
+}
+
+/** How each kind of key finds a request's identity; every kind falls back to the client IP. */
+export interface Identities {
+  readonly builtIn: Readonly<Record<KeyKind, IdentityOf>>;
+  custom(key: KeyFunction): IdentityOf;
+}
+
+export function identities(ipv6Subnet: number, principal: KeyFunction = defaultPrincipal, credential: KeyFunction = defaultCredential): Identities {
+  const ipOf = (req: Request) => `i:${ipIdentity(req.ip ?? req.socket.remoteAddress, ipv6Subnet)}`;
+  return {
+    builtIn: {
+      ip: ipOf,
+      principal: (req, res) => {
+        const p = principal(req, res);
+        return p === undefined ? ipOf(req) : `p:${safeIdentity(p)}`;
+      },
+      credential: (req, res) => {
+        const c = credential(req, res);
+        return c === undefined ? ipOf(req) : `c:${digest(c)}`;
+      },
+    },
+    custom(key) {
+      return (req, res) => {
+        const v = key(req, res);
+        return v === undefined ? ipOf(req) : customIdentity(v);
+      };
+    },
+  };
+}

@@ -1,0 +1,141 @@
+import type { RequestHandler } from 'express';
+import type { RateLimitMetrics } from '../metrics/metrics';
+import { headerWriter, type HeaderForm, type HeaderWriter } from './headers';
+import type { FailMode, KeyFunction, PolicyOptions, RateLimitStore } from './types';
+
+/** A route (or route prefix) and the policies that guard it. Field names as in the policies file. */
+export interface SurfaceOptions {
+  readonly surface_id: string;
+  /** An HTTP method, or `*` (default) for any. */
+  readonly method?: string;
+  /** An exact path, or a prefix ending in `*` (`/v1/notes*`). */
+  readonly path: string;
+  readonly policies: readonly string[];
+  /** Overrides `rps` of the surface's token-bucket policies (their buckets become the surface's own). */
+  readonly rate_limit_rps?: number;
+  /** Overrides `burst` of the surface's token-bucket policies. */
+  readonly rate_limit_burst?: number;
+}
+
+/** Circuit breaker settings (see opossum). */
+export interface BreakerOptions {
+  /** Failure percentage over the rolling window that opens the breaker. */
+  readonly errorThresholdPercentage?: number;
+  /** Calls in the window before the breaker may open. */
+  readonly volumeThreshold?: number;
+  /** How long the breaker stays open before one probe call is let through. */
+  readonly resetTimeoutMs?: number;
+  /** The rolling window of statistics. */
+  readonly rollingWindowMs?: number;
+}
+
+/** Options of {@link createRateLimiter}. */
+export interface RateLimiterOptions {
+  readonly store: RateLimitStore;
+  /** Named policies; names are lower-case `[a-z0-9_.-]`. */
+  readonly policies: Readonly<Record<string, PolicyOptions>>;
+  /** Routes and their policies, for {@link RateLimiter.surfaces}. */
+  readonly surfaces?: readonly SurfaceOptions[];
+  /** Redis key prefix: keys are `<prefix>:<policy>:{<identity>}`. */
+  readonly prefix?: string;
+  /** RateLimit header form. */
+  readonly headers?: HeaderForm;
+  /** Longest wait for the store; past it the decision counts as a backend failure. */
+  readonly deadlineMs?: number;
+  /** Let every policy through on backend failure (never in production: the config refuses it). */
+  readonly devFailOpen?: boolean;
+  /** Remember denied keys in-process until their retry time; `false` turns it off. */
+  readonly denyCache?: { readonly maxKeys: number } | false;
+  readonly breaker?: BreakerOptions;
+  /** IPv6 clients share a bucket per prefix of this length. */
+  readonly ipv6Subnet?: number;
+  /** The principal of a request; default `res.locals.principal.id`, then `req.user.id`. */
+  readonly principal?: KeyFunction;
+  /** The credential of a request (hashed before use); default `X-API-Key`, then a JSON body's `username`. */
+  readonly credential?: KeyFunction;
+  readonly metrics?: RateLimitMetrics;
+  /** Told about backend failures, at most once per second. */
+  readonly onBackendError?: (err: Error) => void;
+}
+
+/** Defaults of {@link createRateLimiter}. README's table repeats them; a unit test pins them. */
+export const RATE_LIMITER_DEFAULTS = Object.freeze({
+  prefix: 'rl',
+  headers: 'draft-10' as HeaderForm,
+  deadlineMs: 100,
+  devFailOpen: false,
+  denyCacheMaxKeys: 10_000,
+  ipv6Subnet: 64,
+  failMode: 'closed' as FailMode,
+  key: 'ip' as const,
+  breaker: Object.freeze({
+    errorThresholdPercentage: 50,
+    volumeThreshold: 5,
+    resetTimeoutMs: 2_000,
+    rollingWindowMs: 10_000,
+  }),
+});
+
+/** Breaker states, as reported by {@link RateLimiter.breakerState}. */
+export type BreakerState = 'CLOSED' | 'OPEN' | 'HALF_OPEN';
+
+/** A set of policies and the middlewares that apply them. */
+export interface RateLimiter {
+  /** A middleware that applies these policies (all-or-nothing) to every request it sees. */
+  limit(...policies: string[]): RequestHandler;
+  /** A middleware that applies the policies of the first surface matching the request. */
+  surfaces(): RequestHandler;
+  /** The circuit breakers' state: the worst of them (one per failure domain of the store). */
+  readonly breakerState: BreakerState;
+  /** Stops the breaker's timers. The store is not closed: it was passed in. */
+  close(): Promise<void>;
+}
+
+/** A mistake in the limiter's options, policies or surfaces: thrown when it is built. */
+export function invalid(message: string): never {
+  throw new TypeError(`rateLimit: ${message}`);
+}
+
+export function positive(value: unknown, what: string, integer: boolean): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    invalid(`${what} must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** The options with their defaults applied and checked. */
+export interface ResolvedOptions {
+  readonly prefix: string;
+  readonly form: HeaderForm;
+  readonly writeHeaders: HeaderWriter | undefined;
+  readonly deadlineMs: number;
+  readonly devFailOpen: boolean;
+  readonly ipv6Subnet: number;
+  /** 0: no deny cache. */
+  readonly denyCacheMaxKeys: number;
+  readonly breaker: Required<BreakerOptions>;
+}
+
+/** Applies the defaults and checks every option: a mistake throws here, never per request. */
+export function resolveOptions(options: RateLimiterOptions): ResolvedOptions {
+  const d = RATE_LIMITER_DEFAULTS;
+  const prefix = options.prefix ?? d.prefix;
+  const form = options.headers === undefined ? d.headers : options.headers;
+  if (form !== false && form !== 'draft-10' && form !== 'draft-7' && form !== 'draft-6') {
+    invalid(`headers must be "draft-10", "draft-7", "draft-6" or false, got ${String(form)}`);
+  }
+  const deadlineMs = positive(options.deadlineMs ?? d.deadlineMs, 'deadlineMs', true);
+  const ipv6Subnet = options.ipv6Subnet ?? d.ipv6Subnet;
+  if (!Number.isInteger(ipv6Subnet) || ipv6Subnet < 1 || ipv6Subnet > 128) invalid(`ipv6Subnet must be 1..128, got ${ipv6Subnet}`);
+  if (!/^[A-Za-z0-9_.:-]{1,32}$/.test(prefix)) invalid(`prefix must be 1-32 of [A-Za-z0-9_.:-], got ${JSON.stringify(prefix)}`);
+  return {
+    prefix,
+    form,
+    writeHeaders: headerWriter(form),
+    deadlineMs,
+    devFailOpen: options.devFailOpen ?? d.devFailOpen,
+    ipv6Subnet,
+    denyCacheMaxKeys: options.denyCache === false ? 0 : (options.denyCache?.maxKeys ?? d.denyCacheMaxKeys),
+    breaker: { ...d.breaker, ...options.breaker },
+  };
+}

@@ -1,0 +1,43 @@
+import type { RequestHandler } from 'express';
+import { invalid, type SurfaceOptions } from './options';
+
+/** A surface id: it becomes part of a Redis key when the surface overrides a bucket (no braces, no spaces). */
+export const SURFACE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * Checks the surfaces (a mistake throws here) and returns a middleware that hands each request
+ * to the handler of the first surface matching it: an exact path first, then prefixes in order.
+ * `HEAD` matches `GET` surfaces.
+ */
+export function surfaceRouter(surfaces: readonly SurfaceOptions[], handlerFor: (surface: SurfaceOptions) => RequestHandler): RequestHandler {
+  const exact = new Map<string, RequestHandler>();
+  const prefixes: { method: string; prefix: string; handler: RequestHandler }[] = [];
+  const ids = new Set<string>();
+  for (const s of surfaces) {
+    if (typeof s.surface_id !== 'string' || s.surface_id === '') invalid('every surface needs a surface_id');
+    if (!SURFACE_ID.test(s.surface_id)) invalid(`surface_id ${JSON.stringify(s.surface_id)} must be 1 to 64 of [A-Za-z0-9_.-]`);
+    if (ids.has(s.surface_id)) invalid(`surface_id "${s.surface_id}" is used twice`);
+    ids.add(s.surface_id);
+    const method = (s.method ?? '*').toUpperCase();
+    if (typeof s.path !== 'string' || !s.path.startsWith('/')) invalid(`surface "${s.surface_id}": path must start with "/"`);
+    const handler = handlerFor(s);
+    if (s.path.endsWith('*')) prefixes.push({ method, prefix: s.path.slice(0, -1), handler });
+    else if (!exact.has(`${method} ${s.path}`)) exact.set(`${method} ${s.path}`, handler);
+  }
+  return (req, res, next) => {
+    const path = req.path;
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const handler = exact.get(`${method} ${path}`) ?? exact.get(`* ${path}`);
+    if (handler !== undefined) {
+      handler(req, res, next);
+      return;
+    }
+    for (const p of prefixes) {
+      if ((p.method === '*' || p.method === method) && path.startsWith(p.prefix)) {
+        p.handler(req, res, next);
+        return;
+      }
+    }
+    next();
+  };
+}
