@@ -1,6 +1,30 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// The library's capabilities: each a folder of src/, used by the app through src/index.ts.
+const CAPABILITY_DIRS = ['limit', 'health', 'shutdown', 'shed', 'deadline', 'redis', 'metrics', 'tracing', 'request-id', 'errors', 'internal'];
+const CAPABILITIES = CAPABILITY_DIRS.map((d) => `src/${d}/**`);
+// `rampart/tracing` and its preload compose the tracing configuration with tracing, as src/index.ts
+// composes everything: entry points, not capabilities.
+const TRACING_ENTRY_POINTS = ['src/tracing/index.ts', 'src/tracing/register.ts'];
+// The OpenTelemetry packages but the API are optional peer dependencies: a static import would
+// make `rampart` or `rampart/tracing` unloadable without them. Types are free.
+const OPTIONAL_OTEL = {
+  regex: '^@opentelemetry/(?!api$)',
+  allowTypeImports: true,
+  message: 'Optional peer dependency: import its types only, and load it with requireTracingPackages (src/tracing/tracing-packages.ts).',
+};
+const NO_CONFIG_OR_APP = {
+  regex: '^(\\.\\./)+(config|app)(/|$)',
+  message: 'A capability never imports the app configuration (config/) or the sample app (app/): config/ may use capabilities, not the reverse.',
+};
+const NO_SHUTDOWN = { regex: '^(\\.\\./)+shutdown(/|$)', message: 'The limiter knows nothing of shutdown.' };
+const NO_OTEL_SDK = { regex: '^@opentelemetry/(?!api$)', message: 'The limiter uses @opentelemetry/api only, never the SDK.' };
+const LIBRARY_THROUGH_INDEX = {
+  regex: `^(\\.\\./)+(${[...CAPABILITY_DIRS, 'config', 'constants'].join('|')})(/|$)`,
+  message: "The sample app reaches the library only through src/index.ts (import from '../index').",
+};
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'bench/results/', 'scripts/compose/standins/node/.cache/'] },
   js.configs.recommended,
@@ -20,24 +44,24 @@ export default tseslint.config(
       ],
     },
   },
+  // The dependency rules of src/ (README, "How the source is laid out"). The rule takes one
+  // option list per file, so each group repeats the patterns that apply to it.
   {
-    // The OpenTelemetry packages but the API are optional peer dependencies: a static import
-    // would make `rampart` or `rampart/tracing` unloadable without them. Types are free.
     files: ['src/**'],
-    rules: {
-      '@typescript-eslint/no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              regex: '^@opentelemetry/(?!api$)',
-              allowTypeImports: true,
-              message: 'Optional peer dependency: import its types only, and load it with requireTracingPackages (src/tracing/tracing-packages.ts).',
-            },
-          ],
-        },
-      ],
-    },
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [OPTIONAL_OTEL] }] },
+  },
+  {
+    files: CAPABILITIES,
+    ignores: TRACING_ENTRY_POINTS,
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [OPTIONAL_OTEL, NO_CONFIG_OR_APP] }] },
+  },
+  {
+    files: ['src/limit/**'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [NO_CONFIG_OR_APP, NO_SHUTDOWN, NO_OTEL_SDK] }] },
+  },
+  {
+    files: ['src/app/**'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [OPTIONAL_OTEL, LIBRARY_THROUGH_INDEX] }] },
   },
   {
     files: ['src/config/**', 'test/**', 'bench/**', 'scripts/**'],

@@ -31,7 +31,7 @@ async function open(store: StoreName, url: string, amount: number): Promise<{ de
       // A day to refill: nothing comes back during a run.
       const a = Math.round((86_400 * 1_000_000) / amount);
       return {
-        decide: async (key) => (await s.decide([{ key: `${PREFIXES.rampart}:p:{${key}}`, kind: 1, a, b: amount, cost: 1 }])).allowed,
+        decide: async (key) => (await s.decide([{ key: `${PREFIXES.rampart}:p:{${key}}`, algorithm: 'token_bucket', intervalUs: a, burst: amount, cost: 1 }])).allowed,
         close: async () => void (await client.quit()),
       };
     }

@@ -13,6 +13,11 @@ export {
 } from './errors';
 export type { ErrorBody, ErrorCode, ErrorHandlerOptions, SendErrorOptions } from './errors';
 
+// Misconfiguration: the factories refuse a bad option with an OptionsError (a TypeError naming
+// `.component` and `.option`), when called; exported so that callers can tell it from other
+// start-up failures, and so that an app's own factories (the sample's database) throw the same.
+export { OptionsError } from './internal/options';
+
 // Request ids: X-Request-Id on every response, the caller's when well-formed.
 export { REQUEST_ID_HEADER, REQUEST_ID_PATTERN, requestId, requestIdFor, requestIdOf } from './request-id';
 
@@ -35,10 +40,11 @@ export type { Config, LogLevel, Mode, OtlpProtocol, TraceSampler, TracingConfig,
 // Health probes.
 export { createHealth, HEALTH_DEFAULTS, liveness, postgresCheck, redisCheck } from './health';
 export type { CheckResult, Health, HealthCheck, HealthOptions, QueryablePool } from './health';
+// Where the probes live by default, for an app that mounts them and for its own exemption lists.
+export { HEALTH_PATHS } from './constants';
 
 // Shutdown: the gate middleware and the signal-driven lifecycle.
 export { createLifecycle, createShutdownGate, LIFECYCLE_DEFAULTS, SHUTDOWN_GATE_DEFAULTS } from './shutdown';
-export { createShutdownGate as shutdownGate } from './shutdown';
 export type {
   CleanupPhase,
   GateState,
@@ -51,7 +57,7 @@ export type {
 } from './shutdown';
 
 // Load shedding: 503 OVERLOADED on event-loop delay or too many requests in flight.
-export { createLoadShedder, createLoadShedder as loadShedder, LOAD_SHEDDER_DEFAULTS } from './shed';
+export { createLoadShedder, LOAD_SHEDDER_DEFAULTS } from './shed';
 export type { LoadShedder, LoadShedderOptions, LoadState, ShedReason } from './shed';
 
 // Request deadlines.
@@ -79,6 +85,8 @@ export type {
   BreakerState,
   CallGuard,
   Check,
+  SlidingWindowCheck,
+  TokenBucketCheck,
   Decision,
   DecideOptions,
   DecisionOutcome,

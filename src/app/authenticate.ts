@@ -1,5 +1,5 @@
 import type { RequestHandler, Response } from 'express';
-import { HttpError } from '../errors';
+import { HttpError } from '../index';
 import { hashToken, isWellFormedToken } from './auth/tokens';
 import type { Database } from './db/database';
 

@@ -1,6 +1,6 @@
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
-import { errorHandler, notFoundHandler, requestDeadline, requestId } from '../index';
+import { errorHandler, HEALTH_PATHS, notFoundHandler, requestDeadline, requestId } from '../index';
 import type { Config, Health, LoadShedder, Metrics, RateLimiter, ShutdownGate, SurfaceOptions } from '../index';
 import { requireAuth } from './authenticate';
 import { checkHostHeader } from './check-host-header';
@@ -71,9 +71,9 @@ export function createApp(deps: AppDependencies): Express {
   app.use(checkHostHeader());
   if (deps.gate !== undefined) app.use(deps.gate);
   // Probes and metrics come next: never rate limited, never logged per request, no deadline.
-  app.get('/health/live', deps.health.live());
-  app.get('/health/ready', deps.health.ready());
-  app.get('/health/started', deps.health.started());
+  app.get(HEALTH_PATHS.live, deps.health.live());
+  app.get(HEALTH_PATHS.ready, deps.health.ready());
+  app.get(HEALTH_PATHS.started, deps.health.started());
   if (deps.metrics !== undefined) app.get('/metrics', deps.metrics.handler());
   // Shed before any per-request work (logging included): a shed request costs almost nothing.
   if (deps.shedder !== undefined) app.use(deps.shedder);

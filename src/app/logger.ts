@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { pinoHttp, type HttpLogger } from 'pino-http';
-import { REQUEST_ID_HEADER, requestIdFor, requestIdOf, type LogLevel } from '../index';
+import { HEALTH_PATHS, REQUEST_ID_HEADER, requestIdFor, requestIdOf, type LogLevel } from '../index';
 
 /** The sample API's structured logger. Credentials never reach a log line. */
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
@@ -38,6 +38,6 @@ export function requestLogger(logger: Logger): HttpLogger {
       if (res.statusCode >= 400) return 'warn';
       return 'info';
     },
-    autoLogging: { ignore: (req) => req.url?.startsWith('/health/') === true },
+    autoLogging: { ignore: (req) => req.url?.startsWith(HEALTH_PATHS.prefix) === true },
   });
 }

@@ -59,7 +59,7 @@ export function createRateLimiting(config: Config, logger: Logger, metrics?: Met
       policies: set.policies,
       surfaces: set.surfaces ?? DEFAULT_SURFACES,
       devFailOpen: rl.devFailOpen,
-      ...(metrics === undefined ? {} : { metrics: metrics.rateLimit }),
+      ...(metrics === undefined ? {} : { observer: metrics.rateLimit }),
       onBackendError: (err) => logger.warn({ err: { message: err.message } }, 'rate limiter backend failed'),
     });
   } catch (err) {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { HttpError } from '../errors';
+import { HttpError } from '../index';
 
 // A key is named in a detail only when it is short and plain: keys are client input too.
 const PLAIN_KEY = /^[A-Za-z0-9_.-]{1,64}$/;

@@ -1,6 +1,10 @@
+import { LOAD_SHEDDER_DEFAULTS } from '../shed/load-shedder-defaults';
+import { LIFECYCLE_DEFAULTS } from '../shutdown/lifecycle-defaults';
+
 /**
  * The default of every environment variable, in one place. The README's table and
- * `.env.example` repeat these values and a unit test pins them.
+ * `.env.example` repeat these values and a unit test pins them. A variable that sets an option
+ * of a library factory takes that factory's default, never a copy of it.
  */
 export const CONFIG_DEFAULTS = Object.freeze({
   MODE: 'dev',
@@ -17,9 +21,9 @@ export const CONFIG_DEFAULTS = Object.freeze({
   OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
   OTEL_TRACES_SAMPLER: 'parentbased_always_on',
   OTEL_TRACES_SAMPLER_ARG: 1,
-  SHUTDOWN_DELAY_MS: 0,
-  SHUTDOWN_DRAIN_TIMEOUT_MS: 30000,
+  SHUTDOWN_DELAY_MS: LIFECYCLE_DEFAULTS.delayMs,
+  SHUTDOWN_DRAIN_TIMEOUT_MS: LIFECYCLE_DEFAULTS.drainTimeoutMs,
   LOAD_SHED_ENABLED: true,
-  LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: 200,
-  LOAD_SHED_MAX_IN_FLIGHT: 1000,
+  LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: LOAD_SHEDDER_DEFAULTS.maxEventLoopDelayMs,
+  LOAD_SHED_MAX_IN_FLIGHT: LOAD_SHEDDER_DEFAULTS.maxInFlight,
 } as const);

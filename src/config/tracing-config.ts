@@ -1,30 +1,10 @@
 import { z } from 'zod';
 import { CONFIG_DEFAULTS } from './defaults';
+import type { TracingConfig } from '../tracing/options';
 import { bool, ConfigError, parseVariables, type Env, type Variable } from './variables';
 
-/** How spans are sent to the collector. */
-export type OtlpProtocol = 'grpc' | 'http/protobuf' | 'http/json';
-/** The samplers `OTEL_TRACES_SAMPLER` may name. */
-export type TraceSampler =
-  | 'always_on'
-  | 'always_off'
-  | 'traceidratio'
-  | 'parentbased_always_on'
-  | 'parentbased_always_off'
-  | 'parentbased_traceidratio';
-
-/** The resolved, validated, frozen tracing configuration (the `tracing` part of `Config`). */
-export interface TracingConfig {
-  readonly enabled: boolean;
-  readonly endpoint: string | undefined;
-  readonly serviceName: string;
-  readonly protocol: OtlpProtocol;
-  /** Parsed `OTEL_RESOURCE_ATTRIBUTES`. */
-  readonly resourceAttributes: Readonly<Record<string, string>>;
-  readonly sampler: TraceSampler;
-  /** Ratio for the `*traceidratio` samplers, 0..1. */
-  readonly samplerRatio: number;
-}
+// The shape is tracing's own (src/tracing/options.ts); this module fills it from the environment.
+export type { OtlpProtocol, TraceSampler, TracingConfig } from '../tracing/options';
 
 const httpUrl = z.string().refine((v) => {
   const u = URL.canParse(v) ? new URL(v) : undefined;

@@ -1,5 +1,6 @@
 import type { RequestHandler, Response } from 'express';
 import { sendError } from '../errors';
+import { positiveInteger } from '../internal/options';
 
 /** Options of {@link requestDeadline}. */
 export interface RequestDeadlineOptions {
@@ -42,10 +43,7 @@ function silence(res: Response): void {
  * the route writes after that is dropped.
  */
 export function requestDeadline(options: RequestDeadlineOptions): RequestHandler {
-  const { timeoutMs } = options;
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-    throw new TypeError(`requestDeadline: timeoutMs must be a positive integer, got ${timeoutMs}`);
-  }
+  const timeoutMs = positiveInteger('requestDeadline', 'timeoutMs', options.timeoutMs);
   const exempt = new Set(options.exemptPaths ?? []);
   return (req, res, next) => {
     if (exempt.has(req.path)) {

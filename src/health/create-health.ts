@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
+import { OptionsError, positiveNumber } from '../internal/options';
+import { withTimeout } from '../internal/with-timeout';
 import { liveness } from './live';
 
 /** A dependency check: resolves when healthy, rejects (with a short reason) when not. */
@@ -82,10 +84,12 @@ export function createHealth(options: HealthOptions): Health {
   const cacheMs = options.cacheMs ?? HEALTH_DEFAULTS.cacheMs;
   const names = new Set<string>();
   const states: CheckState[] = options.checks.map((check) => {
-    if (names.has(check.name)) throw new TypeError(`health: check "${check.name}" is listed twice`);
+    if (names.has(check.name)) {
+      throw new OptionsError('health', 'checks', 'uniquely named', options.checks.map((c) => c.name));
+    }
     names.add(check.name);
-    const timeoutMs = check.timeoutMs ?? HEALTH_DEFAULTS.timeoutMs;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new TypeError(`health: check "${check.name}" timeoutMs must be positive`);
+    const option = `check "${check.name}" timeoutMs`;
+    const timeoutMs = positiveNumber('health', option, check.timeoutMs ?? HEALTH_DEFAULTS.timeoutMs);
     return { check, timeoutMs, last: undefined, running: undefined, runningSince: 0 };
   });
 
@@ -116,19 +120,13 @@ export function createHealth(options: HealthOptions): Health {
       // Hung: report it without starting another.
       return { ok: false, error: `no answer for ${Math.round(now - s.runningSince)} ms`, ms: now - s.runningSince, at: now };
     }
-    const run = s.running ?? start(s);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<CheckResult>((resolve) => {
-      timer = setTimeout(
-        () => resolve({ ok: false, error: `timed out after ${s.timeoutMs} ms`, ms: s.timeoutMs, at: performance.now() }),
-        s.timeoutMs - (performance.now() - s.runningSince),
-      );
-    });
-    try {
-      return await Promise.race([run, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    // Bounded by the check's start, not this probe's: a second probe joins the same run.
+    return withTimeout(s.running ?? start(s), s.timeoutMs - (performance.now() - s.runningSince), () => ({
+      ok: false,
+      error: `timed out after ${s.timeoutMs} ms`,
+      ms: s.timeoutMs,
+      at: performance.now(),
+    }));
   }
 
   async function evaluate(): Promise<ReadonlyMap<string, CheckResult>> {

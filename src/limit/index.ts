@@ -6,7 +6,9 @@ export { createRateLimiter, isStoreMisuse, rateLimit, RATE_LIMITER_DEFAULTS } fr
 export type {
   BreakerOptions,
   BreakerState,
+  BackendFailure,
   DecisionOutcome,
+  RateLimitObserver,
   RateLimiter,
   RateLimiterOptions,
   RateLimitOptions,
@@ -19,6 +21,8 @@ export type { PolicySet } from './policy-set';
 export type {
   CallGuard,
   Check,
+  SlidingWindowCheck,
+  TokenBucketCheck,
   Decision,
   DecideOptions,
   FailMode,

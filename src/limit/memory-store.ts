@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { SLIDING_WINDOW, type Check, type Decision, type RateLimitStore } from './types';
+import type { Check, Decision, RateLimitStore } from './types';
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
@@ -24,7 +24,9 @@ const monotonicMicros = () => Math.round((performance.timeOrigin + performance.n
 
 /**
  * An in-process store with the semantics of the Redis store (same algorithms, same
- * all-or-nothing rule), for a single instance, development and tests.
+ * all-or-nothing rule), for a single instance, development and tests. `decideSync` mirrors
+ * DECIDE_SCRIPT (decide-script.ts) step for step on purpose: the store contract suite
+ * (test/support/store-contract.ts) runs both and keeps them in step.
  */
 export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitStore {
   const now = options.now ?? monotonicMicros;
@@ -57,35 +59,36 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
     for (let i = 0; i < n; i++) {
       const c = checks[i] as Check;
       const b = live(c.key, t);
-      if (c.kind === SLIDING_WINDOW) {
+      if (c.algorithm === 'sliding_window') {
         const times = b?.times ?? [];
         let drop = 0;
-        while (drop < times.length && (times[drop] as number) <= t - c.a) drop++;
+        while (drop < times.length && (times[drop] as number) <= t - c.windowUs) drop++;
         if (drop > 0) times.splice(0, drop);
         const count = times.length;
-        remBefore[i] = c.b - count;
-        resetBefore[i] = count > 0 ? (times[count - 1] as number) + c.a - t : 0;
-        if (count + c.cost > c.b) {
+        remBefore[i] = c.limit - count;
+        resetBefore[i] = count > 0 ? (times[count - 1] as number) + c.windowUs - t : 0;
+        if (count + c.cost > c.limit) {
           allowed = false;
-          const wait = (times[count + c.cost - c.b - 1] as number) + c.a - t;
+          const wait = (times[count + c.cost - c.limit - 1] as number) + c.windowUs - t;
           if (wait > retry) retry = wait;
         } else {
           next[i] = count;
-          remAfter[i] = c.b - count - c.cost;
-          resetAfter[i] = c.a;
+          remAfter[i] = c.limit - count - c.cost;
+          resetAfter[i] = c.windowUs;
         }
       } else {
+        const interval = c.intervalUs;
         const tat = Math.max(b?.tat ?? t, t);
-        const newTat = tat + c.a * c.cost;
-        const allowAt = newTat - c.a * c.b;
-        remBefore[i] = Math.floor((t + c.a * c.b - tat) / c.a);
+        const newTat = tat + interval * c.cost;
+        const allowAt = newTat - interval * c.burst;
+        remBefore[i] = Math.floor((t + interval * c.burst - tat) / interval);
         resetBefore[i] = tat - t;
         if (t < allowAt) {
           allowed = false;
           if (allowAt - t > retry) retry = allowAt - t;
         } else {
           next[i] = newTat;
-          remAfter[i] = Math.floor((t + c.a * c.b - newTat) / c.a);
+          remAfter[i] = Math.floor((t + interval * c.burst - newTat) / interval);
           resetAfter[i] = newTat - t;
         }
       }
@@ -93,10 +96,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
     if (!allowed) return { allowed, retryAfterUs: retry, remaining: remBefore, resetUs: resetBefore };
     for (let i = 0; i < n; i++) {
       const c = checks[i] as Check;
-      if (c.kind === SLIDING_WINDOW) {
+      if (c.algorithm === 'sliding_window') {
         const times = live(c.key, t)?.times ?? [];
         for (let j = 0; j < c.cost; j++) times.push(t);
-        buckets.set(c.key, { tat: 0, times, expiresAt: t + c.a });
+        buckets.set(c.key, { tat: 0, times, expiresAt: t + c.windowUs });
       } else {
         const tat = next[i] as number;
         buckets.set(c.key, { tat, times: undefined, expiresAt: tat });

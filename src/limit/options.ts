@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
-import type { RateLimitMetrics } from '../metrics/metrics';
+import { OptionsError, positiveInteger, positiveNumber } from '../internal/options';
 import { headerWriter, type HeaderForm, type HeaderWriter } from './headers';
+import type { RateLimitObserver } from './observer';
 import type { FailMode, KeyFunction, PolicyOptions, RateLimitStore } from './types';
 
 /** A route (or route prefix) and the policies that guard it. Field names as in the policies file. */
@@ -53,7 +54,8 @@ export interface RateLimiterOptions {
   readonly principal?: KeyFunction;
   /** The credential of a request (hashed before use); default `X-API-Key`, then a JSON body's `username`. */
   readonly credential?: KeyFunction;
-  readonly metrics?: RateLimitMetrics;
+  /** Told about every decision, store call and breaker change (`createMetrics().rateLimit` for Prometheus). */
+  readonly observer?: RateLimitObserver;
   /** Told about backend failures, at most once per second. */
   readonly onBackendError?: (err: Error) => void;
 }
@@ -91,16 +93,20 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
-/** A mistake in the limiter's options, policies or surfaces: thrown when it is built. */
-export function invalid(message: string): never {
-  throw new TypeError(`rateLimit: ${message}`);
+const COMPONENT = 'rateLimit';
+
+/** A value the limiter cannot take: `rateLimit: <option> must be <expectation>, got <value>`. */
+export function refuse(option: string, expectation: string, value: unknown): never {
+  throw new OptionsError(COMPONENT, option, expectation, value);
 }
 
-export function positive(value: unknown, what: string, integer: boolean): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-    invalid(`${what} must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`);
-  }
-  return value;
+/** A rule between options broken (`unknown policy "x" in surface "s"`), about `option`. */
+export function invalid(option: string, problem: string): never {
+  throw new OptionsError(COMPONENT, option, '', undefined, problem);
+}
+
+export function positive(value: unknown, option: string, integer: boolean): number {
+  return (integer ? positiveInteger : positiveNumber)(COMPONENT, option, value);
 }
 
 /** The options with their defaults applied and checked. */
@@ -119,15 +125,17 @@ export interface ResolvedOptions {
 /** Applies the defaults and checks every option: a mistake throws here, never per request. */
 export function resolveOptions(options: RateLimiterOptions): ResolvedOptions {
   const d = RATE_LIMITER_DEFAULTS;
+  // Renamed in 0.x: an old option must not be ignored in silence.
+  if ('metrics' in options) invalid('metrics', 'the metrics option is now called observer: pass createMetrics().rateLimit as observer');
   const prefix = options.prefix ?? d.prefix;
   const form = options.headers === undefined ? d.headers : options.headers;
   if (form !== false && form !== 'draft-10' && form !== 'draft-7' && form !== 'draft-6') {
-    invalid(`headers must be "draft-10", "draft-7", "draft-6" or false, got ${String(form)}`);
+    refuse('headers', '"draft-10", "draft-7", "draft-6" or false', form);
   }
   const deadlineMs = positive(options.deadlineMs ?? d.deadlineMs, 'deadlineMs', true);
   const ipv6Subnet = options.ipv6Subnet ?? d.ipv6Subnet;
-  if (!Number.isInteger(ipv6Subnet) || ipv6Subnet < 1 || ipv6Subnet > 128) invalid(`ipv6Subnet must be 1..128, got ${ipv6Subnet}`);
-  if (!/^[A-Za-z0-9_.:-]{1,32}$/.test(prefix)) invalid(`prefix must be 1-32 of [A-Za-z0-9_.:-], got ${JSON.stringify(prefix)}`);
+  if (!Number.isInteger(ipv6Subnet) || ipv6Subnet < 1 || ipv6Subnet > 128) refuse('ipv6Subnet', 'an integer from 1 to 128', ipv6Subnet);
+  if (typeof prefix !== 'string' || !/^[A-Za-z0-9_.:-]{1,32}$/.test(prefix)) refuse('prefix', '1 to 32 of [A-Za-z0-9_.:-]', prefix);
   return {
     prefix,
     form,

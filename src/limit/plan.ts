@@ -1,9 +1,9 @@
 import { trace } from '@opentelemetry/api';
-import type { RateLimitMetrics } from '../metrics/metrics';
 import { policyHeaderValue, type HeaderForm, type HeaderPolicy } from './headers';
 import type { Identities, IdentityOf } from './identity';
-import { invalid, positive, RATE_LIMITER_DEFAULTS, type SurfaceOptions } from './options';
-import { SLIDING_WINDOW, TOKEN_BUCKET, type FailMode, type PolicyOptions } from './types';
+import type { DecisionOutcome, RateLimitObserver } from './observer';
+import { invalid, positive, RATE_LIMITER_DEFAULTS, refuse, type SurfaceOptions } from './options';
+import type { Check, FailMode, PolicyOptions } from './types';
 
 /** A policy name: a lower-case letter, then up to 63 of `[a-z0-9_.-]`. */
 export const POLICY_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
@@ -14,9 +14,9 @@ export interface CompiledPolicy {
   readonly name: string;
   /** Name inside the key: the policy, or `policy@surface` when a surface overrides its numbers. */
   readonly keyName: string;
-  readonly kind: typeof TOKEN_BUCKET | typeof SLIDING_WINDOW;
-  readonly a: number;
-  readonly b: number;
+  readonly algorithm: PolicyOptions['algorithm'];
+  /** The check of one request for the bucket `key`. */
+  readonly check: (key: string) => Check;
   readonly failMode: FailMode;
   readonly identity: IdentityOf;
   readonly header: HeaderPolicy;
@@ -38,9 +38,6 @@ export interface Plan {
   };
 }
 
-/** Outcomes counted in `rampart_rate_limit_decisions_total`, per policy of a request. */
-export type DecisionOutcome = 'allowed' | 'limited' | 'denied_by_other' | 'failed_open' | 'failed_closed';
-
 /** Whether check `i` of a denied decision is one that denied it (it had less than one request left). */
 export const denies = (remaining: readonly number[], i: number) => (remaining[i] as number) < 1;
 
@@ -49,7 +46,7 @@ export interface PlannerOptions {
   readonly identities: Identities;
   readonly form: HeaderForm;
   readonly devFailOpen: boolean;
-  readonly metrics: RateLimitMetrics | undefined;
+  readonly observer: RateLimitObserver | undefined;
   /** For span events. */
   readonly storeName: string;
 }
@@ -60,18 +57,18 @@ export interface PlannerOptions {
  */
 export function createPlanner(options: PlannerOptions): (names: readonly string[], surface?: SurfaceOptions) => Plan {
   const d = RATE_LIMITER_DEFAULTS;
-  const { identities, form, metrics } = options;
+  const { identities, form, observer } = options;
 
   function compilePolicy(name: string, overrides?: SurfaceOptions): CompiledPolicy {
     const p = options.policies[name];
-    if (p === undefined) invalid(`unknown policy "${name}"${overrides ? ` in surface "${overrides.surface_id}"` : ''}`);
+    if (p === undefined) invalid(overrides ? 'surfaces' : 'policies', `unknown policy "${name}"${overrides ? ` in surface "${overrides.surface_id}"` : ''}`);
     const failMode = p.failMode ?? d.failMode;
-    if (failMode !== 'open' && failMode !== 'closed') invalid(`policy "${name}": failMode must be "open" or "closed"`);
+    if (failMode !== 'open' && failMode !== 'closed') refuse(`policy "${name}": failMode`, '"open" or "closed"', failMode);
     const key = p.key ?? d.key;
     let identity: IdentityOf;
     if (typeof key === 'function') identity = identities.custom(key);
     else if (key === 'ip' || key === 'principal' || key === 'credential') identity = identities.builtIn[key];
-    else invalid(`policy "${name}": key must be "ip", "principal", "credential" or a function`);
+    else refuse(`policy "${name}": key`, '"ip", "principal", "credential" or a function', key);
     if (p.algorithm === 'token_bucket') {
       const overridden = overrides?.rate_limit_rps !== undefined || overrides?.rate_limit_burst !== undefined;
       const rps = positive(overrides?.rate_limit_rps ?? p.rps, `policy "${name}": rps`, false);
@@ -80,9 +77,8 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       return {
         name,
         keyName: overridden && overrides ? `${name}@${overrides.surface_id}` : name,
-        kind: TOKEN_BUCKET,
-        a: interval,
-        b: burst,
+        algorithm: 'token_bucket',
+        check: (key) => ({ key, cost: 1, algorithm: 'token_bucket', intervalUs: interval, burst }),
         failMode,
         identity,
         header: { name, quota: burst, windowSeconds: Math.max(1, Math.ceil((burst * interval) / MICROS)) },
@@ -91,47 +87,48 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     if (p.algorithm === 'sliding_window') {
       const limit = positive(p.limit, `policy "${name}": limit`, true);
       const windowSeconds = positive(p.windowSeconds, `policy "${name}": windowSeconds`, false);
+      const windowUs = Math.round(windowSeconds * MICROS);
       return {
         name,
         keyName: name,
-        kind: SLIDING_WINDOW,
-        a: Math.round(windowSeconds * MICROS),
-        b: limit,
+        algorithm: 'sliding_window',
+        check: (key) => ({ key, cost: 1, algorithm: 'sliding_window', windowUs, limit }),
         failMode,
         identity,
         header: { name, quota: limit, windowSeconds: Math.ceil(windowSeconds) },
       };
     }
-    return invalid(`policy "${name}": algorithm must be "token_bucket" or "sliding_window"`);
+    return refuse(`policy "${name}": algorithm`, '"token_bucket" or "sliding_window"', (p as { algorithm?: unknown }).algorithm);
   }
 
   const compiled = new Map<string, CompiledPolicy>();
   for (const name of Object.keys(options.policies)) {
-    if (!POLICY_NAME.test(name)) invalid(`policy name "${name}" must match ${POLICY_NAME}`);
+    if (!POLICY_NAME.test(name)) refuse('policy name', `a match of ${POLICY_NAME}`, name);
     compiled.set(name, compilePolicy(name));
   }
   /** The compiled policy, or, when the surface overrides a token bucket's numbers, its own. */
   function policyFor(name: string, surface: SurfaceOptions | undefined): CompiledPolicy {
     const p = compiled.get(name);
     const overrides = surface !== undefined && (surface.rate_limit_rps !== undefined || surface.rate_limit_burst !== undefined);
-    if (p === undefined || (overrides && p.kind === TOKEN_BUCKET)) return compilePolicy(name, surface);
+    if (p === undefined || (overrides && p.algorithm === 'token_bucket')) return compilePolicy(name, surface);
     return p;
   }
 
   return (names, surface) => {
-    if (names.length === 0) invalid(`${surface ? `surface "${surface.surface_id}"` : 'limit()'} names no policy`);
-    if (new Set(names).size !== names.length) invalid(`policies listed twice: ${names.join(', ')}`);
+    const option = surface ? 'surfaces' : 'policies';
+    if (names.length === 0) invalid(option, `${surface ? `surface "${surface.surface_id}"` : 'limit()'} names no policy`);
+    if (new Set(names).size !== names.length) invalid(option, `policies listed twice: ${names.join(', ')}`);
     const policies = names.map((n) => policyFor(n, surface));
     const headerPolicies = policies.map((p) => p.header);
     const label = names.join('+');
-    const children = (outcome: DecisionOutcome) => (metrics === undefined ? [] : names.map((n) => metrics.decisions.labels(n, outcome)));
+    const children = (outcome: DecisionOutcome) => (observer === undefined ? [] : names.map((n) => observer.decisionCounter(n, outcome)));
     // On the request's span (when tracing runs): the policies and the outcome, never a key.
     const event = (outcome: DecisionOutcome) => ({ 'rate_limit.policies': label, 'rate_limit.outcome': outcome, 'rate_limit.store': options.storeName });
     const counter = (outcome: DecisionOutcome) => {
       const counters = children(outcome);
       const attributes = event(outcome);
       return () => {
-        for (const c of counters) c.inc();
+        for (const c of counters) c();
         trace.getActiveSpan()?.addEvent('rate_limit.decision', attributes);
       };
     };
@@ -147,7 +144,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       counters: {
         allowed: counter('allowed'),
         limited: (remaining) => {
-          for (let i = 0; i < limited.length; i++) (denies(remaining, i) ? limited[i] : byOther[i])?.inc();
+          for (let i = 0; i < limited.length; i++) (denies(remaining, i) ? limited[i] : byOther[i])?.();
           // Which policies denied is spelled out only when a span will carry it: a flood of
           // denials (deny cache hits) costs no string work without tracing.
           const span = trace.getActiveSpan();

@@ -5,12 +5,13 @@ import { createBreakerPool, isStoreMisuse } from './breakers';
 import { createDenyCache } from './deny-cache';
 import { identities } from './identity';
 import { resolveOptions, type BreakerState, type RateLimiter, type RateLimiterOptions } from './options';
+import type { BackendFailure } from './observer';
 import { createPlanner, denies, MICROS, type CompiledPolicy, type Plan } from './plan';
 import { surfaceRouter } from './surfaces';
 import type { Check, Decision } from './types';
 
 export { isStoreMisuse } from './breakers';
-export type { DecisionOutcome } from './plan';
+export type { BackendFailure, DecisionOutcome, RateLimitObserver } from './observer';
 export {
   RATE_LIMITER_DEFAULTS,
   type BreakerOptions,
@@ -21,8 +22,6 @@ export {
 } from './options';
 
 const nowMicros = () => (performance.timeOrigin + performance.now()) * 1000;
-/** `rampart_rate_limit_breaker_state`: 0 closed, 1 open, 2 half-open. */
-const GAUGE: Readonly<Record<BreakerState, number>> = { CLOSED: 0, OPEN: 1, HALF_OPEN: 2 };
 /** Backend failures reach `onBackendError` at most this often. */
 const REPORT_INTERVAL_MS = 1000;
 
@@ -37,13 +36,13 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const store = options.store;
   const o = resolveOptions(options);
   const { prefix, writeHeaders } = o;
-  const metrics = options.metrics;
+  const observer = options.observer;
   const plan = createPlanner({
     policies: options.policies,
     identities: identities(o.ipv6Subnet, options.principal, options.credential),
     form: o.form,
     devFailOpen: o.devFailOpen,
-    metrics,
+    observer,
     storeName: store.name,
   });
 
@@ -51,22 +50,21 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   // throws without leaving anything behind.
   const router = surfaceRouter(options.surfaces ?? [], (s) => middleware(plan(s.policies, s)));
 
-  const gauge = metrics?.breakerState.labels(store.name);
-  gauge?.set(GAUGE.CLOSED);
+  observer?.breakerChanged(store.name, 'CLOSED');
   const pool = createBreakerPool({
     store,
     deadlineMs: o.deadlineMs,
     breaker: o.breaker,
-    ...(gauge === undefined ? {} : { onStateChange: (state: BreakerState) => gauge.set(GAUGE[state]) }),
+    ...(observer === undefined ? {} : { onStateChange: (state: BreakerState) => observer.breakerChanged(store.name, state) }),
   });
-  const latency = metrics?.decisionSeconds.labels(store.name);
+  const latency = observer?.decisionTimer(store.name);
 
   let lastErrorReport = 0;
   function reportFailure(err: unknown): void {
     const e = err instanceof Error ? err : new Error(String(err));
     const code = (e as Error & { code?: unknown }).code;
-    const reason = code === 'ETIMEDOUT' ? 'timeout' : code === 'EOPENBREAKER' ? 'breaker_open' : 'error';
-    metrics?.backendErrors.labels(store.name, reason).inc();
+    const reason: BackendFailure = code === 'ETIMEDOUT' ? 'timeout' : code === 'EOPENBREAKER' ? 'breaker_open' : 'error';
+    observer?.backendError(store.name, reason);
     const now = Date.now();
     if (options.onBackendError !== undefined && now - lastErrorReport >= REPORT_INTERVAL_MS) {
       lastErrorReport = now;
@@ -101,7 +99,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       for (let i = 0; i < n; i++) {
         const policy = p.policies[i] as CompiledPolicy;
         const key = `${prefix}:${policy.keyName}:{${policy.identity(req, res)}}`;
-        checks[i] = { key, kind: policy.kind, a: policy.a, b: policy.b, cost: 1 };
+        checks[i] = policy.check(key);
         cacheKey = i === 0 ? key : `${cacheKey} ${key}`;
       }
       const now = nowMicros();
@@ -116,7 +114,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       const started = latency === undefined ? 0 : performance.now();
       pool.decide(checks).then(
         (decision: Decision) => {
-          latency?.observe((performance.now() - started) / 1000);
+          latency?.((performance.now() - started) / 1000);
           if (decision.allowed) {
             p.counters.allowed();
             writeHeaders?.(res, p.policyHeader, p.headerPolicies, decision.remaining, decision.resetUs);
@@ -132,7 +130,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
           deny(res, p, decision.remaining, decision.resetUs, decision.retryAfterUs);
         },
         (err: unknown) => {
-          latency?.observe((performance.now() - started) / 1000);
+          latency?.((performance.now() - started) / 1000);
           if (isStoreMisuse(err)) {
             // Not an outage: no fail mode, no breaker, no backend error; the app's error handler.
             next(new Error(`rate limiter: the store was called wrongly (${(err as Error).message})`, { cause: err }));

@@ -1,7 +1,8 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, type Redis } from 'ioredis';
+import { positiveInteger } from '../internal/options';
 import { DECIDE_SCRIPT, SETTLE_SCRIPT } from './decide-script';
-import type { CallGuard, Check, Decision, DecideOptions, RateLimitStore } from './types';
+import { capacityOf, type CallGuard, type Check, type Decision, type DecideOptions, type RateLimitStore } from './types';
 
 /** Options of {@link createRedisStore}. */
 export interface RedisStoreOptions {
@@ -59,13 +60,22 @@ function parseReply(reply: unknown, batch: readonly Pending[]): Decision[] {
   return out;
 }
 
+/** The scripts' encoding of a check's algorithm (KIND) and numbers (A, B): see DECIDE_SCRIPT. */
+const TOKEN_BUCKET = 1;
+const SLIDING_WINDOW = 2;
+const kindOf = (c: Check) => (c.algorithm === 'token_bucket' ? TOKEN_BUCKET : SLIDING_WINDOW);
+const timeOf = (c: Check) => (c.algorithm === 'token_bucket' ? c.intervalUs : c.windowUs);
+
 /** The 1-based index of `c`'s (kind, a, b, cost) in `shapes` (4 numbers each), added if new. */
 function shapeIndex(shapes: number[], c: Check): number {
+  const kind = kindOf(c);
+  const a = timeOf(c);
+  const b = capacityOf(c);
   // A call holds a handful of distinct policies: a linear scan allocates nothing.
   for (let o = 0; o < shapes.length; o += 4) {
-    if (shapes[o] === c.kind && shapes[o + 1] === c.a && shapes[o + 2] === c.b && shapes[o + 3] === c.cost) return o / 4 + 1;
+    if (shapes[o] === kind && shapes[o + 1] === a && shapes[o + 2] === b && shapes[o + 3] === c.cost) return o / 4 + 1;
   }
-  shapes.push(c.kind, c.a, c.b, c.cost);
+  shapes.push(kind, a, b, c.cost);
   return shapes.length / 4;
 }
 
@@ -108,7 +118,7 @@ function groupBySlot(checks: readonly Check[]): SlotGroup[] {
 export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
   const { client } = options;
   const maxBatch = options.maxBatch ?? REDIS_STORE_DEFAULTS.maxBatch;
-  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new TypeError(`maxBatch must be a positive integer, got ${maxBatch}`);
+  positiveInteger('redisStore', 'maxBatch', maxBatch);
   const commands = client as unknown as Record<string, ScriptCommand>;
   if (typeof commands[COMMAND] !== 'function') client.defineCommand(COMMAND, { lua: DECIDE_SCRIPT });
   if (typeof commands[SETTLE] !== 'function') client.defineCommand(SETTLE, { lua: SETTLE_SCRIPT });
@@ -219,7 +229,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
   async function settle(checks: readonly Check[], atUs: number): Promise<number[]> {
     const args: (string | number)[] = checks.map((c) => c.key);
     args.push(atUs);
-    for (const c of checks) args.push(c.kind, c.a, c.b, c.cost);
+    for (const c of checks) args.push(kindOf(c), timeOf(c), capacityOf(c), c.cost);
     const reply = await settleCommand.call(client, checks.length, ...args).catch((err: unknown) => {
       watchTopology();
       throw err;
@@ -286,7 +296,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     const unvisited = groups.slice(denied.step + 1);
     for (const group of unvisited) {
       group.at.forEach((i, j) => {
-        remaining[i] = (group.checks[j] as Check).b;
+        remaining[i] = capacityOf(group.checks[j] as Check);
         resetUs[i] = 0;
       });
     }

@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import { invalid, type SurfaceOptions } from './options';
+import { invalid, refuse, type SurfaceOptions } from './options';
 
 /** A surface id: it becomes part of a Redis key when the surface overrides a bucket (no braces, no spaces). */
 export const SURFACE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -14,12 +14,11 @@ export function surfaceRouter(surfaces: readonly SurfaceOptions[], handlerFor: (
   const prefixes: { method: string; prefix: string; handler: RequestHandler }[] = [];
   const ids = new Set<string>();
   for (const s of surfaces) {
-    if (typeof s.surface_id !== 'string' || s.surface_id === '') invalid('every surface needs a surface_id');
-    if (!SURFACE_ID.test(s.surface_id)) invalid(`surface_id ${JSON.stringify(s.surface_id)} must be 1 to 64 of [A-Za-z0-9_.-]`);
-    if (ids.has(s.surface_id)) invalid(`surface_id "${s.surface_id}" is used twice`);
+    if (typeof s.surface_id !== 'string' || !SURFACE_ID.test(s.surface_id)) refuse('surface_id', '1 to 64 of [A-Za-z0-9_.-]', s.surface_id);
+    if (ids.has(s.surface_id)) invalid('surfaces', `surface_id "${s.surface_id}" is used twice`);
     ids.add(s.surface_id);
     const method = (s.method ?? '*').toUpperCase();
-    if (typeof s.path !== 'string' || !s.path.startsWith('/')) invalid(`surface "${s.surface_id}": path must start with "/"`);
+    if (typeof s.path !== 'string' || !s.path.startsWith('/')) refuse(`surface "${s.surface_id}": path`, 'a path starting with "/"', s.path);
     const handler = handlerFor(s);
     if (s.path.endsWith('*')) prefixes.push({ method, prefix: s.path.slice(0, -1), handler });
     else if (!exact.has(`${method} ${s.path}`)) exact.set(`${method} ${s.path}`, handler);

@@ -36,22 +36,33 @@ export interface SlidingWindowPolicy extends PolicyBase {
 /** A rate limit policy, as written by the user. */
 export type PolicyOptions = TokenBucketPolicy | SlidingWindowPolicy;
 
-/** Check kinds understood by the stores (and the Lua script). */
-export const TOKEN_BUCKET = 1;
-export const SLIDING_WINDOW = 2;
-
-/**
- * One check handed to a store: a key and the numbers of its algorithm, in microseconds.
- * Token bucket: `a` = emission interval (µs per token), `b` = burst. Sliding window: `a` =
- * window (µs), `b` = limit.
- */
-export interface Check {
+/** What every check has: the bucket's key and what the request costs. */
+interface CheckBase {
   readonly key: string;
-  readonly kind: typeof TOKEN_BUCKET | typeof SLIDING_WINDOW;
-  readonly a: number;
-  readonly b: number;
+  /** Requests this one counts as (1 for the middleware). */
   readonly cost: number;
 }
+
+/** A token bucket check (GCRA): one token every `intervalUs`, at most `burst` stored. */
+export interface TokenBucketCheck extends CheckBase {
+  readonly algorithm: 'token_bucket';
+  /** µs per token (1 s / rps). */
+  readonly intervalUs: number;
+  readonly burst: number;
+}
+
+/** An exact sliding window check: at most `limit` admissions in any `windowUs`. */
+export interface SlidingWindowCheck extends CheckBase {
+  readonly algorithm: 'sliding_window';
+  readonly windowUs: number;
+  readonly limit: number;
+}
+
+/** One check handed to a store: a key and its algorithm's numbers (times in microseconds). */
+export type Check = TokenBucketCheck | SlidingWindowCheck;
+
+/** How many requests a full bucket admits: the burst, or the window's limit. */
+export const capacityOf = (c: Check): number => (c.algorithm === 'token_bucket' ? c.burst : c.limit);
 
 /**
  * A store's answer for the checks of one request, decided together. `remaining[i]` and

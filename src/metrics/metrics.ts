@@ -1,8 +1,15 @@
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BreakerState, RateLimitObserver } from '../limit';
 
-/** The rate limiter's instruments. */
-export interface RateLimitMetrics {
+/** `rampart_rate_limit_breaker_state`: 0 closed, 1 open, 2 half-open. */
+const BREAKER_GAUGE: Readonly<Record<BreakerState, number>> = { CLOSED: 0, OPEN: 1, HALF_OPEN: 2 };
+
+/**
+ * The rate limiter's instruments, and the observer that feeds them: pass it as the limiter's
+ * `observer`.
+ */
+export interface RateLimitMetrics extends RateLimitObserver {
   /** Requests each policy took part in, by outcome: allowed, limited, failed_open, failed_closed. */
   readonly decisions: Counter<'policy' | 'outcome'>;
   /** Time to a store's answer (or failure), in seconds. */
@@ -46,58 +53,51 @@ export interface MetricsOptions {
 export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  // Every instrument is registered on this registry only (no global state).
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Counter<L>({ name, help, labelNames, registers: [registry] });
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Gauge<L>({ name, help, labelNames, registers: [registry] });
+  const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]) =>
+    new Histogram<L>({ name, help, labelNames, buckets, registers: [registry] });
+
+  const decisions = counter('rampart_rate_limit_decisions_total', 'Rate limit decisions by policy and outcome.', ['policy', 'outcome']);
+  const decisionSeconds = histogram('rampart_rate_limit_decision_seconds', 'Time to a rate limit decision from the store.', ['store'], [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+  ]);
+  const backendErrors = counter('rampart_rate_limit_backend_errors_total', 'Rate limit store failures by reason.', ['store', 'reason']);
+  const breakerState = gauge(
+    'rampart_rate_limit_breaker_state',
+    'Circuit breaker state of the rate limit store: 0 closed, 1 open, 2 half-open.',
+    ['store'],
+  );
   const rateLimit: RateLimitMetrics = {
-    decisions: new Counter({
-      name: 'rampart_rate_limit_decisions_total',
-      help: 'Rate limit decisions by policy and outcome.',
-      labelNames: ['policy', 'outcome'],
-      registers: [registry],
-    }),
-    decisionSeconds: new Histogram({
-      name: 'rampart_rate_limit_decision_seconds',
-      help: 'Time to a rate limit decision from the store.',
-      labelNames: ['store'],
-      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
-      registers: [registry],
-    }),
-    backendErrors: new Counter({
-      name: 'rampart_rate_limit_backend_errors_total',
-      help: 'Rate limit store failures by reason.',
-      labelNames: ['store', 'reason'],
-      registers: [registry],
-    }),
-    breakerState: new Gauge({
-      name: 'rampart_rate_limit_breaker_state',
-      help: 'Circuit breaker state of the rate limit store: 0 closed, 1 open, 2 half-open.',
-      labelNames: ['store'],
-      registers: [registry],
-    }),
+    decisions,
+    decisionSeconds,
+    backendErrors,
+    breakerState,
+    decisionCounter(policy, outcome) {
+      const child = decisions.labels(policy, outcome);
+      return () => child.inc();
+    },
+    decisionTimer(store) {
+      const child = decisionSeconds.labels(store);
+      return (seconds) => child.observe(seconds);
+    },
+    backendError(store, reason) {
+      backendErrors.labels(store, reason).inc();
+    },
+    breakerChanged(store, state) {
+      breakerState.labels(store).set(BREAKER_GAUGE[state]);
+    },
   };
   const lifecycle: LifecycleMetrics = {
-    drainSeconds: new Gauge({
-      name: 'rampart_shutdown_drain_seconds',
-      help: 'Time from the shutdown signal to the end of the HTTP drain.',
-      registers: [registry],
-    }),
-    healthCheckSeconds: new Histogram({
-      name: 'rampart_health_check_seconds',
-      help: 'Duration of health check runs.',
-      labelNames: ['check'],
-      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers: [registry],
-    }),
-    healthCheckUp: new Gauge({
-      name: 'rampart_health_check_up',
-      help: '1 when the last run of the health check passed, else 0.',
-      labelNames: ['check'],
-      registers: [registry],
-    }),
-    loadShed: new Counter({
-      name: 'rampart_load_shed_total',
-      help: 'Requests answered 503 OVERLOADED by the load shedder, by reason.',
-      labelNames: ['reason'],
-      registers: [registry],
-    }),
+    drainSeconds: gauge('rampart_shutdown_drain_seconds', 'Time from the shutdown signal to the end of the HTTP drain.', []),
+    healthCheckSeconds: histogram('rampart_health_check_seconds', 'Duration of health check runs.', ['check'], [
+      0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+    ]),
+    healthCheckUp: gauge('rampart_health_check_up', '1 when the last run of the health check passed, else 0.', ['check']),
+    loadShed: counter('rampart_load_shed_total', 'Requests answered 503 OVERLOADED by the load shedder, by reason.', ['reason']),
   };
   let inFlightSource: { readonly inFlight: number } | undefined;
   new Gauge({

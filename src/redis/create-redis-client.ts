@@ -1,5 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis } from 'ioredis';
+import { withTimeout } from '../internal/with-timeout';
 import { parseRedisUrl } from './redis-url';
 
 /** Options of {@link createRedisClient}. */
@@ -7,12 +8,12 @@ export interface RedisClientOptions {
   /**
    * Told about connection errors (the client reconnects by itself). Without it, errors are
    * written to stderr as `rampart redis: <message>`, at most one line every
-   * `REDIS_CLIENT_DEFAULTS.errorLogIntervalMs`, never silently dropped.
+   * {@link REDIS_CLIENT_DEFAULTS.errorLogIntervalMs}, never silently dropped.
    */
   readonly onError?: (err: Error) => void;
-  /** Batch commands issued in the same tick into one write. Default true. */
+  /** Batch commands issued in the same tick into one write. Default {@link REDIS_CLIENT_DEFAULTS.autoPipelining}. */
   readonly autoPipelining?: boolean;
-  /** Time limit to open a connection, ms. Default 2000. */
+  /** Time limit to open a connection, ms. Default {@link REDIS_CLIENT_DEFAULTS.connectTimeoutMs}. */
   readonly connectTimeoutMs?: number;
   /**
    * TLS settings for a `rediss://` URL (e.g. `{ ca }` for a private CA), passed to Node's
@@ -60,18 +61,13 @@ export function stderrErrorReporter(
  * Then drops the connection whatever happened. Resolves `true` when `QUIT` was answered in time.
  */
 export async function closeRedisClient(client: Redis | Cluster, timeoutMs: number = REDIS_CLIENT_DEFAULTS.quitTimeoutMs): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
-  });
   const quit = client.quit().then(
     () => true,
     () => false,
   );
   try {
-    return await Promise.race([quit, timedOut]);
+    return await withTimeout(quit, timeoutMs, () => false);
   } finally {
-    clearTimeout(timer);
     client.disconnect();
   }
 }

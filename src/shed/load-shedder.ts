@@ -1,7 +1,10 @@
 import type { Socket } from 'node:net';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { HEALTH_PATHS } from '../constants';
 import { sendError } from '../errors';
+import { nonNegativeInteger, nonNegativeNumber, positiveNumber } from '../internal/options';
+import { LOAD_SHEDDER_DEFAULTS } from './load-shedder-defaults';
 
 /** Why a request was shed. */
 export type ShedReason = 'event_loop_delay' | 'in_flight';
@@ -23,7 +26,7 @@ export interface LoadShedderOptions {
   readonly retryAfterSeconds?: number;
   /**
    * Paths (exact `req.path`) never shed, in addition to `/health/live`, which is never shed
-   * whatever this says. Default: the three health routes.
+   * whatever this says. Default: the three health routes ({@link HEALTH_PATHS}).
    */
   readonly exemptPaths?: readonly string[];
   /** Called once per shed request (metrics, logs). */
@@ -33,16 +36,10 @@ export interface LoadShedderOptions {
 }
 
 /** Defaults of {@link createLoadShedder}. */
-export const LOAD_SHEDDER_DEFAULTS = Object.freeze({
-  maxEventLoopDelayMs: 200,
-  maxInFlight: 1000,
-  sampleIntervalMs: 500,
-  retryAfterSeconds: 1,
-  exemptPaths: Object.freeze(['/health/live', '/health/ready', '/health/started']),
-});
+export { LOAD_SHEDDER_DEFAULTS };
 
 /** The path no shedder ever rejects: a busy process is alive, and must not be restarted for it. */
-const ALWAYS_EXEMPT = '/health/live';
+const ALWAYS_EXEMPT = HEALTH_PATHS.live;
 /** Resolution of the event-loop delay histogram, ms. */
 const RESOLUTION_MS = 10;
 
@@ -67,28 +64,21 @@ export interface LoadShedder extends RequestHandler {
   close(): void;
 }
 
-function nonNegative(name: string, value: number): number {
-  if (!Number.isFinite(value) || value < 0) {
-    throw new TypeError(`loadShedder: ${name} must be a number ≥ 0, got ${String(value)}`);
-  }
-  return value;
-}
-
-function positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new TypeError(`loadShedder: ${name} must be a number > 0, got ${String(value)}`);
-  }
-  return value;
-}
-
 /** Creates a load shedder. Each has its own sampler and counters. */
 export function createLoadShedder(options: LoadShedderOptions = {}): LoadShedder {
   const d = LOAD_SHEDDER_DEFAULTS;
-  const maxDelay = nonNegative('maxEventLoopDelayMs', options.maxEventLoopDelayMs ?? d.maxEventLoopDelayMs);
-  const maxInFlight = nonNegative('maxInFlight', options.maxInFlight ?? d.maxInFlight);
-  if (!Number.isInteger(maxInFlight)) throw new TypeError(`loadShedder: maxInFlight must be an integer, got ${maxInFlight}`);
-  const interval = positive('sampleIntervalMs', options.sampleIntervalMs ?? d.sampleIntervalMs);
-  const retryAfter = positive('retryAfterSeconds', options.retryAfterSeconds ?? d.retryAfterSeconds);
+  const maxDelay = nonNegativeNumber(
+    'loadShedder',
+    'maxEventLoopDelayMs',
+    options.maxEventLoopDelayMs ?? d.maxEventLoopDelayMs,
+  );
+  const maxInFlight = nonNegativeInteger('loadShedder', 'maxInFlight', options.maxInFlight ?? d.maxInFlight);
+  const interval = positiveNumber('loadShedder', 'sampleIntervalMs', options.sampleIntervalMs ?? d.sampleIntervalMs);
+  const retryAfter = positiveNumber(
+    'loadShedder',
+    'retryAfterSeconds',
+    options.retryAfterSeconds ?? d.retryAfterSeconds,
+  );
   const exempt = new Set(options.exemptPaths ?? d.exemptPaths);
   exempt.add(ALWAYS_EXEMPT);
   const random = options.random ?? Math.random;

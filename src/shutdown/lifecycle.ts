@@ -1,6 +1,9 @@
 import type { Server } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { createTerminus } from '@godaddy/terminus';
+import { nonNegativeInteger, positiveInteger } from '../internal/options';
+import { withTimeout } from '../internal/with-timeout';
+import { LIFECYCLE_DEFAULTS } from './lifecycle-defaults';
 import type { ShutdownGate } from './shutdown-gate';
 
 /**
@@ -62,15 +65,7 @@ export interface LifecycleOptions {
 }
 
 /** Defaults of {@link createLifecycle}. */
-export const LIFECYCLE_DEFAULTS = Object.freeze({
-  delayMs: 0,
-  drainTimeoutMs: 30_000,
-  lingerMs: 250,
-  phaseTimeoutMs: 5_000,
-  /** How long the listener's remaining sockets get to close after the drain. */
-  socketGraceMs: 1_000,
-  signals: Object.freeze(['SIGTERM', 'SIGINT'] as NodeJS.Signals[]),
-});
+export { LIFECYCLE_DEFAULTS };
 
 /** A running lifecycle. */
 export interface Lifecycle {
@@ -80,21 +75,11 @@ export interface Lifecycle {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function withTimeout(run: () => unknown, ms: number, name: string): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${name} did not finish within ${ms} ms`)), ms);
+/** Runs one cleanup phase; rejects when it fails or outlives `ms`. */
+async function runPhase({ name, run }: CleanupPhase, ms: number): Promise<void> {
+  await withTimeout(run(), ms, () => {
+    throw new Error(`${name} did not finish within ${ms} ms`);
   });
-  try {
-    await Promise.race([run(), limit]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function checkMs(value: number, what: string, min: number): number {
-  if (!Number.isInteger(value) || value < min) throw new TypeError(`lifecycle: ${what} must be an integer >= ${min}, got ${value}`);
-  return value;
 }
 
 /**
@@ -111,13 +96,15 @@ function checkMs(value: number, what: string, min: number): number {
 export function createLifecycle(options: LifecycleOptions): Lifecycle {
   const d = LIFECYCLE_DEFAULTS;
   const { server, gate, logger } = options;
-  const delayMs = checkMs(options.delayMs ?? d.delayMs, 'delayMs', 0);
-  const drainTimeoutMs = checkMs(options.drainTimeoutMs ?? d.drainTimeoutMs, 'drainTimeoutMs', 1);
-  const lingerMs = checkMs(options.lingerMs ?? d.lingerMs, 'lingerMs', 0);
+  const delayMs = nonNegativeInteger('lifecycle', 'delayMs', options.delayMs ?? d.delayMs);
+  const drainTimeoutMs = positiveInteger('lifecycle', 'drainTimeoutMs', options.drainTimeoutMs ?? d.drainTimeoutMs);
+  const lingerMs = nonNegativeInteger('lifecycle', 'lingerMs', options.lingerMs ?? d.lingerMs);
   const signals = [...(options.signals ?? d.signals)];
   const exit = options.exit ?? ((code: number) => process.exit(code));
   const cleanup = options.cleanup ?? [];
-  for (const phase of cleanup) checkMs(phase.timeoutMs ?? d.phaseTimeoutMs, `cleanup "${phase.name}" timeoutMs`, 1);
+  for (const phase of cleanup) {
+    positiveInteger('lifecycle', `cleanup "${phase.name}" timeoutMs`, phase.timeoutMs ?? d.phaseTimeoutMs);
+  }
 
   let shuttingDown = false;
   let signalName = '';
@@ -167,7 +154,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
       for (const phase of cleanup) {
         const t = performance.now();
         try {
-          await withTimeout(phase.run, phase.timeoutMs ?? d.phaseTimeoutMs, phase.name);
+          await runPhase(phase, phase.timeoutMs ?? d.phaseTimeoutMs);
           phases.push({ name: phase.name, ms: Math.round(performance.now() - t), ok: true });
         } catch (err) {
           const error = err instanceof Error ? err.message : String(err);

@@ -1,6 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { HEALTH_PATHS } from '../constants';
 import { sendError } from '../errors';
+import { positiveNumber } from '../internal/options';
 
 /**
  * - `SERVING`: normal.
@@ -13,7 +15,7 @@ export type GateState = 'SERVING' | 'DRAINING' | 'CLOSED';
 
 /** Options of {@link createShutdownGate}. */
 export interface ShutdownGateOptions {
-  /** Paths (exact `req.path`) answered even when closed. Default: the health routes. */
+  /** Paths (exact `req.path`) answered even when closed. Default: the health routes ({@link HEALTH_PATHS}). */
   readonly exemptPaths?: readonly string[];
   /** `Retry-After` of the 503, seconds. */
   readonly retryAfterSeconds?: number;
@@ -21,7 +23,7 @@ export interface ShutdownGateOptions {
 
 /** Defaults of {@link createShutdownGate}. */
 export const SHUTDOWN_GATE_DEFAULTS = Object.freeze({
-  exemptPaths: Object.freeze(['/health/live', '/health/ready', '/health/started']),
+  exemptPaths: HEALTH_PATHS.all,
   retryAfterSeconds: 5,
 });
 
@@ -50,11 +52,13 @@ function retire(res: ServerResponse): void {
 
 /** Creates a shutdown gate. Each gate has its own state: nothing is shared between instances. */
 export function createShutdownGate(options: ShutdownGateOptions = {}): ShutdownGate {
-  const exempt = new Set(options.exemptPaths ?? SHUTDOWN_GATE_DEFAULTS.exemptPaths);
-  const retryAfter = options.retryAfterSeconds ?? SHUTDOWN_GATE_DEFAULTS.retryAfterSeconds;
-  if (!Number.isFinite(retryAfter) || retryAfter <= 0) {
-    throw new TypeError(`shutdownGate: retryAfterSeconds must be a positive number, got ${retryAfter}`);
-  }
+  const d = SHUTDOWN_GATE_DEFAULTS;
+  const exempt = new Set(options.exemptPaths ?? d.exemptPaths);
+  const retryAfter = positiveNumber(
+    'shutdownGate',
+    'retryAfterSeconds',
+    options.retryAfterSeconds ?? d.retryAfterSeconds,
+  );
   let state: GateState = 'SERVING';
   const open = new Set<ServerResponse>();
   let idleWaiters: (() => void)[] = [];

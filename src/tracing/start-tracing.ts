@@ -1,12 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import { DiagLogLevel, diag } from '@opentelemetry/api';
 import type { Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import type { OtlpProtocol, TracingConfig } from '../config/tracing-config';
+import type { OtlpProtocol, TracingConfig } from './options';
+import { HEALTH_PATHS } from '../constants';
+import { withTimeout } from '../internal/with-timeout';
 import type { Tracing } from './active-tracing';
 import { RedactingSpanExporter } from './redacting-exporter';
 import { requireTracingPackages, type TracingPeerPackage } from './tracing-packages';
 
-export type { TracingConfig } from '../config/tracing-config';
+export type { TracingConfig } from './options';
 export type { Tracing } from './active-tracing';
 
 /** The minimal logger SDK diagnostics go to (at warn and above). */
@@ -27,7 +29,7 @@ export interface StartTracingOptions {
 
 /** Defaults of {@link startTracing}. */
 export const TRACING_DEFAULTS = Object.freeze({
-  ignorePaths: Object.freeze(['/health/', '/metrics']),
+  ignorePaths: Object.freeze([HEALTH_PATHS.prefix, '/metrics']),
   exportTimeoutMs: 5_000,
   scheduledDelayMs: 1_000,
   /** Collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is unset (the OTLP defaults). */
@@ -167,17 +169,9 @@ export function startTracing(options: StartTracingOptions): Tracing {
   sdk.start();
   return {
     async shutdown(timeoutMs: number) {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([
-          sdk.shutdown(),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`tracing did not flush within ${timeoutMs} ms`)), timeoutMs);
-          }),
-        ]);
-      } finally {
-        clearTimeout(timer);
-      }
+      await withTimeout(sdk.shutdown(), timeoutMs, () => {
+        throw new Error(`tracing did not flush within ${timeoutMs} ms`);
+      });
     },
   };
 }

@@ -208,7 +208,7 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
       "import { createMemoryStore, createRateLimiter, ERROR_STATUS } from 'rampart';\n" +
         "import * as tracing from 'rampart/tracing';\n" +
         "const store = createMemoryStore();\n" +
-        "const d = await store.decide([{ key: 'k', kind: 1, a: 1000000, b: 1, cost: 1 }]);\n" +
+        "const d = await store.decide([{ key: 'k', algorithm: 'token_bucket', intervalUs: 1000000, burst: 1, cost: 1 }]);\n" +
         "console.log(JSON.stringify({ esm: typeof createRateLimiter, allowed: d.allowed, status: ERROR_STATUS.RATE_LIMITED, tracing: typeof tracing.startTracing }));\n" +
         'await store.close();\n',
     );

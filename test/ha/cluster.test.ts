@@ -180,7 +180,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const metrics = createMetrics({ processMetrics: false });
     const limiter = createRateLimiter({
       store: naive,
-      metrics: metrics.rateLimit,
+      observer: metrics.rateLimit,
       breaker: { volumeThreshold: 2 },
       policies: {
         by_ip: { algorithm: 'token_bucket', rps: 10, burst: 10, failMode: 'open' },
@@ -271,7 +271,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const store = createRedisStore({ client });
     const prefix = `cl${randomBytes(3).toString('hex')}`;
     const ids = Array.from({ length: 300 }, (_, i) => `id${i}`);
-    const decisions = await Promise.all(ids.map((id) => store.decide([{ key: `${prefix}:p:{${id}}`, kind: 1, a: 1_000_000, b: 2, cost: 1 }])));
+    const decisions = await Promise.all(ids.map((id) => store.decide([{ key: `${prefix}:p:{${id}}`, algorithm: 'token_bucket', intervalUs: 1_000_000, burst: 2, cost: 1 }])));
     assert.ok(decisions.every((d) => d.allowed && d.remaining[0] === 1));
     const masters = new Set<number>();
     for (const id of ids) masters.add((await stack.masterOf(calculateSlot(id))).port);

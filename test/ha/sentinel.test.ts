@@ -112,7 +112,7 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
     const store = createRedisStore({ client });
     const key = `ff${randomBytes(3).toString('hex')}:p:{x}`;
     // One token an hour: nothing refills while the failover runs.
-    const check = { key, kind: 1 as const, a: 3_600_000_000, b: 1_000_000, cost: 1 };
+    const check = { key, algorithm: 'token_bucket' as const, intervalUs: 3_600_000_000, burst: 1_000_000, cost: 1 };
     await store.decide([check]);
     const before = await stack.master();
     await waitUntil('a replica linked to the master', async () => Number((await info(before.port, 'replication')).get('connected_slaves')) >= 1);

@@ -48,8 +48,8 @@ describe('rate limiting on a real Redis', function () {
     const store = createRedisStore({ client });
     try {
       const key = 'rl:public:{i:10.0.0.1}';
-      await store.decide([{ key, kind: 1, a: 100_000, b: 20, cost: 1 }]); // 10 rps, burst 20
-      await store.decide([{ key, kind: 1, a: 100_000, b: 20, cost: 1 }]);
+      await store.decide([{ key, algorithm: 'token_bucket', intervalUs: 100_000, burst: 20, cost: 1 }]); // 10 rps, burst 20
+      await store.decide([{ key, algorithm: 'token_bucket', intervalUs: 100_000, burst: 20, cost: 1 }]);
       assert.equal(await admin.type(key), 'string');
       assert.match((await admin.get(key)) ?? '', /^\d{16}$/, 'one integer: the TAT in µs');
       assert.equal(await admin.object('ENCODING', key), 'int');
@@ -82,7 +82,7 @@ describe('rate limiting on a real Redis', function () {
     const client = new Redis(server.port, '127.0.0.1');
     const store = createRedisStore({ client });
     try {
-      const check = { key: `rl:t:{${randomBytes(4).toString('hex')}}`, kind: 1 as const, a: 1_000_000, b: 5, cost: 1 };
+      const check = { key: `rl:t:{${randomBytes(4).toString('hex')}}`, algorithm: 'token_bucket' as const, intervalUs: 1_000_000, burst: 5, cost: 1 };
       assert.equal((await store.decide([check])).allowed, true);
       await admin.script('FLUSH');
       const stats = async () => {
@@ -249,7 +249,7 @@ describe('rate limiting on a real Redis', function () {
         store: createRedisStore({ client }),
         policies,
         deadlineMs,
-        metrics: metrics.rateLimit,
+        observer: metrics.rateLimit,
         breaker: { resetTimeoutMs: 500, volumeThreshold: 3 },
         prefix: `t${randomBytes(3).toString('hex')}`,
       });

@@ -34,7 +34,7 @@ export async function startLimitedApp(store: RateLimitStore, prefix: string, met
     store,
     prefix,
     denyCache: false,
-    ...(metrics === undefined ? {} : { metrics }),
+    ...(metrics === undefined ? {} : { observer: metrics }),
     policies: {
       open: { algorithm: 'token_bucket', rps: 1_000_000, burst: 1_000_000, failMode: 'open', key },
       closed: { algorithm: 'token_bucket', rps: 1_000_000, burst: 1_000_000, failMode: 'closed', key },

@@ -7,7 +7,7 @@ async function main(): Promise<void> {
   const [url = '', key = '', requests = '0', concurrency = '1', rps = '1', burst = '1'] = process.argv.slice(2);
   const client = new Redis(url);
   const store = createRedisStore({ client });
-  const check = { key, kind: 1 as const, a: Math.round(1_000_000 / Number(rps)), b: Number(burst), cost: 1 };
+  const check = { key, algorithm: 'token_bucket' as const, intervalUs: Math.round(1_000_000 / Number(rps)), burst: Number(burst), cost: 1 };
   let left = Number(requests);
   let admitted = 0;
   // Wait for the go signal on stdin so that every process starts together.

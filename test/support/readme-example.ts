@@ -16,7 +16,7 @@ export function readmeExample(redisUrl: string, prefix: string): { app: Express;
       login_ip: { algorithm: 'sliding_window', limit: 20, windowSeconds: 60, key: 'ip' }, // README
       login_credential: { algorithm: 'sliding_window', limit: 5, windowSeconds: 60, key: 'credential' }, // README
     },
-    metrics: metrics.rateLimit,
+    observer: metrics.rateLimit,
   });
   const app = express();
   app.set('trust proxy', true);

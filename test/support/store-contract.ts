@@ -13,10 +13,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MS = 1000;
 
 export function tokenBucket(key: string, rps: number, burst: number, cost = 1): Check {
-  return { key, kind: 1, a: Math.round(1_000_000 / rps), b: burst, cost };
+  return { key, algorithm: 'token_bucket', intervalUs: Math.round(1_000_000 / rps), burst, cost };
 }
 export function slidingWindow(key: string, limit: number, windowMs: number, cost = 1): Check {
-  return { key, kind: 2, a: windowMs * MS, b: limit, cost };
+  return { key, algorithm: 'sliding_window', windowUs: windowMs * MS, limit, cost };
 }
 
 /**

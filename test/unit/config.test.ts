@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { CONFIG_DEFAULTS, CONFIG_VARIABLES, ConfigError, loadConfig } from '../../src';
+import { CONFIG_DEFAULTS, CONFIG_VARIABLES, ConfigError, LIFECYCLE_DEFAULTS, LOAD_SHEDDER_DEFAULTS, loadConfig } from '../../src';
 
 function refusal(env: Record<string, string>): ConfigError {
   try {
@@ -36,11 +36,12 @@ describe('loadConfig', () => {
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
       OTEL_TRACES_SAMPLER: 'parentbased_always_on',
       OTEL_TRACES_SAMPLER_ARG: 1,
-      SHUTDOWN_DELAY_MS: 0,
-      SHUTDOWN_DRAIN_TIMEOUT_MS: 30000,
+      // The library's own defaults, not copies (pinned in lifecycle.test.ts, load-shedder.test.ts).
+      SHUTDOWN_DELAY_MS: LIFECYCLE_DEFAULTS.delayMs,
+      SHUTDOWN_DRAIN_TIMEOUT_MS: LIFECYCLE_DEFAULTS.drainTimeoutMs,
       LOAD_SHED_ENABLED: true,
-      LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: 200,
-      LOAD_SHED_MAX_IN_FLIGHT: 1000,
+      LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: LOAD_SHEDDER_DEFAULTS.maxEventLoopDelayMs,
+      LOAD_SHED_MAX_IN_FLIGHT: LOAD_SHEDDER_DEFAULTS.maxInFlight,
     });
   });
 

@@ -7,6 +7,7 @@ import {
   createMemoryStore,
   createMetrics,
   createRateLimiter,
+  OptionsError,
   RATE_LIMITER_DEFAULTS,
   type HeaderForm,
   type PolicyOptions,
@@ -53,19 +54,27 @@ describe('rate limiter options', () => {
   });
 
   it('refuses bad options when built, never per request', () => {
+    throwsAtFactory({ metrics: {} } as Partial<RateLimiterOptions>, /the metrics option is now called observer/);
     throwsAtFactory({ policies: { p: { algorithm: 'token_bucket', rps: 0, burst: 2 } } }, /policy "p": rps must be a positive number/);
     throwsAtFactory({ policies: { p: { algorithm: 'token_bucket', rps: 1, burst: 1.5 } } }, /burst must be a positive integer/);
     throwsAtFactory({ policies: { p: { algorithm: 'sliding_window', limit: 0, windowSeconds: 1 } } }, /limit must be a positive integer/);
     throwsAtFactory({ policies: { p: { algorithm: 'leaky' } as unknown as PolicyOptions } }, /algorithm must be/);
-    throwsAtFactory({ policies: { P: bucket } }, /policy name "P"/);
+    throwsAtFactory({ policies: { P: bucket } }, /policy name must be a match of .*, got "P"/);
     throwsAtFactory({ policies: { p: { ...bucket, failMode: 'maybe' as 'open' } } }, /failMode must be/);
     throwsAtFactory({ policies: { p: { ...bucket, key: 'cookie' as 'ip' } } }, /key must be/);
     throwsAtFactory({ deadlineMs: 0 }, /deadlineMs/);
+    assert.throws(() => createRateLimiter({ store, policies: { p: bucket }, deadlineMs: 1.5 }), (err: unknown) => {
+      assert.ok(err instanceof OptionsError, 'the one error type of every factory');
+      assert.equal(err.component, 'rateLimit');
+      assert.equal(err.option, 'deadlineMs');
+      assert.equal(err.message, 'rateLimit: deadlineMs must be a positive integer, got 1.5');
+      return true;
+    });
     throwsAtFactory({ headers: 'draft-99' as HeaderForm }, /headers must be/);
     throwsAtFactory({ ipv6Subnet: 129 }, /ipv6Subnet/);
     throwsAtFactory({ prefix: 'a{b}' }, /prefix/);
     throwsAtFactory({ surfaces: [{ surface_id: 's', path: '/x', policies: ['nope'] }] }, /unknown policy "nope" in surface "s"/);
-    throwsAtFactory({ surfaces: [{ surface_id: 's', path: 'x', policies: ['p'] }] }, /path must start with/);
+    throwsAtFactory({ surfaces: [{ surface_id: 's', path: 'x', policies: ['p'] }] }, /surface "s": path must be a path starting with "\/", got "x"/);
     throwsAtFactory(
       { surfaces: [{ surface_id: 's', path: '/x', policies: ['p'] }, { surface_id: 's', path: '/y', policies: ['p'] }] },
       /used twice/,
@@ -122,7 +131,7 @@ describe('rate limiter options', () => {
       const store = createMemoryStore();
       const limiter = createRateLimiter({
         store,
-        metrics: metrics.rateLimit,
+        observer: metrics.rateLimit,
         policies: {
           wide: { algorithm: 'sliding_window', limit: 20, windowSeconds: 60 },
           narrow: { algorithm: 'sliding_window', limit: 2, windowSeconds: 60, key: (req) => req.get('x-user') },

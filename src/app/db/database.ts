@@ -1,22 +1,25 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { postgresCheck, type HealthCheck } from '../../index';
+import { OptionsError, postgresCheck, type HealthCheck } from '../../index';
 
 /** Options of {@link createDatabase}. */
 export interface DatabaseOptions {
   readonly writeUrl: string;
   /** Reads may go to a replica; defaults to the primary. */
   readonly readUrl?: string;
-  /** Connections per pool. */
+  /** Connections per pool. Default {@link DATABASE_DEFAULTS.maxConnections}. */
   readonly maxConnections?: number;
   /**
    * Schema to use (created by the migrations). Default: the connection's own `search_path`
    * (which a URL can set with `?options=-c%20search_path%3D<schema>`).
    */
   readonly schema?: string;
-  /** Time limit for opening a connection. */
+  /** Time limit for opening a connection, ms. Default {@link DATABASE_DEFAULTS.connectTimeoutMs}. */
   readonly connectTimeoutMs?: number;
-  /** Client-side limit on any query, so a hung server frees the connection. Default 10000. */
+  /**
+   * Client-side limit on any query, so a hung server frees the connection, ms. Default
+   * {@link DATABASE_DEFAULTS.queryTimeoutMs}.
+   */
   readonly queryTimeoutMs?: number;
   /** Called with errors of idle clients (a server restart), which must not crash the process. */
   readonly onPoolError?: (err: Error) => void;
@@ -33,7 +36,12 @@ export interface DatabaseOptions {
 }
 
 /** Defaults of {@link createDatabase}. */
-export const DATABASE_DEFAULTS = Object.freeze({ replicaRetryMs: 5_000 });
+export const DATABASE_DEFAULTS = Object.freeze({
+  maxConnections: 10,
+  connectTimeoutMs: 5_000,
+  queryTimeoutMs: 10_000,
+  replicaRetryMs: 5_000,
+});
 
 /** What readers need: `query(text, values)` of a `pg` pool. */
 export interface ReadPool {
@@ -79,10 +87,10 @@ export function isConnectionError(err: unknown): boolean {
 function createPool(url: string, options: DatabaseOptions, schema: string | undefined): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
-    max: options.maxConnections ?? 10,
-    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    max: options.maxConnections ?? DATABASE_DEFAULTS.maxConnections,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? DATABASE_DEFAULTS.connectTimeoutMs,
     idleTimeoutMillis: 30_000,
-    query_timeout: options.queryTimeoutMs ?? 10_000,
+    query_timeout: options.queryTimeoutMs ?? DATABASE_DEFAULTS.queryTimeoutMs,
     ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
   });
   pool.on('error', (err) => options.onPoolError?.(err));
@@ -126,9 +134,13 @@ function failoverReads(replica: pg.Pool, primary: pg.Pool, retryMs: number, onFa
 /** Creates the pools. Nothing connects until the first query. */
 export function createDatabase(options: DatabaseOptions): Database {
   const schema = options.schema;
-  if (schema !== undefined && !SCHEMA_NAME.test(schema)) throw new TypeError(`schema "${schema}" is not a plain lower-case identifier`);
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+    throw new OptionsError('database', 'schema', 'a plain lower-case identifier', schema);
+  }
   const retryMs = options.replicaRetryMs ?? DATABASE_DEFAULTS.replicaRetryMs;
-  if (!Number.isFinite(retryMs) || retryMs < 0) throw new TypeError('replicaRetryMs must be a non-negative number of milliseconds');
+  if (!Number.isFinite(retryMs) || retryMs < 0) {
+    throw new OptionsError('database', 'replicaRetryMs', 'a non-negative number', retryMs);
+  }
   const write = createPool(options.writeUrl, options, schema);
   const replica =
     options.readUrl === undefined || options.readUrl === options.writeUrl ? undefined : createPool(options.readUrl, options, schema);

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { HttpError } from '../../errors';
+import { HttpError } from '../../index';
 import { principalOf } from '../authenticate';
 import type { Database } from '../db/database';
 import { lineText, multilineText, queryInteger, validate } from '../validate';

@@ -1,0 +1,22 @@
+import type { BreakerState } from './options';
+
+/** Outcomes of a decision, per policy of a request. */
+export type DecisionOutcome = 'allowed' | 'limited' | 'denied_by_other' | 'failed_open' | 'failed_closed';
+
+/** Why a store call failed: an error, the deadline, or a breaker that was open. */
+export type BackendFailure = 'error' | 'timeout' | 'breaker_open';
+
+/**
+ * What the limiter reports, as calls (the same style as health's `onCheck` and the shedder's
+ * `onShed`); `createMetrics().rateLimit` is one that feeds Prometheus. The factories are called
+ * when a middleware is built, so the per-request work is one call of a prepared function.
+ */
+export interface RateLimitObserver {
+  /** A counter of `outcome` for `policy`: the returned function runs once per such decision. */
+  decisionCounter(policy: string, outcome: DecisionOutcome): () => void;
+  /** The returned function gets the seconds each call to `store` took (or failed after). */
+  decisionTimer(store: string): (seconds: number) => void;
+  backendError(store: string, reason: BackendFailure): void;
+  /** The worst state of the store's breakers, when it may have changed (and `CLOSED` at start). */
+  breakerChanged(store: string, state: BreakerState): void;
+}

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { createBreakerPool } from '../../src/limit/breakers';
+import { createDenyCache } from '../../src/limit/deny-cache';
+import { RATE_LIMITER_DEFAULTS, type BreakerState } from '../../src/limit/options';
+import { createMemoryStore, type Check, type Decision, type RateLimitStore } from '../../src';
+
+// The limiter's parts on their own: src/limit/deny-cache.ts and src/limit/breakers.ts (the
+// middleware that wires them is tested through HTTP in rate-limiter-options.test.ts).
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const check = (key: string): Check => ({ key, cost: 1, algorithm: 'token_bucket', intervalUs: 1_000_000, burst: 1 });
+
+describe('deny cache', () => {
+  const denial = (untilUs: number) => ({ untilUs, atUs: 0, remaining: [0], resetUs: [untilUs] });
+
+  it('answers a denial until its retry time, then forgets it', () => {
+    const cache = createDenyCache(10);
+    cache.remember('a', denial(1_000));
+    assert.deepEqual(cache.get('a', 999), denial(1_000));
+    assert.equal(cache.get('a', 1_000), undefined, 'expired at its retry time');
+    cache.remember('a', denial(5_000));
+    assert.ok(cache.get('a', 10) !== undefined);
+    cache.clear();
+    assert.equal(cache.get('a', 10), undefined);
+  });
+
+  it('holds at most maxKeys, dropping the oldest; maxKeys 0 remembers nothing', () => {
+    const cache = createDenyCache(2);
+    cache.remember('a', denial(100));
+    cache.remember('b', denial(100));
+    cache.remember('c', denial(100));
+    assert.equal(cache.get('a', 0), undefined, 'the oldest went first');
+    assert.ok(cache.get('b', 0) !== undefined && cache.get('c', 0) !== undefined);
+    const off = createDenyCache(0);
+    off.remember('a', denial(100));
+    assert.equal(off.enabled, false);
+    assert.equal(off.get('a', 0), undefined);
+  });
+});
+
+/** A store whose calls fail, hang or answer, as the test says (a RateLimitStore like any user's). */
+function scriptedStore(behaviour: { mode: 'fail' | 'hang' | 'ok' | 'crossslot' }): RateLimitStore & { calls: number } {
+  const memory = createMemoryStore();
+  const store = {
+    name: 'scripted',
+    calls: 0,
+    decide(checks: readonly Check[]): Promise<Decision> {
+      store.calls++;
+      if (behaviour.mode === 'fail') return Promise.reject(new Error('connection refused'));
+      if (behaviour.mode === 'crossslot') return Promise.reject(new Error("CROSSSLOT Keys in request don't hash to the same slot"));
+      if (behaviour.mode === 'hang') return new Promise(() => undefined);
+      return memory.decide(checks);
+    },
+    close: () => memory.close(),
+  };
+  return store;
+}
+
+describe('breaker pool', () => {
+  const breaker = { ...RATE_LIMITER_DEFAULTS.breaker, volumeThreshold: 3, resetTimeoutMs: 200 };
+
+  it('opens after failures, fails fast while open, half-opens after resetTimeoutMs and closes on a success; reports each change', async () => {
+    const behaviour: { mode: 'fail' | 'hang' | 'ok' | 'crossslot' } = { mode: 'fail' };
+    const store = scriptedStore(behaviour);
+    const seen: BreakerState[] = [];
+    const pool = createBreakerPool({ store, deadlineMs: 100, breaker, onStateChange: (s) => seen.push(s) });
+    try {
+      for (let i = 0; i < 3; i++) await assert.rejects(pool.decide([check('k')]), /connection refused/);
+      assert.equal(pool.state, 'OPEN');
+      const calls = store.calls;
+      await assert.rejects(pool.decide([check('k')]), (err: Error & { code?: string }) => err.code === 'EOPENBREAKER');
+      assert.equal(store.calls, calls, 'an open breaker does not call the store');
+      await sleep(250);
+      assert.equal(pool.state, 'HALF_OPEN');
+      behaviour.mode = 'ok';
+      assert.equal((await pool.decide([check('k')])).allowed, true);
+      assert.equal(pool.state, 'CLOSED');
+      assert.deepEqual(seen, ['OPEN', 'HALF_OPEN', 'CLOSED']);
+    } finally {
+      pool.close();
+      await store.close();
+    }
+  });
+
+  it('a call past the deadline fails with ETIMEDOUT; a misuse (CROSSSLOT) never counts against the breaker', async () => {
+    const behaviour: { mode: 'fail' | 'hang' | 'ok' | 'crossslot' } = { mode: 'hang' };
+    const store = scriptedStore(behaviour);
+    const pool = createBreakerPool({ store, deadlineMs: 50, breaker });
+    try {
+      const t = performance.now();
+      await assert.rejects(pool.decide([check('k')]), (err: Error & { code?: string }) => err.code === 'ETIMEDOUT');
+      assert.ok(performance.now() - t < 500);
+      behaviour.mode = 'crossslot';
+      for (let i = 0; i < 10; i++) await assert.rejects(pool.decide([check('k')]), /CROSSSLOT/);
+      assert.equal(pool.state, 'CLOSED', '10 misuses did not open it');
+    } finally {
+      pool.close();
+      await store.close();
+    }
+  });
+});
