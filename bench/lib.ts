@@ -1,7 +1,7 @@
 // Shared by the benchmarks: start a server process, load it from another process, read results.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort } from '../test/support/redis-server';
+import { freePort } from '../scripts/ports';
 
 export const ROOT = join(__dirname, '..');
 

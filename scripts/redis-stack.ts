@@ -2,6 +2,7 @@
 // (3 masters, 3 replicas) and a Sentinel set (1 master, 2 replicas, 3 sentinels, quorum 2).
 // Each server runs from Debian's redis-server on 127.0.0.1, in its own temp dir, on a free
 // port, and is stopped by its PID, never by name. Used by the tests and by `npm run stack:up`.
+import { waitUntil } from './wait';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,6 @@ import { Redis } from 'ioredis';
 import { freePort } from './ports';
 
 const run = promisify(execFile);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One redis-server (data node or sentinel) started here. */
 export interface RedisNode {
@@ -25,20 +25,6 @@ export interface RedisNode {
   restart(extraArgs?: readonly string[]): Promise<void>;
   /** Opens a client to it (the caller quits it). */
   client(): Redis;
-}
-
-/** Runs `fn` until it returns true, every `everyMs`, or throws after `timeoutMs`. */
-export async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs = 20_000, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await fn()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 function quickClient(port: number): Redis {

@@ -99,7 +99,7 @@ export type {
   PolicySet,
   RateLimiter,
   RateLimiterOptions,
-  RateLimitOptions,
+  RateLimitMiddlewareOptions,
   RateLimitStore,
   RedisStoreOptions,
   SlidingWindowPolicy,
@@ -112,7 +112,7 @@ export { closeRedisClient, createRedisClient, parseRedisUrl, REDIS_CLIENT_DEFAUL
 export type { RedisClientOptions, RedisTarget } from './redis';
 
 // Metrics: a Prometheus registry and GET /metrics.
-export { createMetrics } from './metrics';
+export { createMetrics, METRICS_DEFAULTS } from './metrics';
 export type { LifecycleMetrics, Metrics, MetricsOptions, RateLimitMetrics } from './metrics';
 
 // Tracing: the redaction policy and the handle of the tracing the register entry started.

@@ -6,7 +6,7 @@
 // the ports published on 127.0.0.1, then takes it down and checks the app drained.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { waitUntil } from '../redis-stack';
+import { waitUntil } from '../wait';
 
 const ROOT = join(__dirname, '..', '..');
 const FILE = join(ROOT, 'compose', 'docker-compose.yml');

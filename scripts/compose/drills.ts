@@ -18,7 +18,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import calculateSlot from 'cluster-key-slot';
-import { waitUntil } from '../redis-stack';
+import { waitUntil } from '../wait';
 import { APP, LB, containerOf as lookUp, down, lbServers, up } from './compose';
 
 const ROOT = join(__dirname, '..', '..');

@@ -15,7 +15,7 @@ import {
   type Config,
   type HealthCheck,
 } from '../index';
-import { createApp } from './create-app';
+import { createApp } from './app';
 import { createDatabase, databaseChecks, DATABASE_DEFAULTS } from './db/database';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres';
 import { migrate } from './db/migrations';

@@ -12,7 +12,7 @@ import {
   type RateLimiter,
   type RateLimitStore,
 } from '../index';
-import { DEFAULT_SURFACES } from './create-app';
+import { DEFAULT_SURFACES } from './app';
 
 /** The sample API's rate limiting: limiter, store and the Redis client it may own. */
 export interface RateLimiting {

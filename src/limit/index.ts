@@ -11,7 +11,7 @@ export type {
   RateLimitObserver,
   RateLimiter,
   RateLimiterOptions,
-  RateLimitOptions,
+  RateLimitMiddlewareOptions,
   SurfaceOptions,
 } from './rate-limiter';
 export type { HeaderForm } from './headers';

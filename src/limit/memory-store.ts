@@ -3,7 +3,7 @@ import type { Check, Decision, RateLimitStore } from './types';
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
-  /** How often expired buckets are dropped. Default 10 s. */
+  /** How often expired buckets are dropped. Default {@link MEMORY_STORE_DEFAULTS.sweepIntervalMs}. */
   readonly sweepIntervalMs?: number;
   /** Clock in µs; tests may pass their own. Default: monotonic wall clock. */
   readonly now?: () => number;

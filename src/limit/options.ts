@@ -6,16 +6,17 @@ import type { FailMode, KeyFunction, PolicyOptions, RateLimitStore } from './typ
 
 /** A route (or route prefix) and the policies that guard it. Field names as in the policies file. */
 export interface SurfaceOptions {
-  readonly surface_id: string;
+  /** 1 to 64 of `[A-Za-z0-9_.-]`: it becomes part of a key when the surface overrides a bucket. */
+  readonly surfaceId: string;
   /** An HTTP method, or `*` (default) for any. */
   readonly method?: string;
   /** An exact path, or a prefix ending in `*` (`/v1/notes*`). */
   readonly path: string;
   readonly policies: readonly string[];
   /** Overrides `rps` of the surface's token-bucket policies (their buckets become the surface's own). */
-  readonly rate_limit_rps?: number;
+  readonly rateLimitRps?: number;
   /** Overrides `burst` of the surface's token-bucket policies. */
-  readonly rate_limit_burst?: number;
+  readonly rateLimitBurst?: number;
 }
 
 /** Circuit breaker settings (see opossum). */
@@ -66,7 +67,7 @@ export const RATE_LIMITER_DEFAULTS = Object.freeze({
   headers: 'draft-10' as HeaderForm,
   deadlineMs: 100,
   devFailOpen: false,
-  denyCacheMaxKeys: 10_000,
+  denyCache: Object.freeze({ maxKeys: 10_000 }),
   ipv6Subnet: 64,
   failMode: 'closed' as FailMode,
   key: 'ip' as const,
@@ -143,7 +144,7 @@ export function resolveOptions(options: RateLimiterOptions): ResolvedOptions {
     deadlineMs,
     devFailOpen: options.devFailOpen ?? d.devFailOpen,
     ipv6Subnet,
-    denyCacheMaxKeys: options.denyCache === false ? 0 : (options.denyCache?.maxKeys ?? d.denyCacheMaxKeys),
+    denyCacheMaxKeys: options.denyCache === false ? 0 : (options.denyCache?.maxKeys ?? d.denyCache.maxKeys),
     breaker: { ...d.breaker, ...options.breaker },
   };
 }

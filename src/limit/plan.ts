@@ -61,7 +61,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
 
   function compilePolicy(name: string, overrides?: SurfaceOptions): CompiledPolicy {
     const p = options.policies[name];
-    if (p === undefined) invalid(overrides ? 'surfaces' : 'policies', `unknown policy "${name}"${overrides ? ` in surface "${overrides.surface_id}"` : ''}`);
+    if (p === undefined) invalid(overrides ? 'surfaces' : 'policies', `unknown policy "${name}"${overrides ? ` in surface "${overrides.surfaceId}"` : ''}`);
     const failMode = p.failMode ?? d.failMode;
     if (failMode !== 'open' && failMode !== 'closed') refuse(`policy "${name}": failMode`, '"open" or "closed"', failMode);
     const key = p.key ?? d.key;
@@ -70,13 +70,13 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     else if (key === 'ip' || key === 'principal' || key === 'credential') identity = identities.builtIn[key];
     else refuse(`policy "${name}": key`, '"ip", "principal", "credential" or a function', key);
     if (p.algorithm === 'token_bucket') {
-      const overridden = overrides?.rate_limit_rps !== undefined || overrides?.rate_limit_burst !== undefined;
-      const rps = positive(overrides?.rate_limit_rps ?? p.rps, `policy "${name}": rps`, false);
-      const burst = positive(overrides?.rate_limit_burst ?? p.burst, `policy "${name}": burst`, true);
+      const overridden = overrides?.rateLimitRps !== undefined || overrides?.rateLimitBurst !== undefined;
+      const rps = positive(overrides?.rateLimitRps ?? p.rps, `policy "${name}": rps`, false);
+      const burst = positive(overrides?.rateLimitBurst ?? p.burst, `policy "${name}": burst`, true);
       const interval = Math.max(1, Math.round(MICROS / rps));
       return {
         name,
-        keyName: overridden && overrides ? `${name}@${overrides.surface_id}` : name,
+        keyName: overridden && overrides ? `${name}@${overrides.surfaceId}` : name,
         algorithm: 'token_bucket',
         check: (key) => ({ key, cost: 1, algorithm: 'token_bucket', intervalUs: interval, burst }),
         failMode,
@@ -109,14 +109,14 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
   /** The compiled policy, or, when the surface overrides a token bucket's numbers, its own. */
   function policyFor(name: string, surface: SurfaceOptions | undefined): CompiledPolicy {
     const p = compiled.get(name);
-    const overrides = surface !== undefined && (surface.rate_limit_rps !== undefined || surface.rate_limit_burst !== undefined);
+    const overrides = surface !== undefined && (surface.rateLimitRps !== undefined || surface.rateLimitBurst !== undefined);
     if (p === undefined || (overrides && p.algorithm === 'token_bucket')) return compilePolicy(name, surface);
     return p;
   }
 
   return (names, surface) => {
     const option = surface ? 'surfaces' : 'policies';
-    if (names.length === 0) invalid(option, `${surface ? `surface "${surface.surface_id}"` : 'limit()'} names no policy`);
+    if (names.length === 0) invalid(option, `${surface ? `surface "${surface.surfaceId}"` : 'limit()'} names no policy`);
     if (new Set(names).size !== names.length) invalid(option, `policies listed twice: ${names.join(', ')}`);
     const policies = names.map((n) => policyFor(n, surface));
     const headerPolicies = policies.map((p) => p.header);

@@ -40,14 +40,31 @@ const Policy = z.discriminatedUnion('algorithm', [
     ...common,
   }),
 ]);
-const Surface = z.strictObject({
-  surface_id: z.string().regex(SURFACE_ID, 'a surface id: 1 to 64 of [A-Za-z0-9_.-] (it may become part of a Redis key)'),
-  method: z.string().regex(/^([A-Za-z]+|\*)$/, 'an HTTP method or "*"').optional(),
-  path: z.string().startsWith('/').max(1024),
-  policies: z.array(name).min(1),
-  rate_limit_rps: z.number().positive().max(1_000_000).optional(),
-  rate_limit_burst: z.number().int().positive().max(1_000_000_000).optional(),
-});
+const surfaceId = z.string().regex(SURFACE_ID, 'a surface id: 1 to 64 of [A-Za-z0-9_.-] (it may become part of a Redis key)');
+const rps = z.number().positive().max(1_000_000);
+const burst = z.number().int().positive().max(1_000_000_000);
+/** Surface fields once spelled in snake case (0.x): still read, for one release. */
+const LEGACY = { surfaceId: 'surface_id', rateLimitRps: 'rate_limit_rps', rateLimitBurst: 'rate_limit_burst' } as const;
+const Surface = z
+  .strictObject({
+    surfaceId: surfaceId.optional(),
+    method: z.string().regex(/^([A-Za-z]+|\*)$/, 'an HTTP method or "*"').optional(),
+    path: z.string().startsWith('/').max(1024),
+    policies: z.array(name).min(1),
+    rateLimitRps: rps.optional(),
+    rateLimitBurst: burst.optional(),
+    [LEGACY.surfaceId]: surfaceId.optional(),
+    [LEGACY.rateLimitRps]: rps.optional(),
+    [LEGACY.rateLimitBurst]: burst.optional(),
+  })
+  .superRefine((s, ctx) => {
+    for (const [field, old] of Object.entries(LEGACY)) {
+      if (s[field as keyof typeof LEGACY] !== undefined && s[old] !== undefined) {
+        ctx.addIssue({ code: 'custom', path: [old], message: `${field} and ${old} are the same field: keep ${field}` });
+      }
+    }
+    if (s.surfaceId === undefined && s.surface_id === undefined) ctx.addIssue({ code: 'custom', path: ['surfaceId'], message: 'Required' });
+  });
 const PolicyDocument = z.strictObject({
   policies: z.record(name, Policy).optional(),
   surfaces: z.array(Surface).optional(),
@@ -72,18 +89,23 @@ export function parsePolicySet(document: unknown, defaults: Readonly<Record<stri
   const surfaces = parsed.data.surfaces?.map((s, i) => {
     for (const p of s.policies) if (policies[p] === undefined) throw new PolicyError(`surfaces.${i}.policies`, `unknown policy "${p}"`);
     if (new Set(s.policies).size !== s.policies.length) throw new PolicyError(`surfaces.${i}.policies`, 'a policy is listed twice');
-    const { method, rate_limit_rps, rate_limit_burst, ...rest } = s;
+    const rateLimitRps = s.rateLimitRps ?? s.rate_limit_rps;
+    const rateLimitBurst = s.rateLimitBurst ?? s.rate_limit_burst;
     return {
-      ...rest,
-      ...(method === undefined ? {} : { method }),
-      ...(rate_limit_rps === undefined ? {} : { rate_limit_rps }),
-      ...(rate_limit_burst === undefined ? {} : { rate_limit_burst }),
+      surfaceId: (s.surfaceId ?? s.surface_id) as string,
+      ...(s.method === undefined ? {} : { method: s.method }),
+      path: s.path,
+      policies: s.policies,
+      ...(rateLimitRps === undefined ? {} : { rateLimitRps }),
+      ...(rateLimitBurst === undefined ? {} : { rateLimitBurst }),
     } satisfies SurfaceOptions;
   });
   const ids = new Set<string>();
   for (const [i, s] of (surfaces ?? []).entries()) {
-    if (ids.has(s.surface_id)) throw new PolicyError(`surfaces.${i}.surface_id`, `"${s.surface_id}" is used twice`);
-    ids.add(s.surface_id);
+    // The place as the document spells it.
+    const field = parsed.data.surfaces?.[i]?.surfaceId === undefined ? LEGACY.surfaceId : 'surfaceId';
+    if (ids.has(s.surfaceId)) throw new PolicyError(`surfaces.${i}.${field}`, `"${s.surfaceId}" is used twice`);
+    ids.add(s.surfaceId);
   }
   return { policies, surfaces };
 }

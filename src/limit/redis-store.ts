@@ -16,7 +16,11 @@ export interface RedisStoreOptions {
 }
 
 /** Defaults of {@link createRedisStore}. */
-export const REDIS_STORE_DEFAULTS = Object.freeze({ maxBatch: 128, topologyRefreshMs: 100, topologyWatchMs: 10_000 });
+export const REDIS_STORE_DEFAULTS = Object.freeze({ maxBatch: 128 });
+/** After a failure on Cluster, the slot map is refreshed this often… */
+const TOPOLOGY_REFRESH_MS = 100;
+/** …for this long (a promoted replica is used as soon as the map says so). */
+const TOPOLOGY_WATCH_MS = 10_000;
 
 const COMMAND = 'rampartDecide';
 const SETTLE = 'rampartSettle';
@@ -140,13 +144,13 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     lastFailure = Date.now();
     if (refresher !== undefined) return;
     refresher = setInterval(() => {
-      if (Date.now() - lastFailure > REDIS_STORE_DEFAULTS.topologyWatchMs) {
+      if (Date.now() - lastFailure > TOPOLOGY_WATCH_MS) {
         clearInterval(refresher);
         refresher = undefined;
         return;
       }
       (client as Cluster).refreshSlotsCache();
-    }, REDIS_STORE_DEFAULTS.topologyRefreshMs);
+    }, TOPOLOGY_REFRESH_MS);
     refresher.unref();
   }
 
@@ -340,14 +344,14 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       // A node that is reachable again may still refuse its slots (CLUSTERDOWN) until the
       // cluster has taken it back: its breaker closes once it says the cluster is ok.
       const onReady = () => {
-        const until = Date.now() + REDIS_STORE_DEFAULTS.topologyWatchMs;
+        const until = Date.now() + TOPOLOGY_WATCH_MS;
         const ask = () => {
           if (stopped || node.status !== 'ready') return;
           node.call('CLUSTER', 'INFO').then(
             (text) => {
               if (stopped) return;
               if (String(text).includes('cluster_state:ok')) listener(domain);
-              else if (Date.now() < until) setTimeout(ask, REDIS_STORE_DEFAULTS.topologyRefreshMs).unref();
+              else if (Date.now() < until) setTimeout(ask, TOPOLOGY_REFRESH_MS).unref();
             },
             () => undefined,
           );

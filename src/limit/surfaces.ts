@@ -14,11 +14,13 @@ export function surfaceRouter(surfaces: readonly SurfaceOptions[], handlerFor: (
   const prefixes: { method: string; prefix: string; handler: RequestHandler }[] = [];
   const ids = new Set<string>();
   for (const s of surfaces) {
-    if (typeof s.surface_id !== 'string' || !SURFACE_ID.test(s.surface_id)) refuse('surface_id', '1 to 64 of [A-Za-z0-9_.-]', s.surface_id);
-    if (ids.has(s.surface_id)) invalid('surfaces', `surface_id "${s.surface_id}" is used twice`);
-    ids.add(s.surface_id);
+    // The names of 0.x before the policies file took one letter case: say so rather than "undefined".
+    if ('surface_id' in s) invalid('surfaces', 'surface_id, rate_limit_rps and rate_limit_burst are now surfaceId, rateLimitRps and rateLimitBurst');
+    if (typeof s.surfaceId !== 'string' || !SURFACE_ID.test(s.surfaceId)) refuse('surfaceId', '1 to 64 of [A-Za-z0-9_.-]', s.surfaceId);
+    if (ids.has(s.surfaceId)) invalid('surfaces', `surfaceId "${s.surfaceId}" is used twice`);
+    ids.add(s.surfaceId);
     const method = (s.method ?? '*').toUpperCase();
-    if (typeof s.path !== 'string' || !s.path.startsWith('/')) refuse(`surface "${s.surface_id}": path`, 'a path starting with "/"', s.path);
+    if (typeof s.path !== 'string' || !s.path.startsWith('/')) refuse(`surface "${s.surfaceId}": path`, 'a path starting with "/"', s.path);
     const handler = handlerFor(s);
     if (s.path.endsWith('*')) prefixes.push({ method, prefix: s.path.slice(0, -1), handler });
     else if (!exact.has(`${method} ${s.path}`)) exact.set(`${method} ${s.path}`, handler);

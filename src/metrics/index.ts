@@ -1,2 +1,2 @@
-export { createMetrics } from './metrics';
+export { createMetrics, METRICS_DEFAULTS } from './metrics';
 export type { LifecycleMetrics, Metrics, MetricsOptions, RateLimitMetrics } from './metrics';

@@ -45,14 +45,17 @@ export interface Metrics {
 
 /** Options of {@link createMetrics}. */
 export interface MetricsOptions {
-  /** Also collect Node's process metrics (event loop lag, heap, GC). Default true. */
+  /** Also collect Node's process metrics (event loop lag, heap, GC). Default {@link METRICS_DEFAULTS.processMetrics}. */
   readonly processMetrics?: boolean;
 }
+
+/** Defaults of {@link createMetrics}. */
+export const METRICS_DEFAULTS = Object.freeze({ processMetrics: true });
 
 /** Creates a registry with the rate limiter's instruments. */
 export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
-  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  if (options.processMetrics ?? METRICS_DEFAULTS.processMetrics) collectDefaultMetrics({ register: registry });
   // Every instrument is registered on this registry only (no global state).
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
     new Counter<L>({ name, help, labelNames, registers: [registry] });

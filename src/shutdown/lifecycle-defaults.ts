@@ -7,7 +7,5 @@ export const LIFECYCLE_DEFAULTS = Object.freeze({
   drainTimeoutMs: 30_000,
   lingerMs: 250,
   phaseTimeoutMs: 5_000,
-  /** How long the listener's remaining sockets get to close after the drain. */
-  socketGraceMs: 1_000,
   signals: Object.freeze(['SIGTERM', 'SIGINT'] as NodeJS.Signals[]),
 });

@@ -6,6 +6,9 @@ import { withTimeout } from '../internal/with-timeout';
 import { LIFECYCLE_DEFAULTS } from './lifecycle-defaults';
 import type { ShutdownGate } from './shutdown-gate';
 
+/** How long the listener's remaining sockets get to close after the drain (not an option). */
+const SOCKET_GRACE_MS = 1_000;
+
 /**
  * One step of the cleanup after the HTTP drain, with its own time limit. `run` may return
  * anything: a promise (or thenable) is awaited and its value ignored, so
@@ -132,7 +135,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
   createTerminus(server, {
     signals,
     useExit0: true,
-    timeout: d.socketGraceMs,
+    timeout: SOCKET_GRACE_MS,
     // Health routes are the application's (Express) routes, not terminus's.
     healthChecks: {},
     logger: (msg: string, err: Error) => logger?.error({ err: { message: err.message } }, msg),

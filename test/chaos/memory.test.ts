@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { createHealth, createLoadShedder, loadConfig, type LoadShedder } from '../../src';
-import { createApp } from '../../src/app/create-app';
+import { createApp } from '../../src/app/app';
 import { createDatabase, type Database } from '../../src/app/db/database';
 import { migrate } from '../../src/app/db/migrations';
 import { createLogger } from '../../src/app/logger';

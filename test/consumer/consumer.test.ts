@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { waitUntil } from '../../scripts/redis-stack';
+import { waitUntil } from '../../scripts/wait';
 import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver';
 import { freePort, startRedisServer, type RedisProcess } from '../support/redis-server';
 

@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitUntil } from '../../scripts/redis-stack';
+import { waitUntil } from '../../scripts/wait';
 import { childEnv } from '../support/child';
 import { freePort } from '../support/redis-server';
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createRedisClient, createRedisStore } from '../../src';
-import { command, info, startSentinel, waitUntil, type SentinelStack } from '../../scripts/redis-stack';
+import { command, info, startSentinel, type SentinelStack } from '../../scripts/redis-stack';
+import { waitUntil } from '../../scripts/wait';
 import { assertDocumentedAnswers, firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
 import { storeContract } from '../support/store-contract';
 

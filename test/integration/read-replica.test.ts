@@ -3,7 +3,7 @@ import type { Express } from 'express';
 import pg from 'pg';
 import request from 'supertest';
 import { createHealth, loadConfig } from '../../src';
-import { createApp } from '../../src/app/create-app';
+import { createApp } from '../../src/app/app';
 import { createDatabase, databaseChecks, isConnectionError, type Database } from '../../src/app/db/database';
 import { migrate } from '../../src/app/db/migrations';
 import { createLogger } from '../../src/app/logger';

@@ -18,7 +18,7 @@ import {
 } from '../../src';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
 import { readmeExample } from '../support/readme-example';
-import { waitUntil } from '../../scripts/redis-stack';
+import { waitUntil } from '../../scripts/wait';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

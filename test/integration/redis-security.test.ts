@@ -10,7 +10,7 @@ import express from 'express';
 import { Redis, type Cluster } from 'ioredis';
 import request from 'supertest';
 import { closeRedisClient, createRateLimiter, createRedisClient, createRedisStore, redisCheck, type RateLimiter } from '../../src';
-import { waitUntil } from '../../scripts/redis-stack';
+import { waitUntil } from '../../scripts/wait';
 import { LIMITER_ACL } from '../support/redis-acl';
 import { freePort, startRedisServer, type RedisProcess } from '../support/redis-server';
 

@@ -4,11 +4,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { createHealth, createLoadShedder, createMetrics, loadConfig, type LoadShedder } from '../../src';
-import { createApp } from '../../src/app/create-app';
+import { createApp } from '../../src/app/app';
 import { createDatabase, type Database } from '../../src/app/db/database';
 import { migrate } from '../../src/app/db/migrations';
 import { createLogger } from '../../src/app/logger';
-import { waitUntil } from '../../scripts/redis-stack';
+import { waitUntil } from '../../scripts/wait';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 
 describe('sample API load shedding', function () {

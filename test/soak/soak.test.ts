@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSentinel, waitUntil, type SentinelStack } from '../../scripts/redis-stack';
+import { startSentinel, type SentinelStack } from '../../scripts/redis-stack';
+import { waitUntil } from '../../scripts/wait';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { metricValue, startSampleChild, type SampleChild } from '../support/sample-child';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { Express } from 'express';
 import request from 'supertest';
 import { createHealth, loadConfig } from '../../src';
-import { createApp } from '../../src/app/create-app';
+import { createApp } from '../../src/app/app';
 import { databaseChecks, type Database } from '../../src/app/db/database';
 import { migrate } from '../../src/app/db/migrations';
 import { createLogger } from '../../src/app/logger';

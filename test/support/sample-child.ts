@@ -156,9 +156,9 @@ export const FAIL_MODE_POLICIES = Object.freeze({
     strict: { algorithm: 'token_bucket', rps: 1_000_000, burst: 1_000_000, key: 'ip', failMode: 'closed' },
   },
   surfaces: [
-    { surface_id: 'status', method: 'GET', path: '/v1/status', policies: ['public'] },
-    { surface_id: 'slow', method: 'GET', path: '/v1/slow', policies: ['strict'] },
-    { surface_id: 'login', method: 'POST', path: '/v1/auth/login', policies: ['login_ip', 'login_credential'] },
+    { surfaceId: 'status', method: 'GET', path: '/v1/status', policies: ['public'] },
+    { surfaceId: 'slow', method: 'GET', path: '/v1/slow', policies: ['strict'] },
+    { surfaceId: 'login', method: 'POST', path: '/v1/auth/login', policies: ['login_ip', 'login_credential'] },
   ],
 });
 

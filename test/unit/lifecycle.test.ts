@@ -10,7 +10,6 @@ describe('lifecycle', () => {
       drainTimeoutMs: 30_000,
       lingerMs: 250,
       phaseTimeoutMs: 5_000,
-      socketGraceMs: 1_000,
       signals: ['SIGTERM', 'SIGINT'],
     });
     assert.ok(Object.isFrozen(LIFECYCLE_DEFAULTS) && Object.isFrozen(LIFECYCLE_DEFAULTS.signals));

@@ -3,7 +3,7 @@ import { EventEmitter, once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import express from 'express';
-import { waitUntil } from '../../scripts/redis-stack';
+import { waitUntil } from '../../scripts/wait';
 import request from 'supertest';
 import * as rampart from '../../src';
 import { createLoadShedder, LOAD_SHEDDER_DEFAULTS, type LoadShedder, type ShedReason } from '../../src';

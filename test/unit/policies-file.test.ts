@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, defaultPolicies, loadPolicyFile, parsePolicySet, PolicyError } from '../../src';
@@ -56,8 +56,24 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
       assert.deepEqual(set.policies['public'], { algorithm: 'token_bucket', rps: 50, burst: 100 });
       assert.deepEqual(set.policies['login_ip'], defaults['login_ip']);
       assert.equal(set.policies['api']?.failMode, 'open');
-      assert.deepEqual(set.surfaces, [{ surface_id: 'api', method: 'POST', path: '/api*', policies: ['api', 'login_ip'], rate_limit_rps: 3 }]);
+      assert.deepEqual(set.surfaces, [{ surfaceId: 'api', method: 'POST', path: '/api*', policies: ['api', 'login_ip'], rateLimitRps: 3 }]);
       assert.equal(loadPolicyFile(write('nosurf.json', '{}'), defaults).surfaces, undefined);
+    });
+
+    it('reads surfaces in camel case, and the snake case of 0.x for one release (the same result); both spellings of one field are refused', () => {
+      const camel = { surfaces: [{ surfaceId: 's', path: '/a', policies: ['public'], rateLimitRps: 2, rateLimitBurst: 4 }] };
+      const snake = { surfaces: [{ surface_id: 's', path: '/a', policies: ['public'], rate_limit_rps: 2, rate_limit_burst: 4 }] };
+      const expected = [{ surfaceId: 's', path: '/a', policies: ['public'], rateLimitRps: 2, rateLimitBurst: 4 }];
+      assert.deepEqual(loadPolicyFile(write('camel.json', JSON.stringify(camel)), defaults).surfaces, expected);
+      assert.deepEqual(loadPolicyFile(write('snake.json', JSON.stringify(snake)), defaults).surfaces, expected);
+      const both = { surfaces: [{ surfaceId: 's', surface_id: 's', path: '/a', policies: ['public'] }] };
+      assert.throws(() => loadPolicyFile(write('both.json', JSON.stringify(both)), defaults), /surfaces\.0\.surface_id: surfaceId and surface_id are the same field: keep surfaceId/);
+      const none = { surfaces: [{ path: '/a', policies: ['public'] }] };
+      assert.throws(() => loadPolicyFile(write('none.json', JSON.stringify(none)), defaults), /surfaces\.0\.surfaceId: Required/);
+      // The example file the README points to uses the one case.
+      const example = readFileSync(join(__dirname, '..', '..', 'config', 'policies.example.json'), 'utf8');
+      assert.doesNotMatch(example, /_id|rate_limit/);
+      assert.ok((loadPolicyFile(join(__dirname, '..', '..', 'config', 'policies.example.json'), defaults).surfaces ?? []).length > 0);
     });
 
     const mistakes: ReadonlyArray<readonly [string, string, RegExp]> = [
@@ -87,6 +103,8 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
       ['brace in a name', '{"policies":{"a{b}":{"algorithm":"token_bucket","rps":1,"burst":1}}}', /policies\.a\{b\}/],
       ['negative override', '{"surfaces":[{"surface_id":"s","path":"/a","policies":["public"],"rate_limit_rps":-5}]}', /surfaces\.0\.rate_limit_rps/],
       ['policies as a list', '{"policies":[{"algorithm":"token_bucket","rps":1,"burst":1}]}', /policies/],
+      ['duplicate camel id', '{"surfaces":[{"surfaceId":"s","path":"/a","policies":["public"]},{"surfaceId":"s","path":"/b","policies":["public"]}]}', /surfaces\.1\.surfaceId: "s" is used twice/],
+      ['camel override below zero', '{"surfaces":[{"surfaceId":"s","path":"/a","policies":["public"],"rateLimitBurst":0}]}', /surfaces\.0\.rateLimitBurst/],
       ['surface id with a brace', '{"surfaces":[{"surface_id":"s}","path":"/a","policies":["public"]}]}', /surfaces\.0\.surface_id/],
     ];
     for (const [what, content, pattern] of mistakes) {

@@ -12,6 +12,7 @@ import {
   type HeaderForm,
   type PolicyOptions,
   type RateLimiterOptions,
+  type SurfaceOptions,
 } from '../../src';
 
 const store = createMemoryStore();
@@ -34,7 +35,7 @@ describe('rate limiter options', () => {
       headers: 'draft-10',
       deadlineMs: 100,
       devFailOpen: false,
-      denyCacheMaxKeys: 10_000,
+      denyCache: { maxKeys: 10_000 },
       ipv6Subnet: 64,
       failMode: 'closed',
       key: 'ip',
@@ -50,7 +51,7 @@ describe('rate limiter options', () => {
       quitTimeoutMs: 1_000,
       errorLogIntervalMs: 10_000,
     });
-    assert.deepEqual(REDIS_STORE_DEFAULTS, { maxBatch: 128, topologyRefreshMs: 100, topologyWatchMs: 10_000 });
+    assert.deepEqual(REDIS_STORE_DEFAULTS, { maxBatch: 128 });
   });
 
   it('refuses bad options when built, never per request', () => {
@@ -63,6 +64,7 @@ describe('rate limiter options', () => {
     throwsAtFactory({ policies: { p: { ...bucket, failMode: 'maybe' as 'open' } } }, /failMode must be/);
     throwsAtFactory({ policies: { p: { ...bucket, key: 'cookie' as 'ip' } } }, /key must be/);
     throwsAtFactory({ deadlineMs: 0 }, /deadlineMs/);
+    throwsAtFactory({ surfaces: [{ surface_id: 's', path: '/x', policies: ['p'] } as unknown as SurfaceOptions] }, /surface_id, rate_limit_rps and rate_limit_burst are now surfaceId/);
     assert.throws(() => createRateLimiter({ store, policies: { p: bucket }, deadlineMs: 1.5 }), (err: unknown) => {
       assert.ok(err instanceof OptionsError, 'the one error type of every factory');
       assert.equal(err.component, 'rateLimit');
@@ -73,10 +75,10 @@ describe('rate limiter options', () => {
     throwsAtFactory({ headers: 'draft-99' as HeaderForm }, /headers must be/);
     throwsAtFactory({ ipv6Subnet: 129 }, /ipv6Subnet/);
     throwsAtFactory({ prefix: 'a{b}' }, /prefix/);
-    throwsAtFactory({ surfaces: [{ surface_id: 's', path: '/x', policies: ['nope'] }] }, /unknown policy "nope" in surface "s"/);
-    throwsAtFactory({ surfaces: [{ surface_id: 's', path: 'x', policies: ['p'] }] }, /surface "s": path must be a path starting with "\/", got "x"/);
+    throwsAtFactory({ surfaces: [{ surfaceId: 's', path: '/x', policies: ['nope'] }] }, /unknown policy "nope" in surface "s"/);
+    throwsAtFactory({ surfaces: [{ surfaceId: 's', path: 'x', policies: ['p'] }] }, /surface "s": path must be a path starting with "\/", got "x"/);
     throwsAtFactory(
-      { surfaces: [{ surface_id: 's', path: '/x', policies: ['p'] }, { surface_id: 's', path: '/y', policies: ['p'] }] },
+      { surfaces: [{ surfaceId: 's', path: '/x', policies: ['p'] }, { surfaceId: 's', path: '/y', policies: ['p'] }] },
       /used twice/,
     );
     const limiter = createRateLimiter({ store, policies: { p: bucket } });
@@ -160,8 +162,8 @@ describe('rate limiter options', () => {
         prefix: 'surf',
         policies: { p: { algorithm: 'token_bucket', rps: 0.01, burst: 1 } },
         surfaces: [
-          { surface_id: 'one', method: 'GET', path: '/one', policies: ['p'] },
-          { surface_id: 'many', path: '/many*', policies: ['p'], rate_limit_burst: 3 },
+          { surfaceId: 'one', method: 'GET', path: '/one', policies: ['p'] },
+          { surfaceId: 'many', path: '/many*', policies: ['p'], rateLimitBurst: 3 },
         ],
       });
       const app = express();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { REDIS_CLIENT_DEFAULTS, stderrErrorReporter } from '../../src/redis/create-redis-client';
+import { REDIS_CLIENT_DEFAULTS, stderrErrorReporter } from '../../src/redis/redis-client';
 
 describe('createRedisClient without onError: the stderr reporter', () => {
   function reporter(secret?: string) {

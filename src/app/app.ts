@@ -42,11 +42,11 @@ export const REQUEST_DEADLINE_MS = 15_000;
  * principal on the notes.
  */
 export const DEFAULT_SURFACES: readonly SurfaceOptions[] = Object.freeze([
-  { surface_id: 'status', method: 'GET', path: '/v1/status', policies: ['public'] },
-  { surface_id: 'slow', method: 'GET', path: '/v1/slow', policies: ['public'] },
-  { surface_id: 'register', method: 'POST', path: '/v1/auth/register', policies: ['public'] },
-  { surface_id: 'login', method: 'POST', path: '/v1/auth/login', policies: ['login_ip', 'login_credential'] },
-  { surface_id: 'notes', path: '/v1/notes*', policies: ['authenticated'] },
+  { surfaceId: 'status', method: 'GET', path: '/v1/status', policies: ['public'] },
+  { surfaceId: 'slow', method: 'GET', path: '/v1/slow', policies: ['public'] },
+  { surfaceId: 'register', method: 'POST', path: '/v1/auth/register', policies: ['public'] },
+  { surfaceId: 'login', method: 'POST', path: '/v1/auth/login', policies: ['login_ip', 'login_credential'] },
+  { surfaceId: 'notes', path: '/v1/notes*', policies: ['authenticated'] },
 ]);
 
 /** Lifetime of a login token. */
