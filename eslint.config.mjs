@@ -2,7 +2,19 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 // The library's capabilities: each a folder of src/, used by the app through src/index.ts.
-const CAPABILITY_DIRS = ['limit', 'health', 'shutdown', 'shed', 'deadline', 'redis', 'metrics', 'tracing', 'request-id', 'errors', 'internal'];
+const CAPABILITY_DIRS = [
+  'limit',
+  'health',
+  'shutdown',
+  'shed',
+  'deadline',
+  'redis',
+  'metrics',
+  'tracing',
+  'request-id',
+  'errors',
+  'internal',
+];
 const CAPABILITIES = CAPABILITY_DIRS.map((d) => `src/${d}/**`);
 // `rampart/tracing` and its preload compose the tracing configuration with tracing, as src/index.ts
 // composes everything: entry points, not capabilities.
@@ -16,7 +28,8 @@ const OPTIONAL_OTEL = {
 };
 const NO_CONFIG_OR_APP = {
   regex: '^(\\.\\./)+(config|app)(/|$)',
-  message: 'A capability never imports the app configuration (config/) or the sample app (app/): config/ may use capabilities, not the reverse.',
+  message:
+    'A capability never imports the app configuration (config/) or the sample app (app/): config/ may use capabilities, not the reverse.',
 };
 const NO_SHUTDOWN = { regex: '^(\\.\\./)+shutdown(/|$)', message: 'The limiter knows nothing of shutdown.' };
 const NO_OTEL_SDK = { regex: '^@opentelemetry/(?!api$)', message: 'The limiter uses @opentelemetry/api only, never the SDK.' };
@@ -38,10 +51,7 @@ export default tseslint.config(
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      'no-restricted-properties': [
-        'error',
-        { object: 'process', property: 'env', message: 'Only src/config/ reads process.env.' },
-      ],
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Only src/config/ reads process.env.' }],
     },
   },
   // The dependency rules of src/ (README, "How the source is laid out"). The rule takes one

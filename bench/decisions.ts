@@ -31,7 +31,9 @@ async function open(store: StoreName, url: string, amount: number): Promise<{ de
       // A day to refill: nothing comes back during a run.
       const a = Math.round((86_400 * 1_000_000) / amount);
       return {
-        decide: async (key) => (await s.decide([{ key: `${PREFIXES.rampart}:p:{${key}}`, algorithm: 'token_bucket', intervalUs: a, burst: amount, cost: 1 }])).allowed,
+        decide: async (key) =>
+          (await s.decide([{ key: `${PREFIXES.rampart}:p:{${key}}`, algorithm: 'token_bucket', intervalUs: a, burst: amount, cost: 1 }]))
+            .allowed,
         close: async () => void (await client.quit()),
       };
     }
@@ -55,7 +57,10 @@ async function open(store: StoreName, url: string, amount: number): Promise<{ de
     case 'erl': {
       const client = new Redis(url);
       await ready(client);
-      const s = new RedisStore({ prefix: PREFIXES.erl, sendCommand: (command: string, ...args: string[]) => client.call(command, ...args) as Promise<RedisReply> });
+      const s = new RedisStore({
+        prefix: PREFIXES.erl,
+        sendCommand: (command: string, ...args: string[]) => client.call(command, ...args) as Promise<RedisReply>,
+      });
       s.init({ windowMs: HOUR * 1000 } as Parameters<RedisStore['init']>[0]);
       return {
         decide: async (key) => (await s.increment(key)).totalHits <= amount,

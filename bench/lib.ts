@@ -16,8 +16,18 @@ export interface LoadResult {
 }
 
 /** Runs autocannon as a separate process (so the load does not share the server's event loop). */
-export function autocannon(url: string, options: { connections: number; durationSec: number; headers?: Record<string, string> }): Promise<LoadResult> {
-  const args = [join(ROOT, 'node_modules', 'autocannon', 'autocannon.js'), '-c', String(options.connections), '-d', String(options.durationSec), '-j'];
+export function autocannon(
+  url: string,
+  options: { connections: number; durationSec: number; headers?: Record<string, string> },
+): Promise<LoadResult> {
+  const args = [
+    join(ROOT, 'node_modules', 'autocannon', 'autocannon.js'),
+    '-c',
+    String(options.connections),
+    '-d',
+    String(options.durationSec),
+    '-j',
+  ];
   for (const [k, v] of Object.entries(options.headers ?? {})) args.push('-H', `${k}=${v}`);
   args.push(url);
   return new Promise((resolve, reject) => {
@@ -35,7 +45,14 @@ export function autocannon(url: string, options: { connections: number; duration
         non2xx: number;
         errors: number;
       };
-      resolve({ requestsPerSecond: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors, total: r.requests.total });
+      resolve({
+        requestsPerSecond: r.requests.average,
+        p50Ms: r.latency.p50,
+        p99Ms: r.latency.p99,
+        non2xx: r.non2xx,
+        errors: r.errors,
+        total: r.requests.total,
+      });
     });
   });
 }

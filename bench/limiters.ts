@@ -45,7 +45,14 @@ function run(args: readonly string[], input?: string): Promise<string> {
 }
 
 async function load(port: number, durationSec: number, keys: number, rate = 0): Promise<Load> {
-  const out = await run([join(ROOT, 'bench', 'load.ts'), `http://127.0.0.1:${port}/json`, String(CONNECTIONS), String(durationSec), String(keys), String(rate)]);
+  const out = await run([
+    join(ROOT, 'bench', 'load.ts'),
+    `http://127.0.0.1:${port}/json`,
+    String(CONNECTIONS),
+    String(durationSec),
+    String(keys),
+    String(rate),
+  ]);
   return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Load;
 }
 
@@ -65,12 +72,18 @@ async function http(redis: RedisProcess, scenario: Scenario, rate = 0): Promise<
     // Rotate the order so that no app always runs first (or last) in a round.
     const order = APPS.map((_, i) => APPS[(i + round) % APPS.length] as AppName);
     for (const app of order) {
-      const server = await startServer(TSX.concat(join(ROOT, 'bench', 'servers', 'limiter-app.ts')), { APP: app, SCENARIO: scenario, REDIS_URL: redis.url, ...passThrough() }, '/ready');
+      const server = await startServer(
+        TSX.concat(join(ROOT, 'bench', 'servers', 'limiter-app.ts')),
+        { APP: app, SCENARIO: scenario, REDIS_URL: redis.url, ...passThrough() },
+        '/ready',
+      );
       const keys = scenario === 'allow' ? CLIENT_KEYS : 1;
       await load(server.port, 2, keys); // warm-up (and, in a flood, exhausts the one key)
       const r = await load(server.port, DURATION, keys, rate);
       results[app].push(r);
-      process.stderr.write(`${scenario}${rate > 0 ? ` at ${rate}/s` : ''} ${app} round ${round + 1}: ${Math.round(r.requestsPerSecond)} req/s p50 ${r.p50Ms} p99 ${r.p99Ms} ${JSON.stringify(r.statuses)}\n`);
+      process.stderr.write(
+        `${scenario}${rate > 0 ? ` at ${rate}/s` : ''} ${app} round ${round + 1}: ${Math.round(r.requestsPerSecond)} req/s p50 ${r.p50Ms} p99 ${r.p99Ms} ${JSON.stringify(r.statuses)}\n`,
+      );
       await server.stop();
     }
   }
@@ -122,7 +135,12 @@ async function memory(redis: RedisProcess) {
   const client = new Redis(redis.url);
   for (const store of ['erl', 'rlf', 'rampart'] as const) {
     await run([join(ROOT, 'bench', 'decisions.ts'), 'hammer', store, redis.url, identity, '1', '1', '100'], 'go\n');
-    const pattern = store === 'erl' ? `${PREFIXES.erl}${identity}` : store === 'rlf' ? `${PREFIXES.rlf}:${identity}` : `${PREFIXES.rampart}:p:{${identity}}`;
+    const pattern =
+      store === 'erl'
+        ? `${PREFIXES.erl}${identity}`
+        : store === 'rlf'
+          ? `${PREFIXES.rlf}:${identity}`
+          : `${PREFIXES.rampart}:p:{${identity}}`;
     const keys = await client.keys(pattern);
     if (keys.length !== 1) throw new Error(`${store}: expected one key ${pattern}, found ${keys.join(', ')}`);
     const key = keys[0] as string;
@@ -143,10 +161,14 @@ async function accuracy(redis: RedisProcess) {
   for (const store of ['rampart', 'rlf', 'erl'] as const) {
     const key = `acc${store.length}${Date.now() % 100000}`;
     const procs = Array.from({ length: 4 }, () => {
-      const child = spawn(process.execPath, [...TSX, join(ROOT, 'bench', 'decisions.ts'), 'hammer', store, redis.url, key, '1000', '50', String(amount)], {
-        cwd: ROOT,
-        stdio: ['pipe', 'pipe', 'inherit'],
-      });
+      const child = spawn(
+        process.execPath,
+        [...TSX, join(ROOT, 'bench', 'decisions.ts'), 'hammer', store, redis.url, key, '1000', '50', String(amount)],
+        {
+          cwd: ROOT,
+          stdio: ['pipe', 'pipe', 'inherit'],
+        },
+      );
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       const ready = new Promise<void>((resolve) => {
@@ -154,7 +176,11 @@ async function accuracy(redis: RedisProcess) {
         check();
       });
       const done = new Promise<{ admitted: number; failed: number }>((resolve, reject) =>
-        child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as { admitted: number; failed: number }) : reject(new Error(`hammer exited ${code}`)))),
+        child.once('exit', (code) =>
+          code === 0
+            ? resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as { admitted: number; failed: number })
+            : reject(new Error(`hammer exited ${code}`)),
+        ),
       );
       return { child, ready, done };
     });

@@ -25,7 +25,9 @@ interface Run {
 
 function openLoop(url: string, rate: number, seconds: number): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...TSX, join(ROOT, 'bench', 'shed-load.ts'), url, String(rate), String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...TSX, join(ROOT, 'bench', 'shed-load.ts'), url, String(rate), String(seconds)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Run) : reject(new Error(`load exited ${code}`))));
@@ -33,7 +35,8 @@ function openLoop(url: string, rate: number, seconds: number): Promise<Run> {
 }
 
 async function main(): Promise<void> {
-  const server = (shed: 'on' | 'off') => startServer([...TSX, join(ROOT, 'bench', 'servers', 'shed-app.ts')], { SHED: shed, WORK_MS }, '/health/ready');
+  const server = (shed: 'on' | 'off') =>
+    startServer([...TSX, join(ROOT, 'bench', 'servers', 'shed-app.ts')], { SHED: shed, WORK_MS }, '/health/ready');
   const probe = await server('off');
   const capacity = (await autocannon(`http://127.0.0.1:${probe.port}/work`, { connections: 20, durationSec: 5 })).requestsPerSecond;
   await probe.stop();

@@ -23,9 +23,13 @@ interface RunResult {
 }
 
 async function run(mode: string): Promise<RunResult> {
-  const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), join(__dirname, 'servers', 'shutdown-server.ts'), mode, String(DELAY_MS)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--require', require.resolve('tsx/cjs'), join(__dirname, 'servers', 'shutdown-server.ts'), mode, String(DELAY_MS)],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const exited = waitForExit(child, 60_000);
   const port = await waitForListening(child, 30_000);
   const stopAfter = (o: Outcome) => o.status === 503;
@@ -80,7 +84,10 @@ async function main(): Promise<void> {
   });
   console.table(summary);
   const out = join(__dirname, 'results', 'shutdown-resets.json');
-  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, delayMs: DELAY_MS, summary, runs: results }, null, 2)}\n`);
+  writeFileSync(
+    out,
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, delayMs: DELAY_MS, summary, runs: results }, null, 2)}\n`,
+  );
   process.stdout.write(`written to ${out}\n`);
 }
 

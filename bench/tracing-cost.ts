@@ -19,14 +19,11 @@ async function main(): Promise<void> {
   const results: { mode: string; round: number; result: LoadResult }[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     for (const mode of ['off', 'on']) {
-      const server = await startServer(
-        ['--require', join(ROOT, 'dist', 'tracing', 'register.js'), join(ROOT, 'dist', 'app', 'main.js')],
-        {
-          ...env,
-          TRACING_ENABLED: mode === 'on' ? 'true' : 'false',
-          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-        },
-      );
+      const server = await startServer(['--require', join(ROOT, 'dist', 'tracing', 'register.js'), join(ROOT, 'dist', 'app', 'main.js')], {
+        ...env,
+        TRACING_ENABLED: mode === 'on' ? 'true' : 'false',
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      });
       await autocannon(`http://127.0.0.1:${server.port}/v1/status`, { connections: 50, durationSec: 2 }); // warm-up
       const result = await autocannon(`http://127.0.0.1:${server.port}/v1/status`, { connections: 50, durationSec: DURATION });
       results.push({ mode, round, result });
@@ -50,7 +47,10 @@ async function main(): Promise<void> {
     spansReceivedBytes: receiver.all().length,
   };
   console.table([summary]);
-  writeFileSync(join(__dirname, 'results', 'tracing-cost.json'), `${JSON.stringify({ date: new Date().toISOString(), node: process.version, durationSec: DURATION, rounds: ROUNDS, summary, runs: results }, null, 2)}\n`);
+  writeFileSync(
+    join(__dirname, 'results', 'tracing-cost.json'),
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, durationSec: DURATION, rounds: ROUNDS, summary, runs: results }, null, 2)}\n`,
+  );
   await receiver.close();
 }
 

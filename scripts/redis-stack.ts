@@ -28,7 +28,14 @@ export interface RedisNode {
 }
 
 function quickClient(port: number): Redis {
-  const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  const c = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+  });
   c.on('error', () => undefined);
   return c;
 }
@@ -84,7 +91,9 @@ export async function startNode(port: number, dir: string, options: StartNodeOpt
     const c = spawn('redis-server', args, { stdio: 'ignore', detached: options.detached === true });
     if (options.detached === true) c.unref();
     child = c;
-    const exited = new Promise<never>((_, reject) => c.once('exit', (code) => reject(new Error(`redis-server on ${port} exited with ${code}; see ${join(dir, 'redis.log')}`))));
+    const exited = new Promise<never>((_, reject) =>
+      c.once('exit', (code) => reject(new Error(`redis-server on ${port} exited with ${code}; see ${join(dir, 'redis.log')}`))),
+    );
     exited.catch(() => undefined);
     // Ready when it answers and the answer comes from this process (a busy port would be someone else).
     await Promise.race([
@@ -197,13 +206,18 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         await startNode(port, join(root, String(port)), {
           detached: options.detached ?? false,
           args: [
-            '--cluster-enabled', 'yes',
-            '--cluster-config-file', 'nodes.conf',
-            '--cluster-node-timeout', String(nodeTimeout),
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            'nodes.conf',
+            '--cluster-node-timeout',
+            String(nodeTimeout),
             // A failed shard should not stop the others: the default (yes) answers CLUSTERDOWN
             // for every slot from the moment a master is marked failed until its replica takes over.
-            '--cluster-require-full-coverage', options.requireFullCoverage === true ? 'yes' : 'no',
-            '--protected-mode', 'no',
+            '--cluster-require-full-coverage',
+            options.requireFullCoverage === true ? 'yes' : 'no',
+            '--protected-mode',
+            'no',
           ],
         }),
       );
@@ -321,7 +335,9 @@ export async function startSentinel(options: SentinelOptions = {}): Promise<Sent
     await waitUntil('replicas linked to the master', async () => (await info(masterPort, 'replication')).get('connected_slaves') === '2');
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
-      sentinels.push(await startNode(port, join(root, String(port)), { detached, sentinel: true, configFile: sentinelConfig(masterPort, conf) }));
+      sentinels.push(
+        await startNode(port, join(root, String(port)), { detached, sentinel: true, configFile: sentinelConfig(masterPort, conf) }),
+      );
     }
     await waitUntil(
       'every sentinel to see 2 replicas and 2 other sentinels',

@@ -30,7 +30,12 @@ async function up(): Promise<void> {
   writeFileSync(STATE, `${JSON.stringify(state, null, 2)}\n`);
   console.log(`Cluster (3 masters, 3 replicas), ports ${cluster.nodes.map((n) => n.port).join(', ')}:`);
   console.log(`  REDIS_URL=${cluster.url}`);
-  console.log(`Sentinel (master ${sentinel.dataNodes[0]?.port}, replicas ${sentinel.dataNodes.slice(1).map((n) => n.port).join(', ')}, quorum 2):`);
+  console.log(
+    `Sentinel (master ${sentinel.dataNodes[0]?.port}, replicas ${sentinel.dataNodes
+      .slice(1)
+      .map((n) => n.port)
+      .join(', ')}, quorum 2):`,
+  );
   console.log(`  REDIS_URL=${sentinel.url}`);
   console.log(`State: ${STATE}. Stop with: npm run stack:down`);
   process.exit(0);

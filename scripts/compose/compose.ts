@@ -56,15 +56,32 @@ function compose(profile: Profile, args: readonly string[], env: Record<string, 
 }
 
 function containerOf(service: string): string {
-  return execFileSync('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${service}`], {
-    encoding: 'utf8',
-  }).trim().split('\n')[0] ?? '';
+  return (
+    execFileSync(
+      'docker',
+      ['ps', '-aq', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${service}`],
+      {
+        encoding: 'utf8',
+      },
+    )
+      .trim()
+      .split('\n')[0] ?? ''
+  );
 }
 
 function health(service: string): string {
   const id = containerOf(service);
   if (id === '') return 'missing';
-  return execFileSync('docker', ['inspect', '-f', '{{if eq .State.Status "running"}}{{if .State.Health}}{{.State.Health.Status}}{{else}}running{{end}}{{else}}{{.State.Status}} {{.State.ExitCode}}{{end}}', id], { encoding: 'utf8' }).trim();
+  return execFileSync(
+    'docker',
+    [
+      'inspect',
+      '-f',
+      '{{if eq .State.Status "running"}}{{if .State.Health}}{{.State.Health.Status}}{{else}}running{{end}}{{else}}{{.State.Status}} {{.State.ExitCode}}{{end}}',
+      id,
+    ],
+    { encoding: 'utf8' },
+  ).trim();
 }
 
 /** Starts the profile; `env` adds to the app's environment (e.g. TRUST_PROXY for the drills). */
@@ -73,7 +90,9 @@ async function up(profile: Profile, env: Record<string, string> = {}): Promise<v
   // The app must use the topology it was started with: a sentinel profile with the standalone
   // REDIS_URL would run an HA set nobody uses.
   if (url !== undefined && url !== '' && !url.startsWith(TOPOLOGY[profile].scheme)) {
-    throw new Error(`REDIS_URL=${url.replace(/\/\/[^@/]*@/, '//***@')} does not match the ${profile} profile; use ${TOPOLOGY[profile].url} (or unset it)`);
+    throw new Error(
+      `REDIS_URL=${url.replace(/\/\/[^@/]*@/, '//***@')} does not match the ${profile} profile; use ${TOPOLOGY[profile].url} (or unset it)`,
+    );
   }
   execFileSync('bash', [join(__dirname, 'standins.sh')], { stdio: 'inherit' });
   log(`${profile}: starting the Redis topology`);
@@ -86,8 +105,19 @@ async function up(profile: Profile, env: Record<string, string> = {}): Promise<v
   );
   log(`${profile}: starting Postgres, the OTLP endpoint and the app`);
   compose(profile, ['up', '-d', '--build'], env);
-  await waitUntil('the app to be ready', async () => (await fetch(`${APP}/health/ready`, { signal: AbortSignal.timeout(2_000) })).status === 200, 180_000, 250);
-  if (profile === 'rolling') await waitUntil('the load balancer to see three replicas up', async () => (await lbServers()).filter((s) => s.status === 'UP').length === 3, 60_000, 250);
+  await waitUntil(
+    'the app to be ready',
+    async () => (await fetch(`${APP}/health/ready`, { signal: AbortSignal.timeout(2_000) })).status === 200,
+    180_000,
+    250,
+  );
+  if (profile === 'rolling')
+    await waitUntil(
+      'the load balancer to see three replicas up',
+      async () => (await lbServers()).filter((s) => s.status === 'UP').length === 3,
+      60_000,
+      250,
+    );
 }
 
 /** The load balancer's view of its servers (HAProxy's stats CSV). */
@@ -145,15 +175,40 @@ async function smoke(profile: Profile): Promise<void> {
 
   // Reads go to the replica: its transaction count moves, and the note is there once replicated.
   const replicaXacts = () =>
-    Number(execFileSync('docker', ['exec', containerOf('pg-replica'), 'psql', '-U', 'postgres', '-d', 'app', '-tAc', "select xact_commit + xact_rollback from pg_stat_database where datname = 'app'"], { encoding: 'utf8' }).trim());
+    Number(
+      execFileSync(
+        'docker',
+        [
+          'exec',
+          containerOf('pg-replica'),
+          'psql',
+          '-U',
+          'postgres',
+          '-d',
+          'app',
+          '-tAc',
+          "select xact_commit + xact_rollback from pg_stat_database where datname = 'app'",
+        ],
+        { encoding: 'utf8' },
+      ).trim(),
+    );
   const before = replicaXacts();
   let listed: Record<string, unknown> = {};
-  await waitUntil('the note to be read back', async () => {
-    listed = await json(await fetch(`${APP}/v1/notes`, { headers: auth }));
-    return Array.isArray(listed['notes']) && (listed['notes'] as { id: string }[]).some((n) => n.id === note['id']);
-  }, 10_000, 250);
+  await waitUntil(
+    'the note to be read back',
+    async () => {
+      listed = await json(await fetch(`${APP}/v1/notes`, { headers: auth }));
+      return Array.isArray(listed['notes']) && (listed['notes'] as { id: string }[]).some((n) => n.id === note['id']);
+    },
+    10_000,
+    250,
+  );
   check(replicaXacts() > before, 'notes read through the replica (its transaction count moved)');
-  const put = await fetch(`${APP}/v1/notes/${String(note['id'])}`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ title: 'smoke 2', body: 'x' }) });
+  const put = await fetch(`${APP}/v1/notes/${String(note['id'])}`, {
+    method: 'PUT',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ title: 'smoke 2', body: 'x' }),
+  });
   check(put.status === 200, 'note updated');
   check((await fetch(`${APP}/v1/notes/${String(note['id'])}`, { method: 'DELETE', headers: auth })).status === 204, 'note deleted');
 
@@ -164,15 +219,27 @@ async function smoke(profile: Profile): Promise<void> {
     if (res.status === 429) limited = res;
   }
   const body = limited === undefined ? {} : await json(limited);
-  check(limited !== undefined && body['error'] === 'RATE_LIMITED' && Number(limited.headers.get('retry-after')) >= 1 && /"public";r=0;/.test(String(limited.headers.get('ratelimit'))), '429 RATE_LIMITED with Retry-After and RateLimit', body);
+  check(
+    limited !== undefined &&
+      body['error'] === 'RATE_LIMITED' &&
+      Number(limited.headers.get('retry-after')) >= 1 &&
+      /"public";r=0;/.test(String(limited.headers.get('ratelimit'))),
+    '429 RATE_LIMITED with Retry-After and RateLimit',
+    body,
+  );
 
   {
     // The key the limiter wrote, read as the limiter's own ACL user (GET is in its rights), on
     // the profile's master (on Cluster, following MOVED); and the default user is off there.
     const node = profile === 'sentinel' ? 'redis-master' : profile === 'cluster' ? 'redis-node-1' : 'redis';
     const cli = (...args: string[]) =>
-      execFileSync('docker', ['exec', containerOf(node), 'redis-cli', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-    const gateway = execFileSync('docker', ['network', 'inspect', `${PROJECT}_ha`, '-f', '{{(index .IPAM.Config 0).Gateway}}'], { encoding: 'utf8' }).trim();
+      execFileSync('docker', ['exec', containerOf(node), 'redis-cli', ...args], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }).trim();
+    const gateway = execFileSync('docker', ['network', 'inspect', `${PROJECT}_ha`, '-f', '{{(index .IPAM.Config 0).Gateway}}'], {
+      encoding: 'utf8',
+    }).trim();
     // /v1/status overrides the public bucket's numbers (policies.example.json): its own key.
     const key = `rl:public@status:{i:${gateway}}`;
     const tat = cli(...(profile === 'cluster' ? ['-c'] : []), '--user', 'limiter', '--pass', 'limiter', '--no-auth-warning', 'GET', key);
@@ -180,15 +247,24 @@ async function smoke(profile: Profile): Promise<void> {
     check(/NOAUTH/.test(cli('PING')), `${node}: the default user is off (PING without a user: NOAUTH)`);
   }
 
-  await waitUntil('spans at the OTLP endpoint', async () => {
-    const received = await json(await fetch(`${OTLP_UI}/api/received`));
-    return (received['exports'] as number) > 0 && (received['services'] as string[]).includes('rampart-sample');
-  }, 20_000, 250);
+  await waitUntil(
+    'spans at the OTLP endpoint',
+    async () => {
+      const received = await json(await fetch(`${OTLP_UI}/api/received`));
+      return (received['exports'] as number) > 0 && (received['services'] as string[]).includes('rampart-sample');
+    },
+    20_000,
+    250,
+  );
   check(true, 'spans of rampart-sample received by the OTLP endpoint');
 
   // Drain: the app stops on SIGTERM within its grace period, logs its report, exits 0.
   compose(profile, ['stop', 'app']);
-  const logs = execFileSync('docker', ['logs', containerOf('app')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
+  const logs = execFileSync('docker', ['logs', containerOf('app')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 1 << 30,
+  });
   const report = logs.split('\n').find((l) => l.includes('"msg":"shutdown complete"')) ?? '';
   check(report.includes('"exitCode":0') && health('app') === 'exited 0', 'app stopped: shutdown complete, exit 0', report.slice(0, 300));
   compose(profile, ['down', '-v', '--remove-orphans']);
@@ -216,8 +292,7 @@ async function run(): Promise<void> {
     // The file as either compose reads it, with each profile (static: no engine needed).
     compose('default', ['config', '-q']);
     compose('default', ['--profile', 'sentinel', '--profile', 'cluster', '--profile', 'rolling', 'config', '-q']);
-  }
-  else if (command === 'smoke') {
+  } else if (command === 'smoke') {
     try {
       for (const p of profiles) await smoke(p);
     } finally {

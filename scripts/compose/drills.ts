@@ -25,9 +25,11 @@ const ROOT = join(__dirname, '..', '..');
 const RESULTS = join(ROOT, 'bench', 'results', 'compose-drills.json');
 /** Behind the published port the app's peer is Docker's gateway: trust it, so that X-Forwarded-For gives each load identity its own bucket. */
 const TRUSTING = { TRUST_PROXY: 'uniquelocal' };
-const POLICIES = (JSON.parse(readFileSync(join(ROOT, 'config', 'policies.example.json'), 'utf8')) as {
-  policies: Record<string, { limit?: number; windowSeconds?: number }>;
-}).policies;
+const POLICIES = (
+  JSON.parse(readFileSync(join(ROOT, 'config', 'policies.example.json'), 'utf8')) as {
+    policies: Record<string, { limit?: number; windowSeconds?: number }>;
+  }
+).policies;
 
 interface Answer {
   readonly sentAt: number;
@@ -88,7 +90,12 @@ function send(base: string, agent: http.Agent, req: Request, t0: number): Promis
           }
           const served = res.headers['x-served-by'];
           const retries = res.headers['x-retries'];
-          done(res.statusCode ?? 0, typeof error === 'string' ? error : undefined, typeof served === 'string' ? served : undefined, typeof retries === 'string' ? Number(retries) : undefined);
+          done(
+            res.statusCode ?? 0,
+            typeof error === 'string' ? error : undefined,
+            typeof served === 'string' ? served : undefined,
+            typeof retries === 'string' ? Number(retries) : undefined,
+          );
         });
         res.on('error', (err) => done(0, String(err)));
       },
@@ -159,7 +166,11 @@ function fail(drill: string, why: string, result: unknown): never {
 // --- Sentinel ---------------------------------------------------------------------------------
 
 async function sentinelMaster(): Promise<string> {
-  return (await docker('exec', containerOf('sentinel-1'), 'redis-cli', '-p', '26379', 'SENTINEL', 'get-master-addr-by-name', 'mymaster')).trim().split('\n')[0] ?? '';
+  return (
+    (await docker('exec', containerOf('sentinel-1'), 'redis-cli', '-p', '26379', 'SENTINEL', 'get-master-addr-by-name', 'mymaster'))
+      .trim()
+      .split('\n')[0] ?? ''
+  );
 }
 
 async function sentinelDrill(): Promise<Record<string, unknown>> {
@@ -172,14 +183,19 @@ async function sentinelDrill(): Promise<Record<string, unknown>> {
   const killedAt = since(t0);
   await docker('kill', containerOf('redis-master'));
   let promotedAt = 0;
-  await waitUntil('a new master', async () => {
-    const now = await sentinelMaster();
-    if (now !== '' && now !== before) {
-      promotedAt = since(t0);
-      return true;
-    }
-    return false;
-  }, 60_000, 50);
+  await waitUntil(
+    'a new master',
+    async () => {
+      const now = await sentinelMaster();
+      if (now !== '' && now !== before) {
+        promotedAt = since(t0);
+        return true;
+      }
+      return false;
+    },
+    60_000,
+    50,
+  );
   await sleep(5_000);
   const answers = await traffic.stop();
   const resumed = answers.filter((a) => a.sentAt >= promotedAt && decided(a)).sort((a, b) => a.sentAt - b.sentAt)[0];
@@ -210,21 +226,32 @@ interface ClusterNode {
 }
 
 async function clusterNodes(from: string): Promise<ClusterNode[]> {
-  const text = await docker('exec', containerOf(from), 'sh', '-c', 'redis-cli --user admin --pass "$REDIS_ADMIN_PASSWORD" --no-auth-warning CLUSTER NODES');
-  return text.trim().split('\n').map((line) => {
-    const [id = '', addr = '', flags = '', masterId = '', , , , , ...slots] = line.split(' ');
-    return {
-      id,
-      host: addr.split(',')[1] ?? addr,
-      master: flags.split(',').includes('master'),
-      failed: /fail/.test(flags),
-      masterId,
-      ranges: slots.filter((s) => !s.startsWith('[')).map((s) => {
-        const [a = '0', b = a] = s.split('-');
-        return [Number(a), Number(b)] as const;
-      }),
-    };
-  });
+  const text = await docker(
+    'exec',
+    containerOf(from),
+    'sh',
+    '-c',
+    'redis-cli --user admin --pass "$REDIS_ADMIN_PASSWORD" --no-auth-warning CLUSTER NODES',
+  );
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [id = '', addr = '', flags = '', masterId = '', , , , , ...slots] = line.split(' ');
+      return {
+        id,
+        host: addr.split(',')[1] ?? addr,
+        master: flags.split(',').includes('master'),
+        failed: /fail/.test(flags),
+        masterId,
+        ranges: slots
+          .filter((s) => !s.startsWith('['))
+          .map((s) => {
+            const [a = '0', b = a] = s.split('-');
+            return [Number(a), Number(b)] as const;
+          }),
+      };
+    });
 }
 
 const owns = (node: ClusterNode, slot: number) => node.ranges.some(([a, b]) => slot >= a && slot <= b);
@@ -234,7 +261,8 @@ const publicSlot = (ip: string) => calculateSlot(`rl:public:{i:${ip}}`);
 async function clusterDrill(): Promise<Record<string, unknown>> {
   await up('cluster', TRUSTING);
   const nodes = await clusterNodes('redis-node-1');
-  const victim = nodes.find((n) => n.master && n.ranges.length > 0 && n.host !== 'redis-node-1') ?? fail('cluster', 'no master to kill', nodes);
+  const victim =
+    nodes.find((n) => n.master && n.ranges.length > 0 && n.host !== 'redis-node-1') ?? fail('cluster', 'no master to kill', nodes);
   const heir = nodes.find((n) => n.masterId === victim.id) ?? fail('cluster', 'the master has no replica', nodes);
   knowContainers(victim.host, heir.host);
   const onVictim = (ip: string | undefined) => ip !== undefined && owns(victim, publicSlot(ip));
@@ -242,7 +270,11 @@ async function clusterDrill(): Promise<Record<string, unknown>> {
   // Users for the logins after the takeover, each with a login IP of its own: half whose
   // login_ip bucket is on the shard about to die, half elsewhere.
   const post = (path: string, body: unknown, ip: string) =>
-    fetch(`${APP}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': ip }, body: JSON.stringify(body) });
+    fetch(`${APP}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': ip },
+      body: JSON.stringify(body),
+    });
   const loginIps: string[] = [];
   for (let n = 200_000; loginIps.length < 8; n++) {
     const ip = identity(n);
@@ -262,18 +294,25 @@ async function clusterDrill(): Promise<Record<string, unknown>> {
   const killedAt = since(t0);
   await docker('kill', containerOf(victim.host));
   let takenOverAt = 0;
-  await waitUntil(`${heir.host} to take over`, async () => {
-    const now = (await clusterNodes(heir.host)).find((x) => x.id === heir.id);
-    if (now?.master === true && now.ranges.length > 0) {
-      takenOverAt = since(t0);
-      return true;
-    }
-    return false;
-  }, 60_000, 50);
+  await waitUntil(
+    `${heir.host} to take over`,
+    async () => {
+      const now = (await clusterNodes(heir.host)).find((x) => x.id === heir.id);
+      if (now?.master === true && now.ranges.length > 0) {
+        takenOverAt = since(t0);
+        return true;
+      }
+      return false;
+    },
+    60_000,
+    50,
+  );
   await sleep(5_000);
   const answers = await traffic.stop();
 
-  const logins = await Promise.all(users.map(async (u) => (await post('/v1/auth/login', { username: u.username, password: u.password }, u.ip)).status));
+  const logins = await Promise.all(
+    users.map(async (u) => (await post('/v1/auth/login', { username: u.username, password: u.password }, u.ip)).status),
+  );
   const others = answers.filter((a) => !onVictim(a.ip));
   const victims = answers.filter((a) => onVictim(a.ip));
   const resumed = victims.filter((a) => a.sentAt >= takenOverAt && decided(a)).sort((a, b) => a.sentAt - b.sentAt)[0];
@@ -285,7 +324,11 @@ async function clusterDrill(): Promise<Record<string, unknown>> {
     takeoverMs: Math.round(takenOverAt - killedAt),
     firstDecisionOnKilledShardAfterTakeoverMs: resumed === undefined ? null : Math.round(resumed.sentAt + resumed.ms - takenOverAt),
     slowestMs: slowest(answers),
-    loginsAfterTakeover: { attempts: logins.length, ok: logins.filter((s) => s === 200).length, onKilledShard: loginIps.filter((ip) => owns(victim, calculateSlot(`rl:login_ip:{i:${ip}}`))).length },
+    loginsAfterTakeover: {
+      attempts: logins.length,
+      ok: logins.filter((s) => s === 200).length,
+      onKilledShard: loginIps.filter((ip) => owns(victim, calculateSlot(`rl:login_ip:{i:${ip}}`))).length,
+    },
   };
   if (!others.every(decided)) fail('cluster', 'another shard refused or failed a request', result);
   if (!victims.every(documented)) fail('cluster', 'an undocumented answer', result);
@@ -301,18 +344,40 @@ async function replicaDrill(): Promise<Record<string, unknown>> {
   await up('default', TRUSTING);
   knowContainers('pg-replica');
   // One user per worker (the authenticated policy is per principal), each with a note.
-  const users = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
-    const ip = identity(300_000 + i);
-    const creds = { username: `replica${Date.now().toString(36)}${i}`, password: 'drill-password-1' };
-    const headers = { 'content-type': 'application/json', 'x-forwarded-for': ip };
-    await fetch(`${APP}/v1/auth/register`, { method: 'POST', headers, body: JSON.stringify(creds) });
-    const token = ((await (await fetch(`${APP}/v1/auth/login`, { method: 'POST', headers, body: JSON.stringify(creds) })).json()) as { token: string }).token;
-    const auth = { authorization: `Bearer ${token}` };
-    await fetch(`${APP}/v1/notes`, { method: 'POST', headers: { ...headers, ...auth }, body: JSON.stringify({ title: 'drill', body: 'x' }) });
-    return auth;
-  }));
+  const users = await Promise.all(
+    Array.from({ length: 6 }, async (_, i) => {
+      const ip = identity(300_000 + i);
+      const creds = { username: `replica${Date.now().toString(36)}${i}`, password: 'drill-password-1' };
+      const headers = { 'content-type': 'application/json', 'x-forwarded-for': ip };
+      await fetch(`${APP}/v1/auth/register`, { method: 'POST', headers, body: JSON.stringify(creds) });
+      const token = (
+        (await (await fetch(`${APP}/v1/auth/login`, { method: 'POST', headers, body: JSON.stringify(creds) })).json()) as { token: string }
+      ).token;
+      const auth = { authorization: `Bearer ${token}` };
+      await fetch(`${APP}/v1/notes`, {
+        method: 'POST',
+        headers: { ...headers, ...auth },
+        body: JSON.stringify({ title: 'drill', body: 'x' }),
+      });
+      return auth;
+    }),
+  );
   const replicaXacts = async () =>
-    Number((await docker('exec', containerOf('pg-replica'), 'psql', '-U', 'postgres', '-d', 'app', '-tAc', "select xact_commit + xact_rollback from pg_stat_database where datname = 'app'")).trim());
+    Number(
+      (
+        await docker(
+          'exec',
+          containerOf('pg-replica'),
+          'psql',
+          '-U',
+          'postgres',
+          '-d',
+          'app',
+          '-tAc',
+          "select xact_commit + xact_rollback from pg_stat_database where datname = 'app'",
+        )
+      ).trim(),
+    );
 
   const t0 = performance.now();
   const readiness: { at: number; status: number; body: Record<string, unknown> }[] = [];
@@ -337,7 +402,12 @@ async function replicaDrill(): Promise<Record<string, unknown>> {
   await sleep(8_000);
   const startedAt = since(t0);
   await docker('start', containerOf('pg-replica'));
-  await waitUntil('the replica to be healthy', async () => (await docker('inspect', '-f', '{{.State.Health.Status}}', containerOf('pg-replica'))).trim() === 'healthy', 60_000, 250);
+  await waitUntil(
+    'the replica to be healthy',
+    async () => (await docker('inspect', '-f', '{{.State.Health.Status}}', containerOf('pg-replica'))).trim() === 'healthy',
+    60_000,
+    250,
+  );
   const healthyAt = since(t0);
   const xactsBefore = await replicaXacts();
   // Reads return to the replica once the fallback period (5 s) is over.
@@ -348,7 +418,9 @@ async function replicaDrill(): Promise<Record<string, unknown>> {
   await prober;
 
   const down = readiness.filter((r) => r.at > stopDone && r.at < startedAt);
-  const degraded = down.filter((r) => r.status === 200 && r.body['status'] === 'degraded' && r.body['db'] === 'connected' && r.body['db_replica'] === 'disconnected');
+  const degraded = down.filter(
+    (r) => r.status === 200 && r.body['status'] === 'degraded' && r.body['db'] === 'connected' && r.body['db_replica'] === 'disconnected',
+  );
   const last = readiness[readiness.length - 1];
   const during = answers.filter((a) => a.sentAt >= stoppedAt && a.sentAt < healthyAt);
   const result = {
@@ -366,7 +438,8 @@ async function replicaDrill(): Promise<Record<string, unknown>> {
     replicaTransactionsAfterRestart: readsBack,
   };
   if (!answers.every((a) => a.status === 200)) fail('replica', 'a read did not answer 200', result);
-  if (down.length === 0 || degraded.length !== down.length) fail('replica', 'readiness did not say degraded with db_replica disconnected', result);
+  if (down.length === 0 || degraded.length !== down.length)
+    fail('replica', 'readiness did not say degraded with db_replica disconnected', result);
   if (last?.status !== 200 || last.body['status'] !== 'healthy') fail('replica', 'readiness not healthy after the restart', result);
   if (readsBack <= 0) fail('replica', 'reads did not return to the replica', result);
   return result;
@@ -387,14 +460,30 @@ async function rollingDrill(): Promise<Record<string, unknown>> {
   // The shared limit: login attempts from one address (unknown users: 401 when admitted), one
   // a second, spread over the whole restart. login_ip admits `limit` per window on all replicas together.
   let attempt = 0;
-  const limited = load(LB, 1, () => ({ method: 'POST', path: '/v1/auth/login', ip: '10.250.0.1', body: { username: `ghost-${attempt++}`, password: 'not-a-password' } }), t0, 1_000);
+  const limited = load(
+    LB,
+    1,
+    () => ({
+      method: 'POST',
+      path: '/v1/auth/login',
+      ip: '10.250.0.1',
+      body: { username: `ghost-${attempt++}`, password: 'not-a-password' },
+    }),
+    t0,
+    1_000,
+  );
   await sleep(2_000);
   const restarts: Record<string, unknown>[] = [];
   for (const service of ['app', 'app-2', 'app-3']) {
     const began = since(t0);
     await docker('restart', '-t', '45', containerOf(service)); // the compose file's stop_grace_period
     const restarted = since(t0);
-    await waitUntil('the load balancer to see three replicas up', async () => (await lbServers()).every((s) => s.status === 'UP'), 60_000, 100);
+    await waitUntil(
+      'the load balancer to see three replicas up',
+      async () => (await lbServers()).every((s) => s.status === 'UP'),
+      60_000,
+      100,
+    );
     restarts.push({ service, stopAndStartMs: Math.round(restarted - began), backInRotationMs: Math.round(since(t0) - began) });
   }
   await sleep(2_000);
@@ -404,7 +493,11 @@ async function rollingDrill(): Promise<Record<string, unknown>> {
   // What the replicas themselves answered other than 200 and 401 (a retried 503 never reaches the client).
   const answeredByApps: Record<string, number> = {};
   const drained = ['app', 'app-2', 'app-3'].map((s) => {
-    const logs = execFileSync('docker', ['logs', containerOf(s)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 }).split('\n');
+    const logs = execFileSync('docker', ['logs', containerOf(s)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 1 << 30,
+    }).split('\n');
     for (const l of logs) {
       const status = /"statusCode":(\d+)/.exec(l)?.[1];
       if (status !== undefined && status !== '200' && status !== '401') {
@@ -420,17 +513,34 @@ async function rollingDrill(): Promise<Record<string, unknown>> {
   for (const a of answers) perReplica[a.servedBy ?? 'none'] = (perReplica[a.servedBy ?? 'none'] ?? 0) + 1;
   const admitted = logins.filter((a) => a.status === 401);
   const result = {
-    drill: 'rolling restart: app, app-2, app-3 behind HAProxy restarted one at a time (docker restart) under keep-alive load (8 workers, GET /v1/slow?ms=20 through the load balancer)',
+    drill:
+      'rolling restart: app, app-2, app-3 behind HAProxy restarted one at a time (docker restart) under keep-alive load (8 workers, GET /v1/slow?ms=20 through the load balancer)',
     elapsedMs: Math.round(elapsed),
     restarts,
-    load: { requests: answers.length, retriedByTheLoadBalancer: answers.filter((a) => (a.retries ?? 0) > 0).length, byStatus: countBy(answers), connectionErrors: answers.filter((a) => a.status === 0).length, non2xx: answers.filter((a) => a.status !== 200).length, perReplica, slowestMs: slowest(answers) },
-    sharedLimit: { policy: `login_ip (${limit} per ${windowMs / 1000} s)`, attempts: logins.length, retriedByTheLoadBalancer: logins.filter((a) => (a.retries ?? 0) > 0).length, admitted: admitted.length, byStatus: countBy(logins), admittedBy: countBy(admitted.map((a) => ({ ...a, status: 0, error: a.servedBy ?? 'none' }))) },
+    load: {
+      requests: answers.length,
+      retriedByTheLoadBalancer: answers.filter((a) => (a.retries ?? 0) > 0).length,
+      byStatus: countBy(answers),
+      connectionErrors: answers.filter((a) => a.status === 0).length,
+      non2xx: answers.filter((a) => a.status !== 200).length,
+      perReplica,
+      slowestMs: slowest(answers),
+    },
+    sharedLimit: {
+      policy: `login_ip (${limit} per ${windowMs / 1000} s)`,
+      attempts: logins.length,
+      retriedByTheLoadBalancer: logins.filter((a) => (a.retries ?? 0) > 0).length,
+      admitted: admitted.length,
+      byStatus: countBy(logins),
+      admittedBy: countBy(admitted.map((a) => ({ ...a, status: 0, error: a.servedBy ?? 'none' }))),
+    },
     cleanShutdowns: drained,
     answeredByApps,
   };
   if (elapsed >= windowMs) fail('rolling', 'the restart outlasted the limit window: admission is not comparable', result);
   if (result.load.connectionErrors !== 0 || result.load.non2xx !== 0) fail('rolling', 'a failed request', result);
-  if (logins.length <= limit || admitted.length !== limit || !logins.every((a) => a.status === 401 || a.status === 429)) fail('rolling', 'the shared limit did not admit exactly its number', result);
+  if (logins.length <= limit || admitted.length !== limit || !logins.every((a) => a.status === 401 || a.status === 429))
+    fail('rolling', 'the shared limit did not admit exactly its number', result);
   if (drained.some((d) => d < 1)) fail('rolling', 'a replica did not drain to exit 0', result);
   return result;
 }
@@ -446,7 +556,11 @@ async function main(): Promise<void> {
     for (const name of (names.length > 0 ? names : Object.keys(DRILLS)) as (keyof typeof DRILLS)[]) {
       const started = Date.now();
       try {
-        results.push({ ...(await DRILLS[name]()), seconds: Math.round((Date.now() - started) / 1000), measuredAt: new Date().toISOString() });
+        results.push({
+          ...(await DRILLS[name]()),
+          seconds: Math.round((Date.now() - started) / 1000),
+          measuredAt: new Date().toISOString(),
+        });
       } finally {
         down();
         containers.clear();

@@ -16,8 +16,7 @@ export function principalOf(res: Response): Principal {
   return p;
 }
 
-const unauthorized = (detail: string) =>
-  new HttpError('UNAUTHORIZED', detail, { headers: { 'WWW-Authenticate': 'Bearer' } });
+const unauthorized = (detail: string) => new HttpError('UNAUTHORIZED', detail, { headers: { 'WWW-Authenticate': 'Bearer' } });
 
 /** Requires `Authorization: Bearer <token>` naming a live session. */
 export function requireAuth(db: Database): RequestHandler {

@@ -77,7 +77,10 @@ async function main(): Promise<void> {
     ...(embedded === undefined ? {} : { maxConnections: embedded.maxConnections }),
     onPoolError: (err) => logger.warn({ err }, 'idle database connection failed'),
     onReplicaFailover: (err) =>
-      logger.warn({ err, retryMs: DATABASE_DEFAULTS.replicaRetryMs }, 'read replica unreachable: reads go to the primary until it is tried again'),
+      logger.warn(
+        { err, retryMs: DATABASE_DEFAULTS.replicaRetryMs },
+        'read replica unreachable: reads go to the primary until it is tried again',
+      ),
   });
   try {
     const applied = await migrate(db.write, db.schema);
@@ -146,7 +149,8 @@ async function main(): Promise<void> {
     },
   });
   const tracing = activeTracing();
-  if (tracing !== undefined) cleanup.push({ name: 'tracing', run: () => tracing.shutdown(TRACING_FLUSH_MS), timeoutMs: TRACING_FLUSH_MS + 500 });
+  if (tracing !== undefined)
+    cleanup.push({ name: 'tracing', run: () => tracing.shutdown(TRACING_FLUSH_MS), timeoutMs: TRACING_FLUSH_MS + 500 });
   createLifecycle({
     server,
     gate,

@@ -32,8 +32,7 @@ export interface RateLimiting {
 export function createRateLimiting(config: Config, logger: Logger, metrics?: Metrics): RateLimiting {
   const rl = config.rateLimit;
   const defaults = defaultPolicies(rl.defaultRps, rl.defaultBurst);
-  const set =
-    rl.policiesFile === undefined ? { policies: defaults, surfaces: undefined } : loadPolicyFile(rl.policiesFile, defaults);
+  const set = rl.policiesFile === undefined ? { policies: defaults, surfaces: undefined } : loadPolicyFile(rl.policiesFile, defaults);
 
   let redis: ReturnType<typeof createRedisClient> | undefined;
   let store: RateLimitStore;

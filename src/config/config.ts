@@ -47,12 +47,7 @@ export interface Config {
   };
 }
 
-const int = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/)
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+const int = (min: number, max: number) => z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max));
 const positiveNumber = z
   .string()
   .regex(/^\d+(\.\d+)?$/)
@@ -79,8 +74,7 @@ const trustProxy = z.string().transform((v, ctx): TrustProxy => {
   for (const entry of entries) {
     const [addr = '', bits, ...more] = entry.split('/');
     const family = isIP(addr);
-    const bitsOk =
-      bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    const bitsOk = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
     if (!(TRUST_PROXY_NAMES.has(entry) || (family !== 0 && bitsOk && more.length === 0))) {
       ctx.addIssue({ code: 'custom', message: entry });
       return z.NEVER;
@@ -148,20 +142,32 @@ export function loadConfig(env: Env = process.env): Config {
   const writeUrl = v.DATABASE_WRITE_URL ?? v.DATABASE_URL;
 
   if (backend === 'redis' && v.REDIS_URL === undefined) {
-    refuse('REDIS_URL', 'REDIS_URL is required when RATE_LIMIT_BACKEND=redis. Fix: set REDIS_URL (e.g. redis://127.0.0.1:6379) or RATE_LIMIT_BACKEND=memory outside prod.');
+    refuse(
+      'REDIS_URL',
+      'REDIS_URL is required when RATE_LIMIT_BACKEND=redis. Fix: set REDIS_URL (e.g. redis://127.0.0.1:6379) or RATE_LIMIT_BACKEND=memory outside prod.',
+    );
   }
   if (v.DATABASE_READ_URL !== undefined && writeUrl === undefined) {
     refuse('DATABASE_READ_URL', 'DATABASE_READ_URL is set without a primary. Fix: set DATABASE_WRITE_URL or DATABASE_URL too.');
   }
   if (mode === 'prod') {
     if (rateLimitEnabled && backend !== 'redis') {
-      refuse('RATE_LIMIT_BACKEND', `MODE=prod with RATE_LIMIT_ENABLED=true requires RATE_LIMIT_BACKEND=redis (got ${backend}). Fix: set REDIS_URL and leave RATE_LIMIT_BACKEND unset (or set it to redis).`);
+      refuse(
+        'RATE_LIMIT_BACKEND',
+        `MODE=prod with RATE_LIMIT_ENABLED=true requires RATE_LIMIT_BACKEND=redis (got ${backend}). Fix: set REDIS_URL and leave RATE_LIMIT_BACKEND unset (or set it to redis).`,
+      );
     }
     if (tracing.enabled && tracing.endpoint === undefined) {
-      refuse('OTEL_EXPORTER_OTLP_ENDPOINT', 'MODE=prod with TRACING_ENABLED=true requires OTEL_EXPORTER_OTLP_ENDPOINT. Fix: set it to the collector URL (e.g. http://jaeger:4318) or set TRACING_ENABLED=false.');
+      refuse(
+        'OTEL_EXPORTER_OTLP_ENDPOINT',
+        'MODE=prod with TRACING_ENABLED=true requires OTEL_EXPORTER_OTLP_ENDPOINT. Fix: set it to the collector URL (e.g. http://jaeger:4318) or set TRACING_ENABLED=false.',
+      );
     }
     if (devFailOpen) {
-      refuse('RATE_LIMIT_DEV_FAIL_OPEN', 'RATE_LIMIT_DEV_FAIL_OPEN=true is refused with MODE=prod. Fix: unset RATE_LIMIT_DEV_FAIL_OPEN; choose failMode per policy instead.');
+      refuse(
+        'RATE_LIMIT_DEV_FAIL_OPEN',
+        'RATE_LIMIT_DEV_FAIL_OPEN=true is refused with MODE=prod. Fix: unset RATE_LIMIT_DEV_FAIL_OPEN; choose failMode per policy instead.',
+      );
     }
     if (writeUrl === undefined) {
       refuse('DATABASE_URL', 'MODE=prod requires a real database, not the embedded one. Fix: set DATABASE_URL (or DATABASE_WRITE_URL).');
@@ -170,7 +176,10 @@ export function loadConfig(env: Env = process.env): Config {
   // Checked in any mode, whether rate limiting is on or not: the two say opposite things, and
   // picking either would silently ignore the other.
   if (v.RATE_LIMIT_BACKEND === 'memory' && v.REDIS_URL !== undefined) {
-    refuse('RATE_LIMIT_BACKEND', 'RATE_LIMIT_BACKEND=memory is set together with REDIS_URL, which the memory backend would ignore. Fix: unset RATE_LIMIT_BACKEND (REDIS_URL then selects redis) or set it to redis, or unset REDIS_URL to keep memory.');
+    refuse(
+      'RATE_LIMIT_BACKEND',
+      'RATE_LIMIT_BACKEND=memory is set together with REDIS_URL, which the memory backend would ignore. Fix: unset RATE_LIMIT_BACKEND (REDIS_URL then selects redis) or set it to redis, or unset REDIS_URL to keep memory.',
+    );
   }
 
   const config: Config = {

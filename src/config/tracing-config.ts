@@ -54,7 +54,14 @@ export const TRACING_VARIABLES = {
     expected: 'comma-separated key=value pairs (keys [A-Za-z0-9._-], values percent-encoded, at most 255 characters each)',
   },
   OTEL_TRACES_SAMPLER: {
-    schema: z.enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio']),
+    schema: z.enum([
+      'always_on',
+      'always_off',
+      'traceidratio',
+      'parentbased_always_on',
+      'parentbased_always_off',
+      'parentbased_traceidratio',
+    ]),
     expected: 'one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio',
   },
   OTEL_TRACES_SAMPLER_ARG: { schema: ratio, expected: 'a sampling ratio from 0 to 1' },

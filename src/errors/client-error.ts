@@ -36,11 +36,7 @@ function rawAnswer(status: number, headers: readonly string[], body = ''): strin
 /** The raw bytes of an error answer in our JSON shape, the body from {@link errorBody}. */
 function rawErrorAnswer(code: ErrorCode, detail: string): string {
   const json = JSON.stringify(errorBody(code, detail));
-  return rawAnswer(
-    ERROR_STATUS[code],
-    [`Content-Type: ${ERROR_CONTENT_TYPE}`, `Content-Length: ${Buffer.byteLength(json)}`],
-    json,
-  );
+  return rawAnswer(ERROR_STATUS[code], [`Content-Type: ${ERROR_CONTENT_TYPE}`, `Content-Length: ${Buffer.byteLength(json)}`], json);
 }
 
 /**

@@ -16,12 +16,7 @@ export const ERROR_CONTENT_TYPE = 'application/json; charset=utf-8';
  * onto a socket: the `extra` fields first, then `error` and `detail`, then `retry_after` when a
  * wait is given. `extra` never overrides `error`, `detail` or a given `retry_after`.
  */
-export function errorBody(
-  code: ErrorCode,
-  detail: string,
-  extra?: Readonly<Record<string, unknown>>,
-  retryAfter?: number,
-): ErrorBody {
+export function errorBody(code: ErrorCode, detail: string, extra?: Readonly<Record<string, unknown>>, retryAfter?: number): ErrorBody {
   const body: Record<string, unknown> = { ...extra, error: code, detail };
   if (retryAfter !== undefined) body['retry_after'] = retryAfter;
   return body as ErrorBody;

@@ -29,12 +29,7 @@ export function retryAfterSeconds(seconds: number): number {
  * `{"error","detail"}` as `application/json`, `Retry-After` on every 429 and 503. Takes any
  * `ServerResponse` (an Express `Response` is one), so server-level listeners answer alike.
  */
-export function sendError(
-  res: ServerResponse,
-  code: ErrorCode,
-  detail: string,
-  options: SendErrorOptions = {},
-): void {
+export function sendError(res: ServerResponse, code: ErrorCode, detail: string, options: SendErrorOptions = {}): void {
   const status = ERROR_STATUS[code];
   let wait = options.retryAfterSeconds === undefined ? undefined : retryAfterSeconds(options.retryAfterSeconds);
   if ((status === 429 || status === 503) && (wait === undefined || wait === 0)) wait = 1;

@@ -85,7 +85,12 @@ export function createHealth(options: HealthOptions): Health {
   const names = new Set<string>();
   const states: CheckState[] = options.checks.map((check) => {
     if (names.has(check.name)) {
-      throw new OptionsError('health', 'checks', 'uniquely named', options.checks.map((c) => c.name));
+      throw new OptionsError(
+        'health',
+        'checks',
+        'uniquely named',
+        options.checks.map((c) => c.name),
+      );
     }
     names.add(check.name);
     const option = `check "${check.name}" timeoutMs`;

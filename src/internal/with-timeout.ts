@@ -4,11 +4,7 @@
  * `work` that finishes in time leaves nothing behind; a `work` that never settles keeps the
  * process alive until the timer fires, no longer. `work` itself is not cancelled.
  */
-export async function withTimeout<T, F>(
-  work: T | PromiseLike<T>,
-  ms: number,
-  onTimeout: () => F,
-): Promise<Awaited<T> | F> {
+export async function withTimeout<T, F>(work: T | PromiseLike<T>, ms: number, onTimeout: () => F): Promise<Awaited<T> | F> {
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<F>((resolve, reject) => {
     timer = setTimeout(() => {

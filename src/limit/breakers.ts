@@ -91,7 +91,8 @@ export function createBreakerPool(options: BreakerPoolOptions): BreakerPool {
   function oneBreaker(checks: readonly Check[]): Breaker | undefined {
     if (single !== undefined) return single;
     const domain = (partition as (key: string) => string)((checks[0] as Check).key);
-    for (let i = 1; i < checks.length; i++) if ((partition as (key: string) => string)((checks[i] as Check).key) !== domain) return undefined;
+    for (let i = 1; i < checks.length; i++)
+      if ((partition as (key: string) => string)((checks[i] as Check).key) !== domain) return undefined;
     return breakerOf(domain);
   }
   /**

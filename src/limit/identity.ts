@@ -27,7 +27,11 @@ export interface Identities {
   custom(key: KeyFunction): IdentityOf;
 }
 
-export function identities(ipv6Subnet: number, principal: KeyFunction = defaultPrincipal, credential: KeyFunction = defaultCredential): Identities {
+export function identities(
+  ipv6Subnet: number,
+  principal: KeyFunction = defaultPrincipal,
+  credential: KeyFunction = defaultCredential,
+): Identities {
   const ipOf = (req: Request) => `i:${ipIdentity(req.ip ?? req.socket.remoteAddress, ipv6Subnet)}`;
   return {
     builtIn: {

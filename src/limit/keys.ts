@@ -83,5 +83,8 @@ export function ipIdentity(ip: string | undefined, ipv6Subnet: number): string {
   // Drop the zero groups at the end: the prefix length says they are zero.
   let end = 8;
   while (end > 1 && masked[end - 1] === 0) end--;
-  return `${masked.slice(0, end).map((g) => g.toString(16)).join(':')}/${ipv6Subnet}`;
+  return `${masked
+    .slice(0, end)
+    .map((g) => g.toString(16))
+    .join(':')}/${ipv6Subnet}`;
 }

@@ -61,7 +61,8 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
 
   function compilePolicy(name: string, overrides?: SurfaceOptions): CompiledPolicy {
     const p = options.policies[name];
-    if (p === undefined) invalid(overrides ? 'surfaces' : 'policies', `unknown policy "${name}"${overrides ? ` in surface "${overrides.surfaceId}"` : ''}`);
+    if (p === undefined)
+      invalid(overrides ? 'surfaces' : 'policies', `unknown policy "${name}"${overrides ? ` in surface "${overrides.surfaceId}"` : ''}`);
     const failMode = p.failMode ?? d.failMode;
     if (failMode !== 'open' && failMode !== 'closed') refuse(`policy "${name}": failMode`, '"open" or "closed"', failMode);
     const key = p.key ?? d.key;
@@ -123,7 +124,11 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     const label = names.join('+');
     const children = (outcome: DecisionOutcome) => (observer === undefined ? [] : names.map((n) => observer.decisionCounter(n, outcome)));
     // On the request's span (when tracing runs): the policies and the outcome, never a key.
-    const event = (outcome: DecisionOutcome) => ({ 'rate_limit.policies': label, 'rate_limit.outcome': outcome, 'rate_limit.store': options.storeName });
+    const event = (outcome: DecisionOutcome) => ({
+      'rate_limit.policies': label,
+      'rate_limit.outcome': outcome,
+      'rate_limit.store': options.storeName,
+    });
     const counter = (outcome: DecisionOutcome) => {
       const counters = children(outcome);
       const attributes = event(outcome);

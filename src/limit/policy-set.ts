@@ -36,7 +36,10 @@ const Policy = z.discriminatedUnion('algorithm', [
   z.strictObject({
     algorithm: z.literal('sliding_window'),
     limit: z.number().int().positive().max(100_000),
-    windowSeconds: z.number().positive().max(86_400 * 31),
+    windowSeconds: z
+      .number()
+      .positive()
+      .max(86_400 * 31),
     ...common,
   }),
 ]);
@@ -48,7 +51,10 @@ const LEGACY = { surfaceId: 'surface_id', rateLimitRps: 'rate_limit_rps', rateLi
 const Surface = z
   .strictObject({
     surfaceId: surfaceId.optional(),
-    method: z.string().regex(/^([A-Za-z]+|\*)$/, 'an HTTP method or "*"').optional(),
+    method: z
+      .string()
+      .regex(/^([A-Za-z]+|\*)$/, 'an HTTP method or "*"')
+      .optional(),
     path: z.string().startsWith('/').max(1024),
     policies: z.array(name).min(1),
     rateLimitRps: rps.optional(),

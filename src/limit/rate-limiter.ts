@@ -107,7 +107,13 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         const hit = denied.get(cacheKey, now);
         if (hit !== undefined) {
           const elapsed = now - hit.atUs;
-          deny(res, p, hit.remaining, hit.resetUs.map((r) => r - elapsed), hit.untilUs - now);
+          deny(
+            res,
+            p,
+            hit.remaining,
+            hit.resetUs.map((r) => r - elapsed),
+            hit.untilUs - now,
+          );
           return;
         }
       }

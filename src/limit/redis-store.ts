@@ -226,7 +226,9 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
 
   /** {@link enqueue}, with the admission time (for a give-back). */
   function enqueueTimed(checks: readonly Check[]): Promise<TimedDecision> {
-    return new Promise<TimedDecision>((resolve, reject) => push({ checks, resolve: (decision, atUs) => resolve({ decision, atUs }), reject }));
+    return new Promise<TimedDecision>((resolve, reject) =>
+      push({ checks, resolve: (decision, atUs) => resolve({ decision, atUs }), reject }),
+    );
   }
 
   /** Gives back one admitted step (`atUs`), or only reads (`-1`); per check: remaining, reset, retry. */
@@ -428,7 +430,8 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       if (cluster && checks.length > 1) {
         const slot = calculateSlot((checks[0] as Check).key);
         for (let i = 1; i < checks.length; i++) {
-          if (calculateSlot((checks[i] as Check).key) !== slot) return decideAcrossSlots(checks, guard ?? runDirectly, decideOptions?.signal);
+          if (calculateSlot((checks[i] as Check).key) !== slot)
+            return decideAcrossSlots(checks, guard ?? runDirectly, decideOptions?.signal);
         }
       }
       const signal = decideOptions?.signal;

@@ -9,13 +9,17 @@ export const SURFACE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
  * to the handler of the first surface matching it: an exact path first, then prefixes in order.
  * `HEAD` matches `GET` surfaces.
  */
-export function surfaceRouter(surfaces: readonly SurfaceOptions[], handlerFor: (surface: SurfaceOptions) => RequestHandler): RequestHandler {
+export function surfaceRouter(
+  surfaces: readonly SurfaceOptions[],
+  handlerFor: (surface: SurfaceOptions) => RequestHandler,
+): RequestHandler {
   const exact = new Map<string, RequestHandler>();
   const prefixes: { method: string; prefix: string; handler: RequestHandler }[] = [];
   const ids = new Set<string>();
   for (const s of surfaces) {
     // The names of 0.x before the policies file took one letter case: say so rather than "undefined".
-    if ('surface_id' in s) invalid('surfaces', 'surface_id, rate_limit_rps and rate_limit_burst are now surfaceId, rateLimitRps and rateLimitBurst');
+    if ('surface_id' in s)
+      invalid('surfaces', 'surface_id, rate_limit_rps and rate_limit_burst are now surfaceId, rateLimitRps and rateLimitBurst');
     if (typeof s.surfaceId !== 'string' || !SURFACE_ID.test(s.surfaceId)) refuse('surfaceId', '1 to 64 of [A-Za-z0-9_.-]', s.surfaceId);
     if (ids.has(s.surfaceId)) invalid('surfaces', `surfaceId "${s.surfaceId}" is used twice`);
     ids.add(s.surfaceId);

@@ -65,9 +65,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     new Histogram<L>({ name, help, labelNames, buckets, registers: [registry] });
 
   const decisions = counter('rampart_rate_limit_decisions_total', 'Rate limit decisions by policy and outcome.', ['policy', 'outcome']);
-  const decisionSeconds = histogram('rampart_rate_limit_decision_seconds', 'Time to a rate limit decision from the store.', ['store'], [
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-  ]);
+  const decisionSeconds = histogram(
+    'rampart_rate_limit_decision_seconds',
+    'Time to a rate limit decision from the store.',
+    ['store'],
+    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+  );
   const backendErrors = counter('rampart_rate_limit_backend_errors_total', 'Rate limit store failures by reason.', ['store', 'reason']);
   const breakerState = gauge(
     'rampart_rate_limit_breaker_state',
@@ -96,9 +99,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   };
   const lifecycle: LifecycleMetrics = {
     drainSeconds: gauge('rampart_shutdown_drain_seconds', 'Time from the shutdown signal to the end of the HTTP drain.', []),
-    healthCheckSeconds: histogram('rampart_health_check_seconds', 'Duration of health check runs.', ['check'], [
-      0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-    ]),
+    healthCheckSeconds: histogram(
+      'rampart_health_check_seconds',
+      'Duration of health check runs.',
+      ['check'],
+      [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    ),
     healthCheckUp: gauge('rampart_health_check_up', '1 when the last run of the health check passed, else 0.', ['check']),
     loadShed: counter('rampart_load_shed_total', 'Requests answered 503 OVERLOADED by the load shedder, by reason.', ['reason']),
   };

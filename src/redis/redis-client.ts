@@ -80,11 +80,7 @@ const readonlyReconnect = (err: Error): 2 | false => (err.message.startsWith('RE
  * without this the client would keep writing to it until Sentinel demotes it, ~10 s later), or
  * when it is waiting between reconnect attempts because the old master died.
  */
-function watchSwitchMaster(
-  client: Redis,
-  sentinels: readonly { host: string; port: number }[],
-  masterName: string,
-): void {
+function watchSwitchMaster(client: Redis, sentinels: readonly { host: string; port: number }[], masterName: string): void {
   const watchers = sentinels.map((s) => {
     const w = new Redis({
       host: s.host,
@@ -145,7 +141,13 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
   };
   let client: Redis | Cluster;
   if (target.kind === 'standalone') {
-    client = new Redis({ ...common, host: target.host, port: target.port, db: target.db, ...(target.tls ? { tls: { ...options.tls } } : {}) });
+    client = new Redis({
+      ...common,
+      host: target.host,
+      port: target.port,
+      db: target.db,
+      ...(target.tls ? { tls: { ...options.tls } } : {}),
+    });
   } else if (target.kind === 'sentinel') {
     client = new Redis({
       ...common,
@@ -177,7 +179,10 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
       slotsRefreshInterval: 2_000,
       slotsRefreshTimeout: 2_000,
     };
-    client = new Cluster(target.nodes.map((n) => ({ host: n.host, port: n.port })), clusterOptions);
+    client = new Cluster(
+      target.nodes.map((n) => ({ host: n.host, port: n.port })),
+      clusterOptions,
+    );
   }
   client.on('error', options.onError ?? stderrErrorReporter(target.password));
   return client;

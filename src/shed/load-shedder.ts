@@ -67,18 +67,10 @@ export interface LoadShedder extends RequestHandler {
 /** Creates a load shedder. Each has its own sampler and counters. */
 export function createLoadShedder(options: LoadShedderOptions = {}): LoadShedder {
   const d = LOAD_SHEDDER_DEFAULTS;
-  const maxDelay = nonNegativeNumber(
-    'loadShedder',
-    'maxEventLoopDelayMs',
-    options.maxEventLoopDelayMs ?? d.maxEventLoopDelayMs,
-  );
+  const maxDelay = nonNegativeNumber('loadShedder', 'maxEventLoopDelayMs', options.maxEventLoopDelayMs ?? d.maxEventLoopDelayMs);
   const maxInFlight = nonNegativeInteger('loadShedder', 'maxInFlight', options.maxInFlight ?? d.maxInFlight);
   const interval = positiveNumber('loadShedder', 'sampleIntervalMs', options.sampleIntervalMs ?? d.sampleIntervalMs);
-  const retryAfter = positiveNumber(
-    'loadShedder',
-    'retryAfterSeconds',
-    options.retryAfterSeconds ?? d.retryAfterSeconds,
-  );
+  const retryAfter = positiveNumber('loadShedder', 'retryAfterSeconds', options.retryAfterSeconds ?? d.retryAfterSeconds);
   const exempt = new Set(options.exemptPaths ?? d.exemptPaths);
   exempt.add(ALWAYS_EXEMPT);
   const random = options.random ?? Math.random;

@@ -54,11 +54,7 @@ function retire(res: ServerResponse): void {
 export function createShutdownGate(options: ShutdownGateOptions = {}): ShutdownGate {
   const d = SHUTDOWN_GATE_DEFAULTS;
   const exempt = new Set(options.exemptPaths ?? d.exemptPaths);
-  const retryAfter = positiveNumber(
-    'shutdownGate',
-    'retryAfterSeconds',
-    options.retryAfterSeconds ?? d.retryAfterSeconds,
-  );
+  const retryAfter = positiveNumber('shutdownGate', 'retryAfterSeconds', options.retryAfterSeconds ?? d.retryAfterSeconds);
   let state: GateState = 'SERVING';
   const open = new Set<ServerResponse>();
   let idleWaiters: (() => void)[] = [];

@@ -5,12 +5,7 @@
 export type OtlpProtocol = 'grpc' | 'http/protobuf' | 'http/json';
 /** The samplers `OTEL_TRACES_SAMPLER` may name. */
 export type TraceSampler =
-  | 'always_on'
-  | 'always_off'
-  | 'traceidratio'
-  | 'parentbased_always_on'
-  | 'parentbased_always_off'
-  | 'parentbased_traceidratio';
+  'always_on' | 'always_off' | 'traceidratio' | 'parentbased_always_on' | 'parentbased_always_off' | 'parentbased_traceidratio';
 
 /** The resolved, validated, frozen tracing configuration (the `tracing` part of `Config`). */
 export interface TracingConfig {

@@ -40,7 +40,10 @@ export class RedactingSpanExporter implements SpanExporter {
   private resource(resource: Resource): Resource {
     let redacted = this.resources.get(resource);
     if (redacted === undefined) {
-      redacted = this.resourceFromAttributes(redactAttributes(resource.attributes), resource.schemaUrl === undefined ? {} : { schemaUrl: resource.schemaUrl });
+      redacted = this.resourceFromAttributes(
+        redactAttributes(resource.attributes),
+        resource.schemaUrl === undefined ? {} : { schemaUrl: resource.schemaUrl },
+      );
       this.resources.set(resource, redacted);
     }
     return redacted;

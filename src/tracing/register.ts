@@ -53,7 +53,9 @@ function start(): void {
   }
   if (config.endpoint === undefined) {
     const url = defaultEndpoint(config.protocol);
-    say(`OTEL_EXPORTER_OTLP_ENDPOINT is not set: exporting to ${url}, the OTLP default. Fix: set OTEL_EXPORTER_OTLP_ENDPOINT to the collector URL (${url} to keep this one without this line).`);
+    say(
+      `OTEL_EXPORTER_OTLP_ENDPOINT is not set: exporting to ${url}, the OTLP default. Fix: set OTEL_EXPORTER_OTLP_ENDPOINT to the collector URL (${url} to keep this one without this line).`,
+    );
   }
 }
 

@@ -111,10 +111,7 @@ function otlpExporter(config: TracingConfig, m: Modules): SpanExporter {
 export function startTracing(options: StartTracingOptions): Tracing {
   const { config, logger } = options;
   // All at once, so that one error names every missing package.
-  const m: Modules = requireTracingPackages([
-    ...ALWAYS,
-    ...(options.exporter === undefined ? [EXPORTER_PACKAGE[config.protocol]] : []),
-  ]);
+  const m: Modules = requireTracingPackages([...ALWAYS, ...(options.exporter === undefined ? [EXPORTER_PACKAGE[config.protocol]] : [])]);
   const { W3CTraceContextPropagator } = m['@opentelemetry/core'];
   const { ExpressInstrumentation, ExpressLayerType } = m['@opentelemetry/instrumentation-express'];
   const { HttpInstrumentation } = m['@opentelemetry/instrumentation-http'];

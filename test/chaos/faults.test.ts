@@ -104,7 +104,9 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
     for (const c of [app, ...extraChildren]) {
       if (c === undefined) continue;
       const shown = c.warnings.filter((l) => !l.includes('"request errored"')).slice(-5);
-      process.stdout.write(`      child ${c.port} warnings: ${shown.map((l) => l.slice(0, 400)).join('\n')}\n      stderr: ${c.stderr().slice(-1000)}\n`);
+      process.stdout.write(
+        `      child ${c.port} warnings: ${shown.map((l) => l.slice(0, 400)).join('\n')}\n      stderr: ${c.stderr().slice(-1000)}\n`,
+      );
     }
   });
 
@@ -112,7 +114,13 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
    * Runs the load, injects the fault after 400 ms, holds it `holdMs`, clears it, and waits for
    * the first `/v1/slow` answered 200 (a Redis decision) sent after the clearing.
    */
-  async function phase(fault: string, expected: string, inject: () => void, clear: () => void, holdMs: number): Promise<{ during: Answer[]; all: Answer[] }> {
+  async function phase(
+    fault: string,
+    expected: string,
+    inject: () => void,
+    clear: () => void,
+    holdMs: number,
+  ): Promise<{ during: Answer[]; all: Answer[] }> {
     const child = app as SampleChild;
     const t0 = performance.now();
     const load = mixedLoad(child.base, PATHS, 6, t0);
@@ -175,7 +183,10 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
       () => redisProxy.setLatency(0),
       2500,
     );
-    assert.ok(during.some((a) => a.path === CLOSED && a.error === 'RATE_LIMITER_UNAVAILABLE'), 'the fault took effect');
+    assert.ok(
+      during.some((a) => a.path === CLOSED && a.error === 'RATE_LIMITER_UNAVAILABLE'),
+      'the fault took effect',
+    );
   });
 
   it('Redis blackholed (no FIN, no RST): open 200, closed 503 within the deadline, recovers when the link returns', async () => {
@@ -186,7 +197,10 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
       () => redisProxy.setMode('forward'),
       2500,
     );
-    assert.ok(during.some((a) => a.path === CLOSED && a.error === 'RATE_LIMITER_UNAVAILABLE'), 'the fault took effect');
+    assert.ok(
+      during.some((a) => a.path === CLOSED && a.error === 'RATE_LIMITER_UNAVAILABLE'),
+      'the fault took effect',
+    );
   });
 
   it('Redis blackholed: readiness fails within its check timeout, liveness stays 200', async () => {
@@ -211,7 +225,9 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
       redisProxy.setMode('forward');
     }
     let status = 0;
-    await waitUntil('ready again', async () => (status = (await fetch(`${child.base}/health/ready`)).status) === 200, 10_000, 100).catch(() => undefined);
+    await waitUntil('ready again', async () => (status = (await fetch(`${child.base}/health/ready`)).status) === 200, 10_000, 100).catch(
+      () => undefined,
+    );
     assert.equal(status, 200, 'ready again once Redis answers');
   });
 
@@ -246,7 +262,10 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
       () => redisProxy.setMode('forward'),
       2500,
     );
-    assert.ok(during.some((a) => a.path === CLOSED && a.error === 'RATE_LIMITER_UNAVAILABLE'), 'the fault took effect');
+    assert.ok(
+      during.some((a) => a.path === CLOSED && a.error === 'RATE_LIMITER_UNAVAILABLE'),
+      'the fault took effect',
+    );
   });
 
   it('Postgres blackholed: readiness 503 within its timeout, Redis-only routes unaffected, a DB request answers once the link returns', async () => {
@@ -286,7 +305,9 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
     assert.ok(readyStatuses.includes(503), `readiness during the outage: ${readyStatuses.join(',')}`);
     assert.ok(readyMaxMs < 1500, `a readiness probe took ${Math.round(readyMaxMs)} ms`);
     const answered = await (login as NonNullable<typeof login>);
-    process.stdout.write(`      DB request during the outage: ${JSON.stringify({ ...answered, ms: Math.round(answered.ms) })}; ready ${readyStatuses.join(',')}\n`);
+    process.stdout.write(
+      `      DB request during the outage: ${JSON.stringify({ ...answered, ms: Math.round(answered.ms) })}; ready ${readyStatuses.join(',')}\n`,
+    );
     assert.equal(answered.status, 401, 'answered from the database once the link returned');
     assert.ok(answered.ms < 15_000, 'within the request deadline');
   });
@@ -356,7 +377,10 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
   it('SIGTERM twice: the second is logged and ignored, the request in flight completes, exit 0', async () => {
     const child = await startSampleChild(env(redisProxy.port, 'chaos_sigterm_twice'));
     extraChildren.push(child);
-    const slow = fetch(`${child.base}/v1/slow?ms=1500`).then(async (r) => ({ status: r.status, body: (await r.json()) as { waited_ms?: number } }));
+    const slow = fetch(`${child.base}/v1/slow?ms=1500`).then(async (r) => ({
+      status: r.status,
+      body: (await r.json()) as { waited_ms?: number },
+    }));
     await sleep(300);
     child.child.kill('SIGTERM');
     await sleep(300);

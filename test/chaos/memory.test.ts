@@ -56,11 +56,23 @@ describe('memory under repeated Redis faults (heap and buffers after GC)', funct
     await migrate(db.write, db.schema);
     redis = await startRedisServer();
     proxy = await startTcpProxy(redis.port);
-    const config = loadConfig({ RATE_LIMIT_BACKEND: 'redis', REDIS_URL: `redis://127.0.0.1:${proxy.port}`, RATE_LIMIT_POLICIES_FILE: policies });
+    const config = loadConfig({
+      RATE_LIMIT_BACKEND: 'redis',
+      REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+      RATE_LIMIT_POLICIES_FILE: policies,
+    });
     const logger = createLogger('silent');
     limiting = createRateLimiting(config, logger);
     shedder = createLoadShedder();
-    const app = createApp({ config, db, logger, health: createHealth({ checks: [] }), version: 'test', shedder, ...(limiting.limiter === undefined ? {} : { limiter: limiting.limiter }) });
+    const app = createApp({
+      config,
+      db,
+      logger,
+      health: createHealth({ checks: [] }),
+      version: 'test',
+      shedder,
+      ...(limiting.limiter === undefined ? {} : { limiter: limiting.limiter }),
+    });
     server = createServer(app);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -119,7 +131,9 @@ describe('memory under repeated Redis faults (heap and buffers after GC)', funct
       await sleep(200);
       heaps.push(mb(heapAfterGc()));
     }
-    process.stdout.write(`      heap + external after GC, start then after each of 5 fault cycles (MB): ${heaps.join(', ')}; ${requests} requests\n`);
+    process.stdout.write(
+      `      heap + external after GC, start then after each of 5 fault cycles (MB): ${heaps.join(', ')}; ${requests} requests\n`,
+    );
     const settled = heaps[2] as number;
     const later = Math.max(...heaps.slice(3));
     assert.ok(later - settled < 5, `heap kept growing after the second cycle: ${heaps.join(', ')} MB`);

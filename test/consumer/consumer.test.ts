@@ -26,7 +26,8 @@ const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
 const TRACING = Object.keys(pkg.peerDependencies).filter((n) => pkg.peerDependenciesMeta[n]?.optional === true);
 
 /** The version this repository runs, so the consumer's install comes from the same cache. */
-const installed = (name: string) => (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+const installed = (name: string) =>
+  (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** The README block under "Using it in your app", as it stands. */
 export function readmeSnippet(): string {
@@ -101,15 +102,27 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'rampart-consumer-'));
-    const packed = JSON.parse(await npm(ROOT, 'pack', '--json', '--pack-destination', work)) as { filename: string; files: { path: string }[] }[];
+    const packed = JSON.parse(await npm(ROOT, 'pack', '--json', '--pack-destination', work)) as {
+      filename: string;
+      files: { path: string }[];
+    }[];
     const info = packed[0];
     assert.ok(info !== undefined);
     tarball = join(work, info.filename);
     const files = info.files.map((f) => f.path);
-    console.log(`      npm pack: ${files.length} files, e.g. ${files.filter((f) => f.endsWith('index.js')).slice(0, 4).join(', ')}`);
+    console.log(
+      `      npm pack: ${files.length} files, e.g. ${files
+        .filter((f) => f.endsWith('index.js'))
+        .slice(0, 4)
+        .join(', ')}`,
+    );
     assert.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts'), 'the tarball holds the built code and its types');
     assert.ok(files.includes('dist/tracing/register.js'));
-    assert.deepEqual(files.filter((f) => f.startsWith('dist/app/') || f.startsWith('src/') || f.startsWith('test/') || f.endsWith('.map')), [], 'and nothing of the sample API, the sources or the tests');
+    assert.deepEqual(
+      files.filter((f) => f.startsWith('dist/app/') || f.startsWith('src/') || f.startsWith('test/') || f.endsWith('.map')),
+      [],
+      'and nothing of the sample API, the sources or the tests',
+    );
 
     // What an install weighs, in a project of its own: the library alone, then with tracing.
     const measured = join(work, 'measured');
@@ -126,7 +139,13 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
     mkdirSync(consumer);
     writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }, null, 2));
     await npm(consumer, 'install', tarball, `express@${installed('express')}`, `ioredis@${installed('ioredis')}`);
-    await npm(consumer, 'install', `typescript@${installed('typescript')}`, `@types/express@${installed('@types/express')}`, `@types/node@${installed('@types/node')}`);
+    await npm(
+      consumer,
+      'install',
+      `typescript@${installed('typescript')}`,
+      `@types/express@${installed('@types/express')}`,
+      `@types/node@${installed('@types/node')}`,
+    );
 
     redis = await startRedisServer();
     admin = new Redis(redis.port, '127.0.0.1');
@@ -138,9 +157,12 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
   });
 
   it('installs without the sample API: no pg, PGlite, pino or OpenTelemetry SDK in a core install', () => {
-    const lock = JSON.parse(readFileSync(join(consumer, 'package-lock.json'), 'utf8')) as { packages: Record<string, { peer?: boolean; optional?: boolean; dev?: boolean }> };
+    const lock = JSON.parse(readFileSync(join(consumer, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { peer?: boolean; optional?: boolean; dev?: boolean }>;
+    };
     const rampartDeps = Object.keys(lock.packages).filter((p) => p.startsWith('node_modules/'));
-    for (const name of ['pg', '@electric-sql/pglite', 'pino', 'pino-http', '@opentelemetry/sdk-node']) assert.ok(!rampartDeps.includes(`node_modules/${name}`), `${name} is not installed`);
+    for (const name of ['pg', '@electric-sql/pglite', 'pino', 'pino-http', '@opentelemetry/sdk-node'])
+      assert.ok(!rampartDeps.includes(`node_modules/${name}`), `${name} is not installed`);
     assert.ok((sizes['core (rampart, express, ioredis)']?.mb ?? Infinity) < 20, JSON.stringify(sizes));
   });
 
@@ -155,7 +177,14 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
           : { module: 'esnext', moduleResolution: 'bundler', noEmit: true };
       writeFileSync(
         join(dir, 'tsconfig.json'),
-        JSON.stringify({ compilerOptions: { ...compilerOptions, target: 'es2022', strict: true, skipLibCheck: false, types: ['node'] }, files: ['app.ts'] }, null, 2),
+        JSON.stringify(
+          {
+            compilerOptions: { ...compilerOptions, target: 'es2022', strict: true, skipLibCheck: false, types: ['node'] },
+            files: ['app.ts'],
+          },
+          null,
+          2,
+        ),
       );
       try {
         await run(process.execPath, [join(consumer, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir });
@@ -189,13 +218,29 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
       assert.equal(last?.headers.get('ratelimit-policy'), '"public";q=10;w=2');
       const logins: number[] = [];
       for (let i = 0; i < 6; i++) {
-        logins.push((await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice' }) })).status);
+        logins.push(
+          (
+            await fetch(`${base}/login`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ username: 'alice' }),
+            })
+          ).status,
+        );
       }
       assert.deepEqual(logins, [200, 200, 200, 200, 200, 429]);
       const keys = (await admin.keys('rl:*')).sort();
-      assert.ok(keys.some((k) => /^rl:public:\{i:(127\.0\.0\.1|::1|::ffff:127\.0\.0\.1)\}$/.test(k)), keys.join(' '));
-      assert.ok(keys.some((k) => /^rl:login_credential:\{c:[A-Za-z0-9_-]{22}\}$/.test(k)), keys.join(' '));
-      assert.ok((await (await fetch(`${base}/metrics`)).text()).includes('rampart_rate_limit_decisions_total{policy="public",outcome="limited"} 1'));
+      assert.ok(
+        keys.some((k) => /^rl:public:\{i:(127\.0\.0\.1|::1|::ffff:127\.0\.0\.1)\}$/.test(k)),
+        keys.join(' '),
+      );
+      assert.ok(
+        keys.some((k) => /^rl:login_credential:\{c:[A-Za-z0-9_-]{22}\}$/.test(k)),
+        keys.join(' '),
+      );
+      assert.ok(
+        (await (await fetch(`${base}/metrics`)).text()).includes('rampart_rate_limit_decisions_total{policy="public",outcome="limited"} 1'),
+      );
     } finally {
       await app.stop();
     }
@@ -207,15 +252,15 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
       join(consumer, 'esm.mjs'),
       "import { createMemoryStore, createRateLimiter, ERROR_STATUS } from 'rampart';\n" +
         "import * as tracing from 'rampart/tracing';\n" +
-        "const store = createMemoryStore();\n" +
+        'const store = createMemoryStore();\n' +
         "const d = await store.decide([{ key: 'k', algorithm: 'token_bucket', intervalUs: 1000000, burst: 1, cost: 1 }]);\n" +
-        "console.log(JSON.stringify({ esm: typeof createRateLimiter, allowed: d.allowed, status: ERROR_STATUS.RATE_LIMITED, tracing: typeof tracing.startTracing }));\n" +
+        'console.log(JSON.stringify({ esm: typeof createRateLimiter, allowed: d.allowed, status: ERROR_STATUS.RATE_LIMITED, tracing: typeof tracing.startTracing }));\n' +
         'await store.close();\n',
     );
     writeFileSync(
       join(consumer, 'cjs.cjs'),
       "const r = require('rampart');\n" +
-        "console.log(JSON.stringify({ cjs: typeof r.createRateLimiter, status: r.ERROR_STATUS.RATE_LIMITED, exports: Object.keys(r).length }));\n",
+        'console.log(JSON.stringify({ cjs: typeof r.createRateLimiter, status: r.ERROR_STATUS.RATE_LIMITED, exports: Object.keys(r).length }));\n',
     );
     const esm = JSON.parse((await run(process.execPath, ['esm.mjs'], { cwd: consumer })).stdout) as Record<string, unknown>;
     const cjs = JSON.parse((await run(process.execPath, ['cjs.cjs'], { cwd: consumer })).stdout) as Record<string, unknown>;

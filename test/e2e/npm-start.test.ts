@@ -11,7 +11,9 @@ import { childEnv } from '../support/child';
 import { freePort } from '../support/redis-server';
 
 const ROOT = join(__dirname, '..', '..');
-const START = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['start'] as string;
+const START = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts[
+  'start'
+] as string;
 
 const alive = (pid: number) => {
   try {
@@ -36,11 +38,17 @@ describe('npm start (a real npm, a real SIGTERM)', function () {
 
   it('SIGTERM to npm reaches the server: the request in flight completes, the server exits 0, npm exits 0, no orphan', async () => {
     const port = await freePort();
-    const npm = spawn('npm', ['start'], { cwd: ROOT, env: childEnv({ PORT: String(port), LOG_LEVEL: 'info' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const npm = spawn('npm', ['start'], {
+      cwd: ROOT,
+      env: childEnv({ PORT: String(port), LOG_LEVEL: 'info' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     npm.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     npm.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => npm.once('exit', (code, signal) => resolve({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      npm.once('exit', (code, signal) => resolve({ code, signal })),
+    );
     let server = 0;
     try {
       await waitUntil('npm start to serve', async () => (await fetch(`http://127.0.0.1:${port}/health/live`)).status === 200, 90_000, 100);
@@ -80,7 +88,12 @@ describe('npm start (a real npm, a real SIGTERM)', function () {
       let out = '';
       child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
       try {
-        await waitUntil('the server on the port from .env', async () => (await fetch(`http://127.0.0.1:${port}/health/live`)).status === 200, 30_000, 100);
+        await waitUntil(
+          'the server on the port from .env',
+          async () => (await fetch(`http://127.0.0.1:${port}/health/live`)).status === 200,
+          30_000,
+          100,
+        );
         assert.match(out, /"msg":"listening"/, 'LOG_LEVEL=info from the environment won over warn from .env');
       } finally {
         const gone = new Promise((r) => child.once('exit', r));

@@ -36,10 +36,9 @@ describe('graceful shutdown of the sample API under keep-alive load (real SIGTER
     const clients = String(await admin.client('LIST'))
       .split('\n')
       .filter((l) => l.trim() !== '' && !l.includes('name=test-admin'));
-    const { rows } = await pgAdmin.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1',
-      [appName],
-    );
+    const { rows } = await pgAdmin.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [
+      appName,
+    ]);
     return { redis: clients.length, postgres: rows[0]?.n ?? -1 };
   }
 
@@ -87,7 +86,10 @@ describe('graceful shutdown of the sample API under keep-alive load (real SIGTER
 
     // Zero socket errors on the client side, on reused and new connections alike.
     const errors = outcomes.filter((o) => o.error !== undefined);
-    assert.deepEqual(errors.map((o) => `${o.path} ${o.error} reused=${o.reusedSocket}`), []);
+    assert.deepEqual(
+      errors.map((o) => `${o.path} ${o.error} reused=${o.reusedSocket}`),
+      [],
+    );
     // Every answer is a real one: 200, or 503 SERVER_SHUTTING_DOWN with Retry-After and Connection: close.
     for (const o of outcomes) {
       if (o.status === 200) continue;
@@ -107,15 +109,30 @@ describe('graceful shutdown of the sample API under keep-alive load (real SIGTER
     assert.ok(duringDelay.length > 0 && duringDelay.every((o) => o.status === 200 && o.headers?.['connection'] === 'close'));
     const shed = outcomes.filter(isShuttingDown);
     assert.equal(new Set(shed.map((o) => o.loop)).size, 50, 'every loop was told to go away with a 503');
-    assert.ok(shed.every((o) => o.endedAt >= sigtermAt + delayMs), 'no 503 before the delay was over');
+    assert.ok(
+      shed.every((o) => o.endedAt >= sigtermAt + delayMs),
+      'no 503 before the delay was over',
+    );
 
     // Liveness stayed 200 while the process answered; readiness turned 503 at once.
-    assert.ok(liveSeen.some((p) => p.at > sigtermAt + delayMs && p.status === 200), 'live answered during the drain');
-    assert.deepEqual(liveSeen.filter((p) => p.status !== undefined && p.status !== 200), []);
+    assert.ok(
+      liveSeen.some((p) => p.at > sigtermAt + delayMs && p.status === 200),
+      'live answered during the drain',
+    );
+    assert.deepEqual(
+      liveSeen.filter((p) => p.status !== undefined && p.status !== 200),
+      [],
+    );
     const readyAfter = readySeen.filter((p) => p.at > sigtermAt + 60 && p.status !== undefined);
     assert.ok(readyAfter.length > 0);
-    assert.ok(readyAfter.every((p) => p.status === 503), JSON.stringify(readyAfter));
-    assert.ok(readySeen.some((p) => p.at < sigtermAt && p.status === 200), 'ready before the signal');
+    assert.ok(
+      readyAfter.every((p) => p.status === 503),
+      JSON.stringify(readyAfter),
+    );
+    assert.ok(
+      readySeen.some((p) => p.at < sigtermAt && p.status === 200),
+      'ready before the signal',
+    );
 
     // Clean exit within the budget, and every connection to Redis and Postgres closed.
     assert.equal(result.signal, null);
@@ -127,11 +144,14 @@ describe('graceful shutdown of the sample API under keep-alive load (real SIGTER
     assert.ok(report !== undefined);
     const parsed = JSON.parse(report) as { drained: boolean; phases: { name: string; ok: boolean }[] };
     assert.equal(parsed.drained, true);
-    assert.deepEqual(parsed.phases.map((p) => [p.name, p.ok]), [
-      ['workers', true],
-      ['redis', true],
-      ['postgres', true],
-    ]);
+    assert.deepEqual(
+      parsed.phases.map((p) => [p.name, p.ok]),
+      [
+        ['workers', true],
+        ['redis', true],
+        ['postgres', true],
+      ],
+    );
   });
 
   it('a drain timeout shorter than a slow request: the slow requests are cut and the exit code is 1', async () => {

@@ -46,13 +46,17 @@ describe('the sample API process', function () {
       ['malformed RATE_LIMIT_DEFAULT_RPS', { RATE_LIMIT_DEFAULT_RPS: 'abc' }, 'RATE_LIMIT_DEFAULT_RPS'],
       ['a DATABASE_URL that does not parse', { DATABASE_URL: 'postgres//nohost' }, 'DATABASE_URL'],
       ['a REDIS_URL with two hosts', { REDIS_URL: 'redis://a:1,b:2' }, 'REDIS_URL'],
-      ['RATE_LIMIT_BACKEND=memory with a REDIS_URL', { RATE_LIMIT_BACKEND: 'memory', REDIS_URL: 'redis://127.0.0.1:6379' }, 'RATE_LIMIT_BACKEND'],
+      [
+        'RATE_LIMIT_BACKEND=memory with a REDIS_URL',
+        { RATE_LIMIT_BACKEND: 'memory', REDIS_URL: 'redis://127.0.0.1:6379' },
+        'RATE_LIMIT_BACKEND',
+      ],
       ['a policies file that does not exist', { RATE_LIMIT_POLICIES_FILE: '/nonexistent/policies.json' }, 'RATE_LIMIT_POLICIES_FILE'],
       ['a policies file with a mistake', { RATE_LIMIT_POLICIES_FILE: BAD_POLICIES }, 'RATE_LIMIT_POLICIES_FILE'],
       ['a malformed LOAD_SHED_MAX_IN_FLIGHT', { LOAD_SHED_MAX_IN_FLIGHT: 'lots' }, 'LOAD_SHED_MAX_IN_FLIGHT'],
     ];
     for (const [what, env, variable, preload] of cases) {
-      it(`${what}: exit 78, one stderr line naming ${variable}${preload === undefined ? '' : ' (after the preload\'s own)'}`, async () => {
+      it(`${what}: exit 78, one stderr line naming ${variable}${preload === undefined ? '' : " (after the preload's own)"}`, async () => {
         const result = await waitForExit(spawnMain({ PORT: '0', ...env }), 30_000);
         assert.equal(result.code, 78, result.stderr);
         const lines = result.stderr.trimEnd().split('\n');
@@ -99,11 +103,19 @@ describe('the sample API process', function () {
 
   for (const enabled of ['true', 'false']) {
     it(`LOAD_SHED_ENABLED=${enabled} with LOAD_SHED_MAX_IN_FLIGHT=1: ${enabled === 'true' ? '503 OVERLOADED past one request in flight, counted in /metrics' : 'no shedding'}`, async () => {
-      const child = spawnMain({ PORT: '0', DATABASE_URL: schema.url, LOAD_SHED_ENABLED: enabled, LOAD_SHED_MAX_IN_FLIGHT: '1', RATE_LIMIT_ENABLED: 'false' });
+      const child = spawnMain({
+        PORT: '0',
+        DATABASE_URL: schema.url,
+        LOAD_SHED_ENABLED: enabled,
+        LOAD_SHED_MAX_IN_FLIGHT: '1',
+        RATE_LIMIT_ENABLED: 'false',
+      });
       const exited = waitForExit(child, 30_000);
       try {
         const base = `http://127.0.0.1:${await waitForListening(child, 25_000)}`;
-        const slow = request(base).get('/v1/slow?ms=1500').then((r) => r);
+        const slow = request(base)
+          .get('/v1/slow?ms=1500')
+          .then((r) => r);
         await new Promise((r) => setTimeout(r, 300));
         const second = await request(base).get('/v1/status');
         assert.equal((await request(base).get('/health/live')).status, 200);
@@ -176,7 +188,10 @@ describe('the sample API process', function () {
       const note = await request(base).post('/v1/notes').set(auth).send({ title: 'hello', body: 'world' });
       assert.equal(note.status, 201);
       const list = await request(base).get('/v1/notes').set(auth);
-      assert.deepEqual(list.body.notes.map((n: { title: string }) => n.title), ['hello']);
+      assert.deepEqual(
+        list.body.notes.map((n: { title: string }) => n.title),
+        ['hello'],
+      );
     } finally {
       child.kill('SIGTERM');
     }

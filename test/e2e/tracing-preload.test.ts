@@ -25,7 +25,6 @@ process.on('SIGTERM', async () => {
 });
 `;
 
-
 interface Served {
   readonly result: RunResult;
   readonly status: number;
@@ -127,7 +126,12 @@ describe('the tracing preload in an application that is not the sample API', fun
       assert.equal(traced, false);
       const lines = stderrLines(result);
       assert.equal(lines.length, 1, result.stderr);
-      assert.match(lines[0] ?? '', new RegExp(`^rampart tracing: not started, the process runs without tracing: ${name}=.* is invalid: expected .*\\. Fix: set ${name} to a valid value`));
+      assert.match(
+        lines[0] ?? '',
+        new RegExp(
+          `^rampart tracing: not started, the process runs without tracing: ${name}=.* is invalid: expected .*\\. Fix: set ${name} to a valid value`,
+        ),
+      );
       assert.equal(receiver.bodies.length, 0, 'no spans');
     });
   }
@@ -144,7 +148,11 @@ describe('the tracing preload in an application that is not the sample API', fun
     assert.equal(traced, true);
     // Exporting to a port where nothing listens may add the SDK's own export errors after it.
     const lines = stderrLines(result);
-    assert.match(lines[0] ?? '', /^rampart tracing: OTEL_EXPORTER_OTLP_ENDPOINT is not set: exporting to http:\/\/localhost:4318, the OTLP default\. Fix: /, result.stderr);
+    assert.match(
+      lines[0] ?? '',
+      /^rampart tracing: OTEL_EXPORTER_OTLP_ENDPOINT is not set: exporting to http:\/\/localhost:4318, the OTLP default\. Fix: /,
+      result.stderr,
+    );
     assert.equal(lines.filter((l) => l.includes('is not set')).length, 1, result.stderr);
   });
 
@@ -189,7 +197,12 @@ describe('the tracing preload in an application that is not the sample API', fun
       `;
       const run = spawnSync(process.execPath, ['-e', script], { cwd: none.dir, env: childEnv({}), encoding: 'utf8' });
       assert.equal(run.status, 0, run.stderr);
-      const out = JSON.parse(run.stdout) as { main: string; peers: string[]; started?: boolean; error?: { name: string; message: string; packages: string[] } };
+      const out = JSON.parse(run.stdout) as {
+        main: string;
+        peers: string[];
+        started?: boolean;
+        error?: { name: string; message: string; packages: string[] };
+      };
       assert.equal(out.main, 'function');
       assert.equal(out.started, undefined, 'did not start');
       assert.equal(out.error?.name, 'MissingTracingPackagesError');
@@ -209,7 +222,13 @@ describe('the tracing preload in an application that is not the sample API', fun
     const run = spawnSync(process.execPath, ['-e', script], { cwd: full.dir, env: childEnv({}), encoding: 'utf8' });
     assert.equal(run.status, 0, run.stderr);
     const loaded = (JSON.parse(run.stdout) as string[]).filter((p) => p.includes('/node_modules/@opentelemetry/'));
-    assert.ok(loaded.some((p) => p.includes('/@opentelemetry/api/')), 'positive control: the API is loaded (the rate limiter uses it)');
-    assert.deepEqual(loaded.filter((p) => !p.includes('/@opentelemetry/api/')), []);
+    assert.ok(
+      loaded.some((p) => p.includes('/@opentelemetry/api/')),
+      'positive control: the API is loaded (the rate limiter uses it)',
+    );
+    assert.deepEqual(
+      loaded.filter((p) => !p.includes('/@opentelemetry/api/')),
+      [],
+    );
   });
 });

@@ -78,7 +78,9 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
       assert.equal(malformed.status, 400);
       await request(base).get('/health/ready').expect(200);
 
-      const inFlight = request(base).get('/v1/slow?ms=1200').then((r) => r);
+      const inFlight = request(base)
+        .get('/v1/slow?ms=1200')
+        .then((r) => r);
       await sleep(300);
       child.kill('SIGTERM');
       const slow = await inFlight;
@@ -89,7 +91,18 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
       const bytes = receiver.all();
       // Positive controls: spans arrived, with what they should carry.
       assert.ok(receiver.bodies.length > 0, 'spans were exported');
-      for (const marker of [service, 'POST /v1/notes', '/v1/notes', 'pg.query', 'INSERT', 'evalsha', 'rate_limit.decision', 'login_credential', 'deployment.environment', 'exception']) {
+      for (const marker of [
+        service,
+        'POST /v1/notes',
+        '/v1/notes',
+        'pg.query',
+        'INSERT',
+        'evalsha',
+        'rate_limit.decision',
+        'login_credential',
+        'deployment.environment',
+        'exception',
+      ]) {
         assert.ok(bytes.includes(marker), `exported data contains ${marker}`);
       }
       assert.ok(bytes.includes('GET /v1/slow'), 'the span of the request in flight at SIGTERM was flushed');

@@ -4,7 +4,17 @@ import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
 import express from 'express';
 import request from 'supertest';
-import { createHealth, createMetrics, createRateLimiter, createRedisClient, createRedisStore, errorHandler, loadConfig, redisCheck, type RateLimitStore } from '../../src';
+import {
+  createHealth,
+  createMetrics,
+  createRateLimiter,
+  createRedisClient,
+  createRedisStore,
+  errorHandler,
+  loadConfig,
+  redisCheck,
+  type RateLimitStore,
+} from '../../src';
 import { createApp } from '../../src/app/app';
 import { createDatabase } from '../../src/app/db/database';
 import { migrate } from '../../src/app/db/migrations';
@@ -21,14 +31,23 @@ import { storeContract } from '../support/store-contract';
 
 /** Waits until every node agrees on 3 masters and 3 replicas (a killed node has rejoined). */
 async function waitForWholeCluster(stack: ClusterStack): Promise<void> {
-  await waitUntil('every node to agree on 3 masters and 3 replicas again', async () => {
-    for (const n of stack.nodes) {
-      const text = String(await command(n.port, 'CLUSTER', 'NODES'));
-      const lines = text.trim().split('\n').filter((l) => !l.includes('fail') && l.includes('connected'));
-      if (lines.filter((l) => / (myself,)?master /.test(l)).length !== 3 || lines.filter((l) => / (myself,)?slave /.test(l)).length !== 3) return false;
-    }
-    return true;
-  }, 30_000, 100);
+  await waitUntil(
+    'every node to agree on 3 masters and 3 replicas again',
+    async () => {
+      for (const n of stack.nodes) {
+        const text = String(await command(n.port, 'CLUSTER', 'NODES'));
+        const lines = text
+          .trim()
+          .split('\n')
+          .filter((l) => !l.includes('fail') && l.includes('connected'));
+        if (lines.filter((l) => / (myself,)?master /.test(l)).length !== 3 || lines.filter((l) => / (myself,)?slave /.test(l)).length !== 3)
+          return false;
+      }
+      return true;
+    },
+    30_000,
+    100,
+  );
 }
 
 describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
@@ -87,7 +106,10 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       assert.deepEqual(statuses, [200, 200, 429], key);
       const key2 = `${user}-${id}-2`;
       orders.add(calculateSlot(key) < calculateSlot(key2));
-      for (const [path, loose] of [['/wt', 'w_loose'], ['/tw', 't_loose']] as const) {
+      for (const [path, loose] of [
+        ['/wt', 'w_loose'],
+        ['/tw', 't_loose'],
+      ] as const) {
         assert.equal((await request(app).get(path).set('x-key', key).set('x-key2', key2)).status, 200, `${path} ${key}`);
         const denied = await request(app).get(path).set('x-key', key).set('x-key2', key2);
         assert.equal(denied.status, 429, `${path} ${key}`);
@@ -110,14 +132,24 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const metrics = createMetrics({ processMetrics: false });
     const limiting = createRateLimiting(config, logger, metrics);
     cleanups.push(() => limiting.close());
-    const app = createApp({ config, db, logger, metrics, health: createHealth({ checks: [] }), version: 'test', limiter: limiting.limiter });
+    const app = createApp({
+      config,
+      db,
+      logger,
+      metrics,
+      health: createHealth({ checks: [] }),
+      version: 'test',
+      limiter: limiting.limiter,
+    });
     await waitUntil('the cluster client to be ready', async () => limiting.redis?.status === 'ready', 10_000, 20);
 
     const ip = `203.0.113.${1 + Math.floor(Math.random() * 250)}`;
     const username = `clu${randomBytes(4).toString('hex')}`;
-    const login = (password: string) =>
-      request(app).post('/v1/auth/login').set('X-Forwarded-For', ip).send({ username, password });
-    assert.equal((await request(app).post('/v1/auth/register').set('X-Forwarded-For', ip).send({ username, password: 'right-password' })).status, 201);
+    const login = (password: string) => request(app).post('/v1/auth/login').set('X-Forwarded-For', ip).send({ username, password });
+    assert.equal(
+      (await request(app).post('/v1/auth/register').set('X-Forwarded-For', ip).send({ username, password: 'right-password' })).status,
+      201,
+    );
     const statuses: number[] = [];
     for (let i = 0; i < 3; i++) statuses.push((await login('wrong-password')).status);
     const ok = await login('right-password');
@@ -132,19 +164,30 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     assert.equal(sixth.body.policy, 'login_credential');
     // login_ip had 15 left (20 per minute, 5 used): the header says so, and it was not charged.
     assert.match(String(sixth.headers['ratelimit']), /^"login_ip";r=15;t=\d+, "login_credential";r=0;t=\d+$/);
-    const other = await request(app).post('/v1/auth/login').set('X-Forwarded-For', ip).send({ username: `${username}x`, password: 'whatever-pw' });
+    const other = await request(app)
+      .post('/v1/auth/login')
+      .set('X-Forwarded-For', ip)
+      .send({ username: `${username}x`, password: 'whatever-pw' });
     assert.equal(other.status, 401, 'another username from the same IP is still decided');
     assert.match(String(other.headers['ratelimit']), /^"login_ip";r=14;/, 'the denied request took nothing from login_ip');
 
     const text = await metrics.registry.metrics();
     const line = (policy: string, outcome: string) =>
-      Number(new RegExp(`^rampart_rate_limit_decisions_total\\{policy="${policy}",outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+      Number(
+        new RegExp(`^rampart_rate_limit_decisions_total\\{policy="${policy}",outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0,
+      );
     assert.equal(line('login_credential', 'limited'), 1);
     assert.equal(line('login_ip', 'limited'), 0, 'login_ip did not deny');
     assert.equal(line('login_ip', 'denied_by_other'), 1);
     assert.equal(line('login_ip', 'allowed'), 6);
     assert.equal(await metrics.rateLimit.backendErrors.get().then((m) => m.values.length), 0, 'no backend error (no CROSSSLOT)');
-    console.log(`      /metrics after the denied login:\n${text.split('\n').filter((l) => l.startsWith('rampart_rate_limit_decisions_total')).map((l) => `        ${l}`).join('\n')}`);
+    console.log(
+      `      /metrics after the denied login:\n${text
+        .split('\n')
+        .filter((l) => l.startsWith('rampart_rate_limit_decisions_total'))
+        .map((l) => `        ${l}`)
+        .join('\n')}`,
+    );
   });
 
   it("the README's usage example on Cluster: limit('login_ip', 'login_credential') decides both (different slots), 429 names the denying policy", async () => {
@@ -154,13 +197,22 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const ip = '198.51.100.77';
     assert.notEqual(calculateSlot(`i:${ip}`), calculateSlot(`c:${digest('alice')}`), 'the two keys are in different slots');
     const statuses: number[] = [];
-    for (let i = 0; i < 6; i++) statuses.push((await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: 'alice' })).status);
+    for (let i = 0; i < 6; i++)
+      statuses.push((await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: 'alice' })).status);
     assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
     const denied = await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: 'alice' });
     assert.equal(denied.body.policy, 'login_credential');
     // Other usernames from the same IP: login_ip (20) has 15 left, denials took nothing.
     const more: number[] = [];
-    for (let i = 0; i < 16; i++) more.push((await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: `bob${i}` })).status);
+    for (let i = 0; i < 16; i++)
+      more.push(
+        (
+          await request(ex.app)
+            .post('/login')
+            .set('X-Forwarded-For', ip)
+            .send({ username: `bob${i}` })
+        ).status,
+      );
     assert.deepEqual(more, [...Array<number>(15).fill(200), 429]);
     assert.equal((await request(ex.app).get('/things').set('X-Forwarded-For', ip)).status, 200);
   });
@@ -246,7 +298,11 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const a = await get('/a');
     assert.match(String(a.headers['ratelimit']), /^"a";r=4;/, `a was given back at the deadline: ${a.headers['ratelimit']}`);
     const b = await get('/b');
-    assert.match(String(b.headers['ratelimit']), /^"b";r=3;/, `b holds the /tb admission and this one, not the late one: ${b.headers['ratelimit']}`);
+    assert.match(
+      String(b.headers['ratelimit']),
+      /^"b";r=3;/,
+      `b holds the /tb admission and this one, not the late one: ${b.headers['ratelimit']}`,
+    );
   });
 
   it('a limiter closed takes its listeners off the client and its nodes (20 limiters on one store)', async () => {
@@ -254,7 +310,11 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     cleanups.push(() => client.disconnect());
     await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
     const store = createRedisStore({ client });
-    const count = () => client.listenerCount('ready') + client.listenerCount('+node') + client.listenerCount('refresh') + client.nodes('all').reduce((n, node) => n + node.listenerCount('ready'), 0);
+    const count = () =>
+      client.listenerCount('ready') +
+      client.listenerCount('+node') +
+      client.listenerCount('refresh') +
+      client.nodes('all').reduce((n, node) => n + node.listenerCount('ready'), 0);
     const before = count();
     for (let i = 0; i < 20; i++) {
       const limiter = createRateLimiter({ store, policies: { p: { algorithm: 'token_bucket', rps: 1, burst: 1 } } });
@@ -272,7 +332,9 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const store = createRedisStore({ client });
     const prefix = `cl${randomBytes(3).toString('hex')}`;
     const ids = Array.from({ length: 300 }, (_, i) => `id${i}`);
-    const decisions = await Promise.all(ids.map((id) => store.decide([{ key: `${prefix}:p:{${id}}`, algorithm: 'token_bucket', intervalUs: 1_000_000, burst: 2, cost: 1 }])));
+    const decisions = await Promise.all(
+      ids.map((id) => store.decide([{ key: `${prefix}:p:{${id}}`, algorithm: 'token_bucket', intervalUs: 1_000_000, burst: 2, cost: 1 }])),
+    );
     assert.ok(decisions.every((d) => d.allowed && d.remaining[0] === 1));
     const masters = new Set<number>();
     for (const id of ids) masters.add((await stack.masterOf(calculateSlot(id))).port);
@@ -333,13 +395,23 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       30_000,
       10,
     );
-    await waitUntil('a decision on the failed shard', async () => (await hit(app.url, '/closed', onVictim[0] as string, t0)).status === 200, 10_000, 10);
+    await waitUntil(
+      'a decision on the failed shard',
+      async () => (await hit(app.url, '/closed', onVictim[0] as string, t0)).status === 200,
+      10_000,
+      10,
+    );
     await new Promise((r) => setTimeout(r, 1000));
     const samples = await load.stop();
-    await waitUntil('the readiness check to pass again', async () => {
-      await check();
-      return true;
-    }, 10_000, 50);
+    await waitUntil(
+      'the readiness check to pass again',
+      async () => {
+        await check();
+        return true;
+      },
+      10_000,
+      50,
+    );
 
     const victims = new Set(onVictim);
     const resumed = firstServedAfter(samples, promotedAt, victims);
@@ -355,12 +427,22 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
 
     assertDocumentedAnswers(samples, maxMs);
     const outage = samples.filter((s) => s.sentAt > killedAt && s.doneAt < promotedAt);
-    assert.ok(outage.some((s) => s.path === '/closed' && victims.has(s.key) && s.status === 503), 'the failed shard failed closed');
+    assert.ok(
+      outage.some((s) => s.path === '/closed' && victims.has(s.key) && s.status === 503),
+      'the failed shard failed closed',
+    );
     // One breaker per shard: the other masters kept deciding throughout.
     const others = samples.filter((s) => (s.path === '/closed' || s.path === '/pair') && !victims.has(s.key));
-    assert.ok(samples.some((s) => s.path === '/pair' && victims.has(s.key) && s.status === 503 && s.sentAt > killedAt && s.doneAt < promotedAt), 'a decision over the failed shard and a live one failed closed');
+    assert.ok(
+      samples.some((s) => s.path === '/pair' && victims.has(s.key) && s.status === 503 && s.sentAt > killedAt && s.doneAt < promotedAt),
+      'a decision over the failed shard and a live one failed closed',
+    );
     assert.ok(others.length > 100);
-    assert.deepEqual(others.filter((s) => s.status !== 200).map((s) => ({ ...s, killedAt: Math.round(killedAt), promotedAt: Math.round(promotedAt) })), [], 'keys on the other shards were never refused');
+    assert.deepEqual(
+      others.filter((s) => s.status !== 200).map((s) => ({ ...s, killedAt: Math.round(killedAt), promotedAt: Math.round(promotedAt) })),
+      [],
+      'keys on the other shards were never refused',
+    );
     assert.ok(resumed !== undefined, 'decisions resumed on the failed shard');
     assert.equal((await hit(app.url, '/drained', 'victim', t0)).status, 429, 'the drained bucket is still drained on the promoted replica');
 
@@ -406,7 +488,12 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     await new Promise((r) => setTimeout(r, 6_000));
     const restartedAt = performance.now() - t0;
     await master.restart();
-    await waitUntil('a decision on the revived shard', async () => (await hit(app.url, '/closed', onVictim[0] as string, t0)).status === 200, 10_000, 10);
+    await waitUntil(
+      'a decision on the revived shard',
+      async () => (await hit(app.url, '/closed', onVictim[0] as string, t0)).status === 200,
+      10_000,
+      10,
+    );
     const servedAgainMs = performance.now() - t0 - restartedAt;
     const samples = await load.stop();
 
@@ -416,25 +503,47 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     ) as Record<string, number>;
     // The breaker opens once failures pass half of its rolling window's calls (a busy shard's
     // successes before the kill delay that): the first fast refusal on the dead shard says when.
-    const openedAt = samples.find((s) => victims.has(s.key) && s.sentAt > killedAt && s.status === 503 && s.doneAt - s.sentAt < 50)?.sentAt ?? Infinity;
+    const openedAt =
+      samples.find((s) => victims.has(s.key) && s.sentAt > killedAt && s.status === 503 && s.doneAt - s.sentAt < 50)?.sentAt ?? Infinity;
     const outage = samples.filter((s) => victims.has(s.key) && s.sentAt > openedAt && s.doneAt < restartedAt);
     const ms = outage.map((s) => s.doneAt - s.sentAt).sort((a, b) => a - b);
     const median = ms[Math.floor(ms.length / 2)] ?? NaN;
-    const report = { breakerOpenAfterMs: Math.round(openedAt - killedAt), servedAgainAfterRestartMs: Math.round(servedAgainMs), outageRequests: outage.length, medianMs: Math.round(median * 10) / 10, p90Ms: Math.round((ms[Math.floor(ms.length * 0.9)] ?? NaN) * 10) / 10, reasons, counts: summarize(samples).counts };
+    const report = {
+      breakerOpenAfterMs: Math.round(openedAt - killedAt),
+      servedAgainAfterRestartMs: Math.round(servedAgainMs),
+      outageRequests: outage.length,
+      medianMs: Math.round(median * 10) / 10,
+      p90Ms: Math.round((ms[Math.floor(ms.length * 0.9)] ?? NaN) * 10) / 10,
+      reasons,
+      counts: summarize(samples).counts,
+    };
     console.log(`      dead shard, breaker: ${JSON.stringify(report)}`);
 
     assertDocumentedAnswers(samples, summarize(samples).maxMs);
     assert.ok(openedAt < restartedAt - 500, `the breaker opened during the outage (${Math.round(openedAt - killedAt)} ms after the kill)`);
     assert.ok(outage.length > 50, 'requests reached the dead shard while its breaker was open');
-    assert.ok(outage.filter((s) => s.path !== '/open').every((s) => s.status === 503), 'the dead shard fails closed, alone or decided with a live one');
-    assert.ok(outage.some((s) => s.path === '/pair'), 'decisions over the dead shard and a live one were made');
+    assert.ok(
+      outage.filter((s) => s.path !== '/open').every((s) => s.status === 503),
+      'the dead shard fails closed, alone or decided with a live one',
+    );
+    assert.ok(
+      outage.some((s) => s.path === '/pair'),
+      'decisions over the dead shard and a live one were made',
+    );
     assert.ok(median < 20, `refusals on the dead shard are fast once its breaker is open (median ${median} ms, deadline 100 ms)`);
     const slow = outage.filter((s) => s.doneAt - s.sentAt >= 50).length;
-    assert.ok(slow <= 0.05 * outage.length, `${slow} of ${outage.length} requests waited while the breaker was open (its probes wait; nothing else should)`);
+    assert.ok(
+      slow <= 0.05 * outage.length,
+      `${slow} of ${outage.length} requests waited while the breaker was open (its probes wait; nothing else should)`,
+    );
     assert.ok((reasons['breaker_open'] ?? 0) > outage.length / 2, `refusals counted as breaker_open: ${JSON.stringify(reasons)}`);
     const others = samples.filter((s) => !victims.has(s.key));
     assert.ok(others.length > 100);
-    assert.deepEqual(others.filter((s) => s.status !== 200), [], 'keys on the other shards were never refused');
+    assert.deepEqual(
+      others.filter((s) => s.status !== 200),
+      [],
+      'keys on the other shards were never refused',
+    );
   });
 
   it('a master whose breaker is open and whose replica then takes over: its breaker is forgotten, the state is CLOSED again', async () => {
@@ -450,13 +559,23 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     cleanups.push(() => command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'no'));
     assert.equal((await hit(app.url, '/closed', 'stale-victim', t0)).status, 200);
     await master.kill();
-    await waitUntil('the dead shard\'s breaker to open', async () => {
-      await hit(app.url, '/closed', 'stale-victim', t0);
-      return app.limiter.breakerState !== 'CLOSED';
-    }, 20_000, 5);
+    await waitUntil(
+      "the dead shard's breaker to open",
+      async () => {
+        await hit(app.url, '/closed', 'stale-victim', t0);
+        return app.limiter.breakerState !== 'CLOSED';
+      },
+      20_000,
+      5,
+    );
     // Now let the replica take over.
     await command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'no');
-    await waitUntil('a decision on the promoted replica', async () => (await hit(app.url, '/closed', 'stale-victim', t0)).status === 200, 30_000, 50);
+    await waitUntil(
+      'a decision on the promoted replica',
+      async () => (await hit(app.url, '/closed', 'stale-victim', t0)).status === 200,
+      30_000,
+      50,
+    );
     await waitUntil('the breaker state to be CLOSED again', async () => app.limiter.breakerState === 'CLOSED', 5_000, 20);
     await app.close();
     client.disconnect();

@@ -67,10 +67,15 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
     await waitUntil('the sentinels to promote a replica', async () => switchedAt !== undefined, 30_000, 10);
     const newMaster = await stack.master();
     assert.notEqual(newMaster.port, oldMaster.port);
-    await waitUntil('a decision served by the new master', async () => {
-      const s = await hit(app.url, '/closed', 'probe', t0);
-      return s.status === 200;
-    }, 10_000, 10);
+    await waitUntil(
+      'a decision served by the new master',
+      async () => {
+        const s = await hit(app.url, '/closed', 'probe', t0);
+        return s.status === 200;
+      },
+      10_000,
+      10,
+    );
     await new Promise((r) => setTimeout(r, 1000));
     const samples = await load.stop();
     for (const w of watchers) w.disconnect();
@@ -90,8 +95,14 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
     assertDocumentedAnswers(samples, maxMs);
     // The outage was seen, and the closed policy failed closed during it.
     const outage = samples.filter((s) => s.sentAt > killedAt && s.doneAt < switched);
-    assert.ok(outage.some((s) => s.path === '/closed' && s.status === 503), 'closed policy answered 503 during the outage');
-    assert.ok(outage.some((s) => s.path === '/open' && s.status === 200), 'open policy let requests through during the outage');
+    assert.ok(
+      outage.some((s) => s.path === '/closed' && s.status === 503),
+      'closed policy answered 503 during the outage',
+    );
+    assert.ok(
+      outage.some((s) => s.path === '/open' && s.status === 200),
+      'open policy let requests through during the outage',
+    );
     // Decisions resumed on the new master, and state written before the kill survived.
     assert.ok(resumed !== undefined, 'decisions resumed after the switch');
     const late = samples.filter((s) => s.sentAt > (resumed?.doneAt ?? Infinity) + 200 && s.status !== 200);
@@ -103,7 +114,10 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
     // Leave the set whole: the old master comes back as a replica of the new one (restarted as
     // a plain master it would take writes for ~10 s before Sentinel demotes it).
     await oldMaster.restart(['--replicaof', '127.0.0.1', String(newMaster.port)]);
-    await waitUntil('both replicas linked to the new master', async () => (await info(newMaster.port, 'replication')).get('connected_slaves') === '2');
+    await waitUntil(
+      'both replicas linked to the new master',
+      async () => (await info(newMaster.port, 'replication')).get('connected_slaves') === '2',
+    );
   });
 
   it('forced failover (old master still up): the client follows +switch-master at once, not when Sentinel demotes the old master', async () => {
@@ -116,7 +130,10 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
     const check = { key, algorithm: 'token_bucket' as const, intervalUs: 3_600_000_000, burst: 1_000_000, cost: 1 };
     await store.decide([check]);
     const before = await stack.master();
-    await waitUntil('a replica linked to the master', async () => Number((await info(before.port, 'replication')).get('connected_slaves')) >= 1);
+    await waitUntil(
+      'a replica linked to the master',
+      async () => Number((await info(before.port, 'replication')).get('connected_slaves')) >= 1,
+    );
     // The bucket's write reaches the replicas before the switch (a forced failover does not
     // wait for them; what it can lose is the replication lag, see the README).
     const replicas = Number((await info(before.port, 'replication')).get('connected_slaves'));

@@ -69,7 +69,9 @@ describe('health probes against real dependencies', function () {
         );
       }
       const p99 = percentile(latencies, 99);
-      console.log(`      /health/ready with Postgres hung: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms over 200 probes; ${runs} checks ran`);
+      console.log(
+        `      /health/ready with Postgres hung: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms over 200 probes; ${runs} checks ran`,
+      );
       assert.ok(Math.max(...latencies) < timeoutMs + 250, `slowest probe ${Math.max(...latencies)} ms`);
       assert.ok(runs <= 12, `checks do not pile up: ${runs} runs for 200 probes`);
       assert.ok(proxy.accepted - acceptedBefore <= 4, 'no connection storm: bounded by the pool');
@@ -168,7 +170,12 @@ describe('health probes (behaviour)', () => {
       createHealth({
         checks: [
           { name: 'pg', run: async () => undefined },
-          { name: 'redis', run: async () => { if (!redisUp) throw new Error('down'); } },
+          {
+            name: 'redis',
+            run: async () => {
+              if (!redisUp) throw new Error('down');
+            },
+          },
         ],
         cacheMs: 0,
       }),
@@ -176,7 +183,12 @@ describe('health probes (behaviour)', () => {
     assert.deepEqual((await request(a).get('/health/ready')).body, { status: 'healthy', db: 'connected' });
     assert.deepEqual((await request(b).get('/health/ready')).body, { status: 'healthy', pg: 'connected', redis: 'connected' });
     redisUp = false;
-    assert.deepEqual((await request(b).get('/health/ready')).body, { status: 'unhealthy', pg: 'connected', redis: 'disconnected', error: { redis: 'down' } });
+    assert.deepEqual((await request(b).get('/health/ready')).body, {
+      status: 'unhealthy',
+      pg: 'connected',
+      redis: 'disconnected',
+      error: { redis: 'down' },
+    });
     redisUp = true;
     assert.deepEqual((await request(b).get('/health/ready')).body, { status: 'healthy', pg: 'connected', redis: 'connected' });
     assert.deepEqual((await request(a).get('/health/ready')).body, { status: 'healthy', db: 'connected' });

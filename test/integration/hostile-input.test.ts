@@ -53,7 +53,14 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
     limitings.push(limiting);
     // No offline queue: decisions made before the connection is up fail (closed policies: 503).
     await waitUntil('the Redis client to be ready', async () => limiting.redis?.status === 'ready', 10_000, 20);
-    const app = createApp({ config, db, logger, health: createHealth({ checks: [] }), version: 'test', ...(limiting.limiter === undefined ? {} : { limiter: limiting.limiter }) });
+    const app = createApp({
+      config,
+      db,
+      logger,
+      health: createHealth({ checks: [] }),
+      version: 'test',
+      ...(limiting.limiter === undefined ? {} : { limiter: limiting.limiter }),
+    });
     // The production wiring (main.ts): the same server options and listeners.
     const server = createHttpServer(app);
     server.listen(0, '127.0.0.1');
@@ -129,7 +136,7 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
     process.stdout.write(`      hostile inputs tried: ${tally.tried}, answers by status: ${JSON.stringify(tally.byStatus)}\n`);
   });
 
-  it('X-Forwarded-For is ignored with TRUST_PROXY=false: spoofed addresses share the socket\'s bucket', async () => {
+  it("X-Forwarded-For is ignored with TRUST_PROXY=false: spoofed addresses share the socket's bucket", async () => {
     const first = await expectAnswer('xff off', request(direct).get('/v1/status').set('X-Forwarded-For', '198.51.100.1'), [200]);
     const spoofs = ['198.51.100.2', '10.0.0.1, 10.0.0.2', 'garbage', '::1', '1.1.1.1'.repeat(2000)];
     let last = remaining(first);
@@ -142,8 +149,18 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
 
   it('TRUST_PROXY=1 takes the address the trusted proxy saw: what the client prepends changes nothing', async () => {
     const a = await expectAnswer('hop 1', request(behindOne).get('/v1/status').set('X-Forwarded-For', '203.0.113.9'), [200]);
-    const b = await expectAnswer('hop 1 spoofed', request(behindOne).get('/v1/status').set('X-Forwarded-For', '6.6.6.6, 203.0.113.9'), [200]);
-    const c = await expectAnswer('hop 1 junk', request(behindOne).get('/v1/status').set('X-Forwarded-For', `${'x'.repeat(10_000)}, 203.0.113.9`), [200]);
+    const b = await expectAnswer(
+      'hop 1 spoofed',
+      request(behindOne).get('/v1/status').set('X-Forwarded-For', '6.6.6.6, 203.0.113.9'),
+      [200],
+    );
+    const c = await expectAnswer(
+      'hop 1 junk',
+      request(behindOne)
+        .get('/v1/status')
+        .set('X-Forwarded-For', `${'x'.repeat(10_000)}, 203.0.113.9`),
+      [200],
+    );
     assert.equal(remaining(b), remaining(a) - 1);
     assert.equal(remaining(c), remaining(b) - 1);
     const other = await expectAnswer('hop 1 other', request(behindOne).get('/v1/status').set('X-Forwarded-For', '203.0.113.10'), [200]);
@@ -157,12 +174,32 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
   it('headers: over the limit get 431 JSON, malformed requests 400 JSON, control characters refused', async () => {
     const port = portOf(direct);
     await expectRaw('20 KB header', port, `GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, [431]);
-    await expectRaw('many headers', port, `GET /v1/status HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 3000 }, (_, i) => `X-H${i}: v`).join('\r\n')}\r\n\r\n`, [200, 431]);
+    await expectRaw(
+      'many headers',
+      port,
+      `GET /v1/status HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 3000 }, (_, i) => `X-H${i}: v`).join('\r\n')}\r\n\r\n`,
+      [200, 431],
+    );
     await expectRaw('control char in header', port, `GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4\x01\r\n\r\n`, [400]);
     await expectRaw('garbage request line', port, 'GARBAGE\r\n\r\n', [400]);
-    await expectRaw('bad chunked body', port, 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n', [400]);
-    await expectRaw('20 KB chunk extension', port, `POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2;${'e'.repeat(20_000)}\r\n{}\r\n0\r\n\r\n`, [413]);
-        await expectRaw('both lengths', port, 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', [400]);
+    await expectRaw(
+      'bad chunked body',
+      port,
+      'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+      [400],
+    );
+    await expectRaw(
+      '20 KB chunk extension',
+      port,
+      `POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2;${'e'.repeat(20_000)}\r\n{}\r\n0\r\n\r\n`,
+      [413],
+    );
+    await expectRaw(
+      'both lengths',
+      port,
+      'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      [400],
+    );
     await expectRaw('NUL in path', port, 'GET /v1/status\x00 HTTP/1.1\r\nHost: x\r\n\r\n', [400]);
     await expectRaw('latin-1 token', port, `GET /v1/notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\xe9\r\n\r\n`, [401]);
   });
@@ -199,7 +236,11 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
   // first response was already safe; now the refusal follows it instead of a bare close.
   it('after a pipelined response, a malformed request gets our 400 after it, then the connection is closed', async () => {
     const ex = await rawExchange(portOf(direct), 'GET /health/live HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n');
-    assert.deepEqual(ex.responses.map((r) => r.status), [200, 400], JSON.stringify(ex.text));
+    assert.deepEqual(
+      ex.responses.map((r) => r.status),
+      [200, 400],
+      JSON.stringify(ex.text),
+    );
     ex.responses.forEach((r, i) => check(`pipelined then garbage #${i + 1}`, r.status, r.headers, r.body, [[200, 400][i] ?? 0]));
     assert.equal(ex.responses[1]?.headers['connection'], 'close');
   });
@@ -208,19 +249,39 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
     const slow = 'GET /v1/slow?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n';
     const status = 'GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n';
     // The first response is still being worked on (200 ms) when the parser meets the bad bytes.
-    const [first, refusal] = await expectPipeline('in flight, then a control character in the path', `${slow}GET /\x01 HTTP/1.1\r\n\r\n`, [200, 400]);
+    const [first, refusal] = await expectPipeline(
+      'in flight, then a control character in the path',
+      `${slow}GET /\x01 HTTP/1.1\r\n\r\n`,
+      [200, 400],
+    );
     assert.deepEqual(JSON.parse(first?.body ?? ''), { slept_ms: 200 });
     assert.equal(JSON.parse(refusal?.body ?? '').error, 'BAD_REQUEST');
     assert.equal(refusal?.headers['connection'], 'close');
     const three = await expectPipeline('two in flight, then garbage', `${slow}${status}GARBAGE\r\n\r\n`, [200, 200, 400]);
     assert.equal(JSON.parse(three[0]?.body ?? '').slept_ms, 200);
     assert.equal(JSON.parse(three[1]?.body ?? '').status, 'ok');
-    await expectPipeline('in flight, then headers over the limit', `${slow}GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, [200, 431]);
-    await expectPipeline('in flight, then both Content-Length and Transfer-Encoding', `${slow}POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, [200, 400]);
+    await expectPipeline(
+      'in flight, then headers over the limit',
+      `${slow}GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      [200, 431],
+    );
+    await expectPipeline(
+      'in flight, then both Content-Length and Transfer-Encoding',
+      `${slow}POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+      [200, 400],
+    );
     // The bad bytes are in the second request's own body: it is refused once the first is answered.
-    await expectPipeline('in flight, then a bad chunked body', `${slow}POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`, [200, 400]);
+    await expectPipeline(
+      'in flight, then a bad chunked body',
+      `${slow}POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`,
+      [200, 400],
+    );
     // The first response closes the connection: nothing can follow it.
-    await expectPipeline('Connection: close in flight, then garbage', `GET /v1/slow?ms=200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGARBAGE\r\n\r\n`, [200]);
+    await expectPipeline(
+      'Connection: close in flight, then garbage',
+      `GET /v1/slow?ms=200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGARBAGE\r\n\r\n`,
+      [200],
+    );
   });
 
   it('a client too slow with its headers gets 408 (empty body, X-Request-Id), after what was already answered', async () => {
@@ -238,7 +299,11 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
         ['one answered, the next never finished', 'GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n', [200, 408]],
       ] as const) {
         const ex = await rawExchange(port, bytes);
-        assert.deepEqual(ex.responses.map((r) => r.status), statuses, `${what}: ${JSON.stringify(ex.text)}`);
+        assert.deepEqual(
+          ex.responses.map((r) => r.status),
+          statuses,
+          `${what}: ${JSON.stringify(ex.text)}`,
+        );
         const timeout = ex.responses.at(-1);
         assert.match(timeout?.headers['x-request-id'] ?? '', REQUEST_ID_PATTERN, what);
         assert.deepEqual([timeout?.headers['connection'], timeout?.body], ['close', ''], what);
@@ -264,8 +329,18 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
       ['string', 'application/json', '"x"', [400]],
       ['number', 'application/json', '1e400', [400]],
       ['operator object', 'application/json', '{"username":{"$gt":""},"password":"long enough pw"}', [400]],
-      ['proto pollution', 'application/json', '{"__proto__":{"admin":true},"username":"hostile-user","password":"long enough pw"}', [400, 200]],
-      ['constructor pollution', 'application/json', '{"constructor":{"prototype":{"admin":true}},"username":"u1","password":"long enough pw"}', [400]],
+      [
+        'proto pollution',
+        'application/json',
+        '{"__proto__":{"admin":true},"username":"hostile-user","password":"long enough pw"}',
+        [400, 200],
+      ],
+      [
+        'constructor pollution',
+        'application/json',
+        '{"constructor":{"prototype":{"admin":true}},"username":"u1","password":"long enough pw"}',
+        [400],
+      ],
       ['duplicate keys', 'application/json', '{"username":"a","username":"hostile-user","password":"wrong password"}', [401]],
       ['deep arrays', 'application/json', `${'['.repeat(30_000)}${']'.repeat(30_000)}`, [400]],
       ['deep objects', 'application/json', `${'{"a":'.repeat(6_000)}1${'}'.repeat(6_000)}`, [400]],
@@ -274,7 +349,12 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
       ['utf-16 charset', 'application/json; charset=utf-16', '{}', [400, 415]],
       ['latin-1 charset', 'application/json; charset=latin1', '{}', [415]],
       ['10 KB username', 'application/json', JSON.stringify({ username: 'u'.repeat(10_000), password: 'long enough pw' }), [400]],
-      ['unicode username', 'application/json', JSON.stringify({ username: 'ü𝄞\u202e{}\u0000\u001f', password: 'long enough pw' }), [400, 401]],
+      [
+        'unicode username',
+        'application/json',
+        JSON.stringify({ username: 'ü𝄞\u202e{}\u0000\u001f', password: 'long enough pw' }),
+        [400, 401],
+      ],
       ['braces username', 'application/json', JSON.stringify({ username: '}{rl:public:{x}', password: 'long enough pw' }), [400, 401]],
     ];
     for (const [what, type, body, allowed] of bodies) {
@@ -293,7 +373,17 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
   });
 
   it('tokens: missing, malformed, unknown, 10 KB, wrong scheme: 401 with WWW-Authenticate', async () => {
-    for (const header of [undefined, 'Bearer', 'Bearer ', 'Bearer a b', 'Basic dXNlcjpwYXNz', `Bearer ${'t'.repeat(10_000)}`, 'Bearer ../../etc/passwd', `Bearer ${token}x`, 'bearer\tx']) {
+    for (const header of [
+      undefined,
+      'Bearer',
+      'Bearer ',
+      'Bearer a b',
+      'Basic dXNlcjpwYXNz',
+      `Bearer ${'t'.repeat(10_000)}`,
+      'Bearer ../../etc/passwd',
+      `Bearer ${token}x`,
+      'bearer\tx',
+    ]) {
       const req = request(direct).get('/v1/notes');
       if (header !== undefined) req.set('Authorization', header);
       const res = await expectAnswer(`token ${String(header).slice(0, 20)}`, req, [401]);
@@ -301,7 +391,13 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
     }
     await expectAnswer('good token', request(direct).get('/v1/notes').set('Authorization', `Bearer ${token}`), [200]);
     for (const id of ["1' OR '1'='1", '../../etc/passwd', '%00', 'x'.repeat(5000), '-1', '1e309', '😀']) {
-      await expectAnswer(`note id ${id.slice(0, 20)}`, request(direct).get(`/v1/notes/${encodeURIComponent(id)}`).set('Authorization', `Bearer ${token}`), [400, 404]);
+      await expectAnswer(
+        `note id ${id.slice(0, 20)}`,
+        request(direct)
+          .get(`/v1/notes/${encodeURIComponent(id)}`)
+          .set('Authorization', `Bearer ${token}`),
+        [400, 404],
+      );
     }
   });
 
@@ -404,7 +500,11 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
     // Node answers 100 Continue itself, then the request is served as usual.
     for (const expect of ['100-continue', '100-Continue']) {
       const ex = await rawExchange(port, login(expect), { until: (rs) => rs.some((r) => r.status >= 200 && r.complete) });
-      assert.deepEqual(ex.responses.map((r) => r.status), [100, 401], JSON.stringify(ex.text.slice(0, 300)));
+      assert.deepEqual(
+        ex.responses.map((r) => r.status),
+        [100, 401],
+        JSON.stringify(ex.text.slice(0, 300)),
+      );
       check(`Expect ${expect}`, 401, ex.responses[1]?.headers ?? {}, ex.responses[1]?.body ?? '', [401]);
     }
     // HTTP/1.0 has no expectations: the header is ignored.
@@ -451,7 +551,10 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
       assert.equal(ex.closedByServer, true, `${what}: connection left open`);
     }
     // Framing the RFC allows, including case and optional whitespace, is served.
-    for (const [what, te] of [['Chunked', 'Chunked'], ['a tab before chunked', '\tchunked']] as const) {
+    for (const [what, te] of [
+      ['Chunked', 'Chunked'],
+      ['a tab before chunked', '\tchunked'],
+    ] as const) {
       const { xff, body } = freshLogin();
       const bytes = `${head}${xff}Transfer-Encoding:${te}\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
       await expectRaw(`Transfer-Encoding ${what}`, portOf(behindOne), bytes, [401]);
@@ -463,7 +566,11 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
 
   it('control characters and lone surrogates in every text field: 400 naming the field, never a 500', async () => {
     const auth = { Authorization: `Bearer ${token}` };
-    const note = await expectAnswer('a note to change', request(direct).post('/v1/notes').set(auth).send({ title: 'target', body: 'x' }), [201]);
+    const note = await expectAnswer(
+      'a note to change',
+      request(direct).post('/v1/notes').set(auth).send({ title: 'target', body: 'x' }),
+      [201],
+    );
     const id = note.body.id as string;
     const controls = [...Array.from({ length: 0x20 }, (_, c) => String.fromCharCode(c)), '\x7f', '\x80', '\x85', '\x9f'];
     const lineBreaks = new Set(['\t', '\n', '\r']);
@@ -482,19 +589,59 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
         if (lineBreaks.has(c)) await expectAnswer(`${verb} body ${name(c)}`, send().set(auth).send({ title: 't', body: bad }), [200, 201]);
         else await refusedAs(`${verb} body ${name(c)}`, send().set(auth).send({ title: 't', body: bad }), 'body.body');
       }
-      await refusedAs(`register username ${name(c)}`, request(direct).post('/v1/auth/register').send({ username: `ab${c}cd`, password: 'long enough pw' }), 'body.username');
-      await refusedAs(`login username ${name(c)}`, request(behindOne).post('/v1/auth/login').set('X-Forwarded-For', `198.51.101.${c.charCodeAt(0) % 256}`).send({ username: `ab${c}cd`, password: 'long enough pw' }), 'body.username');
+      await refusedAs(
+        `register username ${name(c)}`,
+        request(direct)
+          .post('/v1/auth/register')
+          .send({ username: `ab${c}cd`, password: 'long enough pw' }),
+        'body.username',
+      );
+      await refusedAs(
+        `login username ${name(c)}`,
+        request(behindOne)
+          .post('/v1/auth/login')
+          .set('X-Forwarded-For', `198.51.101.${c.charCodeAt(0) % 256}`)
+          .send({ username: `ab${c}cd`, password: 'long enough pw' }),
+        'body.username',
+      );
     }
     // Emoji (a surrogate pair), right-to-left marks, U+2028: ordinary text.
-    await expectAnswer('unicode title', request(direct).post('/v1/notes').set(auth).send({ title: '😀 \u202e ü \u2028', body: '𝄞' }), [201]);
+    await expectAnswer(
+      'unicode title',
+      request(direct).post('/v1/notes').set(auth).send({ title: '😀 \u202e ü \u2028', body: '𝄞' }),
+      [201],
+    );
     // Passwords: any character (only a hash is stored), but not text UTF-8 cannot carry.
     const pw = 'long enough\u0000\u0001\u007f\u0085';
-    await expectAnswer('register password with controls', request(direct).post('/v1/auth/register').send({ username: 'ctl-pass', password: pw }), [201]);
-    await expectAnswer('login password with controls', request(direct).post('/v1/auth/login').send({ username: 'ctl-pass', password: pw }), [200]);
-    await refusedAs('register password lone surrogate', request(direct).post('/v1/auth/register').send({ username: 'surrogate-pass', password: 'long enough\ud800' }), 'body.password');
-    await refusedAs('login password lone surrogate', request(direct).post('/v1/auth/login').send({ username: 'ctl-pass', password: 'long enough\udc00' }), 'body.password');
+    await expectAnswer(
+      'register password with controls',
+      request(direct).post('/v1/auth/register').send({ username: 'ctl-pass', password: pw }),
+      [201],
+    );
+    await expectAnswer(
+      'login password with controls',
+      request(direct).post('/v1/auth/login').send({ username: 'ctl-pass', password: pw }),
+      [200],
+    );
+    await refusedAs(
+      'register password lone surrogate',
+      request(direct).post('/v1/auth/register').send({ username: 'surrogate-pass', password: 'long enough\ud800' }),
+      'body.password',
+    );
+    await refusedAs(
+      'login password lone surrogate',
+      request(direct).post('/v1/auth/login').send({ username: 'ctl-pass', password: 'long enough\udc00' }),
+      'body.password',
+    );
     // An unknown key is named only when it is plain.
-    const keyed = await expectAnswer('NUL in a key', request(direct).post('/v1/notes').set(auth).send({ title: 't', body: 'b', [`k\u0000${'k'.repeat(5000)}`]: 1 }), [400]);
+    const keyed = await expectAnswer(
+      'NUL in a key',
+      request(direct)
+        .post('/v1/notes')
+        .set(auth)
+        .send({ title: 't', body: 'b', [`k\u0000${'k'.repeat(5000)}`]: 1 }),
+      [400],
+    );
     assert.equal(keyed.body.detail, 'body: Unrecognized key');
     // Query values and note ids.
     for (const [path, field] of [
@@ -521,11 +668,26 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
     await expectRaw('forwarded address with a tab', port, post('X-Forwarded-For: 198.51.100.80\t\r\n'), [401]);
     await expectRaw('forwarded address in latin-1', port, post('X-Forwarded-For: \xe9\xe9, 198.51.100.81\r\n'), [401]);
     for (const given of ['a\tb', '\xe9t\xe9', 'x'.repeat(129)]) {
-      const res = await expectRaw(`request id ${JSON.stringify(given.slice(0, 10))}`, port, `GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Request-Id: ${given}\r\n\r\n`, [200]);
+      const res = await expectRaw(
+        `request id ${JSON.stringify(given.slice(0, 10))}`,
+        port,
+        `GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Request-Id: ${given}\r\n\r\n`,
+        [200],
+      );
       assert.notEqual(res.headers['x-request-id'], given, 'a malformed request id is replaced');
     }
-    await expectRaw('bearer with a tab', portOf(direct), `GET /v1/notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\t${token}\u0001\r\n\r\n`, [400, 401]);
-    await expectRaw('bearer with latin-1', portOf(direct), `GET /v1/notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\xe9\r\n\r\n`, [401]);
+    await expectRaw(
+      'bearer with a tab',
+      portOf(direct),
+      `GET /v1/notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\t${token}\u0001\r\n\r\n`,
+      [400, 401],
+    );
+    await expectRaw(
+      'bearer with latin-1',
+      portOf(direct),
+      `GET /v1/notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\xe9\r\n\r\n`,
+      [401],
+    );
   });
 
   it('a 404 names at most the first 128 characters of the path', async () => {
@@ -539,7 +701,7 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
     assert.equal(JSON.parse(rawLong.body).detail, `No route for DELETE /${'%41'.repeat(42)}%…`);
   });
 
-  it('every Redis key written stays inside the limiter\'s shape: prefix, policy, one bounded {identity}', async () => {
+  it("every Redis key written stays inside the limiter's shape: prefix, policy, one bounded {identity}", async () => {
     const keys: string[] = [];
     let cursor = '0';
     do {

@@ -30,10 +30,14 @@ describe('createLifecycle cleanup phases (a real SIGTERM, a real Redis)', functi
     });
     child.kill('SIGTERM');
     const result = await exited;
-    const lines = result.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = result.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const after = lines.find((l) => 'ran' in l);
     assert.deepEqual(after, { ran: ['sync', 'slow'] }, 'each phase ran after the previous one settled');
-    const report = lines.find((l) => l['msg'] === 'shutdown complete') as { phases: { name: string; ok: boolean; error?: string }[]; exitCode: number } | undefined;
+    const report = lines.find((l) => l['msg'] === 'shutdown complete') as
+      { phases: { name: string; ok: boolean; error?: string }[]; exitCode: number } | undefined;
     assert.ok(report !== undefined, result.stdout);
     assert.deepEqual(
       report.phases.map(({ name, ok, error }) => ({ name, ok, ...(error === undefined ? {} : { error }) })),

@@ -54,7 +54,14 @@ describe('sample API: reads fail over from a lost replica to the primary', funct
     });
     opened.push({ db, proxies: [primaryProxy, replicaProxy] });
     const health = createHealth({ checks: databaseChecks(db, 500), cacheMs: 0 });
-    const app = createApp({ config: loadConfig({}), db, logger: createLogger('silent'), health, version: 'test', requestDeadlineMs: 10_000 });
+    const app = createApp({
+      config: loadConfig({}),
+      db,
+      logger: createLogger('silent'),
+      health,
+      version: 'test',
+      requestDeadlineMs: 10_000,
+    });
     return { db, app, primaryProxy, replicaProxy, replicaName, failovers };
   }
 

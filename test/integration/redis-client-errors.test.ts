@@ -19,7 +19,11 @@ async function closedPortClient(withOnError: boolean, ms: number): Promise<{ std
       process.stdout.write(JSON.stringify({ errors }));
     }, ${ms});
   `;
-  const run = spawnSync(process.execPath, ['--require', require.resolve('tsx/cjs'), '-e', script], { env: childEnv({}), encoding: 'utf8', timeout: 20_000 });
+  const run = spawnSync(process.execPath, ['--require', require.resolve('tsx/cjs'), '-e', script], {
+    env: childEnv({}),
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
   assert.equal(run.status, 0, run.stderr);
   return { stderr: run.stderr, errors: (JSON.parse(run.stdout) as { errors: number }).errors };
 }

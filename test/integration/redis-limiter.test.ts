@@ -82,7 +82,13 @@ describe('rate limiting on a real Redis', function () {
     const client = new Redis(server.port, '127.0.0.1');
     const store = createRedisStore({ client });
     try {
-      const check = { key: `rl:t:{${randomBytes(4).toString('hex')}}`, algorithm: 'token_bucket' as const, intervalUs: 1_000_000, burst: 5, cost: 1 };
+      const check = {
+        key: `rl:t:{${randomBytes(4).toString('hex')}}`,
+        algorithm: 'token_bucket' as const,
+        intervalUs: 1_000_000,
+        burst: 5,
+        cost: 1,
+      };
       assert.equal((await store.decide([check])).allowed, true);
       await admin.script('FLUSH');
       const stats = async () => {
@@ -107,9 +113,23 @@ describe('rate limiting on a real Redis', function () {
     const key = `rl:race:{${randomBytes(4).toString('hex')}}`;
     const burst = 150;
     const children = Array.from({ length: 4 }, () =>
-      spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), join(__dirname, '..', 'support', 'hammer.ts'), server.url, key, '200', '50', '0.001', String(burst)], {
-        stdio: ['pipe', 'pipe', 'inherit'],
-      }),
+      spawn(
+        process.execPath,
+        [
+          '--require',
+          require.resolve('tsx/cjs'),
+          join(__dirname, '..', 'support', 'hammer.ts'),
+          server.url,
+          key,
+          '200',
+          '50',
+          '0.001',
+          String(burst),
+        ],
+        {
+          stdio: ['pipe', 'pipe', 'inherit'],
+        },
+      ),
     );
     const outputs = children.map(
       (c) =>
@@ -123,7 +143,11 @@ describe('rate limiting on a real Redis', function () {
     for (const c of children) c.stdin.end('go\n');
     const admitted = (await Promise.all(outputs)).map((o) => Number(o.trim()));
     assert.equal(admitted.length, 4);
-    assert.equal(admitted.reduce((a, b) => a + b, 0), burst, `per process: ${admitted.join(', ')}`);
+    assert.equal(
+      admitted.reduce((a, b) => a + b, 0),
+      burst,
+      `per process: ${admitted.join(', ')}`,
+    );
   });
 
   describe('the middleware', () => {
@@ -231,7 +255,7 @@ describe('rate limiting on a real Redis', function () {
           await sleep(700); // the pause is over, the late admission and its give-back have run
           const statuses = [];
           for (let i = 0; i < 3; i++) statuses.push((await request(app).get('/two')).status);
-          assert.deepEqual(statuses, [200, 200, 429], 'both of the limit\'s admissions are still there');
+          assert.deepEqual(statuses, [200, 200, 429], "both of the limit's admissions are still there");
         } finally {
           await admin.call('CLIENT', 'UNPAUSE');
           await limiter.close();
@@ -337,10 +361,19 @@ describe("the README's usage example on standalone Redis (127.0.0.1:6379)", () =
       await waitUntil('the client to be ready', async () => ex.client.status === 'ready', 10_000, 20);
       const ip = '198.51.100.78';
       const statuses: number[] = [];
-      for (let i = 0; i < 6; i++) statuses.push((await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: 'alice' })).status);
+      for (let i = 0; i < 6; i++)
+        statuses.push((await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: 'alice' })).status);
       assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
       const more: number[] = [];
-      for (let i = 0; i < 16; i++) more.push((await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: `bob${i}` })).status);
+      for (let i = 0; i < 16; i++)
+        more.push(
+          (
+            await request(ex.app)
+              .post('/login')
+              .set('X-Forwarded-For', ip)
+              .send({ username: `bob${i}` })
+          ).status,
+        );
       assert.deepEqual(more, [...Array<number>(15).fill(200), 429]);
     } finally {
       await ex.close();

@@ -14,9 +14,9 @@ import { waitUntil } from '../../scripts/wait';
 import { LIMITER_ACL } from '../support/redis-acl';
 import { freePort, startRedisServer, type RedisProcess } from '../support/redis-server';
 
-
 /** Resolves once `client` is connected and ready. */
-const waitReady = (client: Redis | Cluster, timeoutMs = 5000) => waitUntil('the Redis client to be ready', async () => client.status === 'ready', timeoutMs, 20);
+const waitReady = (client: Redis | Cluster, timeoutMs = 5000) =>
+  waitUntil('the Redis client to be ready', async () => client.status === 'ready', timeoutMs, 20);
 
 function limitedApp(limiter: RateLimiter) {
   const app = express();
@@ -101,17 +101,66 @@ describe('Redis security: the documented ACL and TLS', function () {
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), 'rampart-tls-'));
       const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-      openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=rampart test CA', '-days', '2');
+      openssl(
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'ca.key',
+        '-out',
+        'ca.crt',
+        '-subj',
+        '/CN=rampart test CA',
+        '-days',
+        '2',
+      );
       openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
       writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-      openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'san.ext');
+      openssl(
+        'x509',
+        '-req',
+        '-in',
+        'server.csr',
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        'server.crt',
+        '-days',
+        '2',
+        '-extfile',
+        'san.ext',
+      );
       ca = readFileSync(join(dir, 'ca.crt'));
       port = await freePort();
       server = spawn(
         'redis-server',
-        ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
-          '--tls-cert-file', join(dir, 'server.crt'), '--tls-key-file', join(dir, 'server.key'), '--tls-ca-cert-file', join(dir, 'ca.crt'),
-          '--tls-auth-clients', 'no'],
+        [
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--dir',
+          dir,
+          '--tls-cert-file',
+          join(dir, 'server.crt'),
+          '--tls-key-file',
+          join(dir, 'server.key'),
+          '--tls-ca-cert-file',
+          join(dir, 'ca.crt'),
+          '--tls-auth-clients',
+          'no',
+        ],
         { stdio: 'ignore' },
       );
       const probe = createRedisClient(`rediss://127.0.0.1:${port}`, { tls: { ca } });
@@ -130,7 +179,7 @@ describe('Redis security: the documented ACL and TLS', function () {
       if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
     });
 
-    it('decides over TLS when the server\'s certificate verifies', async () => {
+    it("decides over TLS when the server's certificate verifies", async () => {
       const client = createRedisClient(`rediss://127.0.0.1:${port}`, { tls: { ca } });
       const limiter = limiterOn(client);
       try {

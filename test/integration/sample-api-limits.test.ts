@@ -15,7 +15,6 @@ import { createTestSchema, type TestSchema } from '../support/postgres';
 import { raw } from '../support/raw-http';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
 
-
 function limitsSuite(backend: 'memory' | 'redis'): void {
   describe(`sample API rate limits (${backend} store)`, function () {
     this.timeout(60_000);
@@ -73,7 +72,15 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
     });
 
     it('groups an IPv6 /64 into one bucket', async () => {
-      for (let i = 1; i <= 3; i++) assert.equal((await request(app).get('/v1/status').set(from(`2001:db8:7:7::${i}`))).status, 200);
+      for (let i = 1; i <= 3; i++)
+        assert.equal(
+          (
+            await request(app)
+              .get('/v1/status')
+              .set(from(`2001:db8:7:7::${i}`))
+          ).status,
+          200,
+        );
       assert.equal((await request(app).get('/v1/status').set(from('2001:db8:7:7:ffff::9'))).status, 429);
       assert.equal((await request(app).get('/v1/status').set(from('2001:db8:7:8::1'))).status, 200);
     });
@@ -82,16 +89,42 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
       const tokens: string[] = [];
       for (const [i, name] of ['nina', 'omar'].entries()) {
         const creds = { username: `${name}-${backend}`, password: 'long enough pw' };
-        await request(app).post('/v1/auth/register').set(from(`203.0.113.${10 + i}`)).send(creds).expect(201);
-        const login = await request(app).post('/v1/auth/login').set(from(`203.0.113.${10 + i}`)).send(creds).expect(200);
+        await request(app)
+          .post('/v1/auth/register')
+          .set(from(`203.0.113.${10 + i}`))
+          .send(creds)
+          .expect(201);
+        const login = await request(app)
+          .post('/v1/auth/login')
+          .set(from(`203.0.113.${10 + i}`))
+          .send(creds)
+          .expect(200);
         tokens.push(login.body.token as string);
       }
       const [nina, omar] = tokens.map((t) => ({ Authorization: `Bearer ${t}`, ...from('192.0.2.200') }));
-      for (let i = 0; i < 3; i++) assert.equal((await request(app).get('/v1/notes').set(nina ?? {})).status, 200);
-      const limited = await request(app).get('/v1/notes').set(nina ?? {});
+      for (let i = 0; i < 3; i++)
+        assert.equal(
+          (
+            await request(app)
+              .get('/v1/notes')
+              .set(nina ?? {})
+          ).status,
+          200,
+        );
+      const limited = await request(app)
+        .get('/v1/notes')
+        .set(nina ?? {});
       assert.equal(limited.status, 429);
       assert.equal(limited.body.policy, 'authenticated');
-      assert.equal((await request(app).get('/v1/notes').set(omar ?? {})).status, 200, 'same IP, other principal');
+      assert.equal(
+        (
+          await request(app)
+            .get('/v1/notes')
+            .set(omar ?? {})
+        ).status,
+        200,
+        'same IP, other principal',
+      );
       const anonymous = await request(app).get('/v1/notes').set(from('192.0.2.200'));
       assert.equal(anonymous.status, 401, 'authentication comes first');
     });
@@ -99,20 +132,32 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
     it('limits logins per credential across IPs, and per IP across credentials (sliding windows)', async () => {
       const victim = `victim-${backend}`;
       for (let i = 1; i <= 5; i++) {
-        const res = await request(app).post('/v1/auth/login').set(from(`10.1.0.${i}`)).send({ username: victim, password: 'wrong password' });
+        const res = await request(app)
+          .post('/v1/auth/login')
+          .set(from(`10.1.0.${i}`))
+          .send({ username: victim, password: 'wrong password' });
         assert.equal(res.status, 401, `attempt ${i}`);
       }
       const sixth = await request(app).post('/v1/auth/login').set(from('10.1.0.99')).send({ username: victim, password: 'wrong password' });
       assert.equal(sixth.status, 429);
       assert.equal(sixth.body.policy, 'login_credential');
-      const differentCase = await request(app).post('/v1/auth/login').set(from('10.1.0.98')).send({ username: victim.toUpperCase(), password: 'wrong password' });
+      const differentCase = await request(app)
+        .post('/v1/auth/login')
+        .set(from('10.1.0.98'))
+        .send({ username: victim.toUpperCase(), password: 'wrong password' });
       assert.equal(differentCase.status, 429, 'usernames are compared case-insensitively');
 
       for (let i = 1; i <= 20; i++) {
-        const res = await request(app).post('/v1/auth/login').set(from('10.2.0.1')).send({ username: `spray${i}`, password: 'wrong password' });
+        const res = await request(app)
+          .post('/v1/auth/login')
+          .set(from('10.2.0.1'))
+          .send({ username: `spray${i}`, password: 'wrong password' });
         assert.equal(res.status, 401, `spray ${i}`);
       }
-      const spray = await request(app).post('/v1/auth/login').set(from('10.2.0.1')).send({ username: 'spray21', password: 'wrong password' });
+      const spray = await request(app)
+        .post('/v1/auth/login')
+        .set(from('10.2.0.1'))
+        .send({ username: 'spray21', password: 'wrong password' });
       assert.equal(spray.status, 429);
       assert.equal(spray.body.policy, 'login_ip');
     });
@@ -123,9 +168,28 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
     it('limits malformed bodies like any other request: RateLimit headers on each refusal, then 429', async () => {
       const ip = from('198.51.100.60');
       const garbage: ReadonlyArray<readonly [string, () => request.Test, number, string]> = [
-        ['not JSON', () => request(app).post('/v1/auth/register').set(ip).set('Content-Type', 'application/json').send('{bad'), 400, 'BAD_REQUEST'],
-        ['text/plain', () => request(app).post('/v1/auth/register').set(ip).set('Content-Type', 'text/plain').send('{bad'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
-        ['over 64 kB', () => request(app).post('/v1/auth/register').set(ip).send({ username: 'u', password: 'p'.repeat(70_000) }), 413, 'PAYLOAD_TOO_LARGE'],
+        [
+          'not JSON',
+          () => request(app).post('/v1/auth/register').set(ip).set('Content-Type', 'application/json').send('{bad'),
+          400,
+          'BAD_REQUEST',
+        ],
+        [
+          'text/plain',
+          () => request(app).post('/v1/auth/register').set(ip).set('Content-Type', 'text/plain').send('{bad'),
+          415,
+          'UNSUPPORTED_MEDIA_TYPE',
+        ],
+        [
+          'over 64 kB',
+          () =>
+            request(app)
+              .post('/v1/auth/register')
+              .set(ip)
+              .send({ username: 'u', password: 'p'.repeat(70_000) }),
+          413,
+          'PAYLOAD_TOO_LARGE',
+        ],
       ];
       for (const [i, [what, send, status, code]] of garbage.entries()) {
         const res = await send();
@@ -152,7 +216,10 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
       const second = await textPlain();
       assert.equal(second.status, 415);
       assert.equal(remainingOf(second, 'login_ip'), 18);
-      const wellFormed = await request(app).post('/v1/auth/login').set(ip).send({ username: `garbage-${backend}`, password: 'wrong password' });
+      const wellFormed = await request(app)
+        .post('/v1/auth/login')
+        .set(ip)
+        .send({ username: `garbage-${backend}`, password: 'wrong password' });
       assert.equal(wellFormed.status, 401);
       assert.equal(remainingOf(wellFormed, 'login_ip'), 17, 'the malformed bodies counted against login_ip');
       // login_credential falls back to the address for a body without a username: 5 a minute.
@@ -166,7 +233,7 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
       assert.ok(Number(limited.headers['retry-after']) > 0);
     });
 
-    it('puts X-Request-Id on every kind of answer: probes, metrics, 404, 429, 503 shutting down, and the server\'s own 400, 417 and 431', async () => {
+    it("puts X-Request-Id on every kind of answer: probes, metrics, 404, 429, 503 shutting down, and the server's own 400, 417 and 431", async () => {
       const has = (what: string, headers: Readonly<Record<string, unknown>>) => {
         const id = headers['x-request-id'];
         assert.ok(typeof id === 'string' && REQUEST_ID_PATTERN.test(id), `${what} has no X-Request-Id`);
@@ -185,7 +252,14 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
 
       // The gate answers before the logger ever runs.
       const gate = createShutdownGate();
-      const closing = createApp({ config: loadConfig({ RATE_LIMIT_ENABLED: 'false' }), db, logger: createLogger('silent'), health, version: 'test', gate });
+      const closing = createApp({
+        config: loadConfig({ RATE_LIMIT_ENABLED: 'false' }),
+        db,
+        logger: createLogger('silent'),
+        health,
+        version: 'test',
+        gate,
+      });
       gate.close();
       const shutting = await request(closing).get('/v1/status');
       assert.deepEqual([shutting.status, shutting.body.error], [503, 'SERVER_SHUTTING_DOWN']);

@@ -32,7 +32,15 @@ describe('sample API load shedding', function () {
       maxEventLoopDelayMs: config.loadShed.maxEventLoopDelayMs,
       onShed: (reason) => metrics.lifecycle.loadShed.labels(reason).inc(),
     });
-    const app = createApp({ config, db, logger: createLogger('silent'), metrics, shedder, health: createHealth({ checks: [] }), version: 'test' });
+    const app = createApp({
+      config,
+      db,
+      logger: createLogger('silent'),
+      metrics,
+      shedder,
+      health: createHealth({ checks: [] }),
+      version: 'test',
+    });
     server = app.listen(0, '127.0.0.1');
     await once(server, 'listening');
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -46,7 +54,9 @@ describe('sample API load shedding', function () {
   });
 
   it('answers 503 OVERLOADED past LOAD_SHED_MAX_IN_FLIGHT, keeps the probes and metrics, counts it', async () => {
-    const slow = request(base).get('/v1/slow?ms=700').then((r) => r);
+    const slow = request(base)
+      .get('/v1/slow?ms=700')
+      .then((r) => r);
     await waitUntil('the slow request in flight', async () => shedder.state.inFlight >= 1, 5000, 10).catch(() => undefined);
     assert.equal(shedder.state.inFlight, 1);
 

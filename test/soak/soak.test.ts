@@ -126,7 +126,11 @@ describe(`soak: mixed traffic for ${SECONDS} s with a Redis Sentinel failover in
             await send('notes', ip, '/v1/notes', { headers: auth });
             if (id !== undefined) {
               await send('notes', ip, `/v1/notes/${id}`, { headers: auth });
-              await send('notes', ip, `/v1/notes/${id}`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ title: 't2', body: 'y' }) });
+              await send('notes', ip, `/v1/notes/${id}`, {
+                method: 'PUT',
+                headers: { ...auth, 'content-type': 'application/json' },
+                body: JSON.stringify({ title: 't2', body: 'y' }),
+              });
               await send('notes', ip, `/v1/notes/${id}`, { method: 'DELETE', headers: auth });
             }
             await sleep(10);
@@ -138,7 +142,12 @@ describe(`soak: mixed traffic for ${SECONDS} s with a Redis Sentinel failover in
     loops.push(
       (async () => {
         while (running) {
-          await send('login', '192.0.2.7', '/v1/auth/login', json({ username: 'soak-user-1', password: 'wrong password!' }, { 'x-forwarded-for': '192.0.2.7' }));
+          await send(
+            'login',
+            '192.0.2.7',
+            '/v1/auth/login',
+            json({ username: 'soak-user-1', password: 'wrong password!' }, { 'x-forwarded-for': '192.0.2.7' }),
+          );
           await sleep(200);
         }
       })(),

@@ -86,7 +86,13 @@ export async function hit(base: string, path: string, key: string, t0: number, k
  * `keys`; with `pairWith`, every third request is `/pair` of a key and `pairWith`), until
  * `stop()`; returns every sample. `t0` is the time origin of the samples.
  */
-export function runLoad(base: string, keys: readonly string[], workers: number, t0: number, pairWith?: string): { stop(): Promise<Sample[]> } {
+export function runLoad(
+  base: string,
+  keys: readonly string[],
+  workers: number,
+  t0: number,
+  pairWith?: string,
+): { stop(): Promise<Sample[]> } {
   const samples: Sample[] = [];
   let running = true;
   let n = 0;
@@ -116,9 +122,10 @@ export function firstServedAfter(samples: readonly Sample[], after: number, keys
 }
 
 /** A summary for the log: counts by path (query dropped) and status, and the slowest answer. */
-export function summarize(
-  samples: readonly Pick<Sample, 'path' | 'status' | 'error' | 'sentAt' | 'doneAt'>[],
-): { counts: Record<string, number>; maxMs: number } {
+export function summarize(samples: readonly Pick<Sample, 'path' | 'status' | 'error' | 'sentAt' | 'doneAt'>[]): {
+  counts: Record<string, number>;
+  maxMs: number;
+} {
   const counts: Record<string, number> = {};
   let maxMs = 0;
   for (const s of samples) {

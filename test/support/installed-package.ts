@@ -19,10 +19,14 @@ export interface Build {
 /** Compiles `src/` with `tsconfig.build.json` into a temp directory. */
 export function buildPackage(): Build {
   const dir = mkdtempSync(join(tmpdir(), 'rampart-build-'));
-  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], {
-    cwd: ROOT,
-    stdio: 'pipe',
-  });
+  execFileSync(
+    process.execPath,
+    [require.resolve('typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')],
+    {
+      cwd: ROOT,
+      stdio: 'pipe',
+    },
+  );
   copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

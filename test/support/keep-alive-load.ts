@@ -83,7 +83,11 @@ function once(port: number, path: string, agent: Agent, loop: number): Promise<O
 }
 
 /** Polls a path every `intervalMs` on fresh connections until stopped; keeps statuses with times. */
-export function pollStatus(port: number, path: string, intervalMs: number): { stop(): Promise<{ at: number; status?: number; error?: string }[]> } {
+export function pollStatus(
+  port: number,
+  path: string,
+  intervalMs: number,
+): { stop(): Promise<{ at: number; status?: number; error?: string }[]> } {
   const seen: { at: number; status?: number; error?: string }[] = [];
   let running = true;
   const loop = (async () => {

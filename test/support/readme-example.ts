@@ -2,10 +2,21 @@
 // lines marked `// README` are the README's own lines (test/unit/docs.test.ts checks that the
 // README still has them), so the example cannot drift from what is tested.
 import express, { type Express } from 'express';
-import { createMetrics, createRateLimiter, createRedisClient, createRedisStore, errorHandler, notFoundHandler, type RateLimiter } from '../../src';
+import {
+  createMetrics,
+  createRateLimiter,
+  createRedisClient,
+  createRedisStore,
+  errorHandler,
+  notFoundHandler,
+  type RateLimiter,
+} from '../../src';
 
 /** The README example on `redisUrl`, with a `login` that answers 200; `close()` tears it down. */
-export function readmeExample(redisUrl: string, prefix: string): { app: Express; limiter: RateLimiter; client: ReturnType<typeof createRedisClient>; close(): Promise<void> } {
+export function readmeExample(
+  redisUrl: string,
+  prefix: string,
+): { app: Express; limiter: RateLimiter; client: ReturnType<typeof createRedisClient>; close(): Promise<void> } {
   const metrics = createMetrics({ processMetrics: false });
   const redis = createRedisClient(redisUrl);
   const limiter = createRateLimiter({

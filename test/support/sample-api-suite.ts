@@ -38,10 +38,24 @@ export function sampleApiSuite(kind: string, open: () => Promise<SuiteDatabase>)
       assert.equal(await migrate(suiteDb.db.write, suiteDb.db.schema), 1);
       assert.equal(await migrate(suiteDb.db.write, suiteDb.db.schema), 0, 'migrations run once');
       const health = createHealth({ checks: databaseChecks(suiteDb.db, 1000) });
-      app = createApp({ config: loadConfig({}), db: suiteDb.db, logger: createLogger('silent'), health, version: '0.0.0-test', requestDeadlineMs: 10_000 });
+      app = createApp({
+        config: loadConfig({}),
+        db: suiteDb.db,
+        logger: createLogger('silent'),
+        health,
+        version: '0.0.0-test',
+        requestDeadlineMs: 10_000,
+      });
       // A second app over the same database with a short deadline, for the timeout case only: a
       // deadline short enough to trip on /v1/slow would also trip on a slow scrypt hash on a busy CI.
-      hasty = createApp({ config: loadConfig({}), db: suiteDb.db, logger: createLogger('silent'), health, version: '0.0.0-test', requestDeadlineMs: 200 });
+      hasty = createApp({
+        config: loadConfig({}),
+        db: suiteDb.db,
+        logger: createLogger('silent'),
+        health,
+        version: '0.0.0-test',
+        requestDeadlineMs: 200,
+      });
     });
     after(async () => {
       await suiteDb?.close();
@@ -112,7 +126,7 @@ export function sampleApiSuite(kind: string, open: () => Promise<SuiteDatabase>)
         400,
         'BAD_REQUEST',
       );
-      assertErrorBody(await request(app).post('/v1/notes').set(auth).send({ title: '' , body: 'x' }), 400, 'BAD_REQUEST');
+      assertErrorBody(await request(app).post('/v1/notes').set(auth).send({ title: '', body: 'x' }), 400, 'BAD_REQUEST');
       assertErrorBody(await request(app).post('/v1/notes').set(auth).send({ title: 'x' }), 400, 'BAD_REQUEST');
       assertErrorBody(await request(app).post('/v1/notes').set(auth).send({ title: 'x', body: 'y', owner: 'z' }), 400, 'BAD_REQUEST');
       assertErrorBody(await request(app).post('/v1/notes').set(auth).send([1, 2]), 400, 'BAD_REQUEST');
@@ -122,7 +136,10 @@ export function sampleApiSuite(kind: string, open: () => Promise<SuiteDatabase>)
         'UNSUPPORTED_MEDIA_TYPE',
       );
       assertErrorBody(
-        await request(app).post('/v1/notes').set(auth).send({ title: 'x', body: 'y'.repeat(70_000) }),
+        await request(app)
+          .post('/v1/notes')
+          .set(auth)
+          .send({ title: 'x', body: 'y'.repeat(70_000) }),
         413,
         'PAYLOAD_TOO_LARGE',
       );
@@ -161,7 +178,16 @@ export function sampleApiSuite(kind: string, open: () => Promise<SuiteDatabase>)
 
     it('reads empty query values as the default', async () => {
       const auth = { Authorization: `Bearer ${await registerAndLogin('empty-query')}` };
-      for (let i = 0; i < 3; i++) assert.equal((await request(app).post('/v1/notes').set(auth).send({ title: `n${i}`, body: '' })).status, 201);
+      for (let i = 0; i < 3; i++)
+        assert.equal(
+          (
+            await request(app)
+              .post('/v1/notes')
+              .set(auth)
+              .send({ title: `n${i}`, body: '' })
+          ).status,
+          201,
+        );
       for (const query of ['?limit=&offset=', '?limit=', '?offset=', '?limit=&offset=1']) {
         const res = await request(app).get(`/v1/notes${query}`).set(auth);
         assert.equal(res.status, 200, `${query}: ${res.text}`);
@@ -176,7 +202,11 @@ export function sampleApiSuite(kind: string, open: () => Promise<SuiteDatabase>)
 
     it('refuses a taken username, a wrong password and bad tokens', async () => {
       await registerAndLogin('bob');
-      assertErrorBody(await request(app).post('/v1/auth/register').send({ username: 'bob', password: 'another password' }), 409, 'CONFLICT');
+      assertErrorBody(
+        await request(app).post('/v1/auth/register').send({ username: 'bob', password: 'another password' }),
+        409,
+        'CONFLICT',
+      );
       const wrong = await request(app).post('/v1/auth/login').send({ username: 'bob', password: 'not the password' });
       assertErrorBody(wrong, 401, 'UNAUTHORIZED');
       assertErrorBody(await request(app).post('/v1/auth/login').send({ username: 'nobody', password: 'whatever123' }), 401, 'UNAUTHORIZED');
@@ -217,7 +247,13 @@ export function sampleApiSuite(kind: string, open: () => Promise<SuiteDatabase>)
       assertErrorBody(late, 503, 'REQUEST_TIMEOUT');
       assert.equal(late.headers['retry-after'], '1');
       assertErrorBody(await request(app).get('/v1/nothing-here'), 404, 'NOT_FOUND');
-      assertErrorBody(await request(app).get('/v1/notes/not-a-uuid').set('Authorization', `Bearer ${await registerAndLogin('dave')}`), 404, 'NOT_FOUND');
+      assertErrorBody(
+        await request(app)
+          .get('/v1/notes/not-a-uuid')
+          .set('Authorization', `Bearer ${await registerAndLogin('dave')}`),
+        404,
+        'NOT_FOUND',
+      );
       const ready = await request(app).get('/health/ready');
       assert.equal(ready.status, 200);
       assert.deepEqual(ready.body, { status: 'healthy', db: 'connected' });

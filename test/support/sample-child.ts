@@ -105,7 +105,12 @@ export interface Answer {
 }
 
 /** Sends `paths` round robin from `workers` loops until `stop()`; records every answer. */
-export function mixedLoad(base: string, paths: readonly string[], workers: number, t0: number): { readonly answers: Answer[]; stop(): Promise<Answer[]> } {
+export function mixedLoad(
+  base: string,
+  paths: readonly string[],
+  workers: number,
+  t0: number,
+): { readonly answers: Answer[]; stop(): Promise<Answer[]> } {
   const answers: Answer[] = [];
   let running = true;
   let n = 0;

@@ -168,7 +168,10 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       assert.ok(took(a) <= 5 && took(b) <= 5, `a admitted ${took(a)}, b admitted ${took(b)}`);
       assert.ok(took(a) >= 1 && took(b) >= 1, 'the limits were used');
       // Every refusal gave back what it took: each bucket holds exactly what was admitted.
-      for (const [c, name] of [[a, 'a'], [b, 'b']] as const) {
+      for (const [c, name] of [
+        [a, 'a'],
+        [b, 'b'],
+      ] as const) {
         const next = await s.store.decide([c]);
         assert.equal(next.allowed, took(c) < 5, name);
         assert.equal(next.remaining[0], took(c) < 5 ? 5 - took(c) - 1 : 0, name);
@@ -179,8 +182,15 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       const check = tokenBucket(key('race'), 0.001, 100);
       const results = await Promise.all(Array.from({ length: 400 }, () => s.store.decide([check])));
       assert.equal(results.filter((r) => r.allowed).length, 100);
-      const remaining = results.filter((r) => r.allowed).map((r) => r.remaining[0]).sort((x, y) => (x as number) - (y as number));
-      assert.deepEqual(remaining, Array.from({ length: 100 }, (_, i) => i), 'each admitted request saw a distinct remaining');
+      const remaining = results
+        .filter((r) => r.allowed)
+        .map((r) => r.remaining[0])
+        .sort((x, y) => (x as number) - (y as number));
+      assert.deepEqual(
+        remaining,
+        Array.from({ length: 100 }, (_, i) => i),
+        'each admitted request saw a distinct remaining',
+      );
     });
 
     it('cost: a request may take several tokens or slots', async () => {

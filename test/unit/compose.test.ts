@@ -27,11 +27,33 @@ const withDefaults = (value: string) => value.replace(/\$\{[A-Z_]+:-([^}]*)\}/g,
 
 describe('the compose environment (static checks; no Docker engine here)', () => {
   it('has the sample API, Postgres primary and replica, Jaeger v2 and standalone Redis by default, Sentinel and Cluster as profiles', () => {
-    const always = Object.entries(services).filter(([, s]) => s.profiles === undefined).map(([n]) => n).sort();
+    const always = Object.entries(services)
+      .filter(([, s]) => s.profiles === undefined)
+      .map(([n]) => n)
+      .sort();
     assert.deepEqual(always, ['app', 'jaeger', 'pg-primary', 'pg-replica', 'redis']);
-    const inProfile = (p: string) => Object.entries(services).filter(([, s]) => s.profiles?.includes(p)).map(([n]) => n).sort();
-    assert.deepEqual(inProfile('sentinel'), ['redis-master', 'redis-replica-1', 'redis-replica-2', 'sentinel-1', 'sentinel-2', 'sentinel-3']);
-    assert.deepEqual(inProfile('cluster'), ['redis-cluster-init', 'redis-node-1', 'redis-node-2', 'redis-node-3', 'redis-node-4', 'redis-node-5', 'redis-node-6']);
+    const inProfile = (p: string) =>
+      Object.entries(services)
+        .filter(([, s]) => s.profiles?.includes(p))
+        .map(([n]) => n)
+        .sort();
+    assert.deepEqual(inProfile('sentinel'), [
+      'redis-master',
+      'redis-replica-1',
+      'redis-replica-2',
+      'sentinel-1',
+      'sentinel-2',
+      'sentinel-3',
+    ]);
+    assert.deepEqual(inProfile('cluster'), [
+      'redis-cluster-init',
+      'redis-node-1',
+      'redis-node-2',
+      'redis-node-3',
+      'redis-node-4',
+      'redis-node-5',
+      'redis-node-6',
+    ]);
     assert.deepEqual(inProfile('rolling'), ['app-2', 'app-3', 'lb']);
     assert.match(withDefaults(services['jaeger']?.image ?? ''), /^jaegertracing\/jaeger:2\./);
     const jaegerPorts = (services['jaeger']?.ports ?? []).map((p) => withDefaults(p).split(':')[2]);
@@ -43,8 +65,12 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
       for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) {
         const target = services[dep];
         assert.ok(target !== undefined, `${name} depends on unknown ${dep}`);
-        assert.ok(['service_healthy', 'service_started', 'service_completed_successfully'].includes(condition), `${name} -> ${dep}: ${condition}`);
-        if (condition === 'service_healthy') assert.ok(target.healthcheck !== undefined, `${dep} has no healthcheck but ${name} waits for it`);
+        assert.ok(
+          ['service_healthy', 'service_started', 'service_completed_successfully'].includes(condition),
+          `${name} -> ${dep}: ${condition}`,
+        );
+        if (condition === 'service_healthy')
+          assert.ok(target.healthcheck !== undefined, `${dep} has no healthcheck but ${name} waits for it`);
         if (s.profiles === undefined) assert.equal(target.profiles, undefined, `${name} (no profile) depends on profile-gated ${dep}`);
       }
     }
@@ -61,7 +87,10 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
   });
 
   it('builds the app from a context of only what the Dockerfile copies (.dockerignore)', () => {
-    const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+    const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'));
     assert.equal(ignore[0], '*', 'everything is left out unless named');
     const allowed = ignore.filter((l) => l.startsWith('!')).map((l) => l.slice(1).replace(/\/$/, ''));
     const dockerfile = readFileSync(join(COMPOSE_DIR, 'Dockerfile'), 'utf8');
@@ -98,7 +127,7 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     assert.ok(joined.includes(documented), `compose grants exactly the README's commands: ${documented}`);
   });
 
-  it('Sentinel and Cluster data nodes: the default user off, the limiter with the README\'s ACL, replication and health checks as users of their own', () => {
+  it("Sentinel and Cluster data nodes: the default user off, the limiter with the README's ACL, replication and health checks as users of their own", () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const documented = /ACL SETUSER limiter on >secret ~rl:\* (-@all(?: \+\S+)+)/.exec(readme)?.[1];
     const clusterExtra = /On Cluster add `([^`]+)`/.exec(readme)?.[1];
@@ -108,14 +137,20 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     const limiterLine = /^user limiter on >\$\{REDIS_LIMITER_PASSWORD\} ~rl:\* resetchannels (.+)$/m.exec(script)?.[1] ?? '';
     assert.ok(limiterLine.startsWith(documented), `the limiter gets exactly the README's commands: ${limiterLine}`);
     assert.match(script, /--masteruser replica --masterauth/);
-    const dataNodes = Object.entries(services).filter(([n, s]) => /^redis-(master|replica-\d|node-\d)$/.test(n) && s.profiles !== undefined);
+    const dataNodes = Object.entries(services).filter(
+      ([n, s]) => /^redis-(master|replica-\d|node-\d)$/.test(n) && s.profiles !== undefined,
+    );
     assert.equal(dataNodes.length, 9);
     for (const [name, s] of dataNodes) {
       const svc = s as Service & { entrypoint?: string[] };
       assert.deepEqual(svc.entrypoint, ['sh', '/redis-acl/acl-entrypoint.sh'], name);
       assert.match(JSON.stringify(svc.healthcheck), /--user admin/, `${name}: health checked as admin (the default user is off)`);
       const extra = svc.environment?.['REDIS_LIMITER_EXTRA'];
-      assert.equal(extra, s.profiles?.includes('cluster') ? clusterExtra : undefined, `${name}: the Cluster commands on Cluster nodes only`);
+      assert.equal(
+        extra,
+        s.profiles?.includes('cluster') ? clusterExtra : undefined,
+        `${name}: the Cluster commands on Cluster nodes only`,
+      );
     }
     for (const n of [1, 2, 3]) assert.ok(services[`sentinel-${n}`]?.environment?.['REDIS_SENTINEL_PASSWORD'] !== undefined);
     assert.match(readFileSync(join(ROOT, 'sentinel', 'entrypoint.sh'), 'utf8'), /sentinel auth-user mymaster sentinel/);
@@ -137,7 +172,7 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     assert.ok(existsSync(join(COMPOSE_DIR, 'Dockerfile')));
   });
 
-  it("gives the app an environment the process accepts in prod, with every variable known", () => {
+  it('gives the app an environment the process accepts in prod, with every variable known', () => {
     const env = Object.fromEntries(Object.entries(services['app']?.environment ?? {}).map(([k, v]) => [k, withDefaults(String(v))]));
     for (const k of Object.keys(env)) assert.ok(CONFIG_VARIABLES.includes(k), `unknown variable ${k}`);
     const config = loadConfig(env);
@@ -159,14 +194,23 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     const drainMs = Number(env['SHUTDOWN_DRAIN_TIMEOUT_MS']);
     const graceMs = Number(/^(\d+)s$/.exec(app.stop_grace_period ?? '')?.[1]) * 1000;
     // The worst case of the README's shutdown sequence: delay, drain, 250 ms linger, three cleanup phases of 5 s.
-    assert.ok(graceMs > delayMs + drainMs + 250 + 3 * 5_000, `stop_grace_period ${app.stop_grace_period} leaves room for the whole shutdown`);
+    assert.ok(
+      graceMs > delayMs + drainMs + 250 + 3 * 5_000,
+      `stop_grace_period ${app.stop_grace_period} leaves room for the whole shutdown`,
+    );
     const cfg = readFileSync(join(COMPOSE_DIR, 'haproxy.cfg'), 'utf8');
     assert.match(cfg, /http-check send meth GET uri \/health\/ready /);
     const [, inter, fall] = /default-server check inter (\d+)s fall (\d+)/.exec(cfg) ?? [];
-    assert.ok(Number(inter) * 1000 * Number(fall) * 2 <= delayMs, `the load balancer notices a stopping app (inter ${inter}s x fall ${fall}) well inside SHUTDOWN_DELAY_MS ${delayMs}`);
+    assert.ok(
+      Number(inter) * 1000 * Number(fall) * 2 <= delayMs,
+      `the load balancer notices a stopping app (inter ${inter}s x fall ${fall}) well inside SHUTDOWN_DELAY_MS ${delayMs}`,
+    );
     const retryOn = /^\s*retry-on (.+)$/m.exec(cfg)?.[1]?.split(/\s+/) ?? [];
     assert.ok(retryOn.includes('503') && retryOn.includes('conn-failure'), retryOn.join(' '));
-    assert.ok(!retryOn.includes('response-timeout') && !retryOn.includes('all-retryable-errors'), 'a request that may have been carried out is never sent twice');
+    assert.ok(
+      !retryOn.includes('response-timeout') && !retryOn.includes('all-retryable-errors'),
+      'a request that may have been carried out is never sent twice',
+    );
     for (const server of ['app', 'app-2', 'app-3']) assert.match(cfg, new RegExp(`^\\s*server \\S+ ${server}:8000$`, 'm'));
   });
 

@@ -180,7 +180,10 @@ describe('loadConfig', () => {
   describe('production fail-closed rules', () => {
     it('accepts a complete production environment', () => {
       assert.equal(loadConfig(PROD_OK).mode, 'prod');
-      assert.equal(loadConfig({ ...PROD_OK, RATE_LIMIT_BACKEND: 'memory', REDIS_URL: '', RATE_LIMIT_ENABLED: 'false' }).rateLimit.enabled, false);
+      assert.equal(
+        loadConfig({ ...PROD_OK, RATE_LIMIT_BACKEND: 'memory', REDIS_URL: '', RATE_LIMIT_ENABLED: 'false' }).rateLimit.enabled,
+        false,
+      );
     });
 
     it('refuses rate limiting without Redis', () => {

@@ -57,7 +57,10 @@ describe('the documentation agrees with the code', () => {
 
   it('the README usage example is the one the tests run (test/support/readme-example.ts)', () => {
     const example = readFileSync(join(ROOT, 'test', 'support', 'readme-example.ts'), 'utf8');
-    const lines = example.split('\n').filter((l) => l.endsWith('// README')).map((l) => l.replace(/\s*\/\/ README$/, '').trim());
+    const lines = example
+      .split('\n')
+      .filter((l) => l.endsWith('// README'))
+      .map((l) => l.replace(/\s*\/\/ README$/, '').trim());
     assert.ok(lines.length >= 5);
     const readmeLines = readme.split('\n').map((l) => l.replace(/\s+\/\/.*$/, '').trim());
     for (const line of lines) assert.ok(readmeLines.includes(line), `README lacks: ${line}`);

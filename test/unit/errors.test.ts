@@ -145,7 +145,9 @@ describe('errors', () => {
     it('answers malformed and oversized JSON in our shape', async () => {
       const bad = await request(app).post('/echo').set('Content-Type', 'application/json').send('{"a":');
       assert.deepEqual(bad.body, { error: 'BAD_REQUEST', detail: 'Request body is not valid JSON' });
-      const big = await request(app).post('/echo').send({ a: 'x'.repeat(2000) });
+      const big = await request(app)
+        .post('/echo')
+        .send({ a: 'x'.repeat(2000) });
       assert.equal(big.status, 413);
       assert.equal(big.body.error, 'PAYLOAD_TOO_LARGE');
     });

@@ -28,7 +28,12 @@ describe('createHealth: critical and non-critical checks', () => {
     const degraded = await request(app).get('/health/ready');
     assert.equal(degraded.status, 200);
     assert.equal(degraded.headers['cache-control'], 'no-store');
-    assert.deepEqual(degraded.body, { status: 'degraded', db: 'connected', db_replica: 'disconnected', error: { db_replica: 'db_replica down' } });
+    assert.deepEqual(degraded.body, {
+      status: 'degraded',
+      db: 'connected',
+      db_replica: 'disconnected',
+      error: { db_replica: 'db_replica down' },
+    });
     replica.state.up = true;
     assert.deepEqual((await request(app).get('/health/ready')).body, { status: 'healthy', db: 'connected', db_replica: 'connected' });
   });

@@ -27,7 +27,6 @@ function busyWait(ms: number): void {
   }
 }
 
-
 function appWith(shedder: LoadShedder, hold: Promise<void>) {
   const app = express();
   app.use(shedder);
@@ -80,7 +79,14 @@ describe('load shedder', () => {
     const port = (server.address() as AddressInfo).port;
     const base = `http://127.0.0.1:${port}`;
     try {
-      const held = [request(base).get('/hold').then((r) => r), request(base).get('/hold').then((r) => r)];
+      const held = [
+        request(base)
+          .get('/hold')
+          .then((r) => r),
+        request(base)
+          .get('/hold')
+          .then((r) => r),
+      ];
       await waitUntil('two requests in flight', async () => shedder.state.inFlight === 2, 2000, 10);
 
       const shed = await request(base).get('/work');
@@ -143,11 +149,20 @@ describe('load shedder', () => {
         many.on('error', () => undefined);
         await once(many, 'connect');
         many.write('GET /hold HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(20));
-        await waitUntil(`20 pipelined requests in flight (is ${shedder.state.inFlight})`, async () => shedder.state.inFlight === 20, 2000, 10);
+        await waitUntil(
+          `20 pipelined requests in flight (is ${shedder.state.inFlight})`,
+          async () => shedder.state.inFlight === 20,
+          2000,
+          10,
+        );
         many.destroy();
         await waitUntil(`in-flight back to 0 (is ${shedder.state.inFlight})`, async () => shedder.state.inFlight === 0, 2000, 10);
         await new Promise((r) => setImmediate(r));
-        assert.deepEqual(warnings.map((w) => w.name), [], 'a listener per pipelined request');
+        assert.deepEqual(
+          warnings.map((w) => w.name),
+          [],
+          'a listener per pipelined request',
+        );
       } finally {
         process.off('warning', onWarning);
       }

@@ -27,7 +27,11 @@ describe('metrics', () => {
     assert.match(await text(), /rampart_rate_limit_decision_seconds_count\{store="redis"\} 1/);
     assert.match(await text(), /rampart_rate_limit_decision_seconds_bucket\{le="0.005",store="redis"\} 1/);
     assert.match(await text(), /rampart_rate_limit_backend_errors_total\{store="redis",reason="timeout"\} 1/);
-    for (const [state, value] of [['OPEN', 1], ['HALF_OPEN', 2], ['CLOSED', 0]] as const) {
+    for (const [state, value] of [
+      ['OPEN', 1],
+      ['HALF_OPEN', 2],
+      ['CLOSED', 0],
+    ] as const) {
       rateLimit.breakerChanged('redis', state);
       assert.match(await text(), new RegExp(`rampart_rate_limit_breaker_state\\{store="redis"\\} ${value}\\n`));
     }

@@ -24,12 +24,15 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
         [[], ''],
       ];
       for (const [doc, path] of cases) {
-        assert.throws(() => parsePolicySet(doc, defaults), (err: unknown) => {
-          assert.ok(err instanceof PolicyError && err instanceof TypeError);
-          assert.equal(err.path, path);
-          assert.ok(!err.message.includes('RATE_LIMIT_POLICIES_FILE'), 'the limiter knows no variable names');
-          return true;
-        });
+        assert.throws(
+          () => parsePolicySet(doc, defaults),
+          (err: unknown) => {
+            assert.ok(err instanceof PolicyError && err instanceof TypeError);
+            assert.equal(err.path, path);
+            assert.ok(!err.message.includes('RATE_LIMIT_POLICIES_FILE'), 'the limiter knows no variable names');
+            return true;
+          },
+        );
       }
       assert.deepEqual(parsePolicySet({}, defaults), { policies: defaults, surfaces: undefined });
     });
@@ -48,7 +51,10 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
       const path = write(
         'ok.json',
         JSON.stringify({
-          policies: { public: { algorithm: 'token_bucket', rps: 50, burst: 100 }, api: { algorithm: 'sliding_window', limit: 10, windowSeconds: 1, key: 'credential', failMode: 'open' } },
+          policies: {
+            public: { algorithm: 'token_bucket', rps: 50, burst: 100 },
+            api: { algorithm: 'sliding_window', limit: 10, windowSeconds: 1, key: 'credential', failMode: 'open' },
+          },
           surfaces: [{ surface_id: 'api', method: 'POST', path: '/api*', policies: ['api', 'login_ip'], rate_limit_rps: 3 }],
         }),
       );
@@ -67,7 +73,10 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
       assert.deepEqual(loadPolicyFile(write('camel.json', JSON.stringify(camel)), defaults).surfaces, expected);
       assert.deepEqual(loadPolicyFile(write('snake.json', JSON.stringify(snake)), defaults).surfaces, expected);
       const both = { surfaces: [{ surfaceId: 's', surface_id: 's', path: '/a', policies: ['public'] }] };
-      assert.throws(() => loadPolicyFile(write('both.json', JSON.stringify(both)), defaults), /surfaces\.0\.surface_id: surfaceId and surface_id are the same field: keep surfaceId/);
+      assert.throws(
+        () => loadPolicyFile(write('both.json', JSON.stringify(both)), defaults),
+        /surfaces\.0\.surface_id: surfaceId and surface_id are the same field: keep surfaceId/,
+      );
       const none = { surfaces: [{ path: '/a', policies: ['public'] }] };
       assert.throws(() => loadPolicyFile(write('none.json', JSON.stringify(none)), defaults), /surfaces\.0\.surfaceId: Required/);
       // The example file the README points to uses the one case.
@@ -85,14 +94,30 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
       ['string limit', '{"policies":{"x":{"algorithm":"sliding_window","limit":"5","windowSeconds":60}}}', /policies\.x\.limit/],
       ['missing window', '{"policies":{"x":{"algorithm":"sliding_window","limit":5}}}', /policies\.x\.windowSeconds/],
       ['bad key kind', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":1,"key":"cookie"}}}', /policies\.x\.key/],
-      ['bad fail mode', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":1,"failMode":"sometimes"}}}', /policies\.x\.failMode/],
-      ['extra policy field', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":1,"burts":3}}}', /policies\.x: Unrecognized key/],
+      [
+        'bad fail mode',
+        '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":1,"failMode":"sometimes"}}}',
+        /policies\.x\.failMode/,
+      ],
+      [
+        'extra policy field',
+        '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":1,"burts":3}}}',
+        /policies\.x: Unrecognized key/,
+      ],
       ['upper-case name', '{"policies":{"Public":{"algorithm":"token_bucket","rps":1,"burst":1}}}', /policies\.Public/],
       ['surface without path', '{"surfaces":[{"surface_id":"s","policies":["public"]}]}', /surfaces\.0\.path/],
       ['relative path', '{"surfaces":[{"surface_id":"s","path":"v1","policies":["public"]}]}', /surfaces\.0\.path/],
-      ['unknown policy', '{"surfaces":[{"surface_id":"s","path":"/v1","policies":["nope"]}]}', /surfaces\.0\.policies: unknown policy "nope"/],
+      [
+        'unknown policy',
+        '{"surfaces":[{"surface_id":"s","path":"/v1","policies":["nope"]}]}',
+        /surfaces\.0\.policies: unknown policy "nope"/,
+      ],
       ['empty policies', '{"surfaces":[{"surface_id":"s","path":"/v1","policies":[]}]}', /surfaces\.0\.policies/],
-      ['duplicate id', '{"surfaces":[{"surface_id":"s","path":"/a","policies":["public"]},{"surface_id":"s","path":"/b","policies":["public"]}]}', /surfaces\.1\.surface_id: "s" is used twice/],
+      [
+        'duplicate id',
+        '{"surfaces":[{"surface_id":"s","path":"/a","policies":["public"]},{"surface_id":"s","path":"/b","policies":["public"]}]}',
+        /surfaces\.1\.surface_id: "s" is used twice/,
+      ],
       ['bad method', '{"surfaces":[{"surface_id":"s","method":"GE T","path":"/a","policies":["public"]}]}', /surfaces\.0\.method/],
       ['empty file', '', /is not valid JSON/],
       ['top-level array', '[]', /the top level/],
@@ -101,23 +126,38 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
       ['infinite rps', '{"policies":{"x":{"algorithm":"token_bucket","rps":1e400,"burst":2}}}', /policies\.x\.rps/],
       ['quote in a name', '{"policies":{"a\\"b":{"algorithm":"token_bucket","rps":1,"burst":1}}}', /policies\.a"b/],
       ['brace in a name', '{"policies":{"a{b}":{"algorithm":"token_bucket","rps":1,"burst":1}}}', /policies\.a\{b\}/],
-      ['negative override', '{"surfaces":[{"surface_id":"s","path":"/a","policies":["public"],"rate_limit_rps":-5}]}', /surfaces\.0\.rate_limit_rps/],
+      [
+        'negative override',
+        '{"surfaces":[{"surface_id":"s","path":"/a","policies":["public"],"rate_limit_rps":-5}]}',
+        /surfaces\.0\.rate_limit_rps/,
+      ],
       ['policies as a list', '{"policies":[{"algorithm":"token_bucket","rps":1,"burst":1}]}', /policies/],
-      ['duplicate camel id', '{"surfaces":[{"surfaceId":"s","path":"/a","policies":["public"]},{"surfaceId":"s","path":"/b","policies":["public"]}]}', /surfaces\.1\.surfaceId: "s" is used twice/],
-      ['camel override below zero', '{"surfaces":[{"surfaceId":"s","path":"/a","policies":["public"],"rateLimitBurst":0}]}', /surfaces\.0\.rateLimitBurst/],
+      [
+        'duplicate camel id',
+        '{"surfaces":[{"surfaceId":"s","path":"/a","policies":["public"]},{"surfaceId":"s","path":"/b","policies":["public"]}]}',
+        /surfaces\.1\.surfaceId: "s" is used twice/,
+      ],
+      [
+        'camel override below zero',
+        '{"surfaces":[{"surfaceId":"s","path":"/a","policies":["public"],"rateLimitBurst":0}]}',
+        /surfaces\.0\.rateLimitBurst/,
+      ],
       ['surface id with a brace', '{"surfaces":[{"surface_id":"s}","path":"/a","policies":["public"]}]}', /surfaces\.0\.surface_id/],
     ];
     for (const [what, content, pattern] of mistakes) {
       it(`refuses a file with ${what}, naming the place and RATE_LIMIT_POLICIES_FILE`, () => {
         const path = write(`${what.replace(/\W+/g, '-')}.json`, content);
-        assert.throws(() => loadPolicyFile(path, defaults), (err: unknown) => {
-          assert.ok(err instanceof ConfigError);
-          assert.equal(err.variable, 'RATE_LIMIT_POLICIES_FILE');
-          assert.match(err.message, pattern);
-          assert.match(err.message, /Fix: /);
-          assert.ok(!err.message.includes('\n'));
-          return true;
-        });
+        assert.throws(
+          () => loadPolicyFile(path, defaults),
+          (err: unknown) => {
+            assert.ok(err instanceof ConfigError);
+            assert.equal(err.variable, 'RATE_LIMIT_POLICIES_FILE');
+            assert.match(err.message, pattern);
+            assert.match(err.message, /Fix: /);
+            assert.ok(!err.message.includes('\n'));
+            return true;
+          },
+        );
       });
     }
 

@@ -43,14 +43,21 @@ describe('properties', () => {
       );
     });
 
-    it('customIdentity: never shaped like another kind\'s marker, never outside the safe set', () => {
+    it("customIdentity: never shaped like another kind's marker, never outside the safe set", () => {
       fc.assert(
-        fc.property(fc.oneof(anyText, fc.string({ maxLength: 10 }).map((s) => `i:${s}`), fc.constantFrom('p:1', 'c:x', 'i:10.0.0.1')), (s) => {
-          const id = customIdentity(s);
-          assert.doesNotMatch(id, /^[a-z]:/);
-          assert.match(id, KEY_SAFE);
-          assert.ok(id.length <= MAX_IDENTITY_LENGTH);
-        }),
+        fc.property(
+          fc.oneof(
+            anyText,
+            fc.string({ maxLength: 10 }).map((s) => `i:${s}`),
+            fc.constantFrom('p:1', 'c:x', 'i:10.0.0.1'),
+          ),
+          (s) => {
+            const id = customIdentity(s);
+            assert.doesNotMatch(id, /^[a-z]:/);
+            assert.match(id, KEY_SAFE);
+            assert.ok(id.length <= MAX_IDENTITY_LENGTH);
+          },
+        ),
         { numRuns: 500 },
       );
     });
@@ -107,7 +114,11 @@ describe('properties', () => {
       resetUs: fc.oneof(fc.integer({ min: 0, max: 2 ** 45 }), fc.double({ min: 0, max: 1e13, noNaN: true })),
     });
 
-    function written(form: 'draft-10' | 'draft-7' | 'draft-6', policies: HeaderPolicy[], decisions: { remaining: number; resetUs: number }[]) {
+    function written(
+      form: 'draft-10' | 'draft-7' | 'draft-6',
+      policies: HeaderPolicy[],
+      decisions: { remaining: number; resetUs: number }[],
+    ) {
       const headers: Record<string, string> = {};
       const res = { setHeader: (k: string, v: string) => (headers[k] = v) } as unknown as Response;
       headerWriter(form)?.(
@@ -123,7 +134,11 @@ describe('properties', () => {
     it('draft-10: a structured-field list, one member per policy, integers never negative', () => {
       fc.assert(
         fc.property(fc.array(fc.tuple(policy, decision), { minLength: 1, maxLength: 5 }), (pairs) => {
-          const h = written('draft-10', pairs.map((p) => p[0]), pairs.map((p) => p[1]));
+          const h = written(
+            'draft-10',
+            pairs.map((p) => p[0]),
+            pairs.map((p) => p[1]),
+          );
           const member = /^"([a-z][a-z0-9_.-]*)";r=(\d+);t=(\d+)$/;
           const members = (h['RateLimit'] as string).split(', ');
           assert.equal(members.length, pairs.length);
@@ -177,11 +192,22 @@ describe('properties', () => {
       MODE: ['dev', 'prod', 'PROD', ' prod'],
       PORT: ['0', '8000', '65536', '-1', '80.5'],
       RATE_LIMIT_BACKEND: ['memory', 'redis'],
-      REDIS_URL: ['redis://127.0.0.1:6379', `redis://:${SECRET}@h:6379`, `redis+sentinel://u:${SECRET}@a:1,b:2/m`, `http://:${SECRET}@h`, `redis://:${SECRET}@h:99999`],
+      REDIS_URL: [
+        'redis://127.0.0.1:6379',
+        `redis://:${SECRET}@h:6379`,
+        `redis+sentinel://u:${SECRET}@a:1,b:2/m`,
+        `http://:${SECRET}@h`,
+        `redis://:${SECRET}@h:99999`,
+      ],
       DATABASE_URL: ['postgres://a@h/d', `postgres://u:${SECRET}@h:5432/d`, `mysql://u:${SECRET}@h/d`, `postgres://u:${SECRET}@`],
       DATABASE_WRITE_URL: [`postgres://u:${SECRET}@h/d`, `nope:${SECRET}`],
       DATABASE_READ_URL: [`postgres://u:${SECRET}@r/d`, `postgres://u:${SECRET}@:0/`],
-      OTEL_EXPORTER_OTLP_ENDPOINT: ['http://jaeger:4318', `http://u:${SECRET}@c:4318`, `ftp://u:${SECRET}@c`, `http://c:4318/?token=${SECRET}`],
+      OTEL_EXPORTER_OTLP_ENDPOINT: [
+        'http://jaeger:4318',
+        `http://u:${SECRET}@c:4318`,
+        `ftp://u:${SECRET}@c`,
+        `http://c:4318/?token=${SECRET}`,
+      ],
       TRACING_ENABLED: ['true', 'false'],
       RATE_LIMIT_ENABLED: ['true', 'false'],
       TRUST_PROXY: ['true', '1', '10.0.0.0/8', 'loopback, 999.1.1.1', '-1'],

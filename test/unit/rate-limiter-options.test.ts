@@ -21,11 +21,14 @@ after(() => store.close());
 const bucket: PolicyOptions = { algorithm: 'token_bucket', rps: 1, burst: 2 };
 
 function throwsAtFactory(options: Partial<RateLimiterOptions>, pattern: RegExp): void {
-  assert.throws(() => createRateLimiter({ store, policies: { p: bucket }, ...options }), (err: unknown) => {
-    assert.ok(err instanceof TypeError);
-    assert.match(err.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => createRateLimiter({ store, policies: { p: bucket }, ...options }),
+    (err: unknown) => {
+      assert.ok(err instanceof TypeError);
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
 }
 
 describe('rate limiter options', () => {
@@ -64,21 +67,35 @@ describe('rate limiter options', () => {
     throwsAtFactory({ policies: { p: { ...bucket, failMode: 'maybe' as 'open' } } }, /failMode must be/);
     throwsAtFactory({ policies: { p: { ...bucket, key: 'cookie' as 'ip' } } }, /key must be/);
     throwsAtFactory({ deadlineMs: 0 }, /deadlineMs/);
-    throwsAtFactory({ surfaces: [{ surface_id: 's', path: '/x', policies: ['p'] } as unknown as SurfaceOptions] }, /surface_id, rate_limit_rps and rate_limit_burst are now surfaceId/);
-    assert.throws(() => createRateLimiter({ store, policies: { p: bucket }, deadlineMs: 1.5 }), (err: unknown) => {
-      assert.ok(err instanceof OptionsError, 'the one error type of every factory');
-      assert.equal(err.component, 'rateLimit');
-      assert.equal(err.option, 'deadlineMs');
-      assert.equal(err.message, 'rateLimit: deadlineMs must be a positive integer, got 1.5');
-      return true;
-    });
+    throwsAtFactory(
+      { surfaces: [{ surface_id: 's', path: '/x', policies: ['p'] } as unknown as SurfaceOptions] },
+      /surface_id, rate_limit_rps and rate_limit_burst are now surfaceId/,
+    );
+    assert.throws(
+      () => createRateLimiter({ store, policies: { p: bucket }, deadlineMs: 1.5 }),
+      (err: unknown) => {
+        assert.ok(err instanceof OptionsError, 'the one error type of every factory');
+        assert.equal(err.component, 'rateLimit');
+        assert.equal(err.option, 'deadlineMs');
+        assert.equal(err.message, 'rateLimit: deadlineMs must be a positive integer, got 1.5');
+        return true;
+      },
+    );
     throwsAtFactory({ headers: 'draft-99' as HeaderForm }, /headers must be/);
     throwsAtFactory({ ipv6Subnet: 129 }, /ipv6Subnet/);
     throwsAtFactory({ prefix: 'a{b}' }, /prefix/);
     throwsAtFactory({ surfaces: [{ surfaceId: 's', path: '/x', policies: ['nope'] }] }, /unknown policy "nope" in surface "s"/);
-    throwsAtFactory({ surfaces: [{ surfaceId: 's', path: 'x', policies: ['p'] }] }, /surface "s": path must be a path starting with "\/", got "x"/);
     throwsAtFactory(
-      { surfaces: [{ surfaceId: 's', path: '/x', policies: ['p'] }, { surfaceId: 's', path: '/y', policies: ['p'] }] },
+      { surfaces: [{ surfaceId: 's', path: 'x', policies: ['p'] }] },
+      /surface "s": path must be a path starting with "\/", got "x"/,
+    );
+    throwsAtFactory(
+      {
+        surfaces: [
+          { surfaceId: 's', path: '/x', policies: ['p'] },
+          { surfaceId: 's', path: '/y', policies: ['p'] },
+        ],
+      },
       /used twice/,
     );
     const limiter = createRateLimiter({ store, policies: { p: bucket } });
@@ -145,7 +162,8 @@ describe('rate limiter options', () => {
       for (let i = 0; i < 4; i++) statuses.push((await request(app).get('/').set('x-user', 'u1')).status);
       assert.deepEqual(statuses, [200, 200, 429, 429]);
       const count = async (policy: string, outcome: string) =>
-        (await metrics.rateLimit.decisions.get()).values.find((v) => v.labels['policy'] === policy && v.labels['outcome'] === outcome)?.value ?? 0;
+        (await metrics.rateLimit.decisions.get()).values.find((v) => v.labels['policy'] === policy && v.labels['outcome'] === outcome)
+          ?.value ?? 0;
       assert.equal(await count('narrow', 'limited'), 2);
       assert.equal(await count('wide', 'limited'), 0);
       assert.equal(await count('wide', 'denied_by_other'), 2);

@@ -60,9 +60,12 @@ describe('redaction policy', () => {
   });
 
   it('drops every query value (any case, any name) but keeps the names', () => {
-    assert.deepEqual({ ...redactAttributes({ 'url.query': 'token=a&Token=b&API_KEY=c&q=d&flag' }) }, {
-      'url.query': `token=${REDACTED}&Token=${REDACTED}&API_KEY=${REDACTED}&q=${REDACTED}&flag`,
-    });
+    assert.deepEqual(
+      { ...redactAttributes({ 'url.query': 'token=a&Token=b&API_KEY=c&q=d&flag' }) },
+      {
+        'url.query': `token=${REDACTED}&Token=${REDACTED}&API_KEY=${REDACTED}&q=${REDACTED}&flag`,
+      },
+    );
     assert.equal(
       redactAttributes({ 'url.full': 'https://u:p@api.example/x?sig=1&v=2#f' })['url.full'],
       `https://${REDACTED}@api.example/x?sig=${REDACTED}&v=${REDACTED}`,
@@ -85,16 +88,23 @@ describe('redaction policy', () => {
       assert.ok(!scrubbed.includes(secret.replace(/^(password=|api_key: )/, '')), `${secret} -> ${scrubbed}`);
       assert.match(scrubbed, /^failed for .*\[REDACTED\] at step 2$/);
     }
-    assert.equal(scrubString('GET /v1/notes/9b2f3a6e-0c51-4d1e-9d8a-7f6a5b4c3d2e'), 'GET /v1/notes/9b2f3a6e-0c51-4d1e-9d8a-7f6a5b4c3d2e', 'UUIDs survive');
+    assert.equal(
+      scrubString('GET /v1/notes/9b2f3a6e-0c51-4d1e-9d8a-7f6a5b4c3d2e'),
+      'GET /v1/notes/9b2f3a6e-0c51-4d1e-9d8a-7f6a5b4c3d2e',
+      'UUIDs survive',
+    );
     assert.equal(scrubString('connection refused'), 'connection refused');
   });
 
   it('removes SQL literals and keeps Redis commands to their name', () => {
     assert.equal(scrubSql("SELECT * FROM t WHERE a = 'x''y' AND b = 42 AND c = $1"), 'SELECT * FROM t WHERE a = ? AND b = ? AND c = $1');
-    assert.deepEqual({ ...redactAttributes({ 'db.system.name': 'redis', 'db.query.text': 'evalsha abc 1 rl:p:{i:1.2.3.4}' }) }, {
-      'db.system.name': 'redis',
-      'db.query.text': 'evalsha',
-    });
+    assert.deepEqual(
+      { ...redactAttributes({ 'db.system.name': 'redis', 'db.query.text': 'evalsha abc 1 rl:p:{i:1.2.3.4}' }) },
+      {
+        'db.system.name': 'redis',
+        'db.query.text': 'evalsha',
+      },
+    );
   });
 
   it('covers name, status message, exception events, links and resource, on a copy', () => {

@@ -5,7 +5,12 @@ describe('createRedisClient without onError: the stderr reporter', () => {
   function reporter(secret?: string) {
     let now = 1_000_000;
     const lines: string[] = [];
-    const report = stderrErrorReporter(secret, REDIS_CLIENT_DEFAULTS.errorLogIntervalMs, () => now, (l) => lines.push(l));
+    const report = stderrErrorReporter(
+      secret,
+      REDIS_CLIENT_DEFAULTS.errorLogIntervalMs,
+      () => now,
+      (l) => lines.push(l),
+    );
     return { report, lines, advance: (ms: number) => (now += ms) };
   }
 
@@ -32,5 +37,4 @@ describe('createRedisClient without onError: the stderr reporter', () => {
     report(new Error('WRONGPASS for hunter2\nsecond line'));
     assert.deepEqual(lines, ['rampart redis: WRONGPASS for *** second line\n']);
   });
-
 });

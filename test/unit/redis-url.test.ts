@@ -4,7 +4,15 @@ import { parseRedisUrl, RedisUrlError } from '../../src';
 // src/redis/redis-url.ts: what each REDIS_URL form parses to, and what is refused.
 describe('parseRedisUrl', () => {
   it('standalone: host, port (default 6379), database, TLS, user and password (percent-decoded)', () => {
-    assert.deepEqual(parseRedisUrl('redis://127.0.0.1'), { kind: 'standalone', host: '127.0.0.1', port: 6379, db: 0, tls: false, username: undefined, password: undefined });
+    assert.deepEqual(parseRedisUrl('redis://127.0.0.1'), {
+      kind: 'standalone',
+      host: '127.0.0.1',
+      port: 6379,
+      db: 0,
+      tls: false,
+      username: undefined,
+      password: undefined,
+    });
     assert.deepEqual(parseRedisUrl('rediss://limiter:p%40ss%3Aw@cache.internal:6380/3'), {
       kind: 'standalone',
       host: 'cache.internal',
@@ -77,12 +85,15 @@ describe('parseRedisUrl', () => {
   ];
   for (const [url, pattern] of refused) {
     it(`refuses ${url.replace(/hunter2/, '***')} with a RedisUrlError that never shows the password`, () => {
-      assert.throws(() => parseRedisUrl(url), (err: unknown) => {
-        assert.ok(err instanceof RedisUrlError);
-        assert.match(err.message, pattern);
-        assert.ok(!err.message.includes('hunter2'));
-        return true;
-      });
+      assert.throws(
+        () => parseRedisUrl(url),
+        (err: unknown) => {
+          assert.ok(err instanceof RedisUrlError);
+          assert.match(err.message, pattern);
+          assert.ok(!err.message.includes('hunter2'));
+          return true;
+        },
+      );
     });
   }
 });

@@ -54,7 +54,10 @@ describe('request deadline', () => {
     }
     assert.notEqual(seen[0]?.signal, seen[1]?.signal, 'not shared between responses (listeners would pile up)');
     await new Promise((r) => setTimeout(r, 100));
-    assert.ok(seen.every(({ signal }) => !signal.aborted), 'never aborts, even after the response and past the deadline');
+    assert.ok(
+      seen.every(({ signal }) => !signal.aborted),
+      'never aborts, even after the response and past the deadline',
+    );
   });
 
   it('drops a late response without crashing, and leaves exempt paths alone', async () => {

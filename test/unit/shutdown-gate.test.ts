@@ -41,7 +41,9 @@ describe('shutdown gate', () => {
       agent.destroy();
       assert.equal(normal, 'keep-alive', 'a keep-alive client keeps its socket while serving');
 
-      const inFlight = request(base).get('/slow').then((r) => r);
+      const inFlight = request(base)
+        .get('/slow')
+        .then((r) => r);
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(gate.inFlight, 1);
       gate.drain();
@@ -79,7 +81,9 @@ describe('shutdown gate', () => {
   it('whenIdle gives up after its timeout', async () => {
     const gate = createShutdownGate();
     const app = appWith(gate);
-    const pending = request(app).get('/slow').then((r) => r.status);
+    const pending = request(app)
+      .get('/slow')
+      .then((r) => r.status);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(await gate.whenIdle(20), false);
     assert.equal(await pending, 200);

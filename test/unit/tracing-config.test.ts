@@ -85,7 +85,11 @@ describe('loadTracingConfig (what the tracing preload reads)', () => {
       samplerRatio: 0.25,
     });
     assert.ok(Object.isFrozen(loadTracingConfig(env)));
-    for (const bad of [{ OTEL_TRACES_SAMPLER_ARG: 'x' }, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://u:pw@c:4318' }, { OTEL_SERVICE_NAME: 'x'.repeat(300) }]) {
+    for (const bad of [
+      { OTEL_TRACES_SAMPLER_ARG: 'x' },
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://u:pw@c:4318' },
+      { OTEL_SERVICE_NAME: 'x'.repeat(300) },
+    ]) {
       const fromTracing = refusal(() => loadTracingConfig(bad));
       const fromConfig = refusal(() => loadConfig(bad));
       assert.equal(fromTracing.variable, fromConfig.variable);

@@ -38,7 +38,7 @@ describe('the optional OpenTelemetry packages (rampart/tracing)', () => {
     }
   });
 
-  it("package.json: each is an optional peer dependency, and not a dependency", () => {
+  it('package.json: each is an optional peer dependency, and not a dependency', () => {
     for (const name of TRACING_PEER_PACKAGES) {
       assert.ok(manifest.peerDependencies?.[name] !== undefined, `peerDependencies lacks ${name}`);
       assert.equal(manifest.peerDependenciesMeta?.[name]?.optional, true, `peerDependenciesMeta["${name}"].optional is not true`);
@@ -53,7 +53,10 @@ describe('the optional OpenTelemetry packages (rampart/tracing)', () => {
     assert.equal(err.name, 'MissingTracingPackagesError');
     assert.deepEqual(err.packages, ['@opentelemetry/sdk-node', '@opentelemetry/resources']);
     assert.ok(!err.message.includes('\n'));
-    assert.match(err.message, /^rampart\/tracing needs @opentelemetry\/sdk-node, @opentelemetry\/resources, which are not installed .*\. Fix: npm install \S+ \S+$/);
+    assert.match(
+      err.message,
+      /^rampart\/tracing needs @opentelemetry\/sdk-node, @opentelemetry\/resources, which are not installed .*\. Fix: npm install \S+ \S+$/,
+    );
     const versions = { ...manifest.dependencies, ...manifest.peerDependencies };
     for (const name of err.packages) {
       const range = versions[name];

@@ -15,7 +15,8 @@ describe('validation of text and query values', () => {
   });
 
   it('multilineText also allows tab, line feed and carriage return, nothing else of C0', () => {
-    for (let c = 0; c <= 0x1f; c++) assert.equal(ok(multilineText(), char(c)), c === 0x09 || c === 0x0a || c === 0x0d, `U+${c.toString(16)}`);
+    for (let c = 0; c <= 0x1f; c++)
+      assert.equal(ok(multilineText(), char(c)), c === 0x09 || c === 0x0a || c === 0x0d, `U+${c.toString(16)}`);
     assert.equal(ok(multilineText(), char(0x7f)), false);
     assert.equal(ok(multilineText(), char(0x85)), false);
     assert.equal(ok(multilineText(), 'a\ud800'), false);
@@ -32,7 +33,8 @@ describe('validation of text and query values', () => {
     assert.deepEqual(q.parse({}), {});
     assert.equal(q.parse({ n: '' }).n, undefined);
     assert.equal(q.parse({ n: '7' }).n, 7);
-    for (const n of ['0', '101', ' 7', '7 ', '-1', '1e2', '0x7', '7\u0000', ['1', '2']]) assert.equal(ok(q, { n }), false, JSON.stringify(n));
+    for (const n of ['0', '101', ' 7', '7 ', '-1', '1e2', '0x7', '7\u0000', ['1', '2']])
+      assert.equal(ok(q, { n }), false, JSON.stringify(n));
   });
 
   it('names the field, never echoes the value, and names an unknown key only when it is plain', () => {

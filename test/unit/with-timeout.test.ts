@@ -9,7 +9,10 @@ describe('withTimeout (src/internal/with-timeout.ts)', () => {
   it('settles with the work when it is in time', async () => {
     assert.equal(await withTimeout(Promise.resolve(42), 10_000, () => 0), 42);
     assert.equal(await withTimeout('plain value', 10_000, () => 'late'), 'plain value');
-    await assert.rejects(withTimeout(Promise.reject(new Error('boom')), 10_000, () => 0), /boom/);
+    await assert.rejects(
+      withTimeout(Promise.reject(new Error('boom')), 10_000, () => 0),
+      /boom/,
+    );
   });
 
   it('leaves nothing to keep the process alive once settled, nor past the limit', function () {

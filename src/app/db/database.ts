@@ -144,8 +144,7 @@ export function createDatabase(options: DatabaseOptions): Database {
   const write = createPool(options.writeUrl, options, schema);
   const replica =
     options.readUrl === undefined || options.readUrl === options.writeUrl ? undefined : createPool(options.readUrl, options, schema);
-  const read: ReadPool =
-    replica === undefined ? write : failoverReads(replica, write, retryMs, (err) => options.onReplicaFailover?.(err));
+  const read: ReadPool = replica === undefined ? write : failoverReads(replica, write, retryMs, (err) => options.onReplicaFailover?.(err));
   let closing: Promise<void> | undefined;
   return {
     write,

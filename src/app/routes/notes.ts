@@ -52,15 +52,18 @@ export function createNotesRouter(db: Database): Router {
       `INSERT INTO notes (principal_id, title, body) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
       [principalOf(res).id, input.title, input.body],
     );
-    res.status(201).location(`/v1/notes/${rows[0]?.id ?? ''}`).json(rows[0]);
+    res
+      .status(201)
+      .location(`/v1/notes/${rows[0]?.id ?? ''}`)
+      .json(rows[0]);
   });
 
   router.get('/v1/notes/:id', async (req, res) => {
     const id = noteId(req.params['id']);
-    const { rows } = await db.read.query<NoteRow>(
-      `SELECT ${COLUMNS} FROM notes WHERE id = $1 AND principal_id = $2`,
-      [id, principalOf(res).id],
-    );
+    const { rows } = await db.read.query<NoteRow>(`SELECT ${COLUMNS} FROM notes WHERE id = $1 AND principal_id = $2`, [
+      id,
+      principalOf(res).id,
+    ]);
     if (rows[0] === undefined) throw new HttpError('NOT_FOUND', 'No such note');
     res.json(rows[0]);
   });
@@ -79,10 +82,7 @@ export function createNotesRouter(db: Database): Router {
 
   router.delete('/v1/notes/:id', async (req, res) => {
     const id = noteId(req.params['id']);
-    const { rowCount } = await db.write.query('DELETE FROM notes WHERE id = $1 AND principal_id = $2', [
-      id,
-      principalOf(res).id,
-    ]);
+    const { rowCount } = await db.write.query('DELETE FROM notes WHERE id = $1 AND principal_id = $2', [id, principalOf(res).id]);
     if (rowCount === 0) throw new HttpError('NOT_FOUND', 'No such note');
     res.status(204).end();
   });
