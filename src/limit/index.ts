@@ -16,8 +16,8 @@ export type {
 } from './rate-limiter';
 export type { HeaderForm } from './headers';
 export { customIdentity, ipIdentity, safeIdentity } from './keys';
-export { parsePolicySet, PolicyError } from './policy-set';
-export type { PolicySet } from './policy-set';
+export { checkPolicySet, parsePolicySet, PolicyError } from './policy-set';
+export type { PolicyCheck, PolicySet } from './policy-set';
 export type {
   CallGuard,
   Check,

@@ -76,29 +76,41 @@ const PolicyDocument = z.strictObject({
   surfaces: z.array(Surface).optional(),
 });
 
+/** Every mistake of a policies document (none: `set` is what {@link parsePolicySet} returns). */
+export interface PolicyCheck {
+  readonly errors: readonly PolicyError[];
+  readonly set: PolicySet | undefined;
+}
+
 /**
- * Validates a policies document (parsed JSON); its policies replace the `defaults` of the same
- * name. A mistake throws {@link PolicyError} naming the place in the document and what was
- * expected. Pure: reading a file is the caller's business (`loadPolicyFile`).
+ * Checks a policies document (parsed JSON) and collects every mistake, each with its place
+ * (what `rampart check-policies` prints). Pure: reading a file is the caller's business.
  */
-export function parsePolicySet(document: unknown, defaults: Readonly<Record<string, PolicyOptions>>): PolicySet {
+export function checkPolicySet(document: unknown, defaults: Readonly<Record<string, PolicyOptions>>): PolicyCheck {
   const parsed = PolicyDocument.safeParse(document);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new PolicyError(issue?.path.join('.') ?? '', issue?.message ?? 'invalid');
+    return { errors: parsed.error.issues.map((issue) => new PolicyError(issue.path.join('.'), issue.message)), set: undefined };
   }
+  const errors: PolicyError[] = [];
   const policies: Record<string, PolicyOptions> = { ...defaults };
   for (const [n, p] of Object.entries(parsed.data.policies ?? {})) {
     const { key, failMode, ...numbers } = p;
     policies[n] = { ...numbers, ...(key === undefined ? {} : { key }), ...(failMode === undefined ? {} : { failMode }) } as PolicyOptions;
   }
+  const ids = new Set<string>();
   const surfaces = parsed.data.surfaces?.map((s, i) => {
-    for (const p of s.policies) if (policies[p] === undefined) throw new PolicyError(`surfaces.${i}.policies`, `unknown policy "${p}"`);
-    if (new Set(s.policies).size !== s.policies.length) throw new PolicyError(`surfaces.${i}.policies`, 'a policy is listed twice');
+    for (const p of s.policies)
+      if (policies[p] === undefined) errors.push(new PolicyError(`surfaces.${i}.policies`, `unknown policy "${p}"`));
+    if (new Set(s.policies).size !== s.policies.length) errors.push(new PolicyError(`surfaces.${i}.policies`, 'a policy is listed twice'));
+    const surfaceId = (s.surfaceId ?? s.surface_id) as string;
+    // The place as the document spells it.
+    const field = s.surfaceId === undefined ? LEGACY.surfaceId : 'surfaceId';
+    if (ids.has(surfaceId)) errors.push(new PolicyError(`surfaces.${i}.${field}`, `"${surfaceId}" is used twice`));
+    ids.add(surfaceId);
     const rateLimitRps = s.rateLimitRps ?? s.rate_limit_rps;
     const rateLimitBurst = s.rateLimitBurst ?? s.rate_limit_burst;
     return {
-      surfaceId: (s.surfaceId ?? s.surface_id) as string,
+      surfaceId,
       ...(s.method === undefined ? {} : { method: s.method }),
       path: s.path,
       policies: s.policies,
@@ -106,12 +118,16 @@ export function parsePolicySet(document: unknown, defaults: Readonly<Record<stri
       ...(rateLimitBurst === undefined ? {} : { rateLimitBurst }),
     } satisfies SurfaceOptions;
   });
-  const ids = new Set<string>();
-  for (const [i, s] of (surfaces ?? []).entries()) {
-    // The place as the document spells it.
-    const field = parsed.data.surfaces?.[i]?.surfaceId === undefined ? LEGACY.surfaceId : 'surfaceId';
-    if (ids.has(s.surfaceId)) throw new PolicyError(`surfaces.${i}.${field}`, `"${s.surfaceId}" is used twice`);
-    ids.add(s.surfaceId);
-  }
-  return { policies, surfaces };
+  return errors.length > 0 ? { errors, set: undefined } : { errors, set: { policies, surfaces } };
+}
+
+/**
+ * Validates a policies document (parsed JSON); its policies replace the `defaults` of the same
+ * name. The first mistake throws {@link PolicyError} naming the place in the document and what
+ * was expected ({@link checkPolicySet} lists them all).
+ */
+export function parsePolicySet(document: unknown, defaults: Readonly<Record<string, PolicyOptions>>): PolicySet {
+  const { errors, set } = checkPolicySet(document, defaults);
+  if (set === undefined) throw errors[0] ?? new PolicyError('', 'invalid');
+  return set;
 }

@@ -166,6 +166,29 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
     assert.ok((sizes['core (rampart, express, ioredis)']?.mb ?? Infinity) < 20, JSON.stringify(sizes));
   });
 
+  it('ships the rampart command: npx rampart check-policies FILE checks a file offline (0 when valid, 1 with each mistake and its place)', async () => {
+    const good = join(consumer, 'good.json');
+    const bad = join(consumer, 'bad.json');
+    writeFileSync(good, readFileSync(join(ROOT, 'config', 'policies.example.json')));
+    writeFileSync(
+      bad,
+      JSON.stringify({
+        policies: { x: { algorithm: 'token_bucket', rps: 0, burst: 1 } },
+        surfaces: [{ surfaceId: 's', path: '/', policies: ['y'] }],
+      }),
+    );
+    const ok = await run('npx', ['--no-install', 'rampart', 'check-policies', good], { cwd: consumer });
+    assert.match(ok.stdout, /good\.json: ok \(4 policies with the defaults, 5 surfaces\)/);
+    await assert.rejects(
+      run('npx', ['--no-install', 'rampart', 'check-policies', bad], { cwd: consumer }),
+      (err: Error & { code?: number; stderr?: string }) => {
+        assert.equal(err.code, 1);
+        assert.match(String(err.stderr), /bad\.json: policies\.x\.rps: /);
+        return true;
+      },
+    );
+  });
+
   for (const resolution of ['node16', 'bundler'] as const) {
     it(`compiles the README's block as it stands (strict, moduleResolution ${resolution}, no skipLibCheck)`, async () => {
       const dir = join(consumer, `ts-${resolution}`);

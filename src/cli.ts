@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// `rampart check-policies FILE...`: checks policies files offline with the parser the limiter
+// uses (`checkPolicySet`, over the default policies), printing every mistake with its place.
+// Exit 0: every file is valid; 1: a file has mistakes; 2: usage, or a file cannot be read.
+import { readFileSync } from 'node:fs';
+import { CONFIG_DEFAULTS, defaultPolicies } from './config';
+import { checkPolicySet } from './limit';
+
+const USAGE = 'usage: rampart check-policies FILE...';
+
+/** Runs the command; returns the exit code. `out`/`err` receive whole lines. */
+export function main(argv: readonly string[], out: (line: string) => void, err: (line: string) => void): number {
+  const [command, ...files] = argv;
+  if (command !== 'check-policies' || files.length === 0) {
+    err(USAGE);
+    return 2;
+  }
+  const defaults = defaultPolicies(CONFIG_DEFAULTS.RATE_LIMIT_DEFAULT_RPS, CONFIG_DEFAULTS.RATE_LIMIT_DEFAULT_BURST);
+  let code = 0;
+  for (const file of files) {
+    let document: unknown;
+    try {
+      document = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      err(`${file}: ${e instanceof SyntaxError ? `not valid JSON (${reason})` : `cannot be read (${reason})`}`);
+      code = Math.max(code, e instanceof SyntaxError ? 1 : 2);
+      continue;
+    }
+    const { errors, set } = checkPolicySet(document, defaults);
+    if (set === undefined) {
+      for (const e of errors) err(`${file}: ${e.message}`);
+      code = Math.max(code, 1);
+      continue;
+    }
+    out(`${file}: ok (${Object.keys(set.policies).length} policies with the defaults, ${set.surfaces?.length ?? 0} surfaces)`);
+  }
+  return code;
+}
+
+if (require.main === module) {
+  process.exitCode = main(
+    process.argv.slice(2),
+    (line) => process.stdout.write(`${line}\n`),
+    (line) => process.stderr.write(`${line}\n`),
+  );
+}
