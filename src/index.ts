@@ -86,6 +86,7 @@ export type {
   BreakerState,
   CallGuard,
   Check,
+  CostFunction,
   SlidingWindowCheck,
   TokenBucketCheck,
   Decision,

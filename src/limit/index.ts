@@ -21,6 +21,7 @@ export type { PolicyCheck, PolicySet } from './policy-set';
 export type {
   CallGuard,
   Check,
+  CostFunction,
   SlidingWindowCheck,
   TokenBucketCheck,
   Decision,

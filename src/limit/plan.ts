@@ -3,7 +3,7 @@ import { policyHeaderValue, type HeaderForm, type HeaderPolicy } from './headers
 import type { Identities, IdentityOf } from './identity';
 import type { DecisionOutcome, RateLimitObserver } from './observer';
 import { invalid, positive, RATE_LIMITER_DEFAULTS, refuse, type SurfaceOptions } from './options';
-import type { Check, FailMode, PolicyOptions } from './types';
+import type { Check, CostFunction, FailMode, PolicyOptions } from './types';
 
 /** A policy name: a lower-case letter, then up to 63 of `[a-z0-9_.-]`. */
 export const POLICY_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
@@ -15,8 +15,12 @@ export interface CompiledPolicy {
   /** Name inside the key: the policy, or `policy@surface` when a surface overrides its numbers. */
   readonly keyName: string;
   readonly algorithm: PolicyOptions['algorithm'];
-  /** The check of one request for the bucket `key`. */
-  readonly check: (key: string) => Check;
+  /** The check of one request for the bucket `key`, taking `cost` from it. */
+  readonly check: (key: string, cost: number) => Check;
+  /** The fixed cost, or the function that gives each request's (checked per request). */
+  readonly cost: number | CostFunction;
+  /** The bucket's size (burst or limit): no cost may exceed it. */
+  readonly capacity: number;
   readonly failMode: FailMode;
   readonly identity: IdentityOf;
   readonly header: HeaderPolicy;
@@ -32,14 +36,15 @@ export interface Plan {
   readonly counters: {
     readonly allowed: () => void;
     /** Counts `limited` for the policies that denied, `denied_by_other` for the rest. */
-    readonly limited: (remaining: readonly number[]) => void;
+    readonly limited: (remaining: readonly number[], checks: readonly Check[]) => void;
     readonly failedOpen: () => void;
     readonly failedClosed: () => void;
   };
 }
 
-/** Whether check `i` of a denied decision is one that denied it (it had less than one request left). */
-export const denies = (remaining: readonly number[], i: number) => (remaining[i] as number) < 1;
+/** Whether check `i` of a denied decision is one that denied it (it had less left than the request costs). */
+export const denies = (remaining: readonly number[], checks: readonly Check[], i: number) =>
+  (remaining[i] as number) < (checks[i] as Check).cost;
 
 export interface PlannerOptions {
   readonly policies: Readonly<Record<string, PolicyOptions>>;
@@ -70,6 +75,14 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     if (typeof key === 'function') identity = identities.custom(key);
     else if (key === 'ip' || key === 'principal' || key === 'credential') identity = identities.builtIn[key];
     else refuse(`policy "${name}": key`, '"ip", "principal", "credential" or a function', key);
+    const costOf = (capacity: number): number | CostFunction => {
+      const cost = p.cost ?? 1;
+      if (typeof cost === 'function') return cost;
+      if (!Number.isInteger(cost) || cost < 1 || cost > capacity) {
+        refuse(`policy "${name}": cost`, `a positive integer no larger than ${capacity} (the bucket), or a function`, cost);
+      }
+      return cost;
+    };
     if (p.algorithm === 'token_bucket') {
       const overridden = overrides?.rateLimitRps !== undefined || overrides?.rateLimitBurst !== undefined;
       const rps = positive(overrides?.rateLimitRps ?? p.rps, `policy "${name}": rps`, false);
@@ -79,7 +92,9 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
         name,
         keyName: overridden && overrides ? `${name}@${overrides.surfaceId}` : name,
         algorithm: 'token_bucket',
-        check: (key) => ({ key, cost: 1, algorithm: 'token_bucket', intervalUs: interval, burst }),
+        check: (key, cost) => ({ key, cost, algorithm: 'token_bucket', intervalUs: interval, burst }),
+        cost: costOf(burst),
+        capacity: burst,
         failMode,
         identity,
         header: { name, quota: burst, windowSeconds: Math.max(1, Math.ceil((burst * interval) / MICROS)) },
@@ -93,7 +108,9 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
         name,
         keyName: name,
         algorithm: 'sliding_window',
-        check: (key) => ({ key, cost: 1, algorithm: 'sliding_window', windowUs, limit }),
+        check: (key, cost) => ({ key, cost, algorithm: 'sliding_window', windowUs, limit }),
+        cost: costOf(limit),
+        capacity: limit,
         failMode,
         identity,
         header: { name, quota: limit, windowSeconds: Math.ceil(windowSeconds) },
@@ -148,13 +165,13 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       failOpen: options.devFailOpen || policies.every((p) => p.failMode === 'open'),
       counters: {
         allowed: counter('allowed'),
-        limited: (remaining) => {
-          for (let i = 0; i < limited.length; i++) (denies(remaining, i) ? limited[i] : byOther[i])?.();
+        limited: (remaining, checks) => {
+          for (let i = 0; i < limited.length; i++) (denies(remaining, checks, i) ? limited[i] : byOther[i])?.();
           // Which policies denied is spelled out only when a span will carry it: a flood of
           // denials (deny cache hits) costs no string work without tracing.
           const span = trace.getActiveSpan();
           if (span !== undefined) {
-            const deniedBy = names.filter((_, i) => denies(remaining, i)).join('+');
+            const deniedBy = names.filter((_, i) => denies(remaining, checks, i)).join('+');
             span.addEvent('rate_limit.decision', { ...limitedEvent, 'rate_limit.denied_by': deniedBy });
           }
         },

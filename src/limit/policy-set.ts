@@ -25,23 +25,33 @@ const name = z.string().regex(POLICY_NAME, 'a policy name: lower-case letter, th
 const common = {
   key: z.enum(['ip', 'principal', 'credential']).optional(),
   failMode: z.enum(['open', 'closed']).optional(),
+  cost: z.number().int().positive().optional(),
+};
+/** A cost larger than the bucket could never be admitted. */
+const costFits = (p: { cost?: number | undefined }, capacity: number, ctx: z.RefinementCtx) => {
+  if (p.cost !== undefined && p.cost > capacity)
+    ctx.addIssue({ code: 'custom', path: ['cost'], message: `at most ${capacity} (the bucket)` });
 };
 const Policy = z.discriminatedUnion('algorithm', [
-  z.strictObject({
-    algorithm: z.literal('token_bucket'),
-    rps: z.number().positive().max(1_000_000),
-    burst: z.number().int().positive().max(1_000_000_000),
-    ...common,
-  }),
-  z.strictObject({
-    algorithm: z.literal('sliding_window'),
-    limit: z.number().int().positive().max(100_000),
-    windowSeconds: z
-      .number()
-      .positive()
-      .max(86_400 * 31),
-    ...common,
-  }),
+  z
+    .strictObject({
+      algorithm: z.literal('token_bucket'),
+      rps: z.number().positive().max(1_000_000),
+      burst: z.number().int().positive().max(1_000_000_000),
+      ...common,
+    })
+    .superRefine((p, ctx) => costFits(p, p.burst, ctx)),
+  z
+    .strictObject({
+      algorithm: z.literal('sliding_window'),
+      limit: z.number().int().positive().max(100_000),
+      windowSeconds: z
+        .number()
+        .positive()
+        .max(86_400 * 31),
+      ...common,
+    })
+    .superRefine((p, ctx) => costFits(p, p.limit, ctx)),
 ]);
 const surfaceId = z.string().regex(SURFACE_ID, 'a surface id: 1 to 64 of [A-Za-z0-9_.-] (it may become part of a Redis key)');
 const rps = z.number().positive().max(1_000_000);
@@ -94,8 +104,13 @@ export function checkPolicySet(document: unknown, defaults: Readonly<Record<stri
   const errors: PolicyError[] = [];
   const policies: Record<string, PolicyOptions> = { ...defaults };
   for (const [n, p] of Object.entries(parsed.data.policies ?? {})) {
-    const { key, failMode, ...numbers } = p;
-    policies[n] = { ...numbers, ...(key === undefined ? {} : { key }), ...(failMode === undefined ? {} : { failMode }) } as PolicyOptions;
+    const { key, failMode, cost, ...numbers } = p;
+    policies[n] = {
+      ...numbers,
+      ...(key === undefined ? {} : { key }),
+      ...(failMode === undefined ? {} : { failMode }),
+      ...(cost === undefined ? {} : { cost }),
+    } as PolicyOptions;
   }
   const ids = new Set<string>();
   const surfaces = parsed.data.surfaces?.map((s, i) => {

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { sendError } from '../errors';
+import { OptionsError } from '../internal/options';
 import { createBreakerPool, isStoreMisuse } from './breakers';
 import { createDenyCache } from './deny-cache';
 import { identities } from './identity';
@@ -74,12 +75,19 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
 
   const denied = createDenyCache(o.denyCacheMaxKeys);
 
-  function deny(res: Response, p: Plan, remaining: readonly number[], resetUs: readonly number[], retryUs: number): void {
-    p.counters.limited(remaining);
+  function deny(
+    res: Response,
+    p: Plan,
+    checks: readonly Check[],
+    remaining: readonly number[],
+    resetUs: readonly number[],
+    retryUs: number,
+  ): void {
+    p.counters.limited(remaining, checks);
     writeHeaders?.(res, p.policyHeader, p.headerPolicies, remaining, resetUs);
     let culprit = p.policies[0] as CompiledPolicy;
     for (let i = 0; i < p.policies.length; i++) {
-      if (denies(remaining, i)) {
+      if (denies(remaining, checks, i)) {
         culprit = p.policies[i] as CompiledPolicy;
         break;
       }
@@ -99,8 +107,21 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       for (let i = 0; i < n; i++) {
         const policy = p.policies[i] as CompiledPolicy;
         const key = `${prefix}:${policy.keyName}:{${policy.identity(req, res)}}`;
-        checks[i] = policy.check(key);
-        cacheKey = i === 0 ? key : `${cacheKey} ${key}`;
+        let cost = policy.cost;
+        if (typeof cost === 'function') {
+          cost = cost(req, res);
+          if (!Number.isInteger(cost) || cost < 1 || cost > policy.capacity) {
+            // A bug of the app's cost function: never a decision on a cost no bucket can hold.
+            next(
+              new OptionsError('rateLimit', `policy "${policy.name}": cost`, `a positive integer no larger than ${policy.capacity}`, cost),
+            );
+            return;
+          }
+        }
+        checks[i] = policy.check(key, cost);
+        // A denial is remembered for one cost: a cheaper request may still fit.
+        const entry = typeof policy.cost === 'function' ? `${key}#${cost}` : key;
+        cacheKey = i === 0 ? entry : `${cacheKey} ${entry}`;
       }
       const now = nowMicros();
       if (denied.enabled) {
@@ -110,6 +131,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
           deny(
             res,
             p,
+            checks,
             hit.remaining,
             hit.resetUs.map((r) => r - elapsed),
             hit.untilUs - now,
@@ -133,7 +155,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
             remaining: decision.remaining,
             resetUs: decision.resetUs,
           });
-          deny(res, p, decision.remaining, decision.resetUs, decision.retryAfterUs);
+          deny(res, p, checks, decision.remaining, decision.resetUs, decision.retryAfterUs);
         },
         (err: unknown) => {
           latency?.((performance.now() - started) / 1000);

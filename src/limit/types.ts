@@ -3,6 +3,9 @@ import type { Request, Response } from 'express';
 /** What a policy does when the backend fails: let the request through, or answer 503. */
 export type FailMode = 'open' | 'closed';
 
+/** The cost of a request for a policy: a positive integer, at most the policy's burst or limit. */
+export type CostFunction = (req: Request, res: Response) => number;
+
 /** Built-in identities a policy can be keyed by. */
 export type KeyKind = 'ip' | 'principal' | 'credential';
 
@@ -17,6 +20,12 @@ interface PolicyBase {
   readonly key?: KeyKind | KeyFunction;
   /** Default `closed`. */
   readonly failMode?: FailMode;
+  /**
+   * What one request takes from the bucket: a positive integer (default 1), or a function of
+   * the request returning one, no larger than the bucket (burst or limit). `RateLimit`
+   * remaining counts in these units; a denied request takes nothing.
+   */
+  readonly cost?: number | CostFunction;
 }
 
 /** A token bucket: refills `rps` tokens per second up to `burst`. */

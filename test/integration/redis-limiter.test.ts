@@ -43,6 +43,43 @@ describe('rate limiting on a real Redis', function () {
     await server?.stop();
   });
 
+  it("a denied request, however costly, takes nothing and never extends a key's life (denials cannot pin a key)", async () => {
+    const client = new Redis(server.port, '127.0.0.1');
+    const store = createRedisStore({ client });
+    try {
+      for (const [kind, check] of [
+        [
+          'bucket',
+          (cost: number) => ({ key: 'rl:cost:{i:10.0.0.9}', algorithm: 'token_bucket' as const, intervalUs: 100_000, burst: 10, cost }),
+        ],
+        [
+          'window',
+          (cost: number) => ({ key: 'rl:costw:{i:10.0.0.9}', algorithm: 'sliding_window' as const, windowUs: 800_000, limit: 10, cost }),
+        ],
+      ] as const) {
+        assert.equal((await store.decide([check(8)])).allowed, true, kind);
+        const key = check(1).key;
+        const value = async () =>
+          (await admin.type(key)) === 'zset' ? JSON.stringify(await admin.zrange(key, '0', '-1')) : await admin.get(key);
+        const before = await value();
+        let pttl = await admin.pttl(key);
+        assert.ok(pttl > 0 && pttl <= 800, `${kind}: PTTL ${pttl}`);
+        for (let i = 0; i < 20; i++) {
+          assert.equal((await store.decide([check(5)])).allowed, false, kind);
+          const now = await admin.pttl(key);
+          assert.ok(now <= pttl, `${kind}: a denial extended the key's life (${pttl} -> ${now} ms)`);
+          pttl = now;
+        }
+        assert.equal(await value(), before, `${kind}: nothing taken`);
+        await sleep(pttl + 50);
+        assert.equal(await admin.exists(key), 0, `${kind}: the key expired on time`);
+      }
+    } finally {
+      await store.close();
+      client.disconnect();
+    }
+  });
+
   it('stores a token bucket as one integer with a millisecond TTL equal to time-to-full', async () => {
     const client = new Redis(server.port, '127.0.0.1');
     const store = createRedisStore({ client });

@@ -203,6 +203,21 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       assert.equal((await s.store.decide([window])).allowed, false);
     });
 
+    it('cost: a denied request takes nothing (a cheaper one still fits after it), for windows and buckets', async () => {
+      const bucket = (cost: number) => tokenBucket(key('costdeny'), 1 / 3600, 5, cost);
+      assert.equal((await s.store.decide([bucket(3)])).remaining[0], 2);
+      const denied = await s.store.decide([bucket(3)]);
+      assert.equal(denied.allowed, false);
+      assert.equal(denied.remaining[0], 2, 'the denial shows what is left, untouched');
+      const after = await s.store.decide([bucket(2)]);
+      assert.deepEqual([after.allowed, after.remaining[0]], [true, 0]);
+      const window = (cost: number) => slidingWindow(key('costdenyw'), 5, 3_600_000, cost);
+      assert.equal((await s.store.decide([window(4)])).remaining[0], 1);
+      assert.equal((await s.store.decide([window(2)])).allowed, false);
+      const last = await s.store.decide([window(1)]);
+      assert.deepEqual([last.allowed, last.remaining[0]], [true, 0]);
+    });
+
     it('decisions made in the same turn are decided in order, each all-or-nothing', async () => {
       // One hour per token and per window: nothing refills during the test.
       const a = (cost = 1) => tokenBucket(key('a'), 1 / 3600, 3, cost);

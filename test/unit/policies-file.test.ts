@@ -47,6 +47,14 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
     };
     const defaults = defaultPolicies(5, 10);
 
+    it("reads a policy's cost", () => {
+      const set = loadPolicyFile(
+        write('cost.json', '{"policies":{"x":{"algorithm":"sliding_window","limit":5,"windowSeconds":1,"cost":2}}}'),
+        defaults,
+      );
+      assert.deepEqual(set.policies['x'], { algorithm: 'sliding_window', limit: 5, windowSeconds: 1, cost: 2 });
+    });
+
     it('merges the file over the defaults and keeps its surfaces', () => {
       const path = write(
         'ok.json',
@@ -141,6 +149,16 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
         'camel override below zero',
         '{"surfaces":[{"surfaceId":"s","path":"/a","policies":["public"],"rateLimitBurst":0}]}',
         /surfaces\.0\.rateLimitBurst/,
+      ],
+      [
+        'a cost larger than the bucket',
+        '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":2,"cost":3}}}',
+        /policies\.x\.cost: at most 2/,
+      ],
+      [
+        'a fractional cost',
+        '{"policies":{"x":{"algorithm":"sliding_window","limit":5,"windowSeconds":1,"cost":1.5}}}',
+        /policies\.x\.cost/,
       ],
       ['surface id with a brace', '{"surfaces":[{"surface_id":"s}","path":"/a","policies":["public"]}]}', /surfaces\.0\.surface_id/],
     ];

@@ -7,6 +7,7 @@ import {
   createMemoryStore,
   createMetrics,
   createRateLimiter,
+  errorHandler,
   OptionsError,
   RATE_LIMITER_DEFAULTS,
   type HeaderForm,
@@ -170,6 +171,44 @@ describe('rate limiter options', () => {
       assert.equal(await count('wide', 'allowed'), 2);
       await limiter.close();
       await store.close();
+    });
+  });
+
+  describe('cost per request', () => {
+    it('charges the cost, counts RateLimit remaining in cost units, names the policy that could not pay, and takes nothing on a denial', async () => {
+      const limiter = createRateLimiter({
+        store: createMemoryStore(),
+        policies: {
+          upload: { algorithm: 'token_bucket', rps: 1 / 3600, burst: 10, cost: (req) => Number(req.get('x-cost') ?? 1) },
+          calls: { algorithm: 'sliding_window', limit: 100, windowSeconds: 3600 },
+        },
+      });
+      const app = express();
+      app.post('/upload', limiter.limit('upload', 'calls'), (_req, res) => res.json({ ok: true }));
+      app.use(errorHandler());
+      const send = (cost: string) => request(app).post('/upload').set('x-cost', cost);
+      let r = await send('7');
+      assert.equal(r.status, 200);
+      assert.match(String(r.headers['ratelimit']), /"upload";r=3;t=\d+, "calls";r=99;/);
+      r = await send('4');
+      assert.equal(r.status, 429);
+      assert.equal(r.body.policy, 'upload', 'upload had 3 left for a cost of 4: it denied, not calls');
+      assert.match(String(r.headers['ratelimit']), /"upload";r=3;/);
+      // Not remembered for every cost: a request that fits goes through at once.
+      r = await send('3');
+      assert.equal(r.status, 200);
+      assert.match(String(r.headers['ratelimit']), /"upload";r=0;t=\d+, "calls";r=98;/);
+      // A cost function gone wrong is the app's bug: 500 by the error handler, never a decision.
+      for (const bad of ['0', '1.5', '11', 'x']) assert.equal((await send(bad)).status, 500, bad);
+      await limiter.close();
+    });
+
+    it('refuses a fixed cost the bucket cannot hold, when built', () => {
+      throwsAtFactory(
+        { policies: { p: { ...bucket, cost: 3 } } },
+        /policy "p": cost must be a positive integer no larger than 2 \(the bucket\)/,
+      );
+      throwsAtFactory({ policies: { p: { ...bucket, cost: 0 } } }, /cost must be/);
     });
   });
 
