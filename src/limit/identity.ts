@@ -24,6 +24,8 @@ export function defaultCredential(req: Request): string | undefined {
 /** How each kind of key finds a request's identity; every kind falls back to the client IP. */
 export interface Identities {
   readonly builtIn: Readonly<Record<KeyKind, IdentityOf>>;
+  /** The value each kind is made from, as the app gives it (for allow lists); none for `ip`. */
+  readonly raw: Readonly<Record<KeyKind, ((req: Request, res: Response) => string | undefined) | undefined>>;
   custom(key: KeyFunction): IdentityOf;
 }
 
@@ -45,6 +47,7 @@ export function identities(
         return c === undefined ? ipOf(req) : `c:${digest(c)}`;
       },
     },
+    raw: { ip: undefined, principal, credential },
     custom(key) {
       return (req, res) => {
         const v = key(req, res);

@@ -1,5 +1,6 @@
 import { trace } from '@opentelemetry/api';
 import { policyHeaderValue, type HeaderForm, type HeaderPolicy } from './headers';
+import { allowList, type AllowedTest } from './allow-list';
 import type { Identities, IdentityOf } from './identity';
 import type { DecisionOutcome, RateLimitObserver } from './observer';
 import { invalid, positive, RATE_LIMITER_DEFAULTS, refuse, type SurfaceOptions } from './options';
@@ -21,6 +22,8 @@ export interface CompiledPolicy {
   readonly cost: number | CostFunction;
   /** The bucket's size (burst or limit): no cost may exceed it. */
   readonly capacity: number;
+  /** Whether a request skips this policy (its `allow` list); absent without one. */
+  readonly allowed: AllowedTest | undefined;
   readonly failMode: FailMode;
   readonly identity: IdentityOf;
   readonly header: HeaderPolicy;
@@ -33,7 +36,13 @@ export interface Plan {
   readonly headerPolicies: readonly HeaderPolicy[];
   readonly policyHeader: string;
   readonly failOpen: boolean;
+  /** Some policy has an allow list: requests may skip policies (see {@link Plan.without}). */
+  readonly skippable: boolean;
+  /** The plan for the policies not in `mask` (bit i: policy i skipped), made once per mask. */
+  without(mask: number): Plan;
   readonly counters: {
+    /** Counts `skipped` for the policies in `mask`. */
+    readonly skipped: (mask: number) => void;
     readonly allowed: () => void;
     /** Counts `limited` for the policies that denied, `denied_by_other` for the rest. */
     readonly limited: (remaining: readonly number[], checks: readonly Check[]) => void;
@@ -75,6 +84,13 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     if (typeof key === 'function') identity = identities.custom(key);
     else if (key === 'ip' || key === 'principal' || key === 'credential') identity = identities.builtIn[key];
     else refuse(`policy "${name}": key`, '"ip", "principal", "credential" or a function', key);
+    let allowed: AllowedTest | undefined;
+    if (p.allow !== undefined) {
+      if (!Array.isArray(p.allow) || p.allow.some((e) => typeof e !== 'string' || e === '')) {
+        refuse(`policy "${name}": allow`, 'a list of addresses, ranges or identities', p.allow);
+      }
+      allowed = allowList(p.allow, typeof key === 'function' ? key : identities.raw[key]);
+    }
     const costOf = (capacity: number): number | CostFunction => {
       const cost = p.cost ?? 1;
       if (typeof cost === 'function') return cost;
@@ -95,6 +111,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
         check: (key, cost) => ({ key, cost, algorithm: 'token_bucket', intervalUs: interval, burst }),
         cost: costOf(burst),
         capacity: burst,
+        allowed,
         failMode,
         identity,
         header: { name, quota: burst, windowSeconds: Math.max(1, Math.ceil((burst * interval) / MICROS)) },
@@ -111,6 +128,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
         check: (key, cost) => ({ key, cost, algorithm: 'sliding_window', windowUs, limit }),
         cost: costOf(limit),
         capacity: limit,
+        allowed,
         failMode,
         identity,
         header: { name, quota: limit, windowSeconds: Math.ceil(windowSeconds) },
@@ -132,11 +150,13 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     return p;
   }
 
-  return (names, surface) => {
+  function plan(names: readonly string[], surface: SurfaceOptions | undefined): Plan {
     const option = surface ? 'surfaces' : 'policies';
     if (names.length === 0) invalid(option, `${surface ? `surface "${surface.surfaceId}"` : 'limit()'} names no policy`);
     if (new Set(names).size !== names.length) invalid(option, `policies listed twice: ${names.join(', ')}`);
+    if (names.length > 30) invalid(option, 'at most 30 policies per request');
     const policies = names.map((n) => policyFor(n, surface));
+    const subplans = new Map<number, Plan>();
     const headerPolicies = policies.map((p) => p.header);
     const label = names.join('+');
     const children = (outcome: DecisionOutcome) => (observer === undefined ? [] : names.map((n) => observer.decisionCounter(n, outcome)));
@@ -156,6 +176,8 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     };
     const limited = children('limited');
     const byOther = children('denied_by_other');
+    const skipEvent = event('skipped');
+    const skippedCounters = children('skipped');
     const limitedEvent = event('limited');
     return {
       label,
@@ -163,7 +185,23 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       headerPolicies,
       policyHeader: form === false ? '' : policyHeaderValue(form, headerPolicies),
       failOpen: options.devFailOpen || policies.every((p) => p.failMode === 'open'),
+      skippable: policies.some((p) => p.allowed !== undefined),
+      without(mask) {
+        let sub = subplans.get(mask);
+        if (sub === undefined) {
+          sub = plan(
+            names.filter((_, i) => (mask & (1 << i)) === 0),
+            surface,
+          );
+          subplans.set(mask, sub);
+        }
+        return sub;
+      },
       counters: {
+        skipped: (mask) => {
+          for (let i = 0; i < skippedCounters.length; i++) if ((mask & (1 << i)) !== 0) skippedCounters[i]?.();
+          trace.getActiveSpan()?.addEvent('rate_limit.decision', skipEvent);
+        },
         allowed: counter('allowed'),
         limited: (remaining, checks) => {
           for (let i = 0; i < limited.length; i++) (denies(remaining, checks, i) ? limited[i] : byOther[i])?.();
@@ -179,5 +217,6 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
         failedClosed: counter('failed_closed'),
       },
     };
-  };
+  }
+  return (names, surface) => plan(names, surface);
 }

@@ -26,6 +26,8 @@ const common = {
   key: z.enum(['ip', 'principal', 'credential']).optional(),
   failMode: z.enum(['open', 'closed']).optional(),
   cost: z.number().int().positive().optional(),
+  /** Addresses, ranges or identities that skip the policy. */
+  allow: z.array(z.string().min(1).max(256)).max(10_000).optional(),
 };
 /** A cost larger than the bucket could never be admitted. */
 const costFits = (p: { cost?: number | undefined }, capacity: number, ctx: z.RefinementCtx) => {

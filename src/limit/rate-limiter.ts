@@ -99,84 +99,100 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   }
 
   /** The hot path: everything it touches was bound when the plan was made. */
-  function middleware(p: Plan): RequestHandler {
-    const n = p.policies.length;
-    return (req: Request, res: Response, next: NextFunction) => {
-      const checks = new Array<Check>(n);
-      let cacheKey = '';
-      for (let i = 0; i < n; i++) {
-        const policy = p.policies[i] as CompiledPolicy;
-        const key = `${prefix}:${policy.keyName}:{${policy.identity(req, res)}}`;
-        let cost = policy.cost;
-        if (typeof cost === 'function') {
-          cost = cost(req, res);
-          if (!Number.isInteger(cost) || cost < 1 || cost > policy.capacity) {
-            // A bug of the app's cost function: never a decision on a cost no bucket can hold.
-            next(
-              new OptionsError('rateLimit', `policy "${policy.name}": cost`, `a positive integer no larger than ${policy.capacity}`, cost),
-            );
-            return;
-          }
-        }
-        checks[i] = policy.check(key, cost);
-        // A denial is remembered for one cost: a cheaper request may still fit.
-        const entry = typeof policy.cost === 'function' ? `${key}#${cost}` : key;
-        cacheKey = i === 0 ? entry : `${cacheKey} ${entry}`;
+  function middleware(plan: Plan): RequestHandler {
+    if (!plan.skippable) return (req, res, next) => decideFor(plan, req, res, next);
+    const all = 2 ** plan.policies.length - 1;
+    return (req, res, next) => {
+      // Policies whose allow list takes this request are left out of the decision.
+      let mask = 0;
+      for (let i = 0; i < plan.policies.length; i++) if ((plan.policies[i] as CompiledPolicy).allowed?.(req, res) === true) mask |= 1 << i;
+      if (mask === 0) {
+        decideFor(plan, req, res, next);
+        return;
       }
-      const now = nowMicros();
-      if (denied.enabled) {
-        const hit = denied.get(cacheKey, now);
-        if (hit !== undefined) {
-          const elapsed = now - hit.atUs;
-          deny(
-            res,
-            p,
-            checks,
-            hit.remaining,
-            hit.resetUs.map((r) => r - elapsed),
-            hit.untilUs - now,
+      plan.counters.skipped(mask);
+      if (mask === all) next();
+      else decideFor(plan.without(mask), req, res, next);
+    };
+  }
+
+  /** One decision for the plan's policies. */
+  function decideFor(p: Plan, req: Request, res: Response, next: NextFunction): void {
+    const n = p.policies.length;
+    const checks = new Array<Check>(n);
+    let cacheKey = '';
+    for (let i = 0; i < n; i++) {
+      const policy = p.policies[i] as CompiledPolicy;
+      const key = `${prefix}:${policy.keyName}:{${policy.identity(req, res)}}`;
+      let cost = policy.cost;
+      if (typeof cost === 'function') {
+        cost = cost(req, res);
+        if (!Number.isInteger(cost) || cost < 1 || cost > policy.capacity) {
+          // A bug of the app's cost function: never a decision on a cost no bucket can hold.
+          next(
+            new OptionsError('rateLimit', `policy "${policy.name}": cost`, `a positive integer no larger than ${policy.capacity}`, cost),
           );
           return;
         }
       }
-      const started = latency === undefined ? 0 : performance.now();
-      pool.decide(checks).then(
-        (decision: Decision) => {
-          latency?.((performance.now() - started) / 1000);
-          if (decision.allowed) {
-            p.counters.allowed();
-            writeHeaders?.(res, p.policyHeader, p.headerPolicies, decision.remaining, decision.resetUs);
-            next();
-            return;
-          }
-          denied.remember(cacheKey, {
-            untilUs: now + decision.retryAfterUs,
-            atUs: now,
-            remaining: decision.remaining,
-            resetUs: decision.resetUs,
-          });
-          deny(res, p, checks, decision.remaining, decision.resetUs, decision.retryAfterUs);
-        },
-        (err: unknown) => {
-          latency?.((performance.now() - started) / 1000);
-          if (isStoreMisuse(err)) {
-            // Not an outage: no fail mode, no breaker, no backend error; the app's error handler.
-            next(new Error(`rate limiter: the store was called wrongly (${(err as Error).message})`, { cause: err }));
-            return;
-          }
-          reportFailure(err);
-          if (p.failOpen) {
-            p.counters.failedOpen();
-            next();
-            return;
-          }
-          p.counters.failedClosed();
-          sendError(res, 'RATE_LIMITER_UNAVAILABLE', 'The rate limiter is unavailable; try again shortly', {
-            retryAfterSeconds: 1,
-          });
-        },
-      );
-    };
+      checks[i] = policy.check(key, cost);
+      // A denial is remembered for one cost: a cheaper request may still fit.
+      const entry = typeof policy.cost === 'function' ? `${key}#${cost}` : key;
+      cacheKey = i === 0 ? entry : `${cacheKey} ${entry}`;
+    }
+    const now = nowMicros();
+    if (denied.enabled) {
+      const hit = denied.get(cacheKey, now);
+      if (hit !== undefined) {
+        const elapsed = now - hit.atUs;
+        deny(
+          res,
+          p,
+          checks,
+          hit.remaining,
+          hit.resetUs.map((r) => r - elapsed),
+          hit.untilUs - now,
+        );
+        return;
+      }
+    }
+    const started = latency === undefined ? 0 : performance.now();
+    pool.decide(checks).then(
+      (decision: Decision) => {
+        latency?.((performance.now() - started) / 1000);
+        if (decision.allowed) {
+          p.counters.allowed();
+          writeHeaders?.(res, p.policyHeader, p.headerPolicies, decision.remaining, decision.resetUs);
+          next();
+          return;
+        }
+        denied.remember(cacheKey, {
+          untilUs: now + decision.retryAfterUs,
+          atUs: now,
+          remaining: decision.remaining,
+          resetUs: decision.resetUs,
+        });
+        deny(res, p, checks, decision.remaining, decision.resetUs, decision.retryAfterUs);
+      },
+      (err: unknown) => {
+        latency?.((performance.now() - started) / 1000);
+        if (isStoreMisuse(err)) {
+          // Not an outage: no fail mode, no breaker, no backend error; the app's error handler.
+          next(new Error(`rate limiter: the store was called wrongly (${(err as Error).message})`, { cause: err }));
+          return;
+        }
+        reportFailure(err);
+        if (p.failOpen) {
+          p.counters.failedOpen();
+          next();
+          return;
+        }
+        p.counters.failedClosed();
+        sendError(res, 'RATE_LIMITER_UNAVAILABLE', 'The rate limiter is unavailable; try again shortly', {
+          retryAfterSeconds: 1,
+        });
+      },
+    );
   }
 
   return {

@@ -26,6 +26,13 @@ interface PolicyBase {
    * remaining counts in these units; a denied request takes nothing.
    */
   readonly cost?: number | CostFunction;
+  /**
+   * Requests that skip this policy (health checkers, internal callers): client addresses or
+   * ranges (`10.0.0.0/8`, `::1`), matched against `req.ip`; any other entry is matched against
+   * this policy's identity value (principal, credential or custom key, before hashing).
+   * Counted as `outcome="skipped"`.
+   */
+  readonly allow?: readonly string[];
 }
 
 /** A token bucket: refills `rps` tokens per second up to `burst`. */

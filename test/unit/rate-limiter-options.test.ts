@@ -212,6 +212,48 @@ describe('rate limiter options', () => {
     });
   });
 
+  describe('allow lists', () => {
+    it('an address, a range or an identity skips its policy (outcome="skipped"); the other policies still decide, and their headers alone are sent', async () => {
+      const metrics = createMetrics({ processMetrics: false });
+      const limiter = createRateLimiter({
+        store: createMemoryStore(),
+        observer: metrics.rateLimit,
+        principal: (req) => req.get('x-user'),
+        policies: {
+          per_ip: { algorithm: 'token_bucket', rps: 1 / 3600, burst: 1, allow: ['10.0.0.0/8', '::1'] },
+          per_user: { algorithm: 'token_bucket', rps: 1 / 3600, burst: 1, key: 'principal', allow: ['health-checker'] },
+        },
+      });
+      const app = express();
+      app.set('trust proxy', true);
+      app.get('/x', limiter.limit('per_ip', 'per_user'), (_req, res) => res.json({ ok: true }));
+      const get = (ip: string, user: string) => request(app).get('/x').set('x-forwarded-for', ip).set('x-user', user);
+      // 10.1.2.3 skips per_ip: only per_user decides, and only it is in the header.
+      let r = await get('10.1.2.3', 'alice');
+      assert.equal(r.status, 200);
+      assert.match(String(r.headers['ratelimit']), /^"per_user";r=0;t=\d+$/);
+      assert.equal((await get('10.1.2.4', 'alice')).status, 429, 'alice is still limited by per_user');
+      // The listed identity skips per_user; from a listed range it skips both: no decision at all.
+      for (let i = 0; i < 3; i++) {
+        r = await get('10.9.9.9', 'health-checker');
+        assert.equal(r.status, 200);
+        assert.equal(r.headers['ratelimit'], undefined);
+      }
+      // Outside the ranges, per_ip applies (its one token, then 429).
+      assert.equal((await get('192.0.2.1', 'health-checker')).status, 200);
+      assert.equal((await get('192.0.2.1', 'health-checker')).status, 429);
+      const text = await metrics.registry.metrics();
+      assert.match(text, /rampart_rate_limit_decisions_total\{policy="per_ip",outcome="skipped"\} 5/);
+      assert.match(text, /rampart_rate_limit_decisions_total\{policy="per_user",outcome="skipped"\} 5/);
+      await limiter.close();
+    });
+
+    it('refuses an allow list that is not a list of non-empty strings', () => {
+      throwsAtFactory({ policies: { p: { ...bucket, allow: [''] } } }, /policy "p": allow must be a list/);
+      throwsAtFactory({ policies: { p: { ...bucket, allow: 'x' as unknown as string[] } } }, /allow must be/);
+    });
+  });
+
   describe('surfaces', () => {
     it('matches method and exact path or prefix; overrides make the bucket the surface’s own', async () => {
       const limiter = createRateLimiter({

@@ -1,0 +1,49 @@
+import { BlockList, isIP } from 'node:net';
+import type { Request, Response } from 'express';
+
+/** Whether a request skips a policy: its client address is in a listed range, or its identity is listed. */
+export type AllowedTest = (req: Request, res: Response) => boolean;
+
+/** `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or `ipv6/n`: a client address or range. */
+export function isAddressOrRange(entry: string): boolean {
+  const [addr = '', bits, ...more] = entry.split('/');
+  const family = isIP(addr);
+  if (family === 0 || more.length > 0) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+}
+
+/**
+ * Compiles a policy's `allow` list: addresses and ranges match the client address (`req.ip`,
+ * so `trust proxy` decides, as for `key: 'ip'`; an IPv4-mapped IPv6 address matches its IPv4
+ * form); any other entry matches the policy's own identity value (the principal, the
+ * credential or the custom key's value, as the app gives it, before hashing).
+ */
+export function allowList(
+  entries: readonly string[],
+  rawIdentity: ((req: Request, res: Response) => string | undefined) | undefined,
+): AllowedTest {
+  const ranges = new BlockList();
+  const values = new Set<string>();
+  for (const entry of entries) {
+    if (!isAddressOrRange(entry)) {
+      values.add(entry);
+      continue;
+    }
+    const [addr = '', bits] = entry.split('/');
+    const family = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) ranges.addAddress(addr, family);
+    else ranges.addSubnet(addr, Number(bits), family);
+  }
+  const inRanges = (ip: string | undefined): boolean => {
+    if (ip === undefined || ip === '') return false;
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
+    if (mapped !== undefined) return ranges.check(mapped, 'ipv4') || ranges.check(ip, 'ipv6');
+    return ranges.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4');
+  };
+  return (req, res) => {
+    if (inRanges(req.ip ?? req.socket.remoteAddress)) return true;
+    if (values.size === 0 || rawIdentity === undefined) return false;
+    const v = rawIdentity(req, res);
+    return v !== undefined && values.has(v);
+  };
+}
