@@ -87,6 +87,7 @@ export type {
   CallGuard,
   Check,
   CostFunction,
+  PolicyMode,
   SlidingWindowCheck,
   TokenBucketCheck,
   Decision,

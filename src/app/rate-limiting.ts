@@ -60,6 +60,9 @@ export function createRateLimiting(config: Config, logger: Logger, metrics?: Met
       devFailOpen: rl.devFailOpen,
       ...(metrics === undefined ? {} : { observer: metrics.rateLimit }),
       onBackendError: (err) => logger.warn({ err: { message: err.message } }, 'rate limiter backend failed'),
+      // The log line of shadow mode: which policies would have refused which route.
+      onShadowLimited: (policies, req) =>
+        logger.info({ policies, method: req.method, path: req.path }, 'rate limit: shadow policies would have refused'),
     });
   } catch (err) {
     // The policies file was checked when it was loaded: what remains is a bug of the app.

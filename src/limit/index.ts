@@ -22,6 +22,7 @@ export type {
   CallGuard,
   Check,
   CostFunction,
+  PolicyMode,
   SlidingWindowCheck,
   TokenBucketCheck,
   Decision,

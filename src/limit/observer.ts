@@ -1,7 +1,7 @@
 import type { BreakerState } from './options';
 
 /** Outcomes of a decision, per policy of a request. */
-export type DecisionOutcome = 'allowed' | 'limited' | 'denied_by_other' | 'failed_open' | 'failed_closed' | 'skipped';
+export type DecisionOutcome = 'allowed' | 'limited' | 'denied_by_other' | 'failed_open' | 'failed_closed' | 'skipped' | 'shadow_limited';
 
 /** Why a store call failed: an error, the deadline, or a breaker that was open. */
 export type BackendFailure = 'error' | 'timeout' | 'breaker_open';

@@ -1,4 +1,4 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { OptionsError, positiveInteger, positiveNumber } from '../internal/options';
 import { headerWriter, type HeaderForm, type HeaderWriter } from './headers';
 import type { RateLimitObserver } from './observer';
@@ -57,6 +57,10 @@ export interface RateLimiterOptions {
   readonly credential?: KeyFunction;
   /** Told about every decision, store call and breaker change (`createMetrics().rateLimit` for Prometheus). */
   readonly observer?: RateLimitObserver;
+  /** Every policy in shadow mode (decided and counted, never refusing). Default false. */
+  readonly shadow?: boolean;
+  /** Told when shadow policies would have refused a request (which ones, and the request). */
+  readonly onShadowLimited?: (policies: readonly string[], req: Request) => void;
   /** Told about backend failures, at most once per second. */
   readonly onBackendError?: (err: Error) => void;
 }

@@ -24,6 +24,8 @@ export interface CompiledPolicy {
   readonly capacity: number;
   /** Whether a request skips this policy (its `allow` list); absent without one. */
   readonly allowed: AllowedTest | undefined;
+  /** Decided and counted, never refusing. */
+  readonly shadow: boolean;
   readonly failMode: FailMode;
   readonly identity: IdentityOf;
   readonly header: HeaderPolicy;
@@ -33,8 +35,13 @@ export interface CompiledPolicy {
 export interface Plan {
   readonly label: string;
   readonly policies: readonly CompiledPolicy[];
+  /** The enforced policies' header entries (shadow policies are left out of the headers). */
   readonly headerPolicies: readonly HeaderPolicy[];
   readonly policyHeader: string;
+  /** Which checks the header entries belong to, when not all (shadow policies left out). */
+  readonly headerPick: readonly number[] | undefined;
+  /** Bit i: policy i is in shadow mode. */
+  readonly shadowMask: number;
   readonly failOpen: boolean;
   /** Some policy has an allow list: requests may skip policies (see {@link Plan.without}). */
   readonly skippable: boolean;
@@ -43,6 +50,8 @@ export interface Plan {
   readonly counters: {
     /** Counts `skipped` for the policies in `mask`. */
     readonly skipped: (mask: number) => void;
+    /** Counts `shadow_limited` for the policies in `mask` (shadow policies that would have refused). */
+    readonly shadowLimited: (mask: number) => void;
     readonly allowed: () => void;
     /** Counts `limited` for the policies that denied, `denied_by_other` for the rest. */
     readonly limited: (remaining: readonly number[], checks: readonly Check[]) => void;
@@ -63,6 +72,8 @@ export interface PlannerOptions {
   readonly observer: RateLimitObserver | undefined;
   /** For span events. */
   readonly storeName: string;
+  /** Every policy in shadow mode. */
+  readonly shadow: boolean;
 }
 
 /**
@@ -91,6 +102,9 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       }
       allowed = allowList(p.allow, typeof key === 'function' ? key : identities.raw[key]);
     }
+    const mode = p.mode ?? 'enforce';
+    if (mode !== 'enforce' && mode !== 'shadow') refuse(`policy "${name}": mode`, '"enforce" or "shadow"', mode);
+    const shadow = options.shadow || mode === 'shadow';
     const costOf = (capacity: number): number | CostFunction => {
       const cost = p.cost ?? 1;
       if (typeof cost === 'function') return cost;
@@ -112,6 +126,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
         cost: costOf(burst),
         capacity: burst,
         allowed,
+        shadow,
         failMode,
         identity,
         header: { name, quota: burst, windowSeconds: Math.max(1, Math.ceil((burst * interval) / MICROS)) },
@@ -129,6 +144,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
         cost: costOf(limit),
         capacity: limit,
         allowed,
+        shadow,
         failMode,
         identity,
         header: { name, quota: limit, windowSeconds: Math.ceil(windowSeconds) },
@@ -157,7 +173,10 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     if (names.length > 30) invalid(option, 'at most 30 policies per request');
     const policies = names.map((n) => policyFor(n, surface));
     const subplans = new Map<number, Plan>();
-    const headerPolicies = policies.map((p) => p.header);
+    const enforced = policies.flatMap((p, i) => (p.shadow ? [] : [i]));
+    const headerPick = enforced.length === policies.length ? undefined : enforced;
+    const headerPolicies = enforced.map((i) => (policies[i] as CompiledPolicy).header);
+    const shadowMask = policies.reduce((m, p, i) => (p.shadow ? m | (1 << i) : m), 0);
     const label = names.join('+');
     const children = (outcome: DecisionOutcome) => (observer === undefined ? [] : names.map((n) => observer.decisionCounter(n, outcome)));
     // On the request's span (when tracing runs): the policies and the outcome, never a key.
@@ -178,12 +197,16 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     const byOther = children('denied_by_other');
     const skipEvent = event('skipped');
     const skippedCounters = children('skipped');
+    const shadowEvent = event('shadow_limited');
+    const shadowCounters = children('shadow_limited');
     const limitedEvent = event('limited');
     return {
       label,
       policies,
       headerPolicies,
-      policyHeader: form === false ? '' : policyHeaderValue(form, headerPolicies),
+      policyHeader: form === false || headerPolicies.length === 0 ? '' : policyHeaderValue(form, headerPolicies),
+      headerPick,
+      shadowMask,
       failOpen: options.devFailOpen || policies.every((p) => p.failMode === 'open'),
       skippable: policies.some((p) => p.allowed !== undefined),
       without(mask) {
@@ -201,6 +224,14 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
         skipped: (mask) => {
           for (let i = 0; i < skippedCounters.length; i++) if ((mask & (1 << i)) !== 0) skippedCounters[i]?.();
           trace.getActiveSpan()?.addEvent('rate_limit.decision', skipEvent);
+        },
+        shadowLimited: (mask) => {
+          for (let i = 0; i < shadowCounters.length; i++) if ((mask & (1 << i)) !== 0) shadowCounters[i]?.();
+          const span = trace.getActiveSpan();
+          if (span !== undefined) {
+            const wouldDeny = names.filter((_, i) => (mask & (1 << i)) !== 0).join('+');
+            span.addEvent('rate_limit.decision', { ...shadowEvent, 'rate_limit.denied_by': wouldDeny });
+          }
         },
         allowed: counter('allowed'),
         limited: (remaining, checks) => {

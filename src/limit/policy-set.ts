@@ -26,6 +26,7 @@ const common = {
   key: z.enum(['ip', 'principal', 'credential']).optional(),
   failMode: z.enum(['open', 'closed']).optional(),
   cost: z.number().int().positive().optional(),
+  mode: z.enum(['enforce', 'shadow']).optional(),
   /** Addresses, ranges or identities that skip the policy. */
   allow: z.array(z.string().min(1).max(256)).max(10_000).optional(),
 };

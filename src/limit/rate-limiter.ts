@@ -45,6 +45,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     devFailOpen: o.devFailOpen,
     observer,
     storeName: store.name,
+    shadow: options.shadow === true,
   });
 
   // Every surface is checked before the breaker pool starts listening to the store: a mistake
@@ -75,6 +76,21 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
 
   const denied = createDenyCache(o.denyCacheMaxKeys);
 
+  /** The RateLimit headers of the plan's enforced policies. */
+  function headers(res: Response, p: Plan, remaining: readonly number[], resetUs: readonly number[]): void {
+    if (writeHeaders === undefined || p.headerPolicies.length === 0) return;
+    const pick = p.headerPick;
+    if (pick === undefined) writeHeaders(res, p.policyHeader, p.headerPolicies, remaining, resetUs);
+    else
+      writeHeaders(
+        res,
+        p.policyHeader,
+        p.headerPolicies,
+        pick.map((i) => remaining[i] as number),
+        pick.map((i) => resetUs[i] as number),
+      );
+  }
+
   function deny(
     res: Response,
     p: Plan,
@@ -84,7 +100,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     retryUs: number,
   ): void {
     p.counters.limited(remaining, checks);
-    writeHeaders?.(res, p.policyHeader, p.headerPolicies, remaining, resetUs);
+    headers(res, p, remaining, resetUs);
     let culprit = p.policies[0] as CompiledPolicy;
     for (let i = 0; i < p.policies.length; i++) {
       if (denies(remaining, checks, i)) {
@@ -162,9 +178,25 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         latency?.((performance.now() - started) / 1000);
         if (decision.allowed) {
           p.counters.allowed();
-          writeHeaders?.(res, p.policyHeader, p.headerPolicies, decision.remaining, decision.resetUs);
+          headers(res, p, decision.remaining, decision.resetUs);
           next();
           return;
+        }
+        if (p.shadowMask !== 0) {
+          let denying = 0;
+          for (let i = 0; i < n; i++) if (denies(decision.remaining, checks, i)) denying |= 1 << i;
+          if ((denying & ~p.shadowMask) === 0) {
+            // Only shadow policies would refuse: the request passes. The enforced ones still
+            // decide (an all-or-nothing denial charged nothing), on their own.
+            p.counters.shadowLimited(denying);
+            options.onShadowLimited?.(
+              p.policies.filter((_, i) => (denying & (1 << i)) !== 0).map((c) => c.name),
+              req,
+            );
+            if (p.shadowMask === 2 ** n - 1) next();
+            else decideFor(p.without(p.shadowMask), req, res, next);
+            return;
+          }
         }
         denied.remember(cacheKey, {
           untilUs: now + decision.retryAfterUs,

@@ -6,6 +6,9 @@ export type FailMode = 'open' | 'closed';
 /** The cost of a request for a policy: a positive integer, at most the policy's burst or limit. */
 export type CostFunction = (req: Request, res: Response) => number;
 
+/** Whether a policy refuses (`enforce`) or only reports what it would refuse (`shadow`). */
+export type PolicyMode = 'enforce' | 'shadow';
+
 /** Built-in identities a policy can be keyed by. */
 export type KeyKind = 'ip' | 'principal' | 'credential';
 
@@ -33,6 +36,12 @@ interface PolicyBase {
    * Counted as `outcome="skipped"`.
    */
   readonly allow?: readonly string[];
+  /**
+   * `shadow`: decided and counted as if enforced, but never refuses: the request passes,
+   * `outcome="shadow_limited"` is counted and the limiter's `onShadowLimited` is told. Shadow
+   * policies are left out of the RateLimit headers. Default `enforce`.
+   */
+  readonly mode?: PolicyMode;
 }
 
 /** A token bucket: refills `rps` tokens per second up to `burst`. */

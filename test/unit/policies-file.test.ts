@@ -160,6 +160,7 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
         '{"policies":{"x":{"algorithm":"sliding_window","limit":5,"windowSeconds":1,"cost":1.5}}}',
         /policies\.x\.cost/,
       ],
+      ['an unknown mode', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":2,"mode":"dry"}}}', /policies\.x\.mode/],
       ['an empty allow entry', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":2,"allow":[""]}}}', /policies\.x\.allow\.0/],
       ['surface id with a brace', '{"surfaces":[{"surface_id":"s}","path":"/a","policies":["public"]}]}', /surfaces\.0\.surface_id/],
     ];

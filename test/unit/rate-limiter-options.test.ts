@@ -212,6 +212,61 @@ describe('rate limiter options', () => {
     });
   });
 
+  describe('shadow mode', () => {
+    it('a shadow policy decides and counts but never refuses; the enforced ones are still charged; headers show the enforced ones only', async () => {
+      const metrics = createMetrics({ processMetrics: false });
+      const told: string[][] = [];
+      const store = createMemoryStore();
+      const policies = {
+        enforced: { algorithm: 'token_bucket', rps: 1 / 3600, burst: 4 },
+        trial: { algorithm: 'token_bucket', rps: 1 / 3600, burst: 1, mode: 'shadow' },
+      } as const;
+      const limiter = createRateLimiter({
+        store,
+        observer: metrics.rateLimit,
+        policies,
+        onShadowLimited: (names) => told.push([...names]),
+      });
+      const app = express();
+      app.get('/x', limiter.limit('enforced', 'trial'), (_req, res) => res.json({ ok: true }));
+      const seen: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const r = await request(app).get('/x');
+        seen.push(`${r.status} ${String(r.headers['ratelimit'])}`);
+      }
+      assert.deepEqual(
+        seen.map((s) => s.replace(/;t=\d+/, '')),
+        ['200 "enforced";r=3', '200 "enforced";r=2', '200 "enforced";r=1', '200 "enforced";r=0', '429 "enforced";r=0'],
+        'trial would have refused from the 2nd request on; enforced was charged every time and refused the 5th',
+      );
+      assert.deepEqual(told, [['trial'], ['trial'], ['trial']]);
+      const text = await metrics.registry.metrics();
+      assert.match(text, /policy="trial",outcome="shadow_limited"\} 3/);
+      assert.match(text, /policy="enforced",outcome="allowed"\} 4/);
+      await limiter.close();
+
+      // Switching trial to enforce takes effect at once, on the state shadow mode built up.
+      const enforcing = createRateLimiter({ store, policies: { trial: { ...policies.trial, mode: 'enforce' } } });
+      const app2 = express();
+      app2.get('/x', enforcing.limit('trial'), (_req, res) => res.json({ ok: true }));
+      assert.equal((await request(app2).get('/x')).status, 429);
+      await enforcing.close();
+    });
+
+    it('shadow: true puts every policy in shadow mode (no headers, never 429)', async () => {
+      const limiter = createRateLimiter({ store: createMemoryStore(), shadow: true, policies: { p: bucket } });
+      const app = express();
+      app.get('/x', limiter.limit('p'), (_req, res) => res.json({ ok: true }));
+      for (let i = 0; i < 4; i++) {
+        const r = await request(app).get('/x');
+        assert.equal(r.status, 200);
+        assert.equal(r.headers['ratelimit'], undefined);
+      }
+      throwsAtFactory({ policies: { p: { ...bucket, mode: 'dry' as 'shadow' } } }, /policy "p": mode must be "enforce" or "shadow"/);
+      await limiter.close();
+    });
+  });
+
   describe('allow lists', () => {
     it('an address, a range or an identity skips its policy (outcome="skipped"); the other policies still decide, and their headers alone are sent', async () => {
       const metrics = createMetrics({ processMetrics: false });
