@@ -1,5 +1,5 @@
-import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isAddressOrRange } from '../internal/addresses';
 import { parseRedisUrl } from '../redis/redis-url';
 import { CONFIG_DEFAULTS } from './defaults';
 import { loadTracingConfig, TRACING_VARIABLES, type TracingConfig } from './tracing-config';
@@ -72,10 +72,7 @@ const trustProxy = z.string().transform((v, ctx): TrustProxy => {
   if (/^\d+$/.test(v)) return Number(v);
   const entries = v.split(',').map((s) => s.trim());
   for (const entry of entries) {
-    const [addr = '', bits, ...more] = entry.split('/');
-    const family = isIP(addr);
-    const bitsOk = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
-    if (!(TRUST_PROXY_NAMES.has(entry) || (family !== 0 && bitsOk && more.length === 0))) {
+    if (!(TRUST_PROXY_NAMES.has(entry) || isAddressOrRange(entry))) {
       ctx.addIssue({ code: 'custom', message: entry });
       return z.NEVER;
     }

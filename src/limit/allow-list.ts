@@ -1,16 +1,9 @@
 import { BlockList, isIP } from 'node:net';
 import type { Request, Response } from 'express';
+import { isAddressOrRange } from '../internal/addresses';
 
 /** Whether a request skips a policy: its client address is in a listed range, or its identity is listed. */
 export type AllowedTest = (req: Request, res: Response) => boolean;
-
-/** `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or `ipv6/n`: a client address or range. */
-export function isAddressOrRange(entry: string): boolean {
-  const [addr = '', bits, ...more] = entry.split('/');
-  const family = isIP(addr);
-  if (family === 0 || more.length > 0) return false;
-  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
-}
 
 /**
  * Compiles a policy's `allow` list: addresses and ranges match the client address (`req.ip`,

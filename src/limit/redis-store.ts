@@ -247,8 +247,8 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
   }
 
   /** Gives a step back in the background (best effort: if it fails, the step stays charged until it refills). */
-  function giveBack(group: SlotGroup, atUs: number, guard: CallGuard): void {
-    guard((group.checks[0] as Check).key, () => settle(group.checks, atUs)).catch(() => undefined);
+  function giveBack(checks: readonly Check[], atUs: number, guard: CallGuard): void {
+    guard((checks[0] as Check).key, () => settle(checks, atUs)).catch(() => undefined);
   }
 
   async function decideAcrossSlots(checks: readonly Check[], guard: CallGuard, signal: AbortSignal | undefined): Promise<Decision> {
@@ -257,7 +257,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     const resetUs = new Array<number>(checks.length);
     const admitted: { group: SlotGroup; atUs: number }[] = [];
     const abandon = (err: unknown): never => {
-      for (const a of admitted) giveBack(a.group, a.atUs, guard);
+      for (const a of admitted) giveBack(a.group.checks, a.atUs, guard);
       throw err;
     };
     let denied: { step: number; decision: Decision } | undefined;
@@ -273,7 +273,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
         // A step that timed out may still be admitted later: give that back too.
         call.then(
           (late) => {
-            if (late.decision.allowed) giveBack(group, late.atUs, guard);
+            if (late.decision.allowed) giveBack(group.checks, late.atUs, guard);
           },
           () => undefined,
         );
@@ -439,14 +439,16 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       // The caller may give up (its deadline) before the reply: an admission that lands after
       // that was never granted to anyone, so it is given back (the caller answered 503, and a
       // retry of that request must not be charged twice).
-      const call = enqueueTimed(checks);
-      call.then(
-        (late) => {
-          if (signal.aborted && late.decision.allowed) giveBack({ slot: -1, at: [], checks: [...checks] }, late.atUs, guard ?? runDirectly);
-        },
-        () => undefined,
+      const decision = new Promise<Decision>((resolve, reject) =>
+        push({
+          checks,
+          resolve: (d, atUs) => {
+            if (signal.aborted && d.allowed) giveBack(checks, atUs, guard ?? runDirectly);
+            resolve(d);
+          },
+          reject,
+        }),
       );
-      const decision = call.then((t) => t.decision);
       return guard === undefined ? decision : guard((checks[0] as Check).key, () => decision);
     },
     close() {

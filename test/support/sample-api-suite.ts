@@ -38,24 +38,19 @@ export function sampleApiSuite(kind: string, open: () => Promise<SuiteDatabase>)
       assert.equal(await migrate(suiteDb.db.write, suiteDb.db.schema), 1);
       assert.equal(await migrate(suiteDb.db.write, suiteDb.db.schema), 0, 'migrations run once');
       const health = createHealth({ checks: databaseChecks(suiteDb.db, 1000) });
-      app = createApp({
-        config: loadConfig({}),
-        db: suiteDb.db,
-        logger: createLogger('silent'),
-        health,
-        version: '0.0.0-test',
-        requestDeadlineMs: 10_000,
-      });
+      const appWith = (requestDeadlineMs: number) =>
+        createApp({
+          config: loadConfig({}),
+          db: suiteDb.db,
+          logger: createLogger('silent'),
+          health,
+          version: '0.0.0-test',
+          requestDeadlineMs,
+        });
+      app = appWith(10_000);
       // A second app over the same database with a short deadline, for the timeout case only: a
       // deadline short enough to trip on /v1/slow would also trip on a slow scrypt hash on a busy CI.
-      hasty = createApp({
-        config: loadConfig({}),
-        db: suiteDb.db,
-        logger: createLogger('silent'),
-        health,
-        version: '0.0.0-test',
-        requestDeadlineMs: 200,
-      });
+      hasty = appWith(200);
     });
     after(async () => {
       await suiteDb?.close();
