@@ -136,6 +136,12 @@ function down(): void {
   for (const profile of ['rolling', 'cluster', 'sentinel', 'default'] as const) compose(profile, ['down', '-v', '--remove-orphans']);
 }
 
+/** `docker` arguments that print the replica's transaction count in the app database (reads there move it). */
+function replicaXactsCommand(container: string): string[] {
+  const sql = "select xact_commit + xact_rollback from pg_stat_database where datname = 'app'";
+  return ['exec', container, 'psql', '-U', 'postgres', '-d', 'app', '-tAc', sql];
+}
+
 async function json(res: Response): Promise<Record<string, unknown>> {
   return (await res.json()) as Record<string, unknown>;
 }
@@ -174,24 +180,7 @@ async function smoke(profile: Profile): Promise<void> {
   check(created.status === 201, 'note created (primary)', note);
 
   // Reads go to the replica: its transaction count moves, and the note is there once replicated.
-  const replicaXacts = () =>
-    Number(
-      execFileSync(
-        'docker',
-        [
-          'exec',
-          containerOf('pg-replica'),
-          'psql',
-          '-U',
-          'postgres',
-          '-d',
-          'app',
-          '-tAc',
-          "select xact_commit + xact_rollback from pg_stat_database where datname = 'app'",
-        ],
-        { encoding: 'utf8' },
-      ).trim(),
-    );
+  const replicaXacts = () => Number(execFileSync('docker', replicaXactsCommand(containerOf('pg-replica')), { encoding: 'utf8' }).trim());
   const before = replicaXacts();
   let listed: Record<string, unknown> = {};
   await waitUntil(
@@ -308,4 +297,4 @@ if (require.main === module) {
   });
 }
 
-export { APP, LB, compose, containerOf, down, health, lbServers, up, type Profile };
+export { APP, LB, compose, containerOf, down, health, lbServers, replicaXactsCommand, up, type Profile };

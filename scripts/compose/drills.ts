@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import calculateSlot from 'cluster-key-slot';
 import { RATE_LIMITER_DEFAULTS } from '../../src';
 import { waitUntil } from '../wait';
-import { APP, LB, containerOf as lookUp, down, lbServers, up } from './compose';
+import { APP, LB, containerOf as lookUp, down, lbServers, replicaXactsCommand, up } from './compose';
 
 const ROOT = join(__dirname, '..', '..');
 /** The limiter's deadline in the sample API (RATE_LIMITER_DEFAULTS.deadlineMs). */
@@ -144,6 +144,21 @@ const knowContainers = (...services: string[]) => services.forEach(containerOf);
 async function docker(...args: string[]): Promise<string> {
   return (await promisify(execFile)('docker', args, { encoding: 'utf8', maxBuffer: 1 << 30 })).stdout;
 }
+/** Waits (up to 60 s) until `happened` holds; returns when it was first seen, in ms since `t0`. */
+async function seenAt(what: string, t0: number, happened: () => Promise<boolean>): Promise<number> {
+  let at = 0;
+  await waitUntil(
+    what,
+    async () => {
+      if (!(await happened())) return false;
+      at = since(t0);
+      return true;
+    },
+    60_000,
+    50,
+  );
+  return at;
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const since = (t0: number) => performance.now() - t0;
 
@@ -185,20 +200,10 @@ async function sentinelDrill(): Promise<Record<string, unknown>> {
   await sleep(3_000);
   const killedAt = since(t0);
   await docker('kill', containerOf('redis-master'));
-  let promotedAt = 0;
-  await waitUntil(
-    'a new master',
-    async () => {
-      const now = await sentinelMaster();
-      if (now !== '' && now !== before) {
-        promotedAt = since(t0);
-        return true;
-      }
-      return false;
-    },
-    60_000,
-    50,
-  );
+  const promotedAt = await seenAt('a new master', t0, async () => {
+    const now = await sentinelMaster();
+    return now !== '' && now !== before;
+  });
   await sleep(5_000);
   const answers = await traffic.stop();
   const resumed = answers.filter((a) => a.sentAt >= promotedAt && decided(a)).sort((a, b) => a.sentAt - b.sentAt)[0];
@@ -296,20 +301,10 @@ async function clusterDrill(): Promise<Record<string, unknown>> {
   await sleep(3_000);
   const killedAt = since(t0);
   await docker('kill', containerOf(victim.host));
-  let takenOverAt = 0;
-  await waitUntil(
-    `${heir.host} to take over`,
-    async () => {
-      const now = (await clusterNodes(heir.host)).find((x) => x.id === heir.id);
-      if (now?.master === true && now.ranges.length > 0) {
-        takenOverAt = since(t0);
-        return true;
-      }
-      return false;
-    },
-    60_000,
-    50,
-  );
+  const takenOverAt = await seenAt(`${heir.host} to take over`, t0, async () => {
+    const now = (await clusterNodes(heir.host)).find((x) => x.id === heir.id);
+    return now?.master === true && now.ranges.length > 0;
+  });
   await sleep(5_000);
   const answers = await traffic.stop();
 
@@ -379,22 +374,7 @@ async function replicaDrill(): Promise<Record<string, unknown>> {
       return auth;
     }),
   );
-  const replicaXacts = async () =>
-    Number(
-      (
-        await docker(
-          'exec',
-          containerOf('pg-replica'),
-          'psql',
-          '-U',
-          'postgres',
-          '-d',
-          'app',
-          '-tAc',
-          "select xact_commit + xact_rollback from pg_stat_database where datname = 'app'",
-        )
-      ).trim(),
-    );
+  const replicaXacts = async () => Number((await docker(...replicaXactsCommand(containerOf('pg-replica')))).trim());
 
   const t0 = performance.now();
   const readiness: { at: number; status: number; body: Record<string, unknown> }[] = [];
