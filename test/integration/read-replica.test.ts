@@ -4,7 +4,7 @@ import pg from 'pg';
 import request from 'supertest';
 import { createHealth, loadConfig } from '../../src';
 import { createApp } from '../../src/app/app';
-import { createDatabase, databaseChecks, isConnectionError, type Database } from '../../src/app/db/database';
+import { createDatabase, DATABASE_DEFAULTS, databaseChecks, isConnectionError, type Database } from '../../src/app/db/database';
 import { migrate } from '../../src/app/db/migrations';
 import { createLogger } from '../../src/app/logger';
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '../support/postgres';
@@ -37,7 +37,7 @@ describe('sample API: reads fail over from a lost replica to the primary', funct
   }
 
   /** A database whose primary and replica are each behind a proxy (or the replica at `replicaPort`). */
-  async function open(replicaPort?: number) {
+  async function open(replicaPort?: number, connectTimeoutMs: number | undefined = 1000) {
     const primaryProxy = await startTcpProxy(Number(pgUrl.port || 5432), pgUrl.hostname);
     const replicaProxy = await startTcpProxy(Number(pgUrl.port || 5432), pgUrl.hostname);
     const replicaName = `${schema.name}_r${opened.length}`;
@@ -47,7 +47,7 @@ describe('sample API: reads fail over from a lost replica to the primary', funct
       readUrl: urlVia(replicaPort ?? replicaProxy.port, replicaName),
       schema: schema.name,
       maxConnections: 4,
-      connectTimeoutMs: 1000,
+      ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }),
       replicaRetryMs: RETRY_MS,
       onReplicaFailover: (err) => failovers.push(err),
       onPoolError: () => undefined,
@@ -200,6 +200,24 @@ describe('sample API: reads fail over from a lost replica to the primary', funct
     // close() ends both pools, once however often it is called.
     await Promise.all([db.close(), db.close()]);
     assert.deepEqual([db.write.ended, db.replica?.ended], [true, true]);
+  });
+
+  it('a replica that never answers a new connection: the read runs on the primary after the replica connect timeout (1 s), not the 5 s one', async () => {
+    assert.deepEqual([DATABASE_DEFAULTS.connectTimeoutMs, DATABASE_DEFAULTS.replicaConnectTimeoutMs], [5_000, 1_000]);
+    const { app, replicaProxy, failovers } = await open(undefined, undefined);
+    const { auth, id } = await userWithNote(app, 'silent-replica-user');
+    await assertListed(app, auth, id);
+    // The replica's connections go, and a new one is accepted but never answered (as when its
+    // name takes seconds to fail to resolve).
+    replicaProxy.setMode('blackhole');
+    replicaProxy.resetAll();
+    await sleep(50);
+    const t0 = performance.now();
+    await assertListed(app, auth, id);
+    const ms = performance.now() - t0;
+    assert.ok(ms >= 900 && ms < 3_000, `answered from the primary in ${Math.round(ms)} ms`);
+    assert.equal(failovers.length, 1);
+    assert.match(String(failovers[0]), /timeout/i);
   });
 
   it('a SQL error on the replica is not retried on the primary, nor does it start a back-off', async () => {

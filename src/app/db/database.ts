@@ -17,6 +17,13 @@ export interface DatabaseOptions {
   /** Time limit for opening a connection, ms. Default {@link DATABASE_DEFAULTS.connectTimeoutMs}. */
   readonly connectTimeoutMs?: number;
   /**
+   * Time limit for opening a connection to the replica, ms: shorter, since a read that cannot
+   * reach it soon is better run on the primary than kept waiting (a stopped container's name
+   * can take seconds to fail to resolve). Default {@link DATABASE_DEFAULTS.replicaConnectTimeoutMs}
+   * (and never above `connectTimeoutMs`).
+   */
+  readonly replicaConnectTimeoutMs?: number;
+  /**
    * Client-side limit on any query, so a hung server frees the connection, ms. Default
    * {@link DATABASE_DEFAULTS.queryTimeoutMs}.
    */
@@ -39,6 +46,7 @@ export interface DatabaseOptions {
 export const DATABASE_DEFAULTS = Object.freeze({
   maxConnections: 10,
   connectTimeoutMs: 5_000,
+  replicaConnectTimeoutMs: 1_000,
   queryTimeoutMs: 10_000,
   replicaRetryMs: 5_000,
 });
@@ -84,11 +92,11 @@ export function isConnectionError(err: unknown): boolean {
   return PG_CONNECTION_MESSAGES.has(err.message);
 }
 
-function createPool(url: string, options: DatabaseOptions, schema: string | undefined): pg.Pool {
+function createPool(url: string, options: DatabaseOptions, schema: string | undefined, connectTimeoutMs: number): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.maxConnections ?? DATABASE_DEFAULTS.maxConnections,
-    connectionTimeoutMillis: options.connectTimeoutMs ?? DATABASE_DEFAULTS.connectTimeoutMs,
+    connectionTimeoutMillis: connectTimeoutMs,
     idleTimeoutMillis: 30_000,
     query_timeout: options.queryTimeoutMs ?? DATABASE_DEFAULTS.queryTimeoutMs,
     ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
@@ -141,9 +149,16 @@ export function createDatabase(options: DatabaseOptions): Database {
   if (!Number.isFinite(retryMs) || retryMs < 0) {
     throw new OptionsError('database', 'replicaRetryMs', 'a non-negative number', retryMs);
   }
-  const write = createPool(options.writeUrl, options, schema);
+  const connectMs = options.connectTimeoutMs ?? DATABASE_DEFAULTS.connectTimeoutMs;
+  const replicaConnectMs = Math.min(connectMs, options.replicaConnectTimeoutMs ?? DATABASE_DEFAULTS.replicaConnectTimeoutMs);
+  if (!Number.isFinite(replicaConnectMs) || replicaConnectMs <= 0) {
+    throw new OptionsError('database', 'replicaConnectTimeoutMs', 'a positive number', options.replicaConnectTimeoutMs);
+  }
+  const write = createPool(options.writeUrl, options, schema, connectMs);
   const replica =
-    options.readUrl === undefined || options.readUrl === options.writeUrl ? undefined : createPool(options.readUrl, options, schema);
+    options.readUrl === undefined || options.readUrl === options.writeUrl
+      ? undefined
+      : createPool(options.readUrl, options, schema, replicaConnectMs);
   const read: ReadPool = replica === undefined ? write : failoverReads(replica, write, retryMs, (err) => options.onReplicaFailover?.(err));
   let closing: Promise<void> | undefined;
   return {
