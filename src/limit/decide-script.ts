@@ -1,4 +1,37 @@
 /**
+ * Lua shared by both scripts: `period_end(t, period)`, when the quota period holding `t` (µs)
+ * ends: the next multiple of `period`, or for `period` 0 the first instant of the next UTC
+ * month (civil-from-days and back, on whole days). Same as `quotaPeriodEnd` (types.ts).
+ */
+export const PERIOD_END_LUA = `
+local DAY = 86400000000
+local function period_end(t, period)
+  if period > 0 then return (math.floor(t / period) + 1) * period end
+  local fl = math.floor
+  local z = fl(t / DAY) + 719468
+  local era = fl(z / 146097)
+  local doe = z - era * 146097
+  local yoe = fl((doe - fl(doe / 1460) + fl(doe / 36524) - fl(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + fl(yoe / 4) - fl(yoe / 100))
+  local mp = fl((5 * doy + 2) / 153)
+  local m = mp + 3
+  if mp >= 10 then m = mp - 9 end
+  if m <= 2 then y = y + 1 end
+  -- the next month's first day, back to days since the epoch
+  m = m + 1
+  if m > 12 then m = 1; y = y + 1 end
+  if m <= 2 then y = y - 1 end
+  era = fl(y / 400)
+  yoe = y - era * 400
+  mp = m - 3
+  if m <= 2 then mp = m + 9 end
+  doe = yoe * 365 + fl(yoe / 4) - fl(yoe / 100) + fl((153 * mp + 2) / 5)
+  return (era * 146097 + doe - 719468) * DAY
+end
+`;
+
+/**
  * The one Lua script behind every Redis decision. A call carries one or more independent
  * decisions (the store coalesces the decisions of one event-loop turn); each decision is one
  * request's checks (one per policy), decided together, all-or-nothing: a denial by one check
@@ -17,6 +50,8 @@
  *       PX TTL = time until the bucket is full again.
  *     kind 2, exact sliding window: a sorted set of admission times (µs).
  *       a = window (µs), b = limit (requests in any window).
+ *     kind 3, quota: one integer per key, the count of the current period, expiring when the
+ *       period ends (PXAT). a = period (µs; 0: the UTC calendar month), b = limit per period.
  *   Reply: the script's clock (µs, Redis TIME: the admission time of every check it admits),
  *     then, per decision in order: retry_after_us, then remaining_i, reset_us_i for each of its
  *     checks. retry_after_us is 0 exactly when the decision admits the request (a denial
@@ -26,6 +61,7 @@
  *     reset_us_i: time until check i is back to full; retry_after_us: 0 when allowed, else
  *     the wait until every denying check would admit the request.
  */
+
 export const DECIDE_SCRIPT = `
 -- Numbers passed to redis.call are written with 17 significant digits, so the µs integers
 -- (below 2^53) reach Redis exactly; only string concatenation would round them.
@@ -35,6 +71,7 @@ local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local reply = {now}
 local r = 1
 local k = 0 -- keys used so far
+${PERIOD_END_LUA}
 
 -- The distinct check shapes of this call, parsed once.
 local S = tonumber(ARGV[2])
@@ -51,7 +88,7 @@ local p = 3 + 4 * S -- next ARGV to read
 -- Scratch tables of the general path, reused by every decision of the call (entries 1..n are
 -- written before they are read).
 local state, rem_before, reset_before, rem_after, reset_after = {}, {}, {}, {}, {}
-local kinds, as, costs = {}, {}, {}
+local kinds, as, costs, ends = {}, {}, {}, {}
 
 -- The common decision: one token bucket. Same arithmetic as the general path, no tables.
 local function decide_one_bucket(j)
@@ -100,6 +137,20 @@ local function decide(n)
         rem_after[i] = floor((now + interval * burst - new_tat) / interval)
         reset_after[i] = new_tat - now
       end
+    elseif kind == 3 then
+      local limit, e = b, period_end(now, a)
+      local count = tonumber(call('GET', key)) or 0
+      ends[i] = e
+      rem_before[i] = limit - count
+      reset_before[i] = e - now
+      if count + cost > limit then
+        allowed = 0
+        if e - now > retry then retry = e - now end
+      else
+        state[i] = count + cost
+        rem_after[i] = limit - count - cost
+        reset_after[i] = e - now
+      end
     else
       local window, limit = a, b
       call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))
@@ -132,6 +183,9 @@ local function decide(n)
       if kinds[i] == 1 then
         local ttl_ms = ceil((state[i] - now) / 1000)
         call('SET', key, state[i], 'PX', ttl_ms)
+      elseif kinds[i] == 3 then
+        -- gone from the period's last millisecond on: Redis expires a key once its time is past
+        call('SET', key, state[i], 'PXAT', ends[i] / 1000 - 1)
       else
         for j = 1, costs[i] do
           local member = string.format('%d', now) .. ':' .. (state[i] + j)
@@ -181,6 +235,7 @@ return reply
  *   ARGV[1]   at: the admission time (µs) of the step being given back, or -1 to only read
  *   then per check 4 values: kind, a, b, cost (as in DECIDE_SCRIPT)
  *   Reply, per check: remaining, reset_us, retry_us (0 when `cost` would be admitted now)
+ *   Giving back a quota takes `cost` off its count when `at` is in the current period.
  *   Giving back a token bucket moves its TAT back by interval x cost (a TAT in the past is a full
  *   bucket). Giving back a sliding window removes `cost` admissions made at `at`: exactly the
  *   ones the step added, or others of the same instant, which are the same to the window.
@@ -191,6 +246,7 @@ local time = call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local at = tonumber(ARGV[1])
 local reply = {}
+${PERIOD_END_LUA}
 for i = 1, #KEYS do
   local key = KEYS[i]
   local o = 2 + 4 * (i - 1)
@@ -207,6 +263,20 @@ for i = 1, #KEYS do
     if wait < 0 then wait = 0 end
     reply[3 * i - 2] = floor((now + interval * burst - tat) / interval)
     reply[3 * i - 1] = tat - now
+    reply[3 * i] = wait
+  elseif kind == 3 then
+    local limit, e = b, period_end(now, a)
+    local count = tonumber(call('GET', key)) or 0
+    -- only what was taken in this same period is given back (a new period starts from 0)
+    if at >= 0 and period_end(at, a) == e then
+      count = count - cost
+      if count <= 0 then call('DEL', key) else call('SET', key, count, 'KEEPTTL') end
+      if count < 0 then count = 0 end
+    end
+    local wait = 0
+    if count + cost > limit then wait = e - now end
+    reply[3 * i - 2] = limit - count
+    reply[3 * i - 1] = e - now
     reply[3 * i] = wait
   else
     local window, limit = a, b

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Check, Decision, RateLimitStore } from './types';
+import { quotaPeriodEnd, type Check, type Decision, type RateLimitStore } from './types';
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
@@ -13,7 +13,7 @@ export interface MemoryStoreOptions {
 export const MEMORY_STORE_DEFAULTS = Object.freeze({ sweepIntervalMs: 10_000 });
 
 interface Bucket {
-  /** Token bucket: the TAT (µs). Sliding window: unused. */
+  /** Token bucket: the TAT (µs). Quota: the count of the period. Sliding window: unused. */
   tat: number;
   /** Sliding window: admission times (µs), oldest first. */
   times: number[] | undefined;
@@ -76,6 +76,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
           remAfter[i] = c.limit - count - c.cost;
           resetAfter[i] = c.windowUs;
         }
+      } else if (c.algorithm === 'quota') {
+        const end = quotaPeriodEnd(t, c.periodUs);
+        const count = b?.tat ?? 0;
+        remBefore[i] = c.limit - count;
+        resetBefore[i] = end - t;
+        if (count + c.cost > c.limit) {
+          allowed = false;
+          if (end - t > retry) retry = end - t;
+        } else {
+          next[i] = count + c.cost;
+          remAfter[i] = c.limit - count - c.cost;
+          resetAfter[i] = end - t;
+        }
       } else {
         const interval = c.intervalUs;
         const tat = Math.max(b?.tat ?? t, t);
@@ -100,6 +113,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         const times = live(c.key, t)?.times ?? [];
         for (let j = 0; j < c.cost; j++) times.push(t);
         buckets.set(c.key, { tat: 0, times, expiresAt: t + c.windowUs });
+      } else if (c.algorithm === 'quota') {
+        buckets.set(c.key, { tat: next[i] as number, times: undefined, expiresAt: quotaPeriodEnd(t, c.periodUs) });
       } else {
         const tat = next[i] as number;
         buckets.set(c.key, { tat, times: undefined, expiresAt: tat });

@@ -60,6 +60,24 @@ export interface Plan {
   };
 }
 
+const QUOTA_PERIODS = { hour: 3_600 * MICROS, day: 86_400 * MICROS, month: 0 } as const;
+
+/** A quota's period in µs (0: the calendar month) from exactly one of `period` and `periodSeconds`. */
+function quotaPeriodUs(name: string, period: unknown, periodSeconds: unknown): number {
+  if ((period === undefined) === (periodSeconds === undefined)) {
+    refuse(`policy "${name}": period`, 'exactly one of period ("hour", "day", "month") and periodSeconds', { period, periodSeconds });
+  }
+  if (period !== undefined) {
+    if (typeof period !== 'string' || !Object.hasOwn(QUOTA_PERIODS, period))
+      refuse(`policy "${name}": period`, '"hour", "day" or "month"', period);
+    return QUOTA_PERIODS[period as keyof typeof QUOTA_PERIODS];
+  }
+  if (typeof periodSeconds !== 'number' || !Number.isInteger(periodSeconds) || periodSeconds < 1 || periodSeconds > 366 * 86_400) {
+    refuse(`policy "${name}": periodSeconds`, 'a whole number of seconds from 1 to 31622400 (366 days)', periodSeconds);
+  }
+  return periodSeconds * MICROS;
+}
+
 /** Whether check `i` of a denied decision is one that denied it (it had less left than the request costs). */
 export const denies = (remaining: readonly number[], checks: readonly Check[], i: number) =>
   (remaining[i] as number) < (checks[i] as Check).cost;
@@ -150,7 +168,26 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
         header: { name, quota: limit, windowSeconds: Math.ceil(windowSeconds) },
       };
     }
-    return refuse(`policy "${name}": algorithm`, '"token_bucket" or "sliding_window"', (p as { algorithm?: unknown }).algorithm);
+    if (p.algorithm === 'quota') {
+      const limit = positive(p.limit, `policy "${name}": limit`, true);
+      const periodUs = quotaPeriodUs(name, p.period, p.periodSeconds);
+      // The header's window: the period (a month counts as 31 days); its reset says when it renews.
+      const windowSeconds = periodUs === 0 ? 31 * 86_400 : periodUs / MICROS;
+      return {
+        name,
+        keyName: name,
+        algorithm: 'quota',
+        check: (key, cost) => ({ key, cost, algorithm: 'quota', periodUs, limit }),
+        cost: costOf(limit),
+        capacity: limit,
+        allowed,
+        shadow,
+        failMode,
+        identity,
+        header: { name, quota: limit, windowSeconds },
+      };
+    }
+    return refuse(`policy "${name}": algorithm`, '"token_bucket", "sliding_window" or "quota"', (p as { algorithm?: unknown }).algorithm);
   }
 
   const compiled = new Map<string, CompiledPolicy>();

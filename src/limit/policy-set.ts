@@ -55,6 +55,24 @@ const Policy = z.discriminatedUnion('algorithm', [
       ...common,
     })
     .superRefine((p, ctx) => costFits(p, p.limit, ctx)),
+  z
+    .strictObject({
+      algorithm: z.literal('quota'),
+      limit: z.number().int().positive().max(1_000_000_000),
+      period: z.enum(['hour', 'day', 'month']).optional(),
+      periodSeconds: z
+        .number()
+        .int()
+        .positive()
+        .max(366 * 86_400)
+        .optional(),
+      ...common,
+    })
+    .superRefine((p, ctx) => {
+      if ((p.period === undefined) === (p.periodSeconds === undefined))
+        ctx.addIssue({ code: 'custom', path: ['period'], message: 'exactly one of period ("hour", "day", "month") and periodSeconds' });
+      costFits(p, p.limit, ctx);
+    }),
 ]);
 const surfaceId = z.string().regex(SURFACE_ID, 'a surface id: 1 to 64 of [A-Za-z0-9_.-] (it may become part of a Redis key)');
 const rps = z.number().positive().max(1_000_000);

@@ -65,10 +65,10 @@ function parseReply(reply: unknown, batch: readonly Pending[]): Decision[] {
 }
 
 /** The scripts' encoding of a check's algorithm (KIND) and numbers (A, B): see DECIDE_SCRIPT. */
-const TOKEN_BUCKET = 1;
-const SLIDING_WINDOW = 2;
-const kindOf = (c: Check) => (c.algorithm === 'token_bucket' ? TOKEN_BUCKET : SLIDING_WINDOW);
-const timeOf = (c: Check) => (c.algorithm === 'token_bucket' ? c.intervalUs : c.windowUs);
+const KIND = { token_bucket: 1, sliding_window: 2, quota: 3 } as const;
+const kindOf = (c: Check): number => KIND[c.algorithm];
+const timeOf = (c: Check): number =>
+  c.algorithm === 'token_bucket' ? c.intervalUs : c.algorithm === 'sliding_window' ? c.windowUs : c.periodUs;
 
 /** The 1-based index of `c`'s (kind, a, b, cost) in `shapes` (4 numbers each), added if new. */
 function shapeIndex(shapes: number[], c: Check): number {

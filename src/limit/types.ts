@@ -58,8 +58,23 @@ export interface SlidingWindowPolicy extends PolicyBase {
   readonly windowSeconds: number;
 }
 
+/** A calendar period of a quota, aligned to UTC. */
+export type QuotaPeriod = 'hour' | 'day' | 'month';
+
+/**
+ * A quota: at most `limit` per period, either a calendar `period` (UTC hour, day or month) or
+ * `periodSeconds` (fixed periods aligned to multiples of it since the Unix epoch). One integer
+ * per key, expiring when the period ends. Give exactly one of `period` and `periodSeconds`.
+ */
+export interface QuotaPolicy extends PolicyBase {
+  readonly algorithm: 'quota';
+  readonly limit: number;
+  readonly period?: QuotaPeriod;
+  readonly periodSeconds?: number;
+}
+
 /** A rate limit policy, as written by the user. */
-export type PolicyOptions = TokenBucketPolicy | SlidingWindowPolicy;
+export type PolicyOptions = TokenBucketPolicy | SlidingWindowPolicy | QuotaPolicy;
 
 /** What every check has: the bucket's key and what the request costs. */
 interface CheckBase {
@@ -83,11 +98,35 @@ export interface SlidingWindowCheck extends CheckBase {
   readonly limit: number;
 }
 
-/** One check handed to a store: a key and its algorithm's numbers (times in microseconds). */
-export type Check = TokenBucketCheck | SlidingWindowCheck;
+/**
+ * A quota check: at most `limit` admissions per period. `periodUs` > 0: periods of that length
+ * aligned to multiples of it since the Unix epoch (UTC hours and days are such periods);
+ * `periodUs` 0: UTC calendar months.
+ */
+export interface QuotaCheck extends CheckBase {
+  readonly algorithm: 'quota';
+  readonly periodUs: number;
+  readonly limit: number;
+}
 
-/** How many requests a full bucket admits: the burst, or the window's limit. */
+/** One check handed to a store: a key and its algorithm's numbers (times in microseconds). */
+export type Check = TokenBucketCheck | SlidingWindowCheck | QuotaCheck;
+
+/** How many requests a full bucket admits: the burst, or the window's or quota's limit. */
 export const capacityOf = (c: Check): number => (c.algorithm === 'token_bucket' ? c.burst : c.limit);
+
+const DAY_US = 86_400_000_000;
+
+/**
+ * When the period holding `nowUs` (µs since the Unix epoch) ends, in µs: the next multiple of
+ * `periodUs`, or, for `periodUs` 0, the first instant of the next UTC calendar month. The Redis
+ * script computes the same (decide-script.ts); the contract suite keeps them in step.
+ */
+export function quotaPeriodEnd(nowUs: number, periodUs: number): number {
+  if (periodUs > 0) return (Math.floor(nowUs / periodUs) + 1) * periodUs;
+  const d = new Date(Math.floor(nowUs / DAY_US) * 86_400_000);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) * 1000;
+}
 
 /**
  * A store's answer for the checks of one request, decided together. `remaining[i]` and

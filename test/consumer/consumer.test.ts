@@ -178,7 +178,7 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
       }),
     );
     const ok = await run('npx', ['--no-install', 'rampart', 'check-policies', good], { cwd: consumer });
-    assert.match(ok.stdout, /good\.json: ok \(4 policies with the defaults, 5 surfaces\)/);
+    assert.match(ok.stdout, /good\.json: ok \(5 policies with the defaults, 5 surfaces\)/);
     await assert.rejects(
       run('npx', ['--no-install', 'rampart', 'check-policies', bad], { cwd: consumer }),
       (err: Error & { code?: number; stderr?: string }) => {

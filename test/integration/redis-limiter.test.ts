@@ -19,6 +19,8 @@ import {
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
 import { readmeExample } from '../support/readme-example';
 import { waitUntil } from '../../scripts/wait';
+import { PERIOD_END_LUA } from '../../src/limit/decide-script';
+import { quotaPeriodEnd } from '../../src/limit/types';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -94,6 +96,44 @@ describe('rate limiting on a real Redis', function () {
       assert.ok(pttl > 150 && pttl <= 200, `two tokens spent refill in 200 ms; PTTL ${pttl}`);
       const bytes = await admin.memory('USAGE', key);
       assert.ok(typeof bytes === 'number' && bytes > 0 && bytes <= 80, `MEMORY USAGE ${String(bytes)}`);
+    } finally {
+      await client.quit();
+    }
+  });
+
+  it('stores a quota as one integer that expires when its period ends (PXAT); the Lua calendar agrees with JavaScript for every month', async () => {
+    const client = new Redis(server.port, '127.0.0.1');
+    const store = createRedisStore({ client });
+    try {
+      const key = `rl:daily:{${randomBytes(4).toString('hex')}}`; // an 8-character identity
+      const check = { key, algorithm: 'quota' as const, periodUs: 86_400_000_000, limit: 10_000, cost: 3 };
+      await store.decide([check]);
+      await store.decide([check]);
+      assert.equal(await admin.get(key), '6');
+      assert.equal(await admin.object('ENCODING', key), 'int');
+      const nextMidnight = quotaPeriodEnd(Date.now() * 1000, 86_400_000_000) / 1000;
+      assert.equal(await admin.pexpiretime(key), nextMidnight - 1, 'gone from the last millisecond of the UTC day on');
+      // Bytes: a dictEntry (24) + the value object (16) + the key's allocation (32 for 13 to 28
+      // characters: jemalloc's size classes). The token bucket key is the same size.
+      const bytes = await admin.memory('USAGE', key);
+      assert.equal(bytes, 72, `MEMORY USAGE ${String(bytes)}`);
+
+      // The script's calendar (civil-from-days in Lua) against JavaScript's, for a moment in
+      // every month from 1970 to 2100 (leap years, centuries, December to January) and its ends.
+      const lua = `${PERIOD_END_LUA}\nlocal out = {}\nfor i = 1, #ARGV do out[i] = period_end(tonumber(ARGV[i]), 0) end\nreturn out`;
+      const moments: number[] = [];
+      for (let y = 1970; y <= 2100; y++) {
+        for (let m = 0; m < 12; m++) {
+          const start = Date.UTC(y, m, 1);
+          const end = Date.UTC(y, m + 1, 1);
+          moments.push(start * 1000, (start + Math.floor((end - start) / 3)) * 1000, end * 1000 - 1);
+        }
+      }
+      const got = (await admin.eval(lua, 0, ...moments.map(String))) as number[];
+      const expected = moments.map((t) => quotaPeriodEnd(t, 0));
+      const wrong = moments.filter((_, i) => got[i] !== expected[i]).map((t) => new Date(t / 1000).toISOString());
+      assert.deepEqual(wrong, [], 'moments whose month end differs');
+      assert.equal(got.length, 131 * 12 * 3);
     } finally {
       await client.quit();
     }
@@ -240,6 +280,60 @@ describe('rate limiting on a real Redis', function () {
         assert.equal(limited.body.retry_after, retry);
         const deniedState = parseList(String(limited.headers['ratelimit']));
         assert.equal(deniedState[0]?.[1].get('r'), 0);
+      } finally {
+        await limiter.close();
+        await client.quit();
+      }
+    });
+
+    it("README: 20/s with bursts of 40 AND 10,000 per UTC day on one identity, all-or-nothing: the burst's refusal takes nothing from the day, the day's refusal nothing from the burst", async () => {
+      const client = createRedisClient(server.url);
+      await once(client, 'ready');
+      const prefix = `t${randomBytes(3).toString('hex')}`;
+      const store = createRedisStore({ client });
+      const limiter = createRateLimiter({
+        store,
+        prefix,
+        policies: {
+          api_burst: { algorithm: 'token_bucket', rps: 20, burst: 40, key: 'ip' },
+          api_daily: { algorithm: 'quota', limit: 10_000, period: 'day', key: 'ip' },
+        },
+      });
+      const state = (res: request.Response) =>
+        Object.fromEntries(parseList(String(res.headers['ratelimit'])).map(([name, params]) => [String(name), params.get('r')]));
+      try {
+        const app = express();
+        app.get('/api', limiter.limit('api_burst', 'api_daily'), (_req, res) => res.json({ ok: true }));
+        const first = await request(app).get('/api');
+        assert.equal(first.status, 200);
+        assert.equal(first.headers['ratelimit-policy'], '"api_burst";q=40;w=2, "api_daily";q=10000;w=86400');
+        let admitted = 1;
+        let limited = await request(app).get('/api');
+        while (limited.status === 200 && admitted < 500) {
+          admitted++;
+          limited = await request(app).get('/api');
+        }
+        assert.equal(limited.status, 429);
+        assert.equal(limited.body.policy, 'api_burst');
+        assert.ok(admitted >= 40, `the burst admitted ${admitted}`);
+        assert.equal(state(limited)['api_daily'], 10_000 - admitted, 'the day counts exactly the admitted requests');
+        const [ipKey] = await admin.keys(`${prefix}:api_daily:*`);
+        assert.equal(Number(await admin.get(ipKey as string)), admitted);
+
+        // The day's quota spent (the store, at the same key): the burst has room, the day refuses.
+        await sleep(1_000); // 20 tokens back
+        await store.decide([
+          { key: ipKey as string, algorithm: 'quota', periodUs: 86_400_000_000, limit: 10_000, cost: 10_000 - admitted },
+        ]);
+        const byDay = await request(app).get('/api');
+        assert.equal(byDay.status, 429);
+        assert.equal(byDay.body.policy, 'api_daily');
+        const toMidnight = (quotaPeriodEnd(Date.now() * 1000, 86_400_000_000) / 1000 - Date.now()) / 1000;
+        assert.ok(Math.abs(Number(byDay.headers['retry-after']) - toMidnight) <= 2, `Retry-After ${byDay.headers['retry-after']}`);
+        const burstLeft = state(byDay)['api_burst'] as number;
+        assert.ok(burstLeft >= 19, `the burst had room (r=${burstLeft})`);
+        const again = state(await request(app).get('/api'))['api_burst'] as number;
+        assert.ok(again >= burstLeft, 'the day refused: the burst was not charged');
       } finally {
         await limiter.close();
         await client.quit();

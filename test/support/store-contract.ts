@@ -19,6 +19,14 @@ export function slidingWindow(key: string, limit: number, windowMs: number, cost
   return { key, algorithm: 'sliding_window', windowUs: windowMs * MS, limit, cost };
 }
 
+export function quota(key: string, limit: number, period: number | 'month', cost = 1): Check {
+  return { key, algorithm: 'quota', periodUs: period === 'month' ? 0 : period * MS, limit, cost };
+}
+
+/** When the UTC day and month holding `ms` end (JavaScript's own calendar, to check the stores'). */
+const nextUtcDay = (ms: number) => Date.UTC(new Date(ms).getUTCFullYear(), new Date(ms).getUTCMonth(), new Date(ms).getUTCDate() + 1);
+const nextUtcMonth = (ms: number) => Date.UTC(new Date(ms).getUTCFullYear(), new Date(ms).getUTCMonth() + 1, 1);
+
 /**
  * The behaviour every store must have, run against the memory store and Redis (and, for the
  * HA topologies, Sentinel and Cluster): the same numbers, the same all-or-nothing rule.
@@ -239,6 +247,73 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
         [false, false, 0], // a: cost 2, empty
         [true, true, 8], // c -> 8
       ]);
+    });
+
+    it('quota: admits the limit in a period, denies until the period ends, then starts again from zero', async () => {
+      const PERIOD = 2_000; // ms: periods are aligned to multiples of it since the epoch
+      await sleep(PERIOD - (Date.now() % PERIOD) + 20); // just after a boundary
+      const check = quota(key('q'), 3, PERIOD);
+      const remaining: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const d = await s.store.decide([check]);
+        assert.equal(d.allowed, true, `request ${i + 1}`);
+        remaining.push(d.remaining[0] as number);
+      }
+      assert.deepEqual(remaining, [2, 1, 0]);
+      const denied = await s.store.decide([check]);
+      const endsIn = PERIOD - (Date.now() % PERIOD);
+      assert.equal(denied.allowed, false);
+      assert.equal(denied.remaining[0], 0);
+      // The wait and the reset are the time to the period's end (the store's clock, ±50 ms).
+      assert.ok(Math.abs(denied.retryAfterUs / MS - endsIn) < 50, `${denied.retryAfterUs / MS} ms vs ${endsIn} ms`);
+      assert.equal(denied.resetUs[0], denied.retryAfterUs);
+      // More denials take nothing: the next period starts from zero.
+      for (let i = 0; i < 5; i++) assert.equal((await s.store.decide([check])).allowed, false);
+      await sleep(denied.retryAfterUs / MS + 30);
+      const next = await s.store.decide([check]);
+      assert.deepEqual([next.allowed, next.remaining[0]], [true, 2]);
+    });
+
+    it('quota: UTC calendar day and month end where the calendar says, with cost', async () => {
+      const day = quota(key('day'), 10_000, 86_400_000, 7);
+      const month = quota(key('month'), 3, 'month');
+      const t = Date.now();
+      const [d, m] = [await s.store.decide([day]), await s.store.decide([month])];
+      assert.deepEqual([d.allowed, d.remaining[0], m.allowed, m.remaining[0]], [true, 9_993, true, 2]);
+      assert.ok(Math.abs((d.resetUs[0] as number) / MS - (nextUtcDay(t) - t)) < 1_000, `day: ${d.resetUs[0]}`);
+      assert.ok(Math.abs((m.resetUs[0] as number) / MS - (nextUtcMonth(t) - t)) < 1_000, `month: ${m.resetUs[0]}`);
+      // cost larger than what is left is refused and takes nothing
+      const big = await s.store.decide([quota(key('month'), 3, 'month', 3)]);
+      assert.deepEqual([big.allowed, big.remaining[0]], [false, 2]);
+      assert.equal((await s.store.decide([quota(key('month'), 3, 'month', 2)])).remaining[0], 0);
+    });
+
+    it('quota beside a burst on one key: "2 per hour-bucket with bursts AND 3 per period" all-or-nothing in one decision', async () => {
+      const bucket = tokenBucket(key('qb'), 1 / 3600, 2);
+      const daily = quota(key('qd'), 3, 86_400_000);
+      for (let i = 0; i < 2; i++) assert.equal((await s.store.decide([bucket, daily])).allowed, true);
+      const byBucket = await s.store.decide([bucket, daily]);
+      assert.equal(byBucket.allowed, false);
+      assert.deepEqual(byBucket.remaining, [0, 1], 'the bucket denied; the quota kept its unit');
+      assert.equal((await s.store.decide([daily])).remaining[0], 0, 'the quota had 1 left: the denial took nothing');
+      const byQuota = await s.store.decide([tokenBucket(key('qb2'), 1 / 3600, 2), daily]);
+      assert.equal(byQuota.allowed, false);
+      assert.equal(
+        (await s.store.decide([tokenBucket(key('qb2'), 1 / 3600, 2)])).remaining[0],
+        1,
+        'the quota denied: the bucket kept its token',
+      );
+    });
+
+    it('quota across identities (keys in different slots): a later denial gives the quota back', async () => {
+      const [lo, hi] = identities();
+      const q = quota(on('q', lo), 5, 86_400_000);
+      const w = slidingWindow(on('w', hi), 1, 3_600_000);
+      assert.equal((await s.store.decide([q, w])).allowed, true);
+      const denied = await s.store.decide([q, w]);
+      assert.equal(denied.allowed, false);
+      assert.deepEqual(denied.remaining, [4, 0]);
+      assert.equal((await s.store.decide([q])).remaining[0], 3, 'the denied request took nothing from the quota');
     });
 
     it('keeps buckets apart by key', async () => {

@@ -55,6 +55,18 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
       assert.deepEqual(set.policies['x'], { algorithm: 'sliding_window', limit: 5, windowSeconds: 1, cost: 2 });
     });
 
+    it('reads quotas, per calendar period or periodSeconds', () => {
+      const set = loadPolicyFile(
+        write(
+          'quota.json',
+          '{"policies":{"d":{"algorithm":"quota","limit":10000,"period":"day","key":"principal"},"f":{"algorithm":"quota","limit":3,"periodSeconds":600}}}',
+        ),
+        defaults,
+      );
+      assert.deepEqual(set.policies['d'], { algorithm: 'quota', limit: 10_000, period: 'day', key: 'principal' });
+      assert.deepEqual(set.policies['f'], { algorithm: 'quota', limit: 3, periodSeconds: 600 });
+    });
+
     it('merges the file over the defaults and keeps its surfaces', () => {
       const path = write(
         'ok.json',
@@ -160,6 +172,14 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
         '{"policies":{"x":{"algorithm":"sliding_window","limit":5,"windowSeconds":1,"cost":1.5}}}',
         /policies\.x\.cost/,
       ],
+      [
+        'a quota with both period and periodSeconds',
+        '{"policies":{"q":{"algorithm":"quota","limit":5,"period":"day","periodSeconds":60}}}',
+        /policies\.q\.period: exactly one of period/,
+      ],
+      ['a quota with neither period', '{"policies":{"q":{"algorithm":"quota","limit":5}}}', /policies\.q\.period: exactly one of period/],
+      ['a quota per week', '{"policies":{"q":{"algorithm":"quota","limit":5,"period":"week"}}}', /policies\.q\.period/],
+      ['a quota of half seconds', '{"policies":{"q":{"algorithm":"quota","limit":5,"periodSeconds":0.5}}}', /policies\.q\.periodSeconds/],
       ['an unknown mode', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":2,"mode":"dry"}}}', /policies\.x\.mode/],
       ['an empty allow entry', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":2,"allow":[""]}}}', /policies\.x\.allow\.0/],
       ['surface id with a brace', '{"surfaces":[{"surface_id":"s}","path":"/a","policies":["public"]}]}', /surfaces\.0\.surface_id/],

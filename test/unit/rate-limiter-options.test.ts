@@ -64,6 +64,14 @@ describe('rate limiter options', () => {
     throwsAtFactory({ policies: { p: { algorithm: 'token_bucket', rps: 1, burst: 1.5 } } }, /burst must be a positive integer/);
     throwsAtFactory({ policies: { p: { algorithm: 'sliding_window', limit: 0, windowSeconds: 1 } } }, /limit must be a positive integer/);
     throwsAtFactory({ policies: { p: { algorithm: 'leaky' } as unknown as PolicyOptions } }, /algorithm must be/);
+    throwsAtFactory({ policies: { p: { algorithm: 'quota', limit: 5 } } }, /policy "p": period must be exactly one of period/);
+    throwsAtFactory({ policies: { p: { algorithm: 'quota', limit: 5, period: 'day', periodSeconds: 9 } } }, /exactly one of period/);
+    throwsAtFactory(
+      { policies: { p: { algorithm: 'quota', limit: 5, period: 'week' as 'day' } } },
+      /period must be "hour", "day" or "month"/,
+    );
+    throwsAtFactory({ policies: { p: { algorithm: 'quota', limit: 5, periodSeconds: 1.5 } } }, /periodSeconds must be a whole number/);
+    throwsAtFactory({ policies: { p: { algorithm: 'quota', limit: 0, period: 'hour' } } }, /limit must be a positive integer/);
     throwsAtFactory({ policies: { P: bucket } }, /policy name must be a match of .*, got "P"/);
     throwsAtFactory({ policies: { p: { ...bucket, failMode: 'maybe' as 'open' } } }, /failMode must be/);
     throwsAtFactory({ policies: { p: { ...bucket, key: 'cookie' as 'ip' } } }, /key must be/);
