@@ -6,10 +6,10 @@
 import { Redis } from 'ioredis';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { createRedisClient, createRedisStore } from '../src';
+import { createRedisClient, createRedisStore, type Check } from '../src';
 import { CLIENT_KEYS, clientKey, PREFIXES } from './limits';
 
-export type StoreName = 'rampart' | 'rlf' | 'rlf-autopipelining' | 'erl';
+export type StoreName = 'rampart' | 'rampart-burst-quota-concurrency' | 'rlf' | 'rlf-autopipelining' | 'erl';
 
 /** One decision on `key` against a limit of `amount` per hour: true when admitted. */
 type Decide = (key: string) => Promise<boolean>;
@@ -34,6 +34,37 @@ async function open(store: StoreName, url: string, amount: number): Promise<{ de
         decide: async (key) =>
           (await s.decide([{ key: `${PREFIXES.rampart}:p:{${key}}`, algorithm: 'token_bucket', intervalUs: a, burst: amount, cost: 1 }]))
             .allowed,
+        close: async () => void (await client.quit()),
+      };
+    }
+    case 'rampart-burst-quota-concurrency': {
+      // What one request with three policies costs: a token bucket, a daily quota and a
+      // concurrency limit on one identity, decided together, then the lease given back as when
+      // the response finishes.
+      const client = createRedisClient(url);
+      await ready(client);
+      const s = createRedisStore({ client, maxBatch: Number(process.env['MAX_BATCH'] ?? 128) });
+      const release = s.release?.bind(s) as (checks: readonly Check[]) => Promise<void>;
+      const a = Math.round((86_400 * 1_000_000) / amount);
+      let lease = 0;
+      return {
+        decide: async (key) => {
+          const checks: Check[] = [
+            { key: `${PREFIXES.rampart}:b:{${key}}`, algorithm: 'token_bucket', intervalUs: a, burst: amount, cost: 1 },
+            { key: `${PREFIXES.rampart}:q:{${key}}`, algorithm: 'quota', periodUs: 86_400_000_000, limit: amount, cost: 1 },
+            {
+              key: `${PREFIXES.rampart}:c:{${key}}`,
+              algorithm: 'concurrency',
+              leaseUs: 30_000_000,
+              limit: 100,
+              cost: 1,
+              lease: `b${++lease}`,
+            },
+          ];
+          const d = await s.decide(checks);
+          if (d.allowed) await release(checks);
+          return d.allowed;
+        },
         close: async () => void (await client.quit()),
       };
     }

@@ -114,7 +114,7 @@ function summarize(results: Record<AppName, Load[]>) {
   });
 }
 
-const STORES: readonly StoreName[] = ['rampart', 'rlf', 'rlf-autopipelining', 'erl'];
+const STORES: readonly StoreName[] = ['rampart', 'rampart-burst-quota-concurrency', 'rlf', 'rlf-autopipelining', 'erl'];
 
 async function decisions(redis: RedisProcess) {
   const rows: { store: StoreName; decisionsPerSecond: number }[] = [];

@@ -90,6 +90,8 @@ export type {
   PolicyMode,
   SlidingWindowCheck,
   QuotaCheck,
+  ConcurrencyCheck,
+  ConcurrencyPolicy,
   QuotaPeriod,
   QuotaPolicy,
   TokenBucketCheck,

@@ -56,7 +56,7 @@ async function main(): Promise<void> {
   let rateLimiting: RateLimiting | undefined;
   if (config.rateLimit.enabled) {
     try {
-      rateLimiting = createRateLimiting(config, logger, metrics);
+      rateLimiting = createRateLimiting(config, logger, metrics, { watchPolicies: true });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       refuse(err);

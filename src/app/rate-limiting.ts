@@ -13,6 +13,7 @@ import {
   type RateLimitStore,
 } from '../index';
 import { DEFAULT_SURFACES } from './app';
+import { contentFingerprint, watchPoliciesFile, type PoliciesWatcher } from './policies-reload';
 
 /** The sample API's rate limiting: limiter, store and the Redis client it may own. */
 export interface RateLimiting {
@@ -20,8 +21,17 @@ export interface RateLimiting {
   readonly store: RateLimitStore;
   /** The Redis client, when the backend is Redis (for the readiness check). */
   readonly redis: ReturnType<typeof createRedisClient> | undefined;
-  /** Closes the limiter, the store and the Redis connection (if any). */
+  /** Stops the reloads of the policies file (if watched), closes the limiter, the store and the Redis connection (if any). */
   close(): Promise<void>;
+}
+
+/** Options of {@link createRateLimiting}. */
+export interface RateLimitingOptions {
+  /**
+   * Reload `RATE_LIMIT_POLICIES_FILE` on SIGHUP and when it changes (see policies-reload.ts),
+   * counting each in `rampart_policy_reloads_total`. Default false.
+   */
+  readonly watchPolicies?: boolean;
 }
 
 /**
@@ -29,9 +39,12 @@ export interface RateLimiting {
  * or the policies file, the file's surfaces or {@link DEFAULT_SURFACES}. Redis being down
  * does not stop this: decisions fail (and each policy's fail mode applies) until it is back.
  */
-export function createRateLimiting(config: Config, logger: Logger, metrics?: Metrics): RateLimiting {
+export function createRateLimiting(config: Config, logger: Logger, metrics?: Metrics, options: RateLimitingOptions = {}): RateLimiting {
   const rl = config.rateLimit;
   const defaults = defaultPolicies(rl.defaultRps, rl.defaultBurst);
+  const watched = options.watchPolicies === true ? rl.policiesFile : undefined;
+  // Taken before the file is read: a change made while it is read is seen by the first poll.
+  const loaded = watched === undefined ? '' : contentFingerprint(watched);
   const set = rl.policiesFile === undefined ? { policies: defaults, surfaces: undefined } : loadPolicyFile(rl.policiesFile, defaults);
 
   let redis: ReturnType<typeof createRedisClient> | undefined;
@@ -71,11 +84,31 @@ export function createRateLimiting(config: Config, logger: Logger, metrics?: Met
     throw err;
   }
 
+  let watcher: PoliciesWatcher | undefined;
+  if (watched !== undefined) {
+    const reloads = metrics?.rateLimit.policyReloads;
+    // Both results show from the start (0), so that a rate over them needs no absent series.
+    reloads?.labels('success').inc(0);
+    reloads?.labels('error').inc(0);
+    watcher = watchPoliciesFile({
+      path: watched,
+      loaded,
+      logger,
+      apply: () => {
+        const next = loadPolicyFile(watched, defaults);
+        limiter.setPolicies(next.policies, next.surfaces ?? DEFAULT_SURFACES);
+        return Object.keys(next.policies);
+      },
+      ...(reloads === undefined ? {} : { onResult: (result: 'success' | 'error') => reloads.labels(result).inc() }),
+    });
+  }
+
   return {
     limiter,
     store,
     redis,
     async close() {
+      watcher?.close();
       await limiter.close();
       await store.close();
       if (redis !== undefined) {

@@ -42,6 +42,8 @@ end
  *   ARGV[1]          D, the number of decisions
  *   ARGV[2]          S, the number of distinct check shapes in the call
  *   then S shapes of 4 values: kind, a, b, cost
+ *   then L, the number of leases, and L lease ids: one per concurrency check, in the order the
+ *   checks come in the call
  *   then, per decision: a decision of one check is the (positive, 1-based) index of its shape;
  *   a decision of n > 1 checks is -n followed by the shape index of each
  *   KEYS             the key of every check, in order (on Cluster, all in one hash slot)
@@ -52,6 +54,10 @@ end
  *       a = window (µs), b = limit (requests in any window).
  *     kind 3, quota: one integer per key, the count of the current period, expiring when the
  *       period ends (PXAT). a = period (µs; 0: the UTC calendar month), b = limit per period.
+ *     kind 4, concurrency: a sorted set of leases, member `<lease id>#<j>` (j = 1..cost),
+ *       score = when the lease ends (µs); ended leases are dropped first. a = lease (µs), b =
+ *       limit (leases held at once). The key lives until its latest lease ends. A denial's wait
+ *       is until the lease that frees room ends, at most 1 s (a request usually finishes first).
  *   Reply: the script's clock (µs, Redis TIME: the admission time of every check it admits),
  *     then, per decision in order: retry_after_us, then remaining_i, reset_us_i for each of its
  *     checks. retry_after_us is 0 exactly when the decision admits the request (a denial
@@ -83,12 +89,13 @@ for j = 1, S do
   B[j] = tonumber(ARGV[o + 2])
   COST[j] = tonumber(ARGV[o + 3])
 end
-local p = 3 + 4 * S -- next ARGV to read
+local q = 4 + 4 * S -- next lease id to read
+local p = q + tonumber(ARGV[q - 1]) -- next ARGV to read
 
 -- Scratch tables of the general path, reused by every decision of the call (entries 1..n are
 -- written before they are read).
 local state, rem_before, reset_before, rem_after, reset_after = {}, {}, {}, {}, {}
-local kinds, as, costs, ends = {}, {}, {}, {}
+local kinds, as, costs, ends, leases = {}, {}, {}, {}, {}
 
 -- The common decision: one token bucket. Same arithmetic as the general path, no tables.
 local function decide_one_bucket(j)
@@ -151,6 +158,30 @@ local function decide(n)
         rem_after[i] = limit - count - cost
         reset_after[i] = e - now
       end
+    elseif kind == 4 then
+      local lease_us, limit = a, b
+      leases[i] = ARGV[q]
+      q = q + 1
+      call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now))
+      local count = call('ZCARD', key)
+      state[i] = count
+      rem_before[i] = limit - count
+      reset_before[i] = 0
+      if count > 0 then
+        local last = call('ZRANGE', key, -1, -1, 'WITHSCORES')
+        reset_before[i] = tonumber(last[2]) - now
+      end
+      if count + cost > limit then
+        allowed = 0
+        local frees = call('ZRANGE', key, count + cost - limit - 1, count + cost - limit - 1, 'WITHSCORES')
+        local wait = 1000000
+        if frees[2] and tonumber(frees[2]) - now < wait then wait = tonumber(frees[2]) - now end
+        if wait < 1 then wait = 1 end
+        if wait > retry then retry = wait end
+      else
+        rem_after[i] = limit - count - cost
+        reset_after[i] = lease_us
+      end
     else
       local window, limit = a, b
       call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))
@@ -186,6 +217,17 @@ local function decide(n)
       elseif kinds[i] == 3 then
         -- gone from the period's last millisecond on: Redis expires a key once its time is past
         call('SET', key, state[i], 'PXAT', ends[i] / 1000 - 1)
+      elseif kinds[i] == 4 then
+        local ends_at = string.format('%d', now + as[i])
+        for j = 1, costs[i] do
+          call('ZADD', key, ends_at, leases[i] .. '#' .. j)
+        end
+        -- a new set has no TTL (GT would not set one); else only ever extend it
+        if state[i] == 0 then
+          call('PEXPIRE', key, ceil(as[i] / 1000))
+        else
+          call('PEXPIRE', key, ceil(as[i] / 1000), 'GT')
+        end
       else
         for j = 1, costs[i] do
           local member = string.format('%d', now) .. ':' .. (state[i] + j)
@@ -233,8 +275,9 @@ return reply
  * Contract
  *   KEYS      the key of every check (on Cluster, all in one hash slot)
  *   ARGV[1]   at: the admission time (µs) of the step being given back, or -1 to only read
- *   then per check 4 values: kind, a, b, cost (as in DECIDE_SCRIPT)
+ *   then per check 5 values: kind, a, b, cost (as in DECIDE_SCRIPT), lease id ('' but for kind 4)
  *   Reply, per check: remaining, reset_us, retry_us (0 when `cost` would be admitted now)
+ *   Giving back a concurrency check removes its lease's members.
  *   Giving back a quota takes `cost` off its count when `at` is in the current period.
  *   Giving back a token bucket moves its TAT back by interval x cost (a TAT in the past is a full
  *   bucket). Giving back a sliding window removes `cost` admissions made at `at`: exactly the
@@ -249,7 +292,7 @@ local reply = {}
 ${PERIOD_END_LUA}
 for i = 1, #KEYS do
   local key = KEYS[i]
-  local o = 2 + 4 * (i - 1)
+  local o = 2 + 5 * (i - 1)
   local kind, a, b, cost = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
   if kind == 1 then
     local interval, burst = a, b
@@ -263,6 +306,30 @@ for i = 1, #KEYS do
     if wait < 0 then wait = 0 end
     reply[3 * i - 2] = floor((now + interval * burst - tat) / interval)
     reply[3 * i - 1] = tat - now
+    reply[3 * i] = wait
+  elseif kind == 4 then
+    local limit = b
+    if at >= 0 then
+      local lease = ARGV[o + 4]
+      for j = 1, cost do
+        call('ZREM', key, lease .. '#' .. j)
+      end
+    end
+    call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now))
+    local count = call('ZCARD', key)
+    local reset, wait = 0, 0
+    if count > 0 then
+      local last = call('ZRANGE', key, -1, -1, 'WITHSCORES')
+      reset = tonumber(last[2]) - now
+    end
+    if count + cost > limit then
+      local frees = call('ZRANGE', key, count + cost - limit - 1, count + cost - limit - 1, 'WITHSCORES')
+      wait = 1000000
+      if frees[2] and tonumber(frees[2]) - now < wait then wait = tonumber(frees[2]) - now end
+      if wait < 1 then wait = 1 end
+    end
+    reply[3 * i - 2] = limit - count
+    reply[3 * i - 1] = reset
     reply[3 * i] = wait
   elseif kind == 3 then
     local limit, e = b, period_end(now, a)

@@ -25,6 +25,8 @@ export type {
   PolicyMode,
   SlidingWindowCheck,
   QuotaCheck,
+  ConcurrencyCheck,
+  ConcurrencyPolicy,
   QuotaPeriod,
   QuotaPolicy,
   TokenBucketCheck,

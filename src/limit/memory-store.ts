@@ -17,6 +17,8 @@ interface Bucket {
   tat: number;
   /** Sliding window: admission times (µs), oldest first. */
   times: number[] | undefined;
+  /** Concurrency: when each lease ends (µs), by lease id. */
+  leases?: Map<string, number>;
   expiresAt: number;
 }
 
@@ -76,6 +78,28 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
           remAfter[i] = c.limit - count - c.cost;
           resetAfter[i] = c.windowUs;
         }
+      } else if (c.algorithm === 'concurrency') {
+        // Members `<lease>#<j>` ending at a time, as the script's sorted set.
+        const ends: number[] = [];
+        if (b?.leases !== undefined) {
+          for (const [member, endsAt] of b.leases) {
+            if (endsAt <= t) b.leases.delete(member);
+            else ends.push(endsAt);
+          }
+        }
+        ends.sort((x, y) => x - y);
+        const count = ends.length;
+        remBefore[i] = c.limit - count;
+        resetBefore[i] = count > 0 ? (ends[count - 1] as number) - t : 0;
+        if (count + c.cost > c.limit) {
+          allowed = false;
+          const frees = ends[count + c.cost - c.limit - 1];
+          const wait = Math.max(1, Math.min(1_000_000, frees === undefined ? Infinity : frees - t));
+          if (wait > retry) retry = wait;
+        } else {
+          remAfter[i] = c.limit - count - c.cost;
+          resetAfter[i] = c.leaseUs;
+        }
       } else if (c.algorithm === 'quota') {
         const end = quotaPeriodEnd(t, c.periodUs);
         const count = b?.tat ?? 0;
@@ -113,6 +137,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         const times = live(c.key, t)?.times ?? [];
         for (let j = 0; j < c.cost; j++) times.push(t);
         buckets.set(c.key, { tat: 0, times, expiresAt: t + c.windowUs });
+      } else if (c.algorithm === 'concurrency') {
+        const b = live(c.key, t);
+        const leases = b?.leases ?? new Map<string, number>();
+        for (let j = 1; j <= c.cost; j++) leases.set(`${c.lease}#${j}`, t + c.leaseUs);
+        buckets.set(c.key, { tat: 0, times: undefined, leases, expiresAt: Math.max(b?.expiresAt ?? 0, t + c.leaseUs) });
       } else if (c.algorithm === 'quota') {
         buckets.set(c.key, { tat: next[i] as number, times: undefined, expiresAt: quotaPeriodEnd(t, c.periodUs) });
       } else {
@@ -131,6 +160,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
+    },
+    release(checks) {
+      for (const c of checks) {
+        if (c.algorithm !== 'concurrency') continue;
+        const leases = buckets.get(c.key)?.leases;
+        if (leases === undefined) continue;
+        for (let j = 1; j <= c.cost; j++) leases.delete(`${c.lease}#${j}`);
+      }
+      return Promise.resolve();
     },
     close() {
       clearInterval(sweep);

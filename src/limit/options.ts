@@ -75,6 +75,8 @@ export const RATE_LIMITER_DEFAULTS = Object.freeze({
   ipv6Subnet: 64,
   failMode: 'closed' as FailMode,
   key: 'ip' as const,
+  /** A concurrency policy's lease, s. */
+  leaseSeconds: 30,
   breaker: Object.freeze({
     errorThresholdPercentage: 50,
     volumeThreshold: 5,
@@ -92,6 +94,17 @@ export interface RateLimiter {
   limit(...policies: string[]): RequestHandler;
   /** A middleware that applies the policies of the first surface matching the request. */
   surfaces(): RequestHandler;
+  /**
+   * Replaces the policies, and the surfaces when given (else the current surfaces are applied
+   * with the new policies). Everything is checked first, as {@link createRateLimiter} checks
+   * it: a mistake throws {@link OptionsError} and changes nothing; so does a set that drops a
+   * policy a `limit(...)` middleware or a kept surface names, or that changes the algorithm
+   * of a policy it keeps (the same key would hold the other algorithm's state). Then every
+   * middleware handed out by `limit` and `surfaces` applies the new policies from its next
+   * request on; a request already being decided finishes with the ones it started with. A
+   * policy that keeps its name keeps its buckets (same keys); the deny cache is emptied.
+   */
+  setPolicies(policies: Readonly<Record<string, PolicyOptions>>, surfaces?: readonly SurfaceOptions[]): void;
   /** The circuit breakers' state: the worst of them (one per failure domain of the store). */
   readonly breakerState: BreakerState;
   /** Stops the breaker's timers. The store is not closed: it was passed in. */

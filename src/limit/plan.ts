@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { trace } from '@opentelemetry/api';
 import { policyHeaderValue, type HeaderForm, type HeaderPolicy } from './headers';
 import { allowList, type AllowedTest } from './allow-list';
@@ -45,6 +46,8 @@ export interface Plan {
   readonly failOpen: boolean;
   /** Some policy has an allow list: requests may skip policies (see {@link Plan.without}). */
   readonly skippable: boolean;
+  /** Some policy is a concurrency limit: an admitted request holds leases until it is over. */
+  readonly holdsLeases: boolean;
   /** The plan for the policies not in `mask` (bit i: policy i skipped), made once per mask. */
   without(mask: number): Plan;
   readonly counters: {
@@ -59,6 +62,11 @@ export interface Plan {
     readonly failedClosed: () => void;
   };
 }
+
+/** Lease ids: this process's random prefix and a counter (base 36). */
+const LEASE_PREFIX = randomBytes(6).toString('base64url');
+let leaseCount = 0;
+const nextLease = () => `${LEASE_PREFIX}${(++leaseCount).toString(36)}`;
 
 const QUOTA_PERIODS = { hour: 3_600 * MICROS, day: 86_400 * MICROS, month: 0 } as const;
 
@@ -92,6 +100,8 @@ export interface PlannerOptions {
   readonly storeName: string;
   /** Every policy in shadow mode. */
   readonly shadow: boolean;
+  /** `false`: the store cannot give leases back (no `release`), so concurrency policies are refused. */
+  readonly canRelease?: boolean;
 }
 
 /**
@@ -168,6 +178,27 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
         header: { name, quota: limit, windowSeconds: Math.ceil(windowSeconds) },
       };
     }
+    if (p.algorithm === 'concurrency') {
+      if (options.canRelease === false) invalid('policies', `policy "${name}": a concurrency policy needs a store with release()`);
+      const limit = positive(p.limit, `policy "${name}": limit`, true);
+      const leaseSeconds = positive(p.leaseSeconds ?? d.leaseSeconds, `policy "${name}": leaseSeconds`, false);
+      const leaseUs = Math.round(leaseSeconds * MICROS);
+      return {
+        name,
+        keyName: name,
+        algorithm: 'concurrency',
+        // Each request's own lease: unique across processes (a random prefix) and requests.
+        check: (key, cost) => ({ key, cost, algorithm: 'concurrency', leaseUs, limit, lease: nextLease() }),
+        cost: costOf(limit),
+        capacity: limit,
+        allowed,
+        shadow,
+        failMode,
+        identity,
+        // `w`: the lease, the longest a slot is held.
+        header: { name, quota: limit, windowSeconds: Math.ceil(leaseSeconds) },
+      };
+    }
     if (p.algorithm === 'quota') {
       const limit = positive(p.limit, `policy "${name}": limit`, true);
       const periodUs = quotaPeriodUs(name, p.period, p.periodSeconds);
@@ -187,7 +218,11 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
         header: { name, quota: limit, windowSeconds },
       };
     }
-    return refuse(`policy "${name}": algorithm`, '"token_bucket", "sliding_window" or "quota"', (p as { algorithm?: unknown }).algorithm);
+    return refuse(
+      `policy "${name}": algorithm`,
+      '"token_bucket", "sliding_window", "quota" or "concurrency"',
+      (p as { algorithm?: unknown }).algorithm,
+    );
   }
 
   const compiled = new Map<string, CompiledPolicy>();
@@ -246,6 +281,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       shadowMask,
       failOpen: options.devFailOpen || policies.every((p) => p.failMode === 'open'),
       skippable: policies.some((p) => p.allowed !== undefined),
+      holdsLeases: policies.some((p) => p.algorithm === 'concurrency'),
       without(mask) {
         let sub = subplans.get(mask);
         if (sub === undefined) {

@@ -73,6 +73,14 @@ const Policy = z.discriminatedUnion('algorithm', [
         ctx.addIssue({ code: 'custom', path: ['period'], message: 'exactly one of period ("hour", "day", "month") and periodSeconds' });
       costFits(p, p.limit, ctx);
     }),
+  z
+    .strictObject({
+      algorithm: z.literal('concurrency'),
+      limit: z.number().int().positive().max(100_000),
+      leaseSeconds: z.number().positive().max(86_400).optional(),
+      ...common,
+    })
+    .superRefine((p, ctx) => costFits(p, p.limit, ctx)),
 ]);
 const surfaceId = z.string().regex(SURFACE_ID, 'a surface id: 1 to 64 of [A-Za-z0-9_.-] (it may become part of a Redis key)');
 const rps = z.number().positive().max(1_000_000);

@@ -5,11 +5,11 @@ import { OptionsError } from '../internal/options';
 import { createBreakerPool, isStoreMisuse } from './breakers';
 import { createDenyCache } from './deny-cache';
 import { identities } from './identity';
-import { resolveOptions, type BreakerState, type RateLimiter, type RateLimiterOptions } from './options';
+import { invalid, resolveOptions, type BreakerState, type RateLimiter, type RateLimiterOptions, type SurfaceOptions } from './options';
 import type { BackendFailure } from './observer';
 import { createPlanner, denies, MICROS, type CompiledPolicy, type Plan } from './plan';
 import { surfaceRouter } from './surfaces';
-import type { Check, Decision } from './types';
+import type { Check, Decision, PolicyOptions } from './types';
 
 export { isStoreMisuse } from './breakers';
 export type { BackendFailure, DecisionOutcome, RateLimitObserver } from './observer';
@@ -38,19 +38,26 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const o = resolveOptions(options);
   const { prefix, writeHeaders } = o;
   const observer = options.observer;
-  const plan = createPlanner({
-    policies: options.policies,
-    identities: identities(o.ipv6Subnet, options.principal, options.credential),
-    form: o.form,
-    devFailOpen: o.devFailOpen,
-    observer,
-    storeName: store.name,
-    shadow: options.shadow === true,
-  });
+  const ids = identities(o.ipv6Subnet, options.principal, options.credential);
+  /** Compiles a set of policies (a mistake throws): the start, and each {@link RateLimiter.setPolicies}. */
+  const planner = (policies: Readonly<Record<string, PolicyOptions>>) =>
+    createPlanner({
+      policies,
+      identities: ids,
+      form: o.form,
+      devFailOpen: o.devFailOpen,
+      observer,
+      storeName: store.name,
+      shadow: options.shadow === true,
+      canRelease: store.release !== undefined,
+    });
+  let policySet = options.policies;
+  let plan = planner(policySet);
 
   // Every surface is checked before the breaker pool starts listening to the store: a mistake
   // throws without leaving anything behind.
-  const router = surfaceRouter(options.surfaces ?? [], (s) => middleware(plan(s.policies, s)));
+  let surfaceList = [...(options.surfaces ?? [])];
+  let router = surfaceRouter(surfaceList, (s) => middleware(plan(s.policies, s)));
 
   observer?.breakerChanged(store.name, 'CLOSED');
   const pool = createBreakerPool({
@@ -75,6 +82,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   }
 
   const denied = createDenyCache(o.denyCacheMaxKeys);
+  /** Bumped by each setPolicies: a decision begun under older policies is not remembered in the deny cache. */
+  let generation = 0;
 
   /** The RateLimit headers of the plan's enforced policies. */
   function headers(res: Response, p: Plan, remaining: readonly number[], resetUs: readonly number[]): void {
@@ -112,6 +121,26 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       retryAfterSeconds: retryUs / MICROS,
       extra: { policy: culprit.name },
     });
+  }
+
+  /**
+   * An admitted request's concurrency leases are given back once, when its response has been
+   * sent or its connection closed, whichever comes first. A failed release (the store down)
+   * leaves the lease to end on its own.
+   */
+  function holdLeases(res: Response, checks: readonly Check[]): void {
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      res.off('finish', release);
+      res.off('close', release);
+      store.release?.(checks).catch(reportFailure);
+    };
+    res.once('finish', release);
+    res.once('close', release);
+    // The client went away while the decision was being made: its 'close' has been and gone.
+    if (res.closed) release();
   }
 
   /** The hot path: everything it touches was bound when the plan was made. */
@@ -157,7 +186,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       cacheKey = i === 0 ? entry : `${cacheKey} ${entry}`;
     }
     const now = nowMicros();
-    if (denied.enabled) {
+    // A concurrency denial lasts until some request finishes, not a known time: never cached.
+    if (denied.enabled && !p.holdsLeases) {
       const hit = denied.get(cacheKey, now);
       if (hit !== undefined) {
         const elapsed = now - hit.atUs;
@@ -173,12 +203,14 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       }
     }
     const started = latency === undefined ? 0 : performance.now();
+    const gen = generation;
     pool.decide(checks).then(
       (decision: Decision) => {
         latency?.((performance.now() - started) / 1000);
         if (decision.allowed) {
           p.counters.allowed();
           headers(res, p, decision.remaining, decision.resetUs);
+          if (p.holdsLeases) holdLeases(res, checks);
           next();
           return;
         }
@@ -198,12 +230,13 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
             return;
           }
         }
-        denied.remember(cacheKey, {
-          untilUs: now + decision.retryAfterUs,
-          atUs: now,
-          remaining: decision.remaining,
-          resetUs: decision.resetUs,
-        });
+        if (gen === generation && !p.holdsLeases)
+          denied.remember(cacheKey, {
+            untilUs: now + decision.retryAfterUs,
+            atUs: now,
+            remaining: decision.remaining,
+            resetUs: decision.resetUs,
+          });
         deny(res, p, checks, decision.remaining, decision.resetUs, decision.retryAfterUs);
       },
       (err: unknown) => {
@@ -227,13 +260,67 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     );
   }
 
+  // What setPolicies swaps. Each middleware handed out reads its handler from here per request
+  // (one property read), so a swap reaches them all at once; a request already inside keeps
+  // the plan it started with (decideFor holds it).
+  const slots = new Map<string, LimitSlot>();
+  const routed: RequestHandler = (req, res, next) => router(req, res, next);
+
+  function setPolicies(policies: Readonly<Record<string, PolicyOptions>>, surfaces?: readonly SurfaceOptions[]): void {
+    const next = planner(policies);
+    const kept = surfaces === undefined;
+    const nextSurfaces = kept ? surfaceList : [...surfaces];
+    const users = new Map<string, string[]>();
+    const use = (name: string, user: string) => {
+      if (policies[name] !== undefined) return;
+      const list = users.get(name) ?? [];
+      list.push(user);
+      users.set(name, list);
+    };
+    for (const slot of slots.values()) for (const n of slot.names) use(n, `limit(${slot.names.map((x) => JSON.stringify(x)).join(', ')})`);
+    if (kept) for (const s of surfaceList) for (const n of s.policies) use(n, `surface "${s.surfaceId}"`);
+    if (users.size > 0) {
+      const what = [...users].map(([n, u]) => `"${n}" (named by ${u.join(', ')})`).join('; ');
+      invalid('policies', `setPolicies would drop ${users.size === 1 ? 'a policy still in use' : 'policies still in use'}: ${what}`);
+    }
+    for (const [n, p] of Object.entries(policies)) {
+      const before = policySet[n];
+      // The same key would hold another algorithm's state (on Redis: WRONGTYPE until it expires).
+      if (before !== undefined && before.algorithm !== p.algorithm)
+        invalid(
+          'policies',
+          `setPolicies cannot change the algorithm of policy "${n}" (${before.algorithm} to ${p.algorithm}): give it a new name`,
+        );
+    }
+    const nextRouter = surfaceRouter(nextSurfaces, (s) => middleware(next(s.policies, s)));
+    const handlers = [...slots.values()].map((slot) => middleware(next(slot.names)));
+    // Everything is checked and built: the swap itself cannot throw.
+    let i = 0;
+    for (const slot of slots.values()) slot.handler = handlers[i++] as RequestHandler;
+    policySet = policies;
+    plan = next;
+    surfaceList = nextSurfaces;
+    router = nextRouter;
+    // A denial remembered under the old numbers must not outlive them.
+    generation++;
+    denied.clear();
+  }
+
   return {
     limit(...names: string[]) {
-      return middleware(plan(names));
+      const id = JSON.stringify(names);
+      let slot = slots.get(id);
+      if (slot === undefined) {
+        slot = { names, handler: middleware(plan(names)) };
+        slots.set(id, slot);
+      }
+      const s = slot;
+      return (req, res, next) => s.handler(req, res, next);
     },
     surfaces() {
-      return router;
+      return routed;
     },
+    setPolicies,
     get breakerState(): BreakerState {
       return pool.state;
     },
@@ -243,6 +330,12 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       return Promise.resolve();
     },
   };
+}
+
+/** The handler one `limit(...)` list gets; {@link RateLimiter.setPolicies} replaces it. */
+interface LimitSlot {
+  readonly names: readonly string[];
+  handler: RequestHandler;
 }
 
 /** Options of {@link rateLimit}: a limiter and the policies to apply (default: all of them). */

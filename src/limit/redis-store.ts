@@ -65,10 +65,20 @@ function parseReply(reply: unknown, batch: readonly Pending[]): Decision[] {
 }
 
 /** The scripts' encoding of a check's algorithm (KIND) and numbers (A, B): see DECIDE_SCRIPT. */
-const KIND = { token_bucket: 1, sliding_window: 2, quota: 3 } as const;
+const KIND = { token_bucket: 1, sliding_window: 2, quota: 3, concurrency: 4 } as const;
 const kindOf = (c: Check): number => KIND[c.algorithm];
-const timeOf = (c: Check): number =>
-  c.algorithm === 'token_bucket' ? c.intervalUs : c.algorithm === 'sliding_window' ? c.windowUs : c.periodUs;
+function timeOf(c: Check): number {
+  switch (c.algorithm) {
+    case 'token_bucket':
+      return c.intervalUs;
+    case 'sliding_window':
+      return c.windowUs;
+    case 'quota':
+      return c.periodUs;
+    default:
+      return c.leaseUs;
+  }
+}
 
 /** The 1-based index of `c`'s (kind, a, b, cost) in `shapes` (4 numbers each), added if new. */
 function shapeIndex(shapes: number[], c: Check): number {
@@ -160,16 +170,18 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     const args: (string | number)[] = []; // the keys, then the ARGV (see DECIDE_SCRIPT)
     const shapes: number[] = [];
     const refs: number[] = [];
+    const leases: string[] = [];
     for (const p of batch) {
       const n = p.checks.length;
       if (n > 1) refs.push(-n);
       for (const c of p.checks) {
         args.push(c.key);
         refs.push(shapeIndex(shapes, c));
+        if (c.algorithm === 'concurrency') leases.push(c.lease);
       }
     }
     const numKeys = args.length;
-    args.push(batch.length, shapes.length / 4, ...shapes, ...refs);
+    args.push(batch.length, shapes.length / 4, ...shapes, leases.length, ...leases, ...refs);
     command.call(client, numKeys, ...args).then(
       (reply) => {
         let decisions: Decision[];
@@ -235,7 +247,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
   async function settle(checks: readonly Check[], atUs: number): Promise<number[]> {
     const args: (string | number)[] = checks.map((c) => c.key);
     args.push(atUs);
-    for (const c of checks) args.push(kindOf(c), timeOf(c), capacityOf(c), c.cost);
+    for (const c of checks) args.push(kindOf(c), timeOf(c), capacityOf(c), c.cost, c.algorithm === 'concurrency' ? c.lease : '');
     const reply = await settleCommand.call(client, checks.length, ...args).catch((err: unknown) => {
       watchTopology();
       throw err;
@@ -450,6 +462,15 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
         }),
       );
       return guard === undefined ? decision : guard((checks[0] as Check).key, () => decision);
+    },
+    async release(checks: readonly Check[]): Promise<void> {
+      const calls: Promise<unknown>[] = [];
+      for (const c of checks) {
+        if (c.algorithm !== 'concurrency') continue;
+        const members = Array.from({ length: c.cost }, (_, j) => `${c.lease}#${j + 1}`);
+        calls.push(client.zrem(c.key, ...members));
+      }
+      await Promise.all(calls);
     },
     close() {
       clearInterval(refresher);

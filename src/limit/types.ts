@@ -73,8 +73,21 @@ export interface QuotaPolicy extends PolicyBase {
   readonly periodSeconds?: number;
 }
 
+/**
+ * A concurrency limit: at most `limit` requests of one identity in flight at once, across every
+ * instance sharing the store. A request holds a slot (a lease) from its admission until its
+ * response finishes or its client goes away, and never longer than `leaseSeconds`, so a process
+ * that dies (`kill -9`) cannot hold a slot for longer than that.
+ */
+export interface ConcurrencyPolicy extends PolicyBase {
+  readonly algorithm: 'concurrency';
+  readonly limit: number;
+  /** The longest a request holds its slot, s; longer than your slowest request. Default 30. */
+  readonly leaseSeconds?: number;
+}
+
 /** A rate limit policy, as written by the user. */
-export type PolicyOptions = TokenBucketPolicy | SlidingWindowPolicy | QuotaPolicy;
+export type PolicyOptions = TokenBucketPolicy | SlidingWindowPolicy | QuotaPolicy | ConcurrencyPolicy;
 
 /** What every check has: the bucket's key and what the request costs. */
 interface CheckBase {
@@ -109,8 +122,20 @@ export interface QuotaCheck extends CheckBase {
   readonly limit: number;
 }
 
+/**
+ * A concurrency check: at most `limit` leases held at once on the key; admitted, it takes a lease
+ * of `leaseUs` named `lease` (unique per request), which {@link RateLimitStore.release} gives
+ * back.
+ */
+export interface ConcurrencyCheck extends CheckBase {
+  readonly algorithm: 'concurrency';
+  readonly leaseUs: number;
+  readonly limit: number;
+  readonly lease: string;
+}
+
 /** One check handed to a store: a key and its algorithm's numbers (times in microseconds). */
-export type Check = TokenBucketCheck | SlidingWindowCheck | QuotaCheck;
+export type Check = TokenBucketCheck | SlidingWindowCheck | QuotaCheck | ConcurrencyCheck;
 
 /** How many requests a full bucket admits: the burst, or the window's or quota's limit. */
 export const capacityOf = (c: Check): number => (c.algorithm === 'token_bucket' ? c.burst : c.limit);
@@ -169,6 +194,11 @@ export interface RateLimitStore {
   /** For metrics and logs: `redis`, `memory`, ... */
   readonly name: string;
   decide(checks: readonly Check[], options?: DecideOptions): Promise<Decision>;
+  /**
+   * Gives back the leases of the concurrency checks among `checks` (of an admitted decision),
+   * when the request is over; the other checks are ignored. Needed for concurrency policies.
+   */
+  release?(checks: readonly Check[]): Promise<void>;
   /**
    * The failure domain a key lives in (on Redis Cluster: the master now serving its slot). The
    * limiter keeps one circuit breaker per domain, so one failed shard does not stop the others,

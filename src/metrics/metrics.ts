@@ -18,6 +18,8 @@ export interface RateLimitMetrics extends RateLimitObserver {
   readonly backendErrors: Counter<'store' | 'reason'>;
   /** 0 closed, 1 open, 2 half-open. */
   readonly breakerState: Gauge<'store'>;
+  /** Reloads of the policies (a changed policies file), by result: success, error (refused; the running policies stay). */
+  readonly policyReloads: Counter<'result'>;
 }
 
 /** Shutdown and health instruments. */
@@ -77,11 +79,15 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     'Circuit breaker state of the rate limit store: 0 closed, 1 open, 2 half-open.',
     ['store'],
   );
+  const policyReloads = counter('rampart_policy_reloads_total', 'Reloads of the rate limit policies by result: success, error.', [
+    'result',
+  ]);
   const rateLimit: RateLimitMetrics = {
     decisions,
     decisionSeconds,
     backendErrors,
     breakerState,
+    policyReloads,
     decisionCounter(policy, outcome) {
       const child = decisions.labels(policy, outcome);
       return () => child.inc();

@@ -28,6 +28,7 @@ import { waitUntil } from '../../scripts/wait';
 import { assertDocumentedAnswers, firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
 import { LIMITER_ACL_CLUSTER } from '../support/redis-acl';
 import { storeContract } from '../support/store-contract';
+import { accuracyRun } from '../support/accuracy';
 
 /** Waits until every node agrees on 3 masters and 3 replicas (a killed node has rejoined). */
 async function waitForWholeCluster(stack: ClusterStack): Promise<void> {
@@ -91,6 +92,9 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
         t_tight: { algorithm: 'token_bucket', rps: 0.001, burst: 1, key: (req) => req.get('x-key2'), failMode: 'closed' },
         w_tight: { algorithm: 'sliding_window', limit: 1, windowSeconds: 600, key: (req) => req.get('x-key'), failMode: 'closed' },
         t_loose: { algorithm: 'token_bucket', rps: 0.001, burst: 5, key: (req) => req.get('x-key2'), failMode: 'closed' },
+        // A quota and a concurrency limit: PXAT, PEXPIRE GT and ZREM (the release) under the ACL.
+        q: { algorithm: 'quota', limit: 2, period: 'day', key: (req) => req.get('x-key'), failMode: 'closed' },
+        c: { algorithm: 'concurrency', limit: 1, key: (req) => req.get('x-key2'), failMode: 'closed' },
       },
     });
     cleanups.push(() => limiter.close());
@@ -118,7 +122,26 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       }
     }
     assert.equal(orders.size, 2, 'both slot orders were tried (the denying key first and last)');
+    app.get('/qc', limiter.limit('q', 'c'), (_req, res) => res.json({ ok: true }));
+    const qc = (k: string) => request(app).get('/qc').set('x-key', `${user}-q`).set('x-key2', `${user}-${k}`);
+    // Sequential: each lease is released when its response finishes (ZREM), so c never refuses.
+    assert.deepEqual([(await qc('c1')).status, (await qc('c1')).status, (await qc('c1')).status], [200, 200, 429]);
     await redisCheck(client)();
+  });
+
+  it('accuracy on Cluster: 4 processes, a quota of 1,000 admits exactly 1,000 of 4,000; 50 concurrent requests never put more than 10 in flight', async () => {
+    const r = await accuracyRun(stack.url);
+    const admitted = r.quota.reduce((sum, c) => sum + c.admitted, 0);
+    const other = [...r.quota, ...r.concurrency].reduce((sum, c) => sum + c.other, 0);
+    const maxInFlight = Math.max(...r.concurrency.map((c) => c.maxInFlight));
+    const concurrencyAdmitted = r.concurrency.reduce((sum, c) => sum + c.admitted, 0);
+    console.log(
+      `      cluster: quota admitted ${admitted} (per process ${r.quota.map((c) => c.admitted).join(', ')}); concurrency: ${concurrencyAdmitted} admitted of 600, at most ${maxInFlight} in flight`,
+    );
+    assert.equal(other, 0, 'every answer a decision (200 or 429)');
+    assert.equal(admitted, 1_000);
+    assert.ok(maxInFlight <= 10, `in flight at once: ${maxInFlight}`);
+    assert.ok(maxInFlight >= 8, `the limit was reached (${maxInFlight})`);
   });
 
   it("the sample API's login on Cluster: login_ip and login_credential (different slots) decided together; /metrics names the denying policy", async () => {

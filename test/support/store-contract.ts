@@ -23,6 +23,12 @@ export function quota(key: string, limit: number, period: number | 'month', cost
   return { key, algorithm: 'quota', periodUs: period === 'month' ? 0 : period * MS, limit, cost };
 }
 
+let leaseCounter = 0;
+/** A concurrency check with a fresh lease (as the limiter makes one per request). */
+export function concurrency(key: string, limit: number, leaseMs: number, cost = 1): Check {
+  return { key, algorithm: 'concurrency', leaseUs: leaseMs * MS, limit, cost, lease: `t${process.pid}.${++leaseCounter}` };
+}
+
 /** When the UTC day and month holding `ms` end (JavaScript's own calendar, to check the stores'). */
 const nextUtcDay = (ms: number) => Date.UTC(new Date(ms).getUTCFullYear(), new Date(ms).getUTCMonth(), new Date(ms).getUTCDate() + 1);
 const nextUtcMonth = (ms: number) => Date.UTC(new Date(ms).getUTCFullYear(), new Date(ms).getUTCMonth() + 1, 1);
@@ -314,6 +320,57 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       assert.equal(denied.allowed, false);
       assert.deepEqual(denied.remaining, [4, 0]);
       assert.equal((await s.store.decide([q])).remaining[0], 3, 'the denied request took nothing from the quota');
+    });
+
+    it('concurrency: at most limit leases at once; a release frees a slot at once; a denial takes none', async () => {
+      const store = s.store;
+      const release = store.release?.bind(store);
+      assert.ok(release !== undefined, 'the store releases leases');
+      const held = [concurrency(key('c'), 2, 60_000), concurrency(key('c'), 2, 60_000)];
+      const first = await store.decide([held[0] as Check]);
+      assert.deepEqual([first.allowed, first.remaining[0]], [true, 1]);
+      assert.equal((await store.decide([held[1] as Check])).remaining[0], 0);
+      const denied = await store.decide([concurrency(key('c'), 2, 60_000)]);
+      assert.equal(denied.allowed, false);
+      assert.equal(denied.remaining[0], 0);
+      assert.ok(denied.retryAfterUs > 0 && denied.retryAfterUs <= 1_000 * MS, `wait ${denied.retryAfterUs}: at most 1 s`);
+      for (let i = 0; i < 3; i++) assert.equal((await store.decide([concurrency(key('c'), 2, 60_000)])).allowed, false);
+      await release([held[0] as Check]);
+      const next = concurrency(key('c'), 2, 60_000);
+      assert.deepEqual([(await store.decide([next])).allowed], [true], 'the released slot is free at once');
+      assert.equal((await store.decide([concurrency(key('c'), 2, 60_000)])).allowed, false, 'and only that one');
+      await release([held[1] as Check, next, tokenBucket(key('other'), 1, 1)]);
+      const cost2 = concurrency(key('c'), 2, 60_000, 2);
+      assert.deepEqual((await store.decide([cost2])).remaining, [0], 'both slots free: a cost of 2 fits');
+      await release([cost2]);
+      assert.equal((await store.decide([concurrency(key('c'), 2, 60_000)])).remaining[0], 1, 'a release gives back every slot of its cost');
+    });
+
+    it('concurrency: a lease never released ends on its own after the lease time (a dead process frees its slots)', async () => {
+      assert.equal((await s.store.decide([concurrency(key('lease'), 1, 400)])).allowed, true);
+      const denied = await s.store.decide([concurrency(key('lease'), 1, 400)]);
+      assert.equal(denied.allowed, false);
+      assert.ok(denied.retryAfterUs <= 400 * MS, `the wait is until the lease ends: ${denied.retryAfterUs}`);
+      await sleep(denied.retryAfterUs / MS + 30);
+      assert.equal((await s.store.decide([concurrency(key('lease'), 1, 400)])).allowed, true);
+    });
+
+    it('concurrency: 50 racing requests on a limit of 10 take exactly 10 leases', async () => {
+      const results = await Promise.all(Array.from({ length: 50 }, () => s.store.decide([concurrency(key('race'), 10, 60_000)])));
+      assert.equal(results.filter((r) => r.allowed).length, 10);
+    });
+
+    it('concurrency beside a bucket on one key, and across identities: a denial takes no lease', async () => {
+      const bucket = tokenBucket(key('cb'), 1 / 3600, 1);
+      assert.equal((await s.store.decide([concurrency(key('cc'), 2, 60_000), bucket])).allowed, true);
+      assert.equal((await s.store.decide([concurrency(key('cc'), 2, 60_000), bucket])).allowed, false);
+      assert.equal((await s.store.decide([concurrency(key('cc'), 2, 60_000)])).remaining[0], 0, 'one lease from each admitted request');
+      const [lo, hi] = identities();
+      const window = slidingWindow(on('w', hi), 1, 3_600_000);
+      assert.equal((await s.store.decide([concurrency(on('c', lo), 3, 60_000), window])).allowed, true);
+      const denied = await s.store.decide([concurrency(on('c', lo), 3, 60_000), window]);
+      assert.deepEqual([denied.allowed, denied.remaining[0]], [false, 2]);
+      assert.equal((await s.store.decide([concurrency(on('c', lo), 3, 60_000)])).remaining[0], 1, 'the denied request holds no lease');
     });
 
     it('keeps buckets apart by key', async () => {

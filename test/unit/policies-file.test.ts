@@ -67,6 +67,14 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
       assert.deepEqual(set.policies['f'], { algorithm: 'quota', limit: 3, periodSeconds: 600 });
     });
 
+    it('reads concurrency policies, with their lease', () => {
+      const set = loadPolicyFile(
+        write('concurrency.json', '{"policies":{"u":{"algorithm":"concurrency","limit":4,"leaseSeconds":120,"key":"principal"}}}'),
+        defaults,
+      );
+      assert.deepEqual(set.policies['u'], { algorithm: 'concurrency', limit: 4, leaseSeconds: 120, key: 'principal' });
+    });
+
     it('merges the file over the defaults and keeps its surfaces', () => {
       const path = write(
         'ok.json',
@@ -180,6 +188,11 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
       ['a quota with neither period', '{"policies":{"q":{"algorithm":"quota","limit":5}}}', /policies\.q\.period: exactly one of period/],
       ['a quota per week', '{"policies":{"q":{"algorithm":"quota","limit":5,"period":"week"}}}', /policies\.q\.period/],
       ['a quota of half seconds', '{"policies":{"q":{"algorithm":"quota","limit":5,"periodSeconds":0.5}}}', /policies\.q\.periodSeconds/],
+      [
+        'a concurrency lease of 0',
+        '{"policies":{"u":{"algorithm":"concurrency","limit":4,"leaseSeconds":0}}}',
+        /policies\.u\.leaseSeconds/,
+      ],
       ['an unknown mode', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":2,"mode":"dry"}}}', /policies\.x\.mode/],
       ['an empty allow entry', '{"policies":{"x":{"algorithm":"token_bucket","rps":1,"burst":2,"allow":[""]}}}', /policies\.x\.allow\.0/],
       ['surface id with a brace', '{"surfaces":[{"surface_id":"s}","path":"/a","policies":["public"]}]}', /surfaces\.0\.surface_id/],

@@ -43,6 +43,7 @@ describe('rate limiter options', () => {
       ipv6Subnet: 64,
       failMode: 'closed',
       key: 'ip',
+      leaseSeconds: 30,
       breaker: { errorThresholdPercentage: 50, volumeThreshold: 5, resetTimeoutMs: 2000, rollingWindowMs: 10_000 },
     });
   });
@@ -72,6 +73,10 @@ describe('rate limiter options', () => {
     );
     throwsAtFactory({ policies: { p: { algorithm: 'quota', limit: 5, periodSeconds: 1.5 } } }, /periodSeconds must be a whole number/);
     throwsAtFactory({ policies: { p: { algorithm: 'quota', limit: 0, period: 'hour' } } }, /limit must be a positive integer/);
+    throwsAtFactory(
+      { policies: { p: { algorithm: 'concurrency', limit: 2, leaseSeconds: -1 } } },
+      /policy "p": leaseSeconds must be a positive number/,
+    );
     throwsAtFactory({ policies: { P: bucket } }, /policy name must be a match of .*, got "P"/);
     throwsAtFactory({ policies: { p: { ...bucket, failMode: 'maybe' as 'open' } } }, /failMode must be/);
     throwsAtFactory({ policies: { p: { ...bucket, key: 'cookie' as 'ip' } } }, /key must be/);

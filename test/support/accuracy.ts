@@ -1,0 +1,81 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const CHILD = join(__dirname, 'accuracy-child.ts');
+
+/** A running accuracy child (see accuracy-child.ts) and its stdout, line by line. */
+export interface AccuracyChild {
+  readonly port: number;
+  readonly pid: number;
+  /** Sends `run <path> <requests> <concurrency> <holdMs>` and resolves with the child's counts. */
+  run(path: string, requests: number, concurrency: number, holdMs: number): Promise<RunCounts>;
+  kill(signal: NodeJS.Signals): void;
+  exited: Promise<void>;
+}
+
+export interface RunCounts {
+  readonly admitted: number;
+  readonly limited: number;
+  readonly other: number;
+  readonly maxInFlight: number;
+}
+
+export async function startAccuracyChild(url: string, prefix: string, identity: string, leaseSeconds: number): Promise<AccuracyChild> {
+  const child: ChildProcessWithoutNullStreams = spawn(
+    process.execPath,
+    ['--require', require.resolve('tsx/cjs'), CHILD, url, prefix, identity, String(leaseSeconds)],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const nextLine = async (): Promise<string> => {
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`accuracy child: no answer; ${stderr}`)), 60_000).unref(),
+    );
+    const r = await Promise.race([lines.next(), timeout, exited.then(() => Promise.reject(new Error(`accuracy child exited: ${stderr}`)))]);
+    return String(r.value);
+  };
+  const { port } = JSON.parse(await nextLine()) as { port: number };
+  return {
+    port,
+    pid: child.pid as number,
+    async run(path, requests, concurrency, holdMs) {
+      child.stdin.write(`run ${path} ${requests} ${concurrency} ${holdMs}\n`);
+      return JSON.parse(await nextLine()) as RunCounts;
+    },
+    kill(signal) {
+      child.kill(signal);
+    },
+    exited,
+  };
+}
+
+export interface AccuracyResult {
+  /** Per process: the quota phase (1,000 requests each, 50 at a time). */
+  readonly quota: RunCounts[];
+  /** Per process: the concurrency phase. */
+  readonly concurrency: RunCounts[];
+}
+
+/**
+ * The accuracy run: 4 processes on one Redis (`url`); each sends 1,000 requests (50 at a time)
+ * to a quota of 1,000 per day shared by all, then requests to a concurrency limit of 10 that
+ * hold 20 ms each, 50 in flight across the processes (13 + 13 + 12 + 12).
+ */
+export async function accuracyRun(url: string): Promise<AccuracyResult> {
+  const prefix = `acc${randomBytes(3).toString('hex')}`;
+  const identity = `id${randomBytes(3).toString('hex')}`;
+  const children = await Promise.all(Array.from({ length: 4 }, () => startAccuracyChild(url, prefix, identity, 30)));
+  try {
+    const quota = await Promise.all(children.map((c) => c.run('/q', 1_000, 50, 0)));
+    const concurrency = await Promise.all(children.map((c, i) => c.run('/c', 150, i < 2 ? 13 : 12, 20)));
+    return { quota, concurrency };
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(children.map((c) => c.exited));
+  }
+}
