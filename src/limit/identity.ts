@@ -13,6 +13,14 @@ export function defaultPrincipal(req: Request, res: Response): string | undefine
   return typeof fromUser === 'string' || typeof fromUser === 'number' ? String(fromUser) : undefined;
 }
 
+/** The default tier: `res.locals.principal.tier`, then `req.user.tier` (a string). */
+export function defaultTier(req: Request, res: Response): string | undefined {
+  const fromLocals = (res.locals['principal'] as { tier?: unknown } | undefined)?.tier;
+  if (typeof fromLocals === 'string') return fromLocals;
+  const fromUser = (req as Request & { user?: { tier?: unknown } }).user?.tier;
+  return typeof fromUser === 'string' ? fromUser : undefined;
+}
+
 /** The default credential: `X-API-Key`, then a JSON body's `username` (lower-cased). */
 export function defaultCredential(req: Request): string | undefined {
   const apiKey = req.headers['x-api-key'];

@@ -2,7 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import { OptionsError, positiveInteger, positiveNumber } from '../internal/options';
 import { headerWriter, type HeaderForm, type HeaderWriter } from './headers';
 import type { RateLimitObserver } from './observer';
-import type { FailMode, KeyFunction, PolicyOptions, RateLimitStore } from './types';
+import type { FailMode, KeyFunction, PolicyOptions, RateLimitStore, TierFunction } from './types';
 
 /** A route (or route prefix) and the policies that guard it. Field names as in the policies file. */
 export interface SurfaceOptions {
@@ -59,6 +59,11 @@ export interface RateLimiterOptions {
   readonly observer?: RateLimitObserver;
   /** Every policy in shadow mode (decided and counted, never refusing). Default false. */
   readonly shadow?: boolean;
+  /**
+   * Which tier a request is in, for policies with `tiers`. Default: `res.locals.principal.tier`,
+   * then `req.user.tier` (a string), else none (the policies' own numbers).
+   */
+  readonly tier?: TierFunction;
   /** Told when shadow policies would have refused a request (which ones, and the request). */
   readonly onShadowLimited?: (policies: readonly string[], req: Request) => void;
   /** Told about backend failures, at most once per second. */

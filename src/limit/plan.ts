@@ -5,7 +5,7 @@ import { allowList, type AllowedTest } from './allow-list';
 import type { Identities, IdentityOf } from './identity';
 import type { DecisionOutcome, RateLimitObserver } from './observer';
 import { invalid, positive, RATE_LIMITER_DEFAULTS, refuse, type SurfaceOptions } from './options';
-import type { Check, CostFunction, FailMode, PolicyOptions } from './types';
+import type { Check, CostFunction, FailMode, PolicyOptions, TierNumbers, TokenBucketPolicy } from './types';
 
 /** A policy name: a lower-case letter, then up to 63 of `[a-z0-9_.-]`. */
 export const POLICY_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
@@ -48,6 +48,12 @@ export interface Plan {
   readonly skippable: boolean;
   /** Some policy is a concurrency limit: an admitted request holds leases until it is over. */
   readonly holdsLeases: boolean;
+  /** The tier whose numbers this plan applies (undefined: the policies' own). */
+  readonly tier: string | undefined;
+  /** Some policy has tiers: each request's tier picks the plan ({@link Plan.forTier}). */
+  readonly tiered: boolean;
+  /** The plan with the numbers of `tier` for the policies that have it (this plan for other tiers). */
+  forTier(tier: string | undefined): Plan;
   /** The plan for the policies not in `mask` (bit i: policy i skipped), made once per mask. */
   without(mask: number): Plan;
   readonly counters: {
@@ -86,6 +92,34 @@ function quotaPeriodUs(name: string, period: unknown, periodSeconds: unknown): n
   return periodSeconds * MICROS;
 }
 
+/** A tier's name: 1 to 64 of `[A-Za-z0-9_.-]`. */
+export const TIER_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+/** The numbers a tier may set, per algorithm. */
+const TIER_FIELDS: Readonly<Record<PolicyOptions['algorithm'], readonly string[]>> = {
+  token_bucket: ['rps', 'burst'],
+  sliding_window: ['limit', 'windowSeconds'],
+  quota: ['limit'],
+  concurrency: ['limit'],
+};
+
+/** A policy's `tiers`, checked (names and fields; the numbers are checked when compiled). */
+function tiersOf(name: string, p: PolicyOptions): Readonly<Record<string, TierNumbers>> | undefined {
+  const tiers = p.tiers;
+  if (tiers === undefined) return undefined;
+  if (typeof tiers !== 'object' || tiers === null || Array.isArray(tiers)) refuse(`policy "${name}": tiers`, 'an object of tiers', tiers);
+  const fields = TIER_FIELDS[p.algorithm] ?? [];
+  for (const [tier, numbers] of Object.entries(tiers)) {
+    if (!TIER_NAME.test(tier)) refuse(`policy "${name}": tiers`, `tier names matching ${TIER_NAME}`, tier);
+    if (typeof numbers !== 'object' || numbers === null)
+      refuse(`policy "${name}" tier "${tier}"`, `an object of ${fields.join(', ')}`, numbers);
+    for (const field of Object.keys(numbers)) {
+      if (!fields.includes(field))
+        refuse(`policy "${name}" tier "${tier}": ${field}`, `one of ${fields.join(', ')} (${p.algorithm})`, field);
+    }
+  }
+  return tiers;
+}
+
 /** Whether check `i` of a denied decision is one that denied it (it had less left than the request costs). */
 export const denies = (remaining: readonly number[], checks: readonly Check[], i: number) =>
   (remaining[i] as number) < (checks[i] as Check).cost;
@@ -112,10 +146,14 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
   const d = RATE_LIMITER_DEFAULTS;
   const { identities, form, observer } = options;
 
-  function compilePolicy(name: string, overrides?: SurfaceOptions): CompiledPolicy {
-    const p = options.policies[name];
-    if (p === undefined)
+  function compilePolicy(name: string, overrides?: SurfaceOptions, tier?: string): CompiledPolicy {
+    const own = options.policies[name];
+    if (own === undefined)
       invalid(overrides ? 'surfaces' : 'policies', `unknown policy "${name}"${overrides ? ` in surface "${overrides.surfaceId}"` : ''}`);
+    const tierNumbers = tiersOf(name, own)?.[tier ?? ''];
+    // The tier's numbers, where it has them, over the policy's own (and a surface's override).
+    const p = (tierNumbers === undefined ? own : { ...own, ...tierNumbers }) as PolicyOptions;
+    const label = tierNumbers === undefined ? `policy "${name}"` : `policy "${name}" tier "${tier}"`;
     const failMode = p.failMode ?? d.failMode;
     if (failMode !== 'open' && failMode !== 'closed') refuse(`policy "${name}": failMode`, '"open" or "closed"', failMode);
     const key = p.key ?? d.key;
@@ -137,14 +175,16 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       const cost = p.cost ?? 1;
       if (typeof cost === 'function') return cost;
       if (!Number.isInteger(cost) || cost < 1 || cost > capacity) {
-        refuse(`policy "${name}": cost`, `a positive integer no larger than ${capacity} (the bucket), or a function`, cost);
+        refuse(`${label}: cost`, `a positive integer no larger than ${capacity} (the bucket), or a function`, cost);
       }
       return cost;
     };
     if (p.algorithm === 'token_bucket') {
       const overridden = overrides?.rateLimitRps !== undefined || overrides?.rateLimitBurst !== undefined;
-      const rps = positive(overrides?.rateLimitRps ?? p.rps, `policy "${name}": rps`, false);
-      const burst = positive(overrides?.rateLimitBurst ?? p.burst, `policy "${name}": burst`, true);
+      const t = tierNumbers as { rps?: number; burst?: number } | undefined;
+      const base = own as TokenBucketPolicy;
+      const rps = positive(t?.rps ?? overrides?.rateLimitRps ?? base.rps, `${label}: rps`, false);
+      const burst = positive(t?.burst ?? overrides?.rateLimitBurst ?? base.burst, `${label}: burst`, true);
       const interval = Math.max(1, Math.round(MICROS / rps));
       return {
         name,
@@ -161,8 +201,8 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       };
     }
     if (p.algorithm === 'sliding_window') {
-      const limit = positive(p.limit, `policy "${name}": limit`, true);
-      const windowSeconds = positive(p.windowSeconds, `policy "${name}": windowSeconds`, false);
+      const limit = positive(p.limit, `${label}: limit`, true);
+      const windowSeconds = positive(p.windowSeconds, `${label}: windowSeconds`, false);
       const windowUs = Math.round(windowSeconds * MICROS);
       return {
         name,
@@ -180,8 +220,8 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     }
     if (p.algorithm === 'concurrency') {
       if (options.canRelease === false) invalid('policies', `policy "${name}": a concurrency policy needs a store with release()`);
-      const limit = positive(p.limit, `policy "${name}": limit`, true);
-      const leaseSeconds = positive(p.leaseSeconds ?? d.leaseSeconds, `policy "${name}": leaseSeconds`, false);
+      const limit = positive(p.limit, `${label}: limit`, true);
+      const leaseSeconds = positive(p.leaseSeconds ?? d.leaseSeconds, `${label}: leaseSeconds`, false);
       const leaseUs = Math.round(leaseSeconds * MICROS);
       return {
         name,
@@ -200,7 +240,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       };
     }
     if (p.algorithm === 'quota') {
-      const limit = positive(p.limit, `policy "${name}": limit`, true);
+      const limit = positive(p.limit, `${label}: limit`, true);
       const periodUs = quotaPeriodUs(name, p.period, p.periodSeconds);
       // The header's window: the period (a month counts as 31 days); its reset says when it renews.
       const windowSeconds = periodUs === 0 ? 31 * 86_400 : periodUs / MICROS;
@@ -230,21 +270,31 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     if (!POLICY_NAME.test(name)) refuse('policy name', `a match of ${POLICY_NAME}`, name);
     compiled.set(name, compilePolicy(name));
   }
-  /** The compiled policy, or, when the surface overrides a token bucket's numbers, its own. */
-  function policyFor(name: string, surface: SurfaceOptions | undefined): CompiledPolicy {
-    const p = compiled.get(name);
+  // Every tier of every policy, compiled now: a tier's mistake throws here too.
+  const tiered = new Map<string, CompiledPolicy>();
+  for (const name of Object.keys(options.policies)) {
+    for (const tier of Object.keys(options.policies[name]?.tiers ?? {}))
+      tiered.set(`${name}\0${tier}`, compilePolicy(name, undefined, tier));
+  }
+  /** The compiled policy (for the tier, when it has one), or, when the surface overrides a token bucket's numbers, its own. */
+  function policyFor(name: string, surface: SurfaceOptions | undefined, tier: string | undefined): CompiledPolicy {
+    const hasTier = tier !== undefined && options.policies[name]?.tiers?.[tier] !== undefined;
+    const p = hasTier ? tiered.get(`${name}\0${tier}`) : compiled.get(name);
     const overrides = surface !== undefined && (surface.rateLimitRps !== undefined || surface.rateLimitBurst !== undefined);
-    if (p === undefined || (overrides && p.algorithm === 'token_bucket')) return compilePolicy(name, surface);
+    if (p === undefined || (overrides && p.algorithm === 'token_bucket')) return compilePolicy(name, surface, hasTier ? tier : undefined);
     return p;
   }
 
-  function plan(names: readonly string[], surface: SurfaceOptions | undefined): Plan {
+  function plan(names: readonly string[], surface: SurfaceOptions | undefined, tier?: string): Plan {
     const option = surface ? 'surfaces' : 'policies';
     if (names.length === 0) invalid(option, `${surface ? `surface "${surface.surfaceId}"` : 'limit()'} names no policy`);
     if (new Set(names).size !== names.length) invalid(option, `policies listed twice: ${names.join(', ')}`);
     if (names.length > 30) invalid(option, 'at most 30 policies per request');
-    const policies = names.map((n) => policyFor(n, surface));
+    const policies = names.map((n) => policyFor(n, surface, tier));
     const subplans = new Map<number, Plan>();
+    // The tiers these policies name: a request of another tier (or none) is decided by the base plan.
+    const tierNames = new Set(names.flatMap((n) => Object.keys(options.policies[n]?.tiers ?? {})));
+    const tierPlans = new Map<string, Plan>();
     const enforced = policies.flatMap((p, i) => (p.shadow ? [] : [i]));
     const headerPick = enforced.length === policies.length ? undefined : enforced;
     const headerPolicies = enforced.map((i) => (policies[i] as CompiledPolicy).header);
@@ -282,12 +332,24 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       failOpen: options.devFailOpen || policies.every((p) => p.failMode === 'open'),
       skippable: policies.some((p) => p.allowed !== undefined),
       holdsLeases: policies.some((p) => p.algorithm === 'concurrency'),
+      tier,
+      tiered: tier === undefined && tierNames.size > 0,
+      forTier(t) {
+        if (tier !== undefined || t === undefined || !tierNames.has(t)) return this;
+        let sub = tierPlans.get(t);
+        if (sub === undefined) {
+          sub = plan(names, surface, t);
+          tierPlans.set(t, sub);
+        }
+        return sub;
+      },
       without(mask) {
         let sub = subplans.get(mask);
         if (sub === undefined) {
           sub = plan(
             names.filter((_, i) => (mask & (1 << i)) === 0),
             surface,
+            tier,
           );
           subplans.set(mask, sub);
         }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { SurfaceOptions } from './options';
-import { POLICY_NAME } from './plan';
+import { POLICY_NAME, TIER_NAME } from './plan';
 import { SURFACE_ID } from './surfaces';
 import type { PolicyOptions } from './types';
 
@@ -35,15 +35,36 @@ const costFits = (p: { cost?: number | undefined }, capacity: number, ctx: z.Ref
   if (p.cost !== undefined && p.cost > capacity)
     ctx.addIssue({ code: 'custom', path: ['cost'], message: `at most ${capacity} (the bucket)` });
 };
+const tierName = z.string().regex(TIER_NAME, 'a tier name: 1 to 64 of [A-Za-z0-9_.-]');
+/** A policy's numbers per tier: only the fields its algorithm has. */
+const tiers = <T extends z.ZodRawShape>(fields: T) => z.record(tierName, z.strictObject(fields)).optional();
+/** Each tier's bucket must hold the cost too. */
+const tierCostsFit = (
+  p: { cost?: number | undefined; tiers?: Record<string, { burst?: number | undefined; limit?: number | undefined }> | undefined },
+  ctx: z.RefinementCtx,
+) => {
+  for (const [tier, t] of Object.entries(p.tiers ?? {})) {
+    const capacity = t.burst ?? t.limit;
+    if (p.cost !== undefined && capacity !== undefined && p.cost > capacity)
+      ctx.addIssue({ code: 'custom', path: ['tiers', tier], message: `cost ${p.cost} is more than this tier's bucket (${capacity})` });
+  }
+};
 const Policy = z.discriminatedUnion('algorithm', [
   z
     .strictObject({
       algorithm: z.literal('token_bucket'),
       rps: z.number().positive().max(1_000_000),
       burst: z.number().int().positive().max(1_000_000_000),
+      tiers: tiers({
+        rps: z.number().positive().max(1_000_000).optional(),
+        burst: z.number().int().positive().max(1_000_000_000).optional(),
+      }),
       ...common,
     })
-    .superRefine((p, ctx) => costFits(p, p.burst, ctx)),
+    .superRefine((p, ctx) => {
+      costFits(p, p.burst, ctx);
+      tierCostsFit(p, ctx);
+    }),
   z
     .strictObject({
       algorithm: z.literal('sliding_window'),
@@ -52,9 +73,20 @@ const Policy = z.discriminatedUnion('algorithm', [
         .number()
         .positive()
         .max(86_400 * 31),
+      tiers: tiers({
+        limit: z.number().int().positive().max(100_000).optional(),
+        windowSeconds: z
+          .number()
+          .positive()
+          .max(86_400 * 31)
+          .optional(),
+      }),
       ...common,
     })
-    .superRefine((p, ctx) => costFits(p, p.limit, ctx)),
+    .superRefine((p, ctx) => {
+      costFits(p, p.limit, ctx);
+      tierCostsFit(p, ctx);
+    }),
   z
     .strictObject({
       algorithm: z.literal('quota'),
@@ -66,21 +98,27 @@ const Policy = z.discriminatedUnion('algorithm', [
         .positive()
         .max(366 * 86_400)
         .optional(),
+      tiers: tiers({ limit: z.number().int().positive().max(1_000_000_000).optional() }),
       ...common,
     })
     .superRefine((p, ctx) => {
       if ((p.period === undefined) === (p.periodSeconds === undefined))
         ctx.addIssue({ code: 'custom', path: ['period'], message: 'exactly one of period ("hour", "day", "month") and periodSeconds' });
       costFits(p, p.limit, ctx);
+      tierCostsFit(p, ctx);
     }),
   z
     .strictObject({
       algorithm: z.literal('concurrency'),
       limit: z.number().int().positive().max(100_000),
       leaseSeconds: z.number().positive().max(86_400).optional(),
+      tiers: tiers({ limit: z.number().int().positive().max(100_000).optional() }),
       ...common,
     })
-    .superRefine((p, ctx) => costFits(p, p.limit, ctx)),
+    .superRefine((p, ctx) => {
+      costFits(p, p.limit, ctx);
+      tierCostsFit(p, ctx);
+    }),
 ]);
 const surfaceId = z.string().regex(SURFACE_ID, 'a surface id: 1 to 64 of [A-Za-z0-9_.-] (it may become part of a Redis key)');
 const rps = z.number().positive().max(1_000_000);

@@ -4,7 +4,7 @@ import { sendError } from '../errors';
 import { OptionsError } from '../internal/options';
 import { createBreakerPool, isStoreMisuse } from './breakers';
 import { createDenyCache } from './deny-cache';
-import { identities } from './identity';
+import { defaultTier, identities } from './identity';
 import { invalid, resolveOptions, type BreakerState, type RateLimiter, type RateLimiterOptions, type SurfaceOptions } from './options';
 import type { BackendFailure } from './observer';
 import { createPlanner, denies, MICROS, type CompiledPolicy, type Plan } from './plan';
@@ -143,22 +143,31 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     if (res.closed) release();
   }
 
+  const tierOf = options.tier ?? defaultTier;
+
   /** The hot path: everything it touches was bound when the plan was made. */
   function middleware(plan: Plan): RequestHandler {
+    // Tiers: the request's tier picks a plan made once per tier.
+    if (plan.tiered) return (req, res, next) => skipThenDecide(plan.forTier(tierOf(req, res)), req, res, next);
     if (!plan.skippable) return (req, res, next) => decideFor(plan, req, res, next);
-    const all = 2 ** plan.policies.length - 1;
-    return (req, res, next) => {
-      // Policies whose allow list takes this request are left out of the decision.
-      let mask = 0;
-      for (let i = 0; i < plan.policies.length; i++) if ((plan.policies[i] as CompiledPolicy).allowed?.(req, res) === true) mask |= 1 << i;
-      if (mask === 0) {
-        decideFor(plan, req, res, next);
-        return;
-      }
-      plan.counters.skipped(mask);
-      if (mask === all) next();
-      else decideFor(plan.without(mask), req, res, next);
-    };
+    return (req, res, next) => skipThenDecide(plan, req, res, next);
+  }
+
+  /** Leaves out the policies whose allow list takes this request, then decides the rest. */
+  function skipThenDecide(plan: Plan, req: Request, res: Response, next: NextFunction): void {
+    if (!plan.skippable) {
+      decideFor(plan, req, res, next);
+      return;
+    }
+    let mask = 0;
+    for (let i = 0; i < plan.policies.length; i++) if ((plan.policies[i] as CompiledPolicy).allowed?.(req, res) === true) mask |= 1 << i;
+    if (mask === 0) {
+      decideFor(plan, req, res, next);
+      return;
+    }
+    plan.counters.skipped(mask);
+    if (mask === 2 ** plan.policies.length - 1) next();
+    else decideFor(plan.without(mask), req, res, next);
   }
 
   /** One decision for the plan's policies. */
@@ -185,6 +194,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       const entry = typeof policy.cost === 'function' ? `${key}#${cost}` : key;
       cacheKey = i === 0 ? entry : `${cacheKey} ${entry}`;
     }
+    // Another tier's numbers may admit what these refused: a denial is remembered per tier.
+    if (p.tier !== undefined) cacheKey = `${p.tier}|${cacheKey}`;
     const now = nowMicros();
     // A concurrency denial lasts until some request finishes, not a known time: never cached.
     if (denied.enabled && !p.holdsLeases) {

@@ -42,7 +42,26 @@ interface PolicyBase {
    * policies are left out of the RateLimit headers. Default `enforce`.
    */
   readonly mode?: PolicyMode;
+  /**
+   * Numbers per tier (`{ pro: { rps: 100, burst: 200 } }`): a request whose tier (the limiter's
+   * `tier` function) is listed is decided with these numbers instead of the policy's own; other
+   * requests use the policy's. The bucket is the same (one key per identity), so a client that
+   * changes tier keeps its state. A tier may set: token bucket `rps`, `burst`; sliding window
+   * `limit`, `windowSeconds`; quota and concurrency `limit`.
+   */
+  readonly tiers?: Readonly<Record<string, TierNumbers>>;
 }
+
+/** The numbers a tier sets (those its policy's algorithm has). */
+export interface TierNumbers {
+  readonly rps?: number;
+  readonly burst?: number;
+  readonly limit?: number;
+  readonly windowSeconds?: number;
+}
+
+/** Which tier a request is in (`undefined`: none, the policies' own numbers). */
+export type TierFunction = (req: Request, res: Response) => string | undefined;
 
 /** A token bucket: refills `rps` tokens per second up to `burst`. */
 export interface TokenBucketPolicy extends PolicyBase {

@@ -373,6 +373,22 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       assert.equal((await s.store.decide([concurrency(on('c', lo), 3, 60_000)])).remaining[0], 1, 'the denied request holds no lease');
     });
 
+    it('tiers: other numbers on the same key carry its state over (a bucket, a window, a quota)', async () => {
+      const free = tokenBucket(key('tier'), 1 / 3600, 2);
+      const pro = tokenBucket(key('tier'), 1 / 3600, 5);
+      for (let i = 0; i < 2; i++) assert.equal((await s.store.decide([free])).allowed, true);
+      assert.equal((await s.store.decide([free])).allowed, false);
+      assert.deepEqual((await s.store.decide([pro])).remaining, [2], 'two taken as free: three left as pro, one now taken');
+      const w = (limit: number) => slidingWindow(key('tierw'), limit, 3_600_000);
+      assert.equal((await s.store.decide([w(1)])).allowed, true);
+      assert.equal((await s.store.decide([w(1)])).allowed, false);
+      assert.deepEqual((await s.store.decide([w(3)])).remaining, [1]);
+      const q = (limit: number) => quota(key('tierq'), limit, 86_400_000);
+      assert.equal((await s.store.decide([q(1)])).allowed, true);
+      assert.equal((await s.store.decide([q(1)])).allowed, false);
+      assert.deepEqual((await s.store.decide([q(10)])).remaining, [8]);
+    });
+
     it('keeps buckets apart by key', async () => {
       const a = tokenBucket(key('x'), 0.01, 1);
       const b = tokenBucket(`${prefix}:x:{other}`, 0.01, 1);
