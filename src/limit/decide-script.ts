@@ -41,12 +41,17 @@ end
  * Contract
  *   ARGV[1]          D, the number of decisions
  *   ARGV[2]          S, the number of distinct check shapes in the call
- *   then S shapes of 4 values: kind, a, b, cost
+ *   then S shapes of 4 values: kind, a, b, cost; a kind + 8 has a penalty, 3 more values:
+ *   denials, window (µs), block (µs)
  *   then L, the number of leases, and L lease ids: one per concurrency check, in the order the
  *   checks come in the call
  *   then, per decision: a decision of one check is the (positive, 1-based) index of its shape;
  *   a decision of n > 1 checks is -n followed by the shape index of each
- *   KEYS             the key of every check, in order (on Cluster, all in one hash slot)
+ *   KEYS             the key of every check, in order, each followed by its penalty's key when it
+ *                    has one (on Cluster, all in one hash slot)
+ *     penalty: its key holds the strikes (refusals by the check; PX = the window from the first)
+ *       or -1 while blocked (PX = the block). A blocked check refuses; the reply's remaining is
+ *       -1 and its reset the block's rest.
  *     kind 1, token bucket stored GCRA-style: one integer per key, the theoretical arrival
  *       time (TAT, µs). a = emission interval T (µs per token), b = burst (tokens).
  *       PX TTL = time until the bucket is full again.
@@ -81,21 +86,30 @@ ${PERIOD_END_LUA}
 
 -- The distinct check shapes of this call, parsed once.
 local S = tonumber(ARGV[2])
-local KIND, A, B, COST = {}, {}, {}, {}
+local KIND, A, B, COST, PN, PW, PB = {}, {}, {}, {}, {}, {}, {}
+local o = 3
 for j = 1, S do
-  local o = 3 + 4 * (j - 1)
-  KIND[j] = tonumber(ARGV[o])
+  local kind = tonumber(ARGV[o])
   A[j] = tonumber(ARGV[o + 1])
   B[j] = tonumber(ARGV[o + 2])
   COST[j] = tonumber(ARGV[o + 3])
+  o = o + 4
+  if kind >= 8 then
+    -- with a penalty: denials, window (µs), block (µs)
+    kind = kind - 8
+    PN[j], PW[j], PB[j] = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2])
+    o = o + 3
+  end
+  KIND[j] = kind
 end
-local q = 4 + 4 * S -- next lease id to read
-local p = q + tonumber(ARGV[q - 1]) -- next ARGV to read
+local q = o + 1 -- next lease id to read
+local p = q + tonumber(ARGV[o]) -- next ARGV to read
 
 -- Scratch tables of the general path, reused by every decision of the call (entries 1..n are
 -- written before they are read).
 local state, rem_before, reset_before, rem_after, reset_after = {}, {}, {}, {}, {}
 local kinds, as, costs, ends, leases = {}, {}, {}, {}, {}
+local keys, pkeys, blocked = {}, {}, {}
 
 -- The common decision: one token bucket. Same arithmetic as the general path, no tables.
 local function decide_one_bucket(j)
@@ -122,13 +136,39 @@ end
 local function decide(n)
   local allowed = 1
   local retry = 0
+  -- each check's key, then its penalty's key when it has one
+  local kk = k
+  for i = 1, n do
+    kk = kk + 1
+    keys[i] = KEYS[kk]
+    if PN[tonumber(ARGV[p + i - 1])] then
+      kk = kk + 1
+      pkeys[i] = KEYS[kk]
+    else
+      pkeys[i] = false
+    end
+  end
   -- per check: the state to write, and remaining/reset before and after this request
   for i = 1, n do
-    local key = KEYS[k + i]
+    local key = keys[i]
     local j = tonumber(ARGV[p + i - 1])
     local kind, a, b, cost = KIND[j], A[j], B[j], COST[j]
     kinds[i], as[i], costs[i] = kind, a, cost
-    if kind == 1 then
+    blocked[i] = false
+    if kind == 4 then
+      leases[i] = ARGV[q]
+      q = q + 1
+    end
+    if pkeys[i] and tonumber(call('GET', pkeys[i])) == -1 then
+      -- blocked by its penalty: refused whatever the bucket holds, until the block ends
+      blocked[i] = true
+      allowed = 0
+      local left = call('PTTL', pkeys[i]) * 1000
+      if left < 1000 then left = 1000 end
+      rem_before[i] = 0
+      reset_before[i] = left
+      if left > retry then retry = left end
+    elseif kind == 1 then
       local interval, burst = a, b
       local tat = tonumber(call('GET', key)) or now
       if tat < now then tat = now end
@@ -160,8 +200,6 @@ local function decide(n)
       end
     elseif kind == 4 then
       local lease_us, limit = a, b
-      leases[i] = ARGV[q]
-      q = q + 1
       call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now))
       local count = call('ZCARD', key)
       state[i] = count
@@ -207,10 +245,27 @@ local function decide(n)
     end
   end
 
+  if allowed == 0 then
+    -- a refusal by a check with a penalty is a strike; enough strikes within the window block
+    for i = 1, n do
+      if pkeys[i] and not blocked[i] and rem_before[i] < costs[i] then
+        local j = tonumber(ARGV[p + i - 1])
+        local strikes = call('INCR', pkeys[i])
+        if strikes == 1 then call('PEXPIRE', pkeys[i], ceil(PW[j] / 1000)) end
+        if strikes >= PN[j] then
+          call('SET', pkeys[i], -1, 'PX', ceil(PB[j] / 1000))
+          blocked[i] = true
+          reset_before[i] = PB[j]
+          if PB[j] > retry then retry = PB[j] end
+        end
+      end
+    end
+  end
+
   reply[r + 1] = retry
   if allowed == 1 then
     for i = 1, n do
-      local key = KEYS[k + i]
+      local key = keys[i]
       if kinds[i] == 1 then
         local ttl_ms = ceil((state[i] - now) / 1000)
         call('SET', key, state[i], 'PX', ttl_ms)
@@ -240,12 +295,13 @@ local function decide(n)
     end
   else
     for i = 1, n do
-      reply[r + 2 * i] = rem_before[i]
+      -- -1: refused by its penalty's block (the store reports 0 left and the block)
+      if blocked[i] then reply[r + 2 * i] = -1 else reply[r + 2 * i] = rem_before[i] end
       reply[r + 2 * i + 1] = reset_before[i]
     end
   end
   r = r + 1 + 2 * n
-  k = k + n
+  k = kk
   p = p + n
 end
 
@@ -254,7 +310,7 @@ for _ = 1, tonumber(ARGV[1]) do
   p = p + 1
   if x > 0 then
     -- one check, of shape x
-    if KIND[x] == 1 then
+    if KIND[x] == 1 and not PN[x] then
       decide_one_bucket(x)
     else
       p = p - 1

@@ -4,6 +4,8 @@ export interface CachedDenial {
   readonly atUs: number;
   readonly remaining: readonly number[];
   readonly resetUs: readonly number[];
+  /** Bit i: policy i's penalty blocks (see Decision.blocked). */
+  readonly blocked: number;
 }
 
 /** Denied keys, bounded: the oldest entry goes first when full. */

@@ -58,8 +58,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
     const next = new Array<number>(n);
     let allowed = true;
     let retry = 0;
+    let blocked = 0;
     for (let i = 0; i < n; i++) {
       const c = checks[i] as Check;
+      if (c.penalty !== undefined && live(`${c.key}!p`, t)?.tat === -1) {
+        // Blocked by its penalty: refused whatever the bucket holds (Redis: the PTTL, in ms).
+        const left = Math.max(1000, Math.ceil(((live(`${c.key}!p`, t) as Bucket).expiresAt - t) / 1000) * 1000);
+        allowed = false;
+        blocked |= 1 << i;
+        remBefore[i] = 0;
+        resetBefore[i] = left;
+        if (left > retry) retry = left;
+        continue;
+      }
       const b = live(c.key, t);
       if (c.algorithm === 'sliding_window') {
         const times = b?.times ?? [];
@@ -130,7 +141,25 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         }
       }
     }
-    if (!allowed) return { allowed, retryAfterUs: retry, remaining: remBefore, resetUs: resetBefore };
+    if (!allowed) {
+      // A refusal by a check with a penalty is a strike; enough within the window block.
+      for (let i = 0; i < n; i++) {
+        const c = checks[i] as Check;
+        const pen = c.penalty;
+        if (pen === undefined || (blocked & (1 << i)) !== 0 || (remBefore[i] as number) >= c.cost) continue;
+        const key = `${c.key}!p`;
+        const p = live(key, t);
+        const strikes = (p?.tat ?? 0) + 1;
+        if (strikes >= pen.denials) {
+          buckets.set(key, { tat: -1, times: undefined, expiresAt: t + pen.blockUs });
+          blocked |= 1 << i;
+          resetBefore[i] = pen.blockUs;
+          if (pen.blockUs > retry) retry = pen.blockUs;
+        } else buckets.set(key, { tat: strikes, times: undefined, expiresAt: p?.expiresAt ?? t + pen.windowUs });
+      }
+      const denial = { allowed, retryAfterUs: retry, remaining: remBefore, resetUs: resetBefore };
+      return blocked === 0 ? denial : { ...denial, blocked };
+    }
     for (let i = 0; i < n; i++) {
       const c = checks[i] as Check;
       if (c.algorithm === 'sliding_window') {

@@ -1,7 +1,8 @@
 import type { BreakerState } from './options';
 
 /** Outcomes of a decision, per policy of a request. */
-export type DecisionOutcome = 'allowed' | 'limited' | 'denied_by_other' | 'failed_open' | 'failed_closed' | 'skipped' | 'shadow_limited';
+export type DecisionOutcome =
+  'allowed' | 'limited' | 'blocked' | 'denied_by_other' | 'failed_open' | 'failed_closed' | 'skipped' | 'shadow_limited';
 
 /** Why a store call failed: an error, the deadline, or a breaker that was open. */
 export type BackendFailure = 'error' | 'timeout' | 'breaker_open';

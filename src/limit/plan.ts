@@ -5,7 +5,7 @@ import { allowList, type AllowedTest } from './allow-list';
 import type { Identities, IdentityOf } from './identity';
 import type { DecisionOutcome, RateLimitObserver } from './observer';
 import { invalid, positive, RATE_LIMITER_DEFAULTS, refuse, type SurfaceOptions } from './options';
-import type { Check, CostFunction, FailMode, PolicyOptions, TierNumbers, TokenBucketPolicy } from './types';
+import type { Check, CostFunction, FailMode, PenaltyCheck, PenaltyOptions, PolicyOptions, TierNumbers, TokenBucketPolicy } from './types';
 
 /** A policy name: a lower-case letter, then up to 63 of `[a-z0-9_.-]`. */
 export const POLICY_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
@@ -48,6 +48,8 @@ export interface Plan {
   readonly skippable: boolean;
   /** Some policy is a concurrency limit: an admitted request holds leases until it is over. */
   readonly holdsLeases: boolean;
+  /** Some policy has a penalty: its refusals must reach the store (each is a strike). */
+  readonly penalized: boolean;
   /** The tier whose numbers this plan applies (undefined: the policies' own). */
   readonly tier: string | undefined;
   /** Some policy has tiers: each request's tier picks the plan ({@link Plan.forTier}). */
@@ -62,8 +64,11 @@ export interface Plan {
     /** Counts `shadow_limited` for the policies in `mask` (shadow policies that would have refused). */
     readonly shadowLimited: (mask: number) => void;
     readonly allowed: () => void;
-    /** Counts `limited` for the policies that denied, `denied_by_other` for the rest. */
-    readonly limited: (remaining: readonly number[], checks: readonly Check[]) => void;
+    /**
+     * Counts `limited` for the policies that denied (`blocked` for those in `blocked`, bit i:
+     * refused by policy i's penalty block), `denied_by_other` for the rest.
+     */
+    readonly limited: (remaining: readonly number[], checks: readonly Check[], blocked: number) => void;
     readonly failedOpen: () => void;
     readonly failedClosed: () => void;
   };
@@ -120,6 +125,17 @@ function tiersOf(name: string, p: PolicyOptions): Readonly<Record<string, TierNu
   return tiers;
 }
 
+/** A policy's penalty in µs, checked; `undefined` without one. */
+function penaltyOf(name: string, penalty: PenaltyOptions | undefined): PenaltyCheck | undefined {
+  if (penalty === undefined) return undefined;
+  if (typeof penalty !== 'object' || penalty === null)
+    refuse(`policy "${name}": penalty`, '{ denials, withinSeconds, blockSeconds }', penalty);
+  const denials = positive(penalty.denials, `policy "${name}": penalty.denials`, true);
+  const within = positive(penalty.withinSeconds, `policy "${name}": penalty.withinSeconds`, false);
+  const block = positive(penalty.blockSeconds, `policy "${name}": penalty.blockSeconds`, false);
+  return { denials, windowUs: Math.max(1000, Math.round(within * MICROS)), blockUs: Math.max(1000, Math.round(block * MICROS)) };
+}
+
 /** Whether check `i` of a denied decision is one that denied it (it had less left than the request costs). */
 export const denies = (remaining: readonly number[], checks: readonly Check[], i: number) =>
   (remaining[i] as number) < (checks[i] as Check).cost;
@@ -146,7 +162,16 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
   const d = RATE_LIMITER_DEFAULTS;
   const { identities, form, observer } = options;
 
+  /** {@link compileNumbers}, with the policy's penalty on every check it makes. */
   function compilePolicy(name: string, overrides?: SurfaceOptions, tier?: string): CompiledPolicy {
+    const c = compileNumbers(name, overrides, tier);
+    const penalty = penaltyOf(name, options.policies[name]?.penalty);
+    if (penalty === undefined) return c;
+    const check = c.check;
+    return { ...c, check: (key, cost) => ({ ...check(key, cost), penalty }) };
+  }
+
+  function compileNumbers(name: string, overrides?: SurfaceOptions, tier?: string): CompiledPolicy {
     const own = options.policies[name];
     if (own === undefined)
       invalid(overrides ? 'surfaces' : 'policies', `unknown policy "${name}"${overrides ? ` in surface "${overrides.surfaceId}"` : ''}`);
@@ -316,6 +341,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       };
     };
     const limited = children('limited');
+    const blockedCounters = children('blocked');
     const byOther = children('denied_by_other');
     const skipEvent = event('skipped');
     const skippedCounters = children('skipped');
@@ -332,6 +358,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       failOpen: options.devFailOpen || policies.every((p) => p.failMode === 'open'),
       skippable: policies.some((p) => p.allowed !== undefined),
       holdsLeases: policies.some((p) => p.algorithm === 'concurrency'),
+      penalized: names.some((n) => options.policies[n]?.penalty !== undefined),
       tier,
       tiered: tier === undefined && tierNames.size > 0,
       forTier(t) {
@@ -369,8 +396,10 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
           }
         },
         allowed: counter('allowed'),
-        limited: (remaining, checks) => {
-          for (let i = 0; i < limited.length; i++) (denies(remaining, checks, i) ? limited[i] : byOther[i])?.();
+        limited: (remaining, checks, blocked) => {
+          for (let i = 0; i < limited.length; i++) {
+            ((blocked & (1 << i)) !== 0 ? blockedCounters[i] : denies(remaining, checks, i) ? limited[i] : byOther[i])?.();
+          }
           // Which policies denied is spelled out only when a span will carry it: a flood of
           // denials (deny cache hits) costs no string work without tracing.
           const span = trace.getActiveSpan();

@@ -29,6 +29,20 @@ const common = {
   mode: z.enum(['enforce', 'shadow']).optional(),
   /** Addresses, ranges or identities that skip the policy. */
   allow: z.array(z.string().min(1).max(256)).max(10_000).optional(),
+  /** After `denials` refusals within `withinSeconds`, refused for `blockSeconds`. */
+  penalty: z
+    .strictObject({
+      denials: z.number().int().positive().max(1_000_000),
+      withinSeconds: z
+        .number()
+        .positive()
+        .max(86_400 * 31),
+      blockSeconds: z
+        .number()
+        .positive()
+        .max(86_400 * 31),
+    })
+    .optional(),
 };
 /** A cost larger than the bucket could never be admitted. */
 const costFits = (p: { cost?: number | undefined }, capacity: number, ctx: z.RefinementCtx) => {

@@ -107,20 +107,25 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     remaining: readonly number[],
     resetUs: readonly number[],
     retryUs: number,
+    blocked: number,
   ): void {
-    p.counters.limited(remaining, checks);
+    p.counters.limited(remaining, checks, blocked);
     headers(res, p, remaining, resetUs);
-    let culprit = p.policies[0] as CompiledPolicy;
-    for (let i = 0; i < p.policies.length; i++) {
-      if (denies(remaining, checks, i)) {
-        culprit = p.policies[i] as CompiledPolicy;
-        break;
-      }
-    }
-    sendError(res, 'RATE_LIMITED', `Rate limit exceeded (policy "${culprit.name}")`, {
-      retryAfterSeconds: retryUs / MICROS,
-      extra: { policy: culprit.name },
-    });
+    // The policy that refused: one whose penalty blocks first, else the first that denied.
+    let at = -1;
+    for (let i = 0; i < p.policies.length && at === -1; i++) if ((blocked & (1 << i)) !== 0) at = i;
+    for (let i = 0; i < p.policies.length && at === -1; i++) if (denies(remaining, checks, i)) at = i;
+    const culprit = p.policies[Math.max(0, at)] as CompiledPolicy;
+    if (blocked !== 0 && (blocked & (1 << at)) !== 0)
+      sendError(res, 'RATE_LIMITED', `Blocked after repeated refusals (policy "${culprit.name}")`, {
+        retryAfterSeconds: retryUs / MICROS,
+        extra: { policy: culprit.name, blocked: true },
+      });
+    else
+      sendError(res, 'RATE_LIMITED', `Rate limit exceeded (policy "${culprit.name}")`, {
+        retryAfterSeconds: retryUs / MICROS,
+        extra: { policy: culprit.name },
+      });
   }
 
   /**
@@ -209,6 +214,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
           hit.remaining,
           hit.resetUs.map((r) => r - elapsed),
           hit.untilUs - now,
+          hit.blocked,
         );
         return;
       }
@@ -241,14 +247,16 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
             return;
           }
         }
-        if (gen === generation && !p.holdsLeases)
+        // With a penalty each refusal is a strike the store must see: only a block is remembered.
+        if (gen === generation && !p.holdsLeases && (!p.penalized || decision.blocked !== undefined))
           denied.remember(cacheKey, {
             untilUs: now + decision.retryAfterUs,
             atUs: now,
             remaining: decision.remaining,
             resetUs: decision.resetUs,
+            blocked: decision.blocked ?? 0,
           });
-        deny(res, p, checks, decision.remaining, decision.resetUs, decision.retryAfterUs);
+        deny(res, p, checks, decision.remaining, decision.resetUs, decision.retryAfterUs, decision.blocked ?? 0);
       },
       (err: unknown) => {
         latency?.((performance.now() - started) / 1000);

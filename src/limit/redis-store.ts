@@ -53,12 +53,19 @@ function parseReply(reply: unknown, batch: readonly Pending[]): Decision[] {
     const n = (batch[d] as Pending).checks.length;
     const remaining = new Array<number>(n);
     const resetUs = new Array<number>(n);
+    let blocked = 0;
     for (let i = 0; i < n; i++) {
-      remaining[i] = Number(reply[r + 1 + 2 * i]);
+      const left = Number(reply[r + 1 + 2 * i]);
+      // -1: refused by the check's penalty block
+      if (left === -1) blocked |= 1 << i;
+      remaining[i] = left === -1 ? 0 : left;
       resetUs[i] = Number(reply[r + 2 + 2 * i]);
     }
     const retryAfterUs = Number(reply[r]);
-    out[d] = { allowed: retryAfterUs === 0, retryAfterUs, remaining, resetUs };
+    out[d] =
+      blocked === 0
+        ? { allowed: retryAfterUs === 0, retryAfterUs, remaining, resetUs }
+        : { allowed: false, retryAfterUs, remaining, resetUs, blocked };
     r += 1 + 2 * n;
   }
   return out;
@@ -80,18 +87,33 @@ function timeOf(c: Check): number {
   }
 }
 
-/** The 1-based index of `c`'s (kind, a, b, cost) in `shapes` (4 numbers each), added if new. */
-function shapeIndex(shapes: number[], c: Check): number {
-  const kind = kindOf(c);
+/** A kind + 8: the shape has a penalty (3 more numbers); see DECIDE_SCRIPT. */
+const WITH_PENALTY = 8;
+
+/**
+ * The 1-based index of `c`'s shape in `shapes`, added if new: (kind, a, b, cost), and with a
+ * penalty (kind + 8, ..., denials, window, block). `starts` holds where each shape begins.
+ */
+function shapeIndex(shapes: number[], starts: number[], c: Check): number {
+  const pen = c.penalty;
+  const kind = kindOf(c) + (pen === undefined ? 0 : WITH_PENALTY);
   const a = timeOf(c);
   const b = capacityOf(c);
   // A call holds a handful of distinct policies: a linear scan allocates nothing.
-  for (let o = 0; o < shapes.length; o += 4) {
-    if (shapes[o] === kind && shapes[o + 1] === a && shapes[o + 2] === b && shapes[o + 3] === c.cost) return o / 4 + 1;
+  for (let j = 0; j < starts.length; j++) {
+    const o = starts[j] as number;
+    if (shapes[o] !== kind || shapes[o + 1] !== a || shapes[o + 2] !== b || shapes[o + 3] !== c.cost) continue;
+    if (pen === undefined || (shapes[o + 4] === pen.denials && shapes[o + 5] === pen.windowUs && shapes[o + 6] === pen.blockUs))
+      return j + 1;
   }
+  starts.push(shapes.length);
   shapes.push(kind, a, b, c.cost);
-  return shapes.length / 4;
+  if (pen !== undefined) shapes.push(pen.denials, pen.windowUs, pen.blockUs);
+  return starts.length;
 }
+
+/** The key of a check's penalty state: same hash tag, so the same slot. */
+export const penaltyKey = (key: string) => `${key}!p`;
 
 /** The checks of a decision that share one hash slot, and where they sit in the decision. */
 interface SlotGroup {
@@ -169,6 +191,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     // single-policy decision costs its key and one small number.
     const args: (string | number)[] = []; // the keys, then the ARGV (see DECIDE_SCRIPT)
     const shapes: number[] = [];
+    const starts: number[] = [];
     const refs: number[] = [];
     const leases: string[] = [];
     for (const p of batch) {
@@ -176,12 +199,13 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       if (n > 1) refs.push(-n);
       for (const c of p.checks) {
         args.push(c.key);
-        refs.push(shapeIndex(shapes, c));
+        if (c.penalty !== undefined) args.push(penaltyKey(c.key));
+        refs.push(shapeIndex(shapes, starts, c));
         if (c.algorithm === 'concurrency') leases.push(c.lease);
       }
     }
     const numKeys = args.length;
-    args.push(batch.length, shapes.length / 4, ...shapes, leases.length, ...leases, ...refs);
+    args.push(batch.length, starts.length, ...shapes, leases.length, ...leases, ...refs);
     command.call(client, numKeys, ...args).then(
       (reply) => {
         let decisions: Decision[];
@@ -273,6 +297,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       throw err;
     };
     let denied: { step: number; decision: Decision } | undefined;
+    let blocked = 0;
     for (let step = 0; step < groups.length && denied === undefined; step++) {
       // The caller gave up (its deadline): send nothing more, give back what was taken.
       if (signal?.aborted === true) abandon(signal.reason);
@@ -297,6 +322,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       group.at.forEach((i, j) => {
         remaining[i] = d.remaining[j] as number;
         resetUs[i] = d.resetUs[j] as number;
+        if (((d.blocked ?? 0) & (1 << j)) !== 0) blocked |= 1 << i;
       });
       if (!d.allowed) denied = { step, decision: d };
     }
@@ -341,7 +367,9 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
     }
     // Settles that land after an abort change nothing (they check the signal first).
-    return { allowed: false, retryAfterUs, remaining, resetUs };
+    return blocked === 0
+      ? { allowed: false, retryAfterUs, remaining, resetUs }
+      : { allowed: false, retryAfterUs, remaining, resetUs, blocked };
   }
 
   /**

@@ -50,6 +50,20 @@ interface PolicyBase {
    * `limit`, `windowSeconds`; quota and concurrency `limit`.
    */
   readonly tiers?: Readonly<Record<string, TierNumbers>>;
+  /**
+   * After `denials` refusals by this policy within `withinSeconds`, the identity is refused by
+   * it for `blockSeconds` whatever the bucket holds (429 with `Retry-After` the block's rest;
+   * counted `outcome="blocked"`), so a client hammering at the limit is not let back in at
+   * each refill.
+   */
+  readonly penalty?: PenaltyOptions;
+}
+
+/** A policy's penalty: `denials` refusals within `withinSeconds` block for `blockSeconds`. */
+export interface PenaltyOptions {
+  readonly denials: number;
+  readonly withinSeconds: number;
+  readonly blockSeconds: number;
 }
 
 /** The numbers a tier sets (those its policy's algorithm has). */
@@ -113,6 +127,18 @@ interface CheckBase {
   readonly key: string;
   /** Requests this one counts as (1 for the middleware). */
   readonly cost: number;
+  /**
+   * The check's penalty: `denials` refusals by it within `windowUs` block its identity for
+   * `blockUs`. Its state is one more key, `<key>!p` (same hash slot).
+   */
+  readonly penalty?: PenaltyCheck;
+}
+
+/** A check's penalty, in µs (see {@link PenaltyOptions}). */
+export interface PenaltyCheck {
+  readonly denials: number;
+  readonly windowUs: number;
+  readonly blockUs: number;
 }
 
 /** A token bucket check (GCRA): one token every `intervalUs`, at most `burst` stored. */
@@ -183,6 +209,8 @@ export interface Decision {
   readonly remaining: readonly number[];
   /** µs until each check is full again. */
   readonly resetUs: readonly number[];
+  /** Bit i: check i refused because its penalty blocks the identity (absent: none did). */
+  readonly blocked?: number;
 }
 
 /**

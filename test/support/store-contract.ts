@@ -389,6 +389,47 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       assert.deepEqual((await s.store.decide([q(10)])).remaining, [8]);
     });
 
+    it('penalty: 3 refusals within the window block the identity for the block time, whatever the bucket holds', async () => {
+      const penalty = { denials: 3, windowUs: 10_000 * MS, blockUs: 700 * MS };
+      const check: Check = { ...tokenBucket(key('pen'), 10, 1), penalty }; // one token, back every 100 ms
+      assert.equal((await s.store.decide([check])).allowed, true);
+      for (let strike = 1; strike <= 2; strike++) {
+        const d = await s.store.decide([check]);
+        assert.deepEqual([d.allowed, d.blocked ?? 0], [false, 0], `refusal ${strike}: a strike, no block yet`);
+        assert.ok(d.retryAfterUs <= 100 * MS, `the bucket's own wait (${d.retryAfterUs})`);
+      }
+      const third = await s.store.decide([check]);
+      assert.deepEqual([third.allowed, third.blocked, third.remaining[0]], [false, 1, 0], 'the third refusal blocks');
+      assert.equal(third.retryAfterUs, 700 * MS);
+      await sleep(200); // the bucket has its token back; the block holds
+      const during = await s.store.decide([check]);
+      assert.deepEqual([during.allowed, during.blocked], [false, 1]);
+      assert.ok(during.retryAfterUs <= 520 * MS && during.retryAfterUs >= 400 * MS, `the block's rest (${during.retryAfterUs})`);
+      await sleep(during.retryAfterUs / MS + 30);
+      assert.equal((await s.store.decide([check])).allowed, true, 'admitted once the block ended');
+    });
+
+    it("penalty: only the policy's own refusals are strikes, and a block refuses with the other checks untouched", async () => {
+      const penalty = { denials: 2, windowUs: 10_000 * MS, blockUs: 60_000 * MS };
+      const loose: Check = { ...tokenBucket(key('loose'), 1 / 3600, 100), penalty };
+      const tight = tokenBucket(key('tight'), 1 / 3600, 1);
+      assert.equal((await s.store.decide([loose, tight])).allowed, true);
+      for (let i = 0; i < 4; i++) {
+        const d = await s.store.decide([loose, tight]);
+        assert.deepEqual([d.allowed, d.blocked ?? 0], [false, 0], 'refused by the tight bucket: no strike for the loose one');
+      }
+      const lone: Check = { ...tokenBucket(key('lone'), 1 / 3600, 1), penalty };
+      assert.equal((await s.store.decide([lone])).allowed, true);
+      assert.equal((await s.store.decide([lone])).blocked ?? 0, 0);
+      assert.equal((await s.store.decide([lone])).blocked, 1);
+      const withOther = await s.store.decide([tokenBucket(key('free'), 1 / 3600, 5), lone]);
+      assert.deepEqual(
+        [withOther.allowed, withOther.blocked, withOther.remaining[0]],
+        [false, 2, 5],
+        'blocked: the other check took nothing',
+      );
+    });
+
     it('keeps buckets apart by key', async () => {
       const a = tokenBucket(key('x'), 0.01, 1);
       const b = tokenBucket(`${prefix}:x:{other}`, 0.01, 1);

@@ -10,7 +10,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const check = (key: string): Check => ({ key, cost: 1, algorithm: 'token_bucket', intervalUs: 1_000_000, burst: 1 });
 
 describe('deny cache', () => {
-  const denial = (untilUs: number) => ({ untilUs, atUs: 0, remaining: [0], resetUs: [untilUs] });
+  const denial = (untilUs: number) => ({ untilUs, atUs: 0, remaining: [0], resetUs: [untilUs], blocked: 0 });
 
   it('answers a denial until its retry time, then forgets it', () => {
     const cache = createDenyCache(10);
