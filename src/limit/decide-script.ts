@@ -42,13 +42,15 @@ end
  *   ARGV[1]          D, the number of decisions
  *   ARGV[2]          S, the number of distinct check shapes in the call
  *   then S shapes of 4 values: kind, a, b, cost; a kind + 8 has a penalty, 3 more values:
- *   denials, window (µs), block (µs)
+ *   denials, window (µs), block (µs); a kind + 16 is overridable (see KEYS)
  *   then L, the number of leases, and L lease ids: one per concurrency check, in the order the
  *   checks come in the call
  *   then, per decision: a decision of one check is the (positive, 1-based) index of its shape;
  *   a decision of n > 1 checks is -n followed by the shape index of each
  *   KEYS             the key of every check, in order, each followed by its penalty's key when it
- *                    has one (on Cluster, all in one hash slot)
+ *                    has one, then its override's key when overridable (on Cluster, all in one
+ *                    hash slot)
+ *     override: its key holds "<a> <b>", the identity's own numbers, used instead of the shape's
  *     penalty: its key holds the strikes (refusals by the check; PX = the window from the first)
  *       or -1 while blocked (PX = the block). A blocked check refuses; the reply's remaining is
  *       -1 and its reset the block's rest.
@@ -86,7 +88,7 @@ ${PERIOD_END_LUA}
 
 -- The distinct check shapes of this call, parsed once.
 local S = tonumber(ARGV[2])
-local KIND, A, B, COST, PN, PW, PB = {}, {}, {}, {}, {}, {}, {}
+local KIND, A, B, COST, PN, PW, PB, OV = {}, {}, {}, {}, {}, {}, {}, {}
 local o = 3
 for j = 1, S do
   local kind = tonumber(ARGV[o])
@@ -94,6 +96,11 @@ for j = 1, S do
   B[j] = tonumber(ARGV[o + 2])
   COST[j] = tonumber(ARGV[o + 3])
   o = o + 4
+  if kind >= 16 then
+    -- overridable: its identity's own numbers may be stored at the check's override key
+    kind = kind - 16
+    OV[j] = true
+  end
   if kind >= 8 then
     -- with a penalty: denials, window (µs), block (µs)
     kind = kind - 8
@@ -109,7 +116,7 @@ local p = q + tonumber(ARGV[o]) -- next ARGV to read
 -- written before they are read).
 local state, rem_before, reset_before, rem_after, reset_after = {}, {}, {}, {}, {}
 local kinds, as, costs, ends, leases = {}, {}, {}, {}, {}
-local keys, pkeys, blocked = {}, {}, {}
+local keys, pkeys, okeys, blocked = {}, {}, {}, {}
 
 -- The common decision: one token bucket. Same arithmetic as the general path, no tables.
 local function decide_one_bucket(j)
@@ -141,11 +148,18 @@ local function decide(n)
   for i = 1, n do
     kk = kk + 1
     keys[i] = KEYS[kk]
-    if PN[tonumber(ARGV[p + i - 1])] then
+    local j = tonumber(ARGV[p + i - 1])
+    if PN[j] then
       kk = kk + 1
       pkeys[i] = KEYS[kk]
     else
       pkeys[i] = false
+    end
+    if OV[j] then
+      kk = kk + 1
+      okeys[i] = KEYS[kk]
+    else
+      okeys[i] = false
     end
   end
   -- per check: the state to write, and remaining/reset before and after this request
@@ -153,6 +167,14 @@ local function decide(n)
     local key = keys[i]
     local j = tonumber(ARGV[p + i - 1])
     local kind, a, b, cost = KIND[j], A[j], B[j], COST[j]
+    if okeys[i] then
+      -- an override: "<a> <b>" for this identity instead of the policy's numbers
+      local ov = call('GET', okeys[i])
+      if ov then
+        local oa, ob = string.match(ov, '^(%d+) (%d+)$')
+        if oa then a, b = tonumber(oa), tonumber(ob) end
+      end
+    end
     kinds[i], as[i], costs[i] = kind, a, cost
     blocked[i] = false
     if kind == 4 then
@@ -310,7 +332,7 @@ for _ = 1, tonumber(ARGV[1]) do
   p = p + 1
   if x > 0 then
     -- one check, of shape x
-    if KIND[x] == 1 and not PN[x] then
+    if KIND[x] == 1 and not PN[x] and not OV[x] then
       decide_one_bucket(x)
     else
       p = p - 1
@@ -329,7 +351,8 @@ return reply
  * denial left unvisited. Same clock, same arithmetic as {@link DECIDE_SCRIPT}.
  *
  * Contract
- *   KEYS      the key of every check (on Cluster, all in one hash slot)
+ *   KEYS      the key of every check, each followed by its override's key when its kind has
+ *             + 16 (on Cluster, all in one hash slot)
  *   ARGV[1]   at: the admission time (µs) of the step being given back, or -1 to only read
  *   then per check 5 values: kind, a, b, cost (as in DECIDE_SCRIPT), lease id ('' but for kind 4)
  *   Reply, per check: remaining, reset_us, retry_us (0 when `cost` would be admitted now)
@@ -345,11 +368,22 @@ local time = call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local at = tonumber(ARGV[1])
 local reply = {}
+local kk = 0
 ${PERIOD_END_LUA}
-for i = 1, #KEYS do
-  local key = KEYS[i]
+for i = 1, (#ARGV - 1) / 5 do
+  kk = kk + 1
+  local key = KEYS[kk]
   local o = 2 + 5 * (i - 1)
   local kind, a, b, cost = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
+  if kind >= 16 then
+    kind = kind - 16
+    kk = kk + 1
+    local ov = call('GET', KEYS[kk])
+    if ov then
+      local oa, ob = string.match(ov, '^(%d+) (%d+)$')
+      if oa then a, b = tonumber(oa), tonumber(ob) end
+    end
+  end
   if kind == 1 then
     local interval, burst = a, b
     local tat = tonumber(call('GET', key)) or now

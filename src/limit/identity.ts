@@ -35,6 +35,8 @@ export interface Identities {
   /** The value each kind is made from, as the app gives it (for allow lists); none for `ip`. */
   readonly raw: Readonly<Record<KeyKind, ((req: Request, res: Response) => string | undefined) | undefined>>;
   custom(key: KeyFunction): IdentityOf;
+  /** The identity part of a key for a value as the app gives it (an address, a principal id, a credential, a custom key's value). */
+  encode(kind: KeyKind | 'custom', value: string): string;
 }
 
 export function identities(
@@ -56,6 +58,12 @@ export function identities(
       },
     },
     raw: { ip: undefined, principal, credential },
+    encode(kind, value) {
+      if (kind === 'ip') return `i:${ipIdentity(value, ipv6Subnet)}`;
+      if (kind === 'principal') return `p:${safeIdentity(value)}`;
+      if (kind === 'credential') return `c:${digest(value)}`;
+      return customIdentity(value);
+    },
     custom(key) {
       return (req, res) => {
         const v = key(req, res);

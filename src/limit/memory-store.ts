@@ -19,7 +19,23 @@ interface Bucket {
   times: number[] | undefined;
   /** Concurrency: when each lease ends (µs), by lease id. */
   leases?: Map<string, number>;
+  /** An override's numbers (a, b), at `<key>!o`. */
+  override?: readonly [number, number];
   expiresAt: number;
+}
+
+/** `c` with an override's numbers: `a` its time (µs), `b` its capacity. */
+function withNumbers(c: Check, a: number, b: number): Check {
+  switch (c.algorithm) {
+    case 'token_bucket':
+      return { ...c, intervalUs: a, burst: b };
+    case 'sliding_window':
+      return { ...c, windowUs: a, limit: b };
+    case 'quota':
+      return { ...c, periodUs: a, limit: b };
+    default:
+      return { ...c, leaseUs: a, limit: b };
+  }
 }
 
 const monotonicMicros = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
@@ -48,9 +64,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
     return b;
   }
 
-  function decideSync(checks: readonly Check[]): Decision {
+  function decideSync(given: readonly Check[]): Decision {
     const t = now();
-    const n = checks.length;
+    const n = given.length;
     const remBefore = new Array<number>(n);
     const resetBefore = new Array<number>(n);
     const remAfter = new Array<number>(n);
@@ -59,6 +75,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
     let allowed = true;
     let retry = 0;
     let blocked = 0;
+    const checks = given.map((c) => {
+      if (c.overridable !== true) return c;
+      const ov = live(`${c.key}!o`, t)?.override;
+      return ov === undefined ? c : withNumbers(c, ov[0], ov[1]);
+    });
     for (let i = 0; i < n; i++) {
       const c = checks[i] as Check;
       if (c.penalty !== undefined && live(`${c.key}!p`, t)?.tat === -1) {
@@ -189,6 +210,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
+    },
+    setOverride(key, a, b, ttlMs) {
+      const expiresAt = ttlMs === undefined ? Infinity : now() + ttlMs * 1000;
+      buckets.set(`${key}!o`, { tat: 0, times: undefined, override: [Math.round(a), Math.round(b)], expiresAt });
+      return Promise.resolve();
+    },
+    clearOverride(key) {
+      buckets.delete(`${key}!o`);
+      return Promise.resolve();
     },
     release(checks) {
       for (const c of checks) {

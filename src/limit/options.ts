@@ -2,7 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import { OptionsError, positiveInteger, positiveNumber } from '../internal/options';
 import { headerWriter, type HeaderForm, type HeaderWriter } from './headers';
 import type { RateLimitObserver } from './observer';
-import type { FailMode, KeyFunction, PolicyOptions, RateLimitStore, TierFunction } from './types';
+import type { FailMode, KeyFunction, PolicyOptions, RateLimitStore, TierFunction, TierNumbers } from './types';
 
 /** A route (or route prefix) and the policies that guard it. Field names as in the policies file. */
 export interface SurfaceOptions {
@@ -110,6 +110,15 @@ export interface RateLimiter {
    * policy that keeps its name keeps its buckets (same keys); the deny cache is emptied.
    */
   setPolicies(policies: Readonly<Record<string, PolicyOptions>>, surfaces?: readonly SurfaceOptions[]): void;
+  /**
+   * Gives `identity` (as the app knows it: an address, a principal id, a credential, a custom
+   * key's value) its own numbers for an `overrides: true` policy (the fields a tier may set),
+   * kept in the store for `ttlSeconds` or until cleared; every instance applies them on its
+   * next request (they are read in the same script call as the decision).
+   */
+  setOverride(policy: string, identity: string, numbers: TierNumbers, ttlSeconds?: number): Promise<void>;
+  /** Removes what {@link setOverride} stored: the policy's own numbers apply again. */
+  clearOverride(policy: string, identity: string): Promise<void>;
   /** The circuit breakers' state: the worst of them (one per failure domain of the store). */
   readonly breakerState: BreakerState;
   /** Stops the breaker's timers. The store is not closed: it was passed in. */

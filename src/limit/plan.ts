@@ -27,6 +27,8 @@ export interface CompiledPolicy {
   readonly allowed: AllowedTest | undefined;
   /** Decided and counted, never refusing. */
   readonly shadow: boolean;
+  /** Its identities may have their own numbers in the store (`overrides: true`). */
+  readonly overridable?: boolean;
   readonly failMode: FailMode;
   readonly identity: IdentityOf;
   readonly header: HeaderPolicy;
@@ -50,6 +52,8 @@ export interface Plan {
   readonly holdsLeases: boolean;
   /** Some policy has a penalty: its refusals must reach the store (each is a strike). */
   readonly penalized: boolean;
+  /** Some policy is overridable: a refusal may not hold once an override is set elsewhere. */
+  readonly overridable: boolean;
   /** The tier whose numbers this plan applies (undefined: the policies' own). */
   readonly tier: string | undefined;
   /** Some policy has tiers: each request's tier picks the plan ({@link Plan.forTier}). */
@@ -125,6 +129,36 @@ function tiersOf(name: string, p: PolicyOptions): Readonly<Record<string, TierNu
   return tiers;
 }
 
+/**
+ * An override's numbers for policy `name` as the store keeps them: `a` its time in µs (per
+ * token, window, period, lease) and `b` its capacity, from `numbers` over the policy's own.
+ */
+export function overrideNumbers(name: string, p: PolicyOptions, numbers: TierNumbers): [number, number] {
+  const fields = TIER_FIELDS[p.algorithm];
+  if (typeof numbers !== 'object' || numbers === null) refuse(`override of policy "${name}"`, `an object of ${fields.join(', ')}`, numbers);
+  for (const f of Object.keys(numbers))
+    if (!fields.includes(f)) refuse(`override of policy "${name}": ${f}`, `one of ${fields.join(', ')} (${p.algorithm})`, f);
+  const label = `override of policy "${name}"`;
+  switch (p.algorithm) {
+    case 'token_bucket': {
+      const rps = positive(numbers.rps ?? p.rps, `${label}: rps`, false);
+      return [Math.max(1, Math.round(MICROS / rps)), positive(numbers.burst ?? p.burst, `${label}: burst`, true)];
+    }
+    case 'sliding_window':
+      return [
+        Math.round(positive(numbers.windowSeconds ?? p.windowSeconds, `${label}: windowSeconds`, false) * MICROS),
+        positive(numbers.limit ?? p.limit, `${label}: limit`, true),
+      ];
+    case 'quota':
+      return [quotaPeriodUs(name, p.period, p.periodSeconds), positive(numbers.limit ?? p.limit, `${label}: limit`, true)];
+    default:
+      return [
+        Math.round((p.leaseSeconds ?? RATE_LIMITER_DEFAULTS.leaseSeconds) * MICROS),
+        positive(numbers.limit ?? p.limit, `${label}: limit`, true),
+      ];
+  }
+}
+
 /** A policy's penalty in µs, checked; `undefined` without one. */
 function penaltyOf(name: string, penalty: PenaltyOptions | undefined): PenaltyCheck | undefined {
   if (penalty === undefined) return undefined;
@@ -152,6 +186,8 @@ export interface PlannerOptions {
   readonly shadow: boolean;
   /** `false`: the store cannot give leases back (no `release`), so concurrency policies are refused. */
   readonly canRelease?: boolean;
+  /** `false`: the store keeps no overrides (no `setOverride`), so `overrides: true` is refused. */
+  readonly canOverride?: boolean;
 }
 
 /**
@@ -165,10 +201,15 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
   /** {@link compileNumbers}, with the policy's penalty on every check it makes. */
   function compilePolicy(name: string, overrides?: SurfaceOptions, tier?: string): CompiledPolicy {
     const c = compileNumbers(name, overrides, tier);
-    const penalty = penaltyOf(name, options.policies[name]?.penalty);
-    if (penalty === undefined) return c;
+    const own = options.policies[name];
+    const penalty = penaltyOf(name, own?.penalty);
+    const overridable = own?.overrides ?? false;
+    if (typeof overridable !== 'boolean') refuse(`policy "${name}": overrides`, 'true or false', overridable);
+    if (penalty === undefined && !overridable) return c;
+    if (overridable && options.canOverride === false) invalid('policies', `policy "${name}": overrides need a store with setOverride()`);
     const check = c.check;
-    return { ...c, check: (key, cost) => ({ ...check(key, cost), penalty }) };
+    const extra = { ...(penalty === undefined ? {} : { penalty }), ...(overridable ? { overridable: true } : {}) };
+    return { ...c, overridable, check: (key, cost) => ({ ...check(key, cost), ...extra }) };
   }
 
   function compileNumbers(name: string, overrides?: SurfaceOptions, tier?: string): CompiledPolicy {
@@ -359,6 +400,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       skippable: policies.some((p) => p.allowed !== undefined),
       holdsLeases: policies.some((p) => p.algorithm === 'concurrency'),
       penalized: names.some((n) => options.policies[n]?.penalty !== undefined),
+      overridable: policies.some((p) => p.overridable === true),
       tier,
       tiered: tier === undefined && tierNames.size > 0,
       forTier(t) {

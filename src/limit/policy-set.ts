@@ -29,6 +29,8 @@ const common = {
   mode: z.enum(['enforce', 'shadow']).optional(),
   /** Addresses, ranges or identities that skip the policy. */
   allow: z.array(z.string().min(1).max(256)).max(10_000).optional(),
+  /** Identities may have their own numbers (RateLimiter.setOverride). */
+  overrides: z.boolean().optional(),
   /** After `denials` refusals within `withinSeconds`, refused for `blockSeconds`. */
   penalty: z
     .strictObject({

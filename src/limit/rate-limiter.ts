@@ -7,9 +7,9 @@ import { createDenyCache } from './deny-cache';
 import { defaultTier, identities } from './identity';
 import { invalid, resolveOptions, type BreakerState, type RateLimiter, type RateLimiterOptions, type SurfaceOptions } from './options';
 import type { BackendFailure } from './observer';
-import { createPlanner, denies, MICROS, type CompiledPolicy, type Plan } from './plan';
+import { createPlanner, denies, MICROS, overrideNumbers, type CompiledPolicy, type Plan } from './plan';
 import { surfaceRouter } from './surfaces';
-import type { Check, Decision, PolicyOptions } from './types';
+import type { Check, Decision, PolicyOptions, TierNumbers } from './types';
 
 export { isStoreMisuse } from './breakers';
 export type { BackendFailure, DecisionOutcome, RateLimitObserver } from './observer';
@@ -50,6 +50,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       storeName: store.name,
       shadow: options.shadow === true,
       canRelease: store.release !== undefined,
+      canOverride: store.setOverride !== undefined,
     });
   let policySet = options.policies;
   let plan = planner(policySet);
@@ -203,7 +204,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     if (p.tier !== undefined) cacheKey = `${p.tier}|${cacheKey}`;
     const now = nowMicros();
     // A concurrency denial lasts until some request finishes, not a known time: never cached.
-    if (denied.enabled && !p.holdsLeases) {
+    if (denied.enabled && !p.holdsLeases && !p.overridable) {
       const hit = denied.get(cacheKey, now);
       if (hit !== undefined) {
         const elapsed = now - hit.atUs;
@@ -248,7 +249,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
           }
         }
         // With a penalty each refusal is a strike the store must see: only a block is remembered.
-        if (gen === generation && !p.holdsLeases && (!p.penalized || decision.blocked !== undefined))
+        if (gen === generation && !p.holdsLeases && !p.overridable && (!p.penalized || decision.blocked !== undefined))
           denied.remember(cacheKey, {
             untilUs: now + decision.retryAfterUs,
             atUs: now,
@@ -325,7 +326,31 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     denied.clear();
   }
 
+  /** The key of `identity` (as the app gives it) for an overridable policy, and its numbers in store form. */
+  function overrideTarget(policy: string, identity: string): { key: string; p: PolicyOptions } {
+    const p = policySet[policy];
+    if (p === undefined) invalid('setOverride', `unknown policy "${policy}"`);
+    if (p.overrides !== true) invalid('setOverride', `policy "${policy}" does not take overrides (set overrides: true)`);
+    if (typeof identity !== 'string' || identity === '') invalid('setOverride', 'the identity must be a non-empty string');
+    const kind = typeof p.key === 'function' ? 'custom' : (p.key ?? 'ip');
+    return { key: `${prefix}:${policy}:{${ids.encode(kind, identity)}}`, p };
+  }
+
+  async function setOverride(policy: string, identity: string, numbers: TierNumbers, ttlSeconds?: number): Promise<void> {
+    const { key, p } = overrideTarget(policy, identity);
+    const [a, b] = overrideNumbers(policy, p, numbers);
+    if (ttlSeconds !== undefined && (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0))
+      invalid('setOverride', `ttlSeconds must be a positive number (got ${String(ttlSeconds)})`);
+    await store.setOverride?.(key, a, b, ttlSeconds === undefined ? undefined : ttlSeconds * 1000);
+  }
+
+  async function clearOverride(policy: string, identity: string): Promise<void> {
+    await store.clearOverride?.(overrideTarget(policy, identity).key);
+  }
+
   return {
+    setOverride,
+    clearOverride,
     limit(...names: string[]) {
       const id = JSON.stringify(names);
       let slot = slots.get(id);

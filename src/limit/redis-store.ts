@@ -89,6 +89,8 @@ function timeOf(c: Check): number {
 
 /** A kind + 8: the shape has a penalty (3 more numbers); see DECIDE_SCRIPT. */
 const WITH_PENALTY = 8;
+/** A kind + 16: the check is overridable (its override's key follows); see DECIDE_SCRIPT. */
+const OVERRIDABLE = 16;
 
 /**
  * The 1-based index of `c`'s shape in `shapes`, added if new: (kind, a, b, cost), and with a
@@ -96,7 +98,7 @@ const WITH_PENALTY = 8;
  */
 function shapeIndex(shapes: number[], starts: number[], c: Check): number {
   const pen = c.penalty;
-  const kind = kindOf(c) + (pen === undefined ? 0 : WITH_PENALTY);
+  const kind = kindOf(c) + (pen === undefined ? 0 : WITH_PENALTY) + (c.overridable === true ? OVERRIDABLE : 0);
   const a = timeOf(c);
   const b = capacityOf(c);
   // A call holds a handful of distinct policies: a linear scan allocates nothing.
@@ -114,6 +116,8 @@ function shapeIndex(shapes: number[], starts: number[], c: Check): number {
 
 /** The key of a check's penalty state: same hash tag, so the same slot. */
 export const penaltyKey = (key: string) => `${key}!p`;
+/** The key of an identity's own numbers for a check (see RateLimitStore.setOverride). */
+export const overrideKey = (key: string) => `${key}!o`;
 
 /** The checks of a decision that share one hash slot, and where they sit in the decision. */
 interface SlotGroup {
@@ -200,6 +204,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       for (const c of p.checks) {
         args.push(c.key);
         if (c.penalty !== undefined) args.push(penaltyKey(c.key));
+        if (c.overridable === true) args.push(overrideKey(c.key));
         refs.push(shapeIndex(shapes, starts, c));
         if (c.algorithm === 'concurrency') leases.push(c.lease);
       }
@@ -269,10 +274,18 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
 
   /** Gives back one admitted step (`atUs`), or only reads (`-1`); per check: remaining, reset, retry. */
   async function settle(checks: readonly Check[], atUs: number): Promise<number[]> {
-    const args: (string | number)[] = checks.map((c) => c.key);
+    const args: (string | number)[] = [];
+    for (const c of checks) {
+      args.push(c.key);
+      if (c.overridable === true) args.push(overrideKey(c.key));
+    }
+    const numKeys = args.length;
     args.push(atUs);
-    for (const c of checks) args.push(kindOf(c), timeOf(c), capacityOf(c), c.cost, c.algorithm === 'concurrency' ? c.lease : '');
-    const reply = await settleCommand.call(client, checks.length, ...args).catch((err: unknown) => {
+    for (const c of checks) {
+      const kind = kindOf(c) + (c.overridable === true ? OVERRIDABLE : 0);
+      args.push(kind, timeOf(c), capacityOf(c), c.cost, c.algorithm === 'concurrency' ? c.lease : '');
+    }
+    const reply = await settleCommand.call(client, numKeys, ...args).catch((err: unknown) => {
       watchTopology();
       throw err;
     });
@@ -499,6 +512,14 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
         calls.push(client.zrem(c.key, ...members));
       }
       await Promise.all(calls);
+    },
+    async setOverride(key: string, a: number, b: number, ttlMs?: number): Promise<void> {
+      const value = `${Math.round(a)} ${Math.round(b)}`;
+      if (ttlMs === undefined) await client.set(overrideKey(key), value);
+      else await client.set(overrideKey(key), value, 'PX', Math.max(1, Math.round(ttlMs)));
+    },
+    async clearOverride(key: string): Promise<void> {
+      await client.del(overrideKey(key));
     },
     close() {
       clearInterval(refresher);

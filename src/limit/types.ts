@@ -57,6 +57,13 @@ interface PolicyBase {
    * each refill.
    */
   readonly penalty?: PenaltyOptions;
+  /**
+   * `true`: an identity may have its own numbers, set with `RateLimiter.setOverride` and kept in
+   * the store (`<key>!o`), read in the same script call as the decision, so every instance
+   * applies one on its next request. Costs one more read per decision; refusals of such a
+   * policy are not kept in the deny cache. Default false.
+   */
+  readonly overrides?: boolean;
 }
 
 /** A policy's penalty: `denials` refusals within `withinSeconds` block for `blockSeconds`. */
@@ -132,6 +139,12 @@ interface CheckBase {
    * `blockUs`. Its state is one more key, `<key>!p` (same hash slot).
    */
   readonly penalty?: PenaltyCheck;
+  /**
+   * The identity may have its own numbers, stored at `<key>!o` as "<a> <b>" (the check's time
+   * and capacity: µs per token and burst, window and limit, period and limit, lease and limit),
+   * read in the same call. See {@link RateLimitStore.setOverride}.
+   */
+  readonly overridable?: boolean;
 }
 
 /** A check's penalty, in µs (see {@link PenaltyOptions}). */
@@ -246,6 +259,13 @@ export interface RateLimitStore {
    * when the request is over; the other checks are ignored. Needed for concurrency policies.
    */
   release?(checks: readonly Check[]): Promise<void>;
+  /**
+   * Stores an identity's own numbers for an overridable check's key (`a`: µs per token, window,
+   * period or lease; `b`: burst or limit), for `ttlMs` or until cleared. Needed for overrides.
+   */
+  setOverride?(key: string, a: number, b: number, ttlMs?: number): Promise<void>;
+  /** Removes what {@link setOverride} stored for `key`. */
+  clearOverride?(key: string): Promise<void>;
   /**
    * The failure domain a key lives in (on Redis Cluster: the master now serving its slot). The
    * limiter keeps one circuit breaker per domain, so one failed shard does not stop the others,

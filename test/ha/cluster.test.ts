@@ -95,6 +95,16 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
         // A quota and a concurrency limit: PXAT, PEXPIRE GT and ZREM (the release) under the ACL.
         q: { algorithm: 'quota', limit: 2, period: 'day', key: (req) => req.get('x-key'), failMode: 'closed' },
         c: { algorithm: 'concurrency', limit: 1, key: (req) => req.get('x-key2'), failMode: 'closed' },
+        // INCR and PTTL (a penalty), GET of an override.
+        pen: {
+          algorithm: 'token_bucket',
+          rps: 0.001,
+          burst: 1,
+          key: (req) => req.get('x-key'),
+          failMode: 'closed',
+          penalty: { denials: 2, withinSeconds: 60, blockSeconds: 60 },
+          overrides: true,
+        },
       },
     });
     cleanups.push(() => limiter.close());
@@ -126,6 +136,24 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const qc = (k: string) => request(app).get('/qc').set('x-key', `${user}-q`).set('x-key2', `${user}-${k}`);
     // Sequential: each lease is released when its response finishes (ZREM), so c never refuses.
     assert.deepEqual([(await qc('c1')).status, (await qc('c1')).status, (await qc('c1')).status], [200, 200, 429]);
+    app.get('/pen', limiter.limit('pen'), (_req, res) => res.json({ ok: true }));
+    await limiter.setOverride('pen', `${user}-pen`, { burst: 2 });
+    const pen: unknown[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await request(app).get('/pen').set('x-key', `${user}-pen`);
+      pen.push([r.status, r.body.blocked ?? false]);
+    }
+    assert.deepEqual(
+      pen,
+      [
+        [200, false],
+        [200, false],
+        [429, false],
+        [429, true],
+        [429, true],
+      ],
+      'the override, then a block',
+    );
     await redisCheck(client)();
   });
 

@@ -23,6 +23,7 @@ function limitedApp(limiter: RateLimiter) {
   app.get('/tb', limiter.limit('tb'), (_req, res) => res.json({ ok: true }));
   app.get('/sw', limiter.limit('sw'), (_req, res) => res.json({ ok: true }));
   app.get('/both', limiter.limit('tb', 'sw'), (_req, res) => res.json({ ok: true }));
+  app.get('/more', limiter.limit('q', 'c', 'pen'), (_req, res) => res.json({ ok: true }));
   return app;
 }
 
@@ -34,6 +35,18 @@ function limiterOn(client: Redis | Cluster): RateLimiter {
     policies: {
       tb: { algorithm: 'token_bucket', rps: 0.001, burst: 2, key: 'ip', failMode: 'closed' },
       sw: { algorithm: 'sliding_window', limit: 2, windowSeconds: 60, key: 'ip', failMode: 'closed' },
+      // What the other kinds run: SET PXAT (quota), ZREM (a lease's release), INCR and PTTL (a
+      // penalty's strikes and block), GET of an override.
+      q: { algorithm: 'quota', limit: 100, period: 'day', key: 'ip', failMode: 'closed', overrides: true },
+      c: { algorithm: 'concurrency', limit: 5, key: 'ip', failMode: 'closed' },
+      pen: {
+        algorithm: 'token_bucket',
+        rps: 0.001,
+        burst: 1,
+        key: 'ip',
+        failMode: 'closed',
+        penalty: { denials: 2, withinSeconds: 60, blockSeconds: 60 },
+      },
     },
   });
 }
@@ -68,6 +81,23 @@ describe('Redis security: the documented ACL and TLS', function () {
         assert.deepEqual(await statuses('/tb'), [200, 200, 429]);
         assert.deepEqual(await statuses('/sw'), [200, 200, 429]);
         assert.equal((await request(app).get('/both')).status, 429);
+        await limiter.setOverride('q', '::ffff:127.0.0.1', { limit: 50 });
+        const more: unknown[] = [];
+        for (let i = 0; i < 4; i++) {
+          const r = await request(app).get('/more');
+          more.push([r.status, r.body.blocked ?? false]);
+        }
+        assert.deepEqual(
+          more,
+          [
+            [200, false],
+            [429, false],
+            [429, true],
+            [429, true],
+          ],
+          'admitted, refused, blocked, blocked',
+        );
+        await limiter.clearOverride('q', '::ffff:127.0.0.1');
         await redisCheck(client)();
         const keys = (await admin.keys('*')).sort();
         assert.ok(keys.length >= 2 && keys.every((k) => k.startsWith('rl:')), keys.join(','));

@@ -14,6 +14,8 @@ export const LIMITER_ACL: readonly string[] = Object.freeze([
   '+set',
   '+del',
   '+pexpire',
+  '+pttl',
+  '+incr',
   '+zadd',
   '+zcard',
   '+zrange',
