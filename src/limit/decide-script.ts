@@ -226,11 +226,9 @@ local function decide(n)
       local count = call('ZCARD', key)
       state[i] = count
       rem_before[i] = limit - count
+      -- the latest lease's end, read only for a denial's reply (-1: not read yet)
       reset_before[i] = 0
-      if count > 0 then
-        local last = call('ZRANGE', key, -1, -1, 'WITHSCORES')
-        reset_before[i] = tonumber(last[2]) - now
-      end
+      if count > 0 then reset_before[i] = -1 end
       if count + cost > limit then
         allowed = 0
         local frees = call('ZRANGE', key, count + cost - limit - 1, count + cost - limit - 1, 'WITHSCORES')
@@ -247,11 +245,9 @@ local function decide(n)
       call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))
       local count = call('ZCARD', key)
       rem_before[i] = limit - count
+      -- the newest admission's window end, read only for a denial's reply (-1: not read yet)
       reset_before[i] = 0
-      if count > 0 then
-        local newest = call('ZRANGE', key, -1, -1, 'WITHSCORES')
-        reset_before[i] = tonumber(newest[2]) + window - now
-      end
+      if count > 0 then reset_before[i] = -1 end
       if count + cost > limit then
         allowed = 0
         local oldest = call('ZRANGE', key, count + cost - limit - 1, count + cost - limit - 1, 'WITHSCORES')
@@ -319,6 +315,11 @@ local function decide(n)
     for i = 1, n do
       -- -1: refused by its penalty's block (the store reports 0 left and the block)
       if blocked[i] then reply[r + 2 * i] = -1 else reply[r + 2 * i] = rem_before[i] end
+      if reset_before[i] == -1 then
+        local last = call('ZRANGE', keys[i], -1, -1, 'WITHSCORES')
+        reset_before[i] = tonumber(last[2]) - now
+        if kinds[i] == 2 then reset_before[i] = reset_before[i] + as[i] end
+      end
       reply[r + 2 * i + 1] = reset_before[i]
     end
   end
@@ -343,6 +344,26 @@ for _ = 1, tonumber(ARGV[1]) do
   end
 end
 return reply
+`;
+
+/**
+ * Gives back the leases of finished requests, many in one call (the releases of one event-loop
+ * turn, per hash slot on Cluster).
+ *
+ * Contract
+ *   KEYS      the concurrency key of each lease (repeated for several leases of one key)
+ *   ARGV      per key 2 values: lease id, cost (its members are `<lease id>#1..cost`)
+ *   Reply: the number of members removed
+ */
+export const RELEASE_SCRIPT = `
+local removed = 0
+for i = 1, #KEYS do
+  local lease = ARGV[2 * i - 1]
+  for j = 1, tonumber(ARGV[2 * i]) do
+    removed = removed + redis.call('ZREM', KEYS[i], lease .. '#' .. j)
+  end
+end
+return removed
 `;
 
 /**

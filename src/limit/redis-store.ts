@@ -1,7 +1,7 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, type Redis } from 'ioredis';
 import { positiveInteger } from '../internal/options';
-import { DECIDE_SCRIPT, SETTLE_SCRIPT } from './decide-script';
+import { DECIDE_SCRIPT, RELEASE_SCRIPT, SETTLE_SCRIPT } from './decide-script';
 import { capacityOf, type CallGuard, type Check, type Decision, type DecideOptions, type RateLimitStore } from './types';
 
 /** Options of {@link createRedisStore}. */
@@ -24,6 +24,7 @@ const TOPOLOGY_WATCH_MS = 10_000;
 
 const COMMAND = 'rampartDecide';
 const SETTLE = 'rampartSettle';
+const RELEASE = 'rampartRelease';
 
 type ScriptCommand = (numKeys: number, ...args: (string | number)[]) => Promise<unknown>;
 
@@ -162,12 +163,53 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
   const commands = client as unknown as Record<string, ScriptCommand>;
   if (typeof commands[COMMAND] !== 'function') client.defineCommand(COMMAND, { lua: DECIDE_SCRIPT });
   if (typeof commands[SETTLE] !== 'function') client.defineCommand(SETTLE, { lua: SETTLE_SCRIPT });
+  if (typeof commands[RELEASE] !== 'function') client.defineCommand(RELEASE, { lua: RELEASE_SCRIPT });
+  const releaseCommand = commands[RELEASE] as ScriptCommand;
   const command = commands[COMMAND] as ScriptCommand;
   const settleCommand = commands[SETTLE] as ScriptCommand;
   const cluster = client instanceof Cluster;
 
   let queue: Pending[] = [];
   let scheduled = false;
+  // The releases of one event-loop turn go in one call (per slot on Cluster).
+  let releases: { checks: readonly Check[]; resolve(): void; reject(err: unknown): void }[] = [];
+  let releasing = false;
+  function flushReleases(): void {
+    releasing = false;
+    const pending = releases;
+    releases = [];
+    const bySlot = new Map<number, typeof pending>();
+    for (const r of pending) {
+      // One request's leases share its identity's slot, as the decision did (or it was decided across slots).
+      for (const c of r.checks) {
+        const slot = cluster ? calculateSlot(c.key) : 0;
+        const group = bySlot.get(slot);
+        const one = { checks: [c], resolve: r.resolve, reject: r.reject };
+        if (group === undefined) bySlot.set(slot, [one]);
+        else group.push(one);
+      }
+    }
+    for (const group of bySlot.values()) {
+      for (let i = 0; i < group.length; i += maxBatch) {
+        const part = group.slice(i, i + maxBatch);
+        const keys: string[] = [];
+        const argv: (string | number)[] = [];
+        for (const r of part) {
+          const c = r.checks[0] as Check & { lease: string };
+          keys.push(c.key);
+          argv.push(c.lease, c.cost);
+        }
+        releaseCommand.call(client, keys.length, ...keys, ...argv).then(
+          () => {
+            for (const r of part) r.resolve();
+          },
+          (err: unknown) => {
+            for (const r of part) r.reject(err);
+          },
+        );
+      }
+    }
+  }
   const unhook: (() => void)[] = [];
 
   // Cluster: after a failed call, ask for the slot map every 100 ms for a while, so a promoted
@@ -504,14 +546,16 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       );
       return guard === undefined ? decision : guard((checks[0] as Check).key, () => decision);
     },
-    async release(checks: readonly Check[]): Promise<void> {
-      const calls: Promise<unknown>[] = [];
-      for (const c of checks) {
-        if (c.algorithm !== 'concurrency') continue;
-        const members = Array.from({ length: c.cost }, (_, j) => `${c.lease}#${j + 1}`);
-        calls.push(client.zrem(c.key, ...members));
-      }
-      await Promise.all(calls);
+    release(checks: readonly Check[]): Promise<void> {
+      const leases = checks.filter((c) => c.algorithm === 'concurrency');
+      if (leases.length === 0) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        releases.push({ checks: leases, resolve, reject });
+        if (!releasing) {
+          releasing = true;
+          setImmediate(flushReleases);
+        }
+      });
     },
     async setOverride(key: string, a: number, b: number, ttlMs?: number): Promise<void> {
       const value = `${Math.round(a)} ${Math.round(b)}`;
