@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { createRedisStore } from '../src';
 import { startRedisServer, type RedisProcess } from '../test/support/redis-server';
 import { ROOT, startServer } from './lib';
 import { APP_LABELS, APPS, CLIENT_KEYS, PREFIXES, type AppName, type Scenario } from './limits';
@@ -150,6 +151,16 @@ async function memory(redis: RedisProcess) {
   const sample = 'rl:public:{i:10.0.0.1}';
   await client.set(sample, '1764150000000000', 'PX', 60_000);
   rows.push({ limiter: 'rampart (sample API naming)', key: sample, bytes: Number(await client.call('MEMORY', 'USAGE', sample)) });
+  // A quota and a concurrency policy (10 leases held), as the store writes them.
+  const store = createRedisStore({ client });
+  const quotaKey = `${PREFIXES.rampart}:q:{${identity}}`;
+  await store.decide([{ key: quotaKey, algorithm: 'quota', periodUs: 86_400_000_000, limit: 10_000, cost: 1 }]);
+  rows.push({ limiter: 'rampart quota', key: quotaKey, bytes: Number(await client.call('MEMORY', 'USAGE', quotaKey)) });
+  const leaseKey = `${PREFIXES.rampart}:c:{${identity}}`;
+  for (let i = 0; i < 10; i++)
+    await store.decide([{ key: leaseKey, algorithm: 'concurrency', leaseUs: 30_000_000, limit: 10, cost: 1, lease: `bench${i}` }]);
+  rows.push({ limiter: 'rampart concurrency (10 leases)', key: leaseKey, bytes: Number(await client.call('MEMORY', 'USAGE', leaseKey)) });
+  await store.close();
   await client.quit();
   return rows;
 }

@@ -117,6 +117,11 @@ describe('rate limiting on a real Redis', function () {
       // characters: jemalloc's size classes). The token bucket key is the same size.
       const bytes = await admin.memory('USAGE', key);
       assert.equal(bytes, 72, `MEMORY USAGE ${String(bytes)}`);
+      // Named short (prefix r, policy q: 14 characters), a key costs 56 bytes.
+      const short = `r:q:{${randomBytes(4).toString('hex')}}`;
+      await store.decide([{ ...check, key: short }]);
+      assert.equal(await admin.memory('USAGE', short), 56);
+      await admin.del(short);
 
       // The script's calendar (civil-from-days in Lua) against JavaScript's, for a moment in
       // every month from 1970 to 2100 (leap years, centuries, December to January) and its ends.
