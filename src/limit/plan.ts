@@ -245,6 +245,26 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       }
       return cost;
     };
+    /** The compiled policy around its check: capacity is the burst or limit, `w` the header's window. */
+    const compiled = (
+      algorithm: PolicyOptions['algorithm'],
+      check: CompiledPolicy['check'],
+      capacity: number,
+      windowSeconds: number,
+      keyName = name,
+    ): CompiledPolicy => ({
+      name,
+      keyName,
+      algorithm,
+      check,
+      cost: costOf(capacity),
+      capacity,
+      allowed,
+      shadow,
+      failMode,
+      identity,
+      header: { name, quota: capacity, windowSeconds },
+    });
     if (p.algorithm === 'token_bucket') {
       const overridden = overrides?.rateLimitRps !== undefined || overrides?.rateLimitBurst !== undefined;
       const t = tierNumbers as { rps?: number; burst?: number } | undefined;
@@ -252,77 +272,45 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       const rps = positive(t?.rps ?? overrides?.rateLimitRps ?? base.rps, `${label}: rps`, false);
       const burst = positive(t?.burst ?? overrides?.rateLimitBurst ?? base.burst, `${label}: burst`, true);
       const interval = Math.max(1, Math.round(MICROS / rps));
-      return {
-        name,
-        keyName: overridden && overrides ? `${name}@${overrides.surfaceId}` : name,
-        algorithm: 'token_bucket',
-        check: (key, cost) => ({ key, cost, algorithm: 'token_bucket', intervalUs: interval, burst }),
-        cost: costOf(burst),
-        capacity: burst,
-        allowed,
-        shadow,
-        failMode,
-        identity,
-        header: { name, quota: burst, windowSeconds: Math.max(1, Math.ceil((burst * interval) / MICROS)) },
-      };
+      return compiled(
+        'token_bucket',
+        (key, cost) => ({ key, cost, algorithm: 'token_bucket', intervalUs: interval, burst }),
+        burst,
+        Math.max(1, Math.ceil((burst * interval) / MICROS)),
+        overridden && overrides ? `${name}@${overrides.surfaceId}` : name,
+      );
     }
     if (p.algorithm === 'sliding_window') {
       const limit = positive(p.limit, `${label}: limit`, true);
       const windowSeconds = positive(p.windowSeconds, `${label}: windowSeconds`, false);
       const windowUs = Math.round(windowSeconds * MICROS);
-      return {
-        name,
-        keyName: name,
-        algorithm: 'sliding_window',
-        check: (key, cost) => ({ key, cost, algorithm: 'sliding_window', windowUs, limit }),
-        cost: costOf(limit),
-        capacity: limit,
-        allowed,
-        shadow,
-        failMode,
-        identity,
-        header: { name, quota: limit, windowSeconds: Math.ceil(windowSeconds) },
-      };
+      return compiled(
+        'sliding_window',
+        (key, cost) => ({ key, cost, algorithm: 'sliding_window', windowUs, limit }),
+        limit,
+        Math.ceil(windowSeconds),
+      );
     }
     if (p.algorithm === 'concurrency') {
       if (options.canRelease === false) invalid('policies', `policy "${name}": a concurrency policy needs a store with release()`);
       const limit = positive(p.limit, `${label}: limit`, true);
       const leaseSeconds = positive(p.leaseSeconds ?? d.leaseSeconds, `${label}: leaseSeconds`, false);
       const leaseUs = Math.round(leaseSeconds * MICROS);
-      return {
-        name,
-        keyName: name,
-        algorithm: 'concurrency',
-        // Each request's own lease: unique across processes (a random prefix) and requests.
-        check: (key, cost) => ({ key, cost, algorithm: 'concurrency', leaseUs, limit, lease: nextLease() }),
-        cost: costOf(limit),
-        capacity: limit,
-        allowed,
-        shadow,
-        failMode,
-        identity,
-        // `w`: the lease, the longest a slot is held.
-        header: { name, quota: limit, windowSeconds: Math.ceil(leaseSeconds) },
-      };
+      // Each request's own lease: unique across processes (a random prefix) and requests. `w`:
+      // the lease, the longest a slot is held.
+      return compiled(
+        'concurrency',
+        (key, cost) => ({ key, cost, algorithm: 'concurrency', leaseUs, limit, lease: nextLease() }),
+        limit,
+        Math.ceil(leaseSeconds),
+      );
     }
     if (p.algorithm === 'quota') {
       const limit = positive(p.limit, `${label}: limit`, true);
       const periodUs = quotaPeriodUs(name, p.period, p.periodSeconds);
       // The header's window: the period (a month counts as 31 days); its reset says when it renews.
       const windowSeconds = periodUs === 0 ? 31 * 86_400 : periodUs / MICROS;
-      return {
-        name,
-        keyName: name,
-        algorithm: 'quota',
-        check: (key, cost) => ({ key, cost, algorithm: 'quota', periodUs, limit }),
-        cost: costOf(limit),
-        capacity: limit,
-        allowed,
-        shadow,
-        failMode,
-        identity,
-        header: { name, quota: limit, windowSeconds },
-      };
+      return compiled('quota', (key, cost) => ({ key, cost, algorithm: 'quota', periodUs, limit }), limit, windowSeconds);
     }
     return refuse(
       `policy "${name}": algorithm`,

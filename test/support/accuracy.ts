@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -78,4 +79,19 @@ export async function accuracyRun(url: string): Promise<AccuracyResult> {
     for (const c of children) c.kill('SIGTERM');
     await Promise.all(children.map((c) => c.exited));
   }
+}
+
+/** Prints the run's figures (as `label`) and checks them: exactly 1,000 admitted by the quota, never more than 10 in flight. */
+export function assertAccurate(label: string, r: AccuracyResult): void {
+  const admitted = r.quota.reduce((sum, c) => sum + c.admitted, 0);
+  const other = [...r.quota, ...r.concurrency].reduce((sum, c) => sum + c.other, 0);
+  const maxInFlight = Math.max(...r.concurrency.map((c) => c.maxInFlight));
+  const concurrencyAdmitted = r.concurrency.reduce((sum, c) => sum + c.admitted, 0);
+  console.log(
+    `      ${label}: quota admitted ${admitted} (per process ${r.quota.map((c) => c.admitted).join(', ')}); concurrency: ${concurrencyAdmitted} admitted of 600, at most ${maxInFlight} in flight`,
+  );
+  assert.equal(other, 0, 'every answer a decision (200 or 429)');
+  assert.equal(admitted, 1_000);
+  assert.ok(maxInFlight <= 10, `in flight at once: ${maxInFlight}`);
+  assert.ok(maxInFlight >= 8, `the limit was reached (${maxInFlight})`);
 }
