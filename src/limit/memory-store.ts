@@ -75,16 +75,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
     let allowed = true;
     let retry = 0;
     let blocked = 0;
-    const checks = given.map((c) => {
-      if (c.overridable !== true) return c;
-      const ov = live(`${c.key}!o`, t)?.override;
-      return ov === undefined ? c : withNumbers(c, ov[0], ov[1]);
-    });
+    // An overridable check takes its identity's own numbers, when it has some.
+    const checks = given.some((c) => c.overridable === true)
+      ? given.map((c) => {
+          const ov = c.overridable === true ? live(`${c.key}!o`, t)?.override : undefined;
+          return ov === undefined ? c : withNumbers(c, ov[0], ov[1]);
+        })
+      : given;
     for (let i = 0; i < n; i++) {
       const c = checks[i] as Check;
-      if (c.penalty !== undefined && live(`${c.key}!p`, t)?.tat === -1) {
+      const block = c.penalty === undefined ? undefined : live(`${c.key}!p`, t);
+      if (block?.tat === -1) {
         // Blocked by its penalty: refused whatever the bucket holds (Redis: the PTTL, in ms).
-        const left = Math.max(1000, Math.ceil(((live(`${c.key}!p`, t) as Bucket).expiresAt - t) / 1000) * 1000);
+        const left = Math.max(1000, Math.ceil((block.expiresAt - t) / 1000) * 1000);
         allowed = false;
         blocked |= 1 << i;
         remBefore[i] = 0;

@@ -209,7 +209,8 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     if (overridable && options.canOverride === false) invalid('policies', `policy "${name}": overrides need a store with setOverride()`);
     const check = c.check;
     const extra = { ...(penalty === undefined ? {} : { penalty }), ...(overridable ? { overridable: true } : {}) };
-    return { ...c, overridable, check: (key, cost) => ({ ...check(key, cost), ...extra }) };
+    // Each call makes a fresh check: the penalty and the flag go on it, no second object.
+    return { ...c, overridable, check: (key, cost) => Object.assign(check(key, cost), extra) };
   }
 
   function compileNumbers(name: string, overrides?: SurfaceOptions, tier?: string): CompiledPolicy {

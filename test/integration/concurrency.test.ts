@@ -140,6 +140,35 @@ describe('concurrency policies', function () {
     }
   });
 
+  it('the releases of one event-loop turn go to Redis in one script call', async () => {
+    const client = createRedisClient(server.url);
+    await once(client, 'ready');
+    const store = createRedisStore({ client });
+    const key = `rb${randomBytes(3).toString('hex')}:c:{abcdefgh}`;
+    const checks = Array.from({ length: 20 }, (_, i) => ({
+      key,
+      algorithm: 'concurrency' as const,
+      leaseUs: 60_000_000,
+      limit: 50,
+      cost: 1,
+      lease: `r${i}`,
+    }));
+    const scriptCalls = async () => {
+      const info = await admin.info('commandstats');
+      return ['evalsha', 'eval'].reduce((sum, c) => sum + Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(info)?.[1] ?? 0), 0);
+    };
+    try {
+      for (const c of checks) assert.equal((await store.decide([c])).allowed, true);
+      assert.equal(await admin.zcard(key), 20);
+      const before = await scriptCalls();
+      await Promise.all(checks.map((c) => store.release?.([c])));
+      assert.equal((await scriptCalls()) - before, 1, 'twenty releases, one call');
+      assert.equal(await admin.exists(key), 0, 'every lease given back');
+    } finally {
+      await client.quit();
+    }
+  });
+
   it('a process killed with kill -9 holds its slots only until their leases end (real child, lease 2 s)', async () => {
     const prefix = `k9${randomBytes(3).toString('hex')}`;
     const identity = `id${randomBytes(3).toString('hex')}`;
