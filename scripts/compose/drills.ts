@@ -52,6 +52,8 @@ interface Answer {
   readonly servedBy?: string;
   /** Retries the load balancer made for it. */
   readonly retries?: number;
+  /** For a connection error: whether the request went out on a kept-alive socket of an earlier one. */
+  readonly reusedSocket?: boolean;
 }
 
 interface Request {
@@ -69,6 +71,7 @@ function send(base: string, agent: http.Agent, req: Request, t0: number): Promis
   return new Promise((resolve) => {
     const done = (status: number, error: string | undefined, servedBy?: string, retries?: number) =>
       resolve({
+        ...(status === 0 ? { reusedSocket: r.reusedSocket } : {}),
         sentAt,
         ms: performance.now() - t0 - sentAt,
         status,
@@ -117,9 +120,18 @@ function send(base: string, agent: http.Agent, req: Request, t0: number): Promis
   });
 }
 
+/**
+ * The app keeps an idle connection 5 s (Node's keepAliveTimeout). The load's sockets are retired
+ * after 4 s idle, and taken in turn (fifo), so that none is reused just as the app closes it: a
+ * request sent on a socket the server is closing gets "socket hang up" before it reaches the app,
+ * a race of the client, not a failure of what a drill measures. Node 20's agent does not apply the
+ * server's Keep-Alive hint when it has no timeout of its own.
+ */
+const IDLE_SOCKET_MS = 4_000;
+
 /** `workers` keep-alive loops, each sending `next(i)` then pausing `pauseMs`, until stopped. */
 function load(base: string, workers: number, next: (worker: number) => Request, t0: number, pauseMs = 5) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: workers });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: workers, timeout: IDLE_SOCKET_MS, scheduling: 'fifo' });
   const answers: Answer[] = [];
   let running = true;
   const loops = Array.from({ length: workers }, async (_, w) => {
@@ -178,6 +190,12 @@ function countBy(answers: readonly Answer[]): Record<string, number> {
   }
   return by;
 }
+
+/** The connection errors, each with when it was sent relative to the fault (ms) and whether its socket was a reused one. */
+const connectionErrors = (answers: readonly Answer[], faultAt: number) =>
+  answers
+    .filter((a) => a.status === 0)
+    .map((a) => ({ sentMsAfterFault: Math.round(a.sentAt - faultAt), reusedSocket: a.reusedSocket ?? false, error: a.error ?? '' }));
 
 const slowest = (answers: readonly Answer[]) => Math.round(Math.max(0, ...answers.map((a) => a.ms)));
 /**
@@ -444,6 +462,7 @@ async function replicaDrill(): Promise<Record<string, unknown>> {
     requests: answers.length,
     byStatus: countBy(answers),
     readsWhileReplicaDown: { requests: during.length, byStatus: countBy(during) },
+    connectionErrors: connectionErrors(answers, stoppedAt),
     slowestMs: slowest(answers),
     readiness: {
       probesWhileDown: down.length,
