@@ -19,7 +19,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import calculateSlot from 'cluster-key-slot';
-import { RATE_LIMITER_DEFAULTS } from '../../src';
+import { HEALTH_DEFAULTS, RATE_LIMITER_DEFAULTS } from '../../src';
 import { waitUntil } from '../wait';
 import { APP, LB, containerOf as lookUp, down, lbServers, replicaXactsCommand, up } from './compose';
 
@@ -451,7 +451,9 @@ async function replicaDrill(): Promise<Record<string, unknown>> {
   probing = false;
   await prober;
 
-  const down = readiness.filter((r) => r.at > stopDone && r.at < startedAt);
+  // A probe answers from results up to HEALTH_DEFAULTS.cacheMs old: the first second after the
+  // stop may still say what was true before it.
+  const down = readiness.filter((r) => r.at > stopDone + HEALTH_DEFAULTS.cacheMs && r.at < startedAt);
   const degraded = down.filter(
     (r) => r.status === 200 && r.body['status'] === 'degraded' && r.body['db'] === 'connected' && r.body['db_replica'] === 'disconnected',
   );
@@ -468,6 +470,7 @@ async function replicaDrill(): Promise<Record<string, unknown>> {
       probesWhileDown: down.length,
       degraded: degraded.length,
       example: degraded[0]?.body ?? down[0]?.body ?? null,
+      notDegraded: down.filter((r) => !degraded.includes(r)),
       afterRestart: last?.body ?? null,
     },
     replicaTransactionsAfterRestart: readsBack,
