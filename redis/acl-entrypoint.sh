@@ -11,7 +11,7 @@ set -eu
 acl=/tmp/users.acl
 cat > "$acl" <<ACL
 user default off
-user limiter on >${REDIS_LIMITER_PASSWORD} ~rl:* resetchannels -@all +evalsha +eval +time +get +set +del +pexpire +pttl +incr +zadd +zcard +zrange +zrangebyscore +zrem +zremrangebyscore +ping +info ${REDIS_LIMITER_EXTRA:-}
+user limiter on >${REDIS_LIMITER_PASSWORD} ~rl:* resetchannels -@all +evalsha +eval +time +get +set +del +pexpire +pttl +incr +incrby +decrby +pexpireat +zadd +zcard +zrange +zrangebyscore +zrem +zremrangebyscore +ping +info ${REDIS_LIMITER_EXTRA:-}
 user replica on >${REDIS_REPLICA_PASSWORD} resetchannels -@all +psync +replconf +ping
 user sentinel on >${REDIS_SENTINEL_PASSWORD} allchannels -@all +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill
 user admin on >${REDIS_ADMIN_PASSWORD} ~* &* +@all

@@ -60,10 +60,12 @@ end
  *     kind 2, exact sliding window: a sorted set of admission times (µs).
  *       a = window (µs), b = limit (requests in any window).
  *     kind 3, quota: one integer per key, the count of the current period, expiring when the
- *       period ends (PXAT). a = period (µs; 0: the UTC calendar month), b = limit per period.
+ *       period ends (PEXPIREAT). a = period (µs; 0: the UTC calendar month), b = limit per
+ *       period. Counted with INCRBY after the other checks admitted, taken back when over.
  *     kind 4, concurrency: a sorted set of leases, member `<lease id>#<j>` (j = 1..cost),
- *       score = when the lease ends (µs); ended leases are dropped first. a = lease (µs), b =
- *       limit (leases held at once). The key lives until its latest lease ends. A denial's wait
+ *       score = when the lease ends (µs); ended leases are dropped when the set is full (below
+ *       the limit they change no decision). a = lease (µs), b = limit (leases held at once).
+ *       The key lives until its latest lease ends. A denial's wait
  *       is until the lease that frees room ends, at most 1 s (a request usually finishes first).
  *   Reply: the script's clock (µs, Redis TIME: the admission time of every check it admits),
  *     then, per decision in order: retry_after_us, then remaining_i, reset_us_i for each of its
@@ -81,6 +83,7 @@ export const DECIDE_SCRIPT = `
 local call, tonumber, floor, ceil = redis.call, tonumber, math.floor, math.ceil
 local time = call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local now_s = string.format('%d', now)
 local reply = {now}
 local r = 1
 local k = 0 -- keys used so far
@@ -115,8 +118,13 @@ local p = q + tonumber(ARGV[o]) -- next ARGV to read
 -- Scratch tables of the general path, reused by every decision of the call (entries 1..n are
 -- written before they are read).
 local state, rem_before, reset_before, rem_after, reset_after = {}, {}, {}, {}, {}
-local kinds, as, costs, ends, leases = {}, {}, {}, {}, {}
-local keys, pkeys, okeys, blocked = {}, {}, {}, {}
+local kinds, as, bs, costs, ends, leases = {}, {}, {}, {}, {}, {}
+local keys, pkeys, okeys, blocked, counted = {}, {}, {}, {}, {}
+
+-- Takes back a quota's INCRBY: the key is gone again when it held nothing before.
+local function uncount(key, cost, count)
+  if count == cost then call('DEL', key) else call('DECRBY', key, cost) end
+end
 
 -- The common decision: one token bucket. Same arithmetic as the general path, no tables.
 local function decide_one_bucket(j)
@@ -175,8 +183,9 @@ local function decide(n)
         if oa then a, b = tonumber(oa), tonumber(ob) end
       end
     end
-    kinds[i], as[i], costs[i] = kind, a, cost
+    kinds[i], as[i], bs[i], costs[i] = kind, a, b, cost
     blocked[i] = false
+    counted[i] = false
     if kind == 4 then
       leases[i] = ARGV[q]
       q = q + 1
@@ -207,23 +216,16 @@ local function decide(n)
         reset_after[i] = new_tat - now
       end
     elseif kind == 3 then
-      local limit, e = b, period_end(now, a)
-      local count = tonumber(call('GET', key)) or 0
-      ends[i] = e
-      rem_before[i] = limit - count
-      reset_before[i] = e - now
-      if count + cost > limit then
-        allowed = 0
-        if e - now > retry then retry = e - now end
-      else
-        state[i] = count + cost
-        rem_after[i] = limit - count - cost
-        reset_after[i] = e - now
-      end
+      -- counted below, once every other check has admitted
+      ends[i] = period_end(now, a)
+      reset_before[i] = ends[i] - now
     elseif kind == 4 then
       local lease_us, limit = a, b
-      call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now))
       local count = call('ZCARD', key)
+      if count + cost > limit then
+        -- full: drop the ended leases first (only then: below the limit they change no decision)
+        count = count - call('ZREMRANGEBYSCORE', key, '-inf', now_s)
+      end
       state[i] = count
       rem_before[i] = limit - count
       -- the latest lease's end, read only for a denial's reply (-1: not read yet)
@@ -263,6 +265,38 @@ local function decide(n)
     end
   end
 
+  -- Quotas last, each with one INCRBY when the rest admits (taken back if it goes over the
+  -- limit, with every quota counted before it); read only when the request is already refused.
+  for i = 1, n do
+    if kinds[i] == 3 and not blocked[i] then
+      local key, limit, cost, e = keys[i], bs[i], costs[i], ends[i]
+      if allowed == 1 then
+        local count = call('INCRBY', key, cost)
+        rem_before[i] = limit - count + cost
+        if count > limit then
+          allowed = 0
+          uncount(key, cost, count)
+          if e - now > retry then retry = e - now end
+          for h = 1, i - 1 do
+            if counted[h] then
+              uncount(keys[h], costs[h], state[h])
+              counted[h] = false
+            end
+          end
+        else
+          -- new this period: gone from its last millisecond on (Redis expires a key once its time is past)
+          if count == cost then call('PEXPIREAT', key, e / 1000 - 1) end
+          counted[i] = true
+          state[i] = count
+          rem_after[i] = limit - count
+          reset_after[i] = e - now
+        end
+      else
+        rem_before[i] = limit - (tonumber(call('GET', key)) or 0)
+      end
+    end
+  end
+
   if allowed == 0 then
     -- a refusal by a check with a penalty is a strike; enough strikes within the window block
     for i = 1, n do
@@ -287,9 +321,6 @@ local function decide(n)
       if kinds[i] == 1 then
         local ttl_ms = ceil((state[i] - now) / 1000)
         call('SET', key, state[i], 'PX', ttl_ms)
-      elseif kinds[i] == 3 then
-        -- gone from the period's last millisecond on: Redis expires a key once its time is past
-        call('SET', key, state[i], 'PXAT', ends[i] / 1000 - 1)
       elseif kinds[i] == 4 then
         local ends_at = string.format('%d', now + as[i])
         for j = 1, costs[i] do
@@ -301,10 +332,9 @@ local function decide(n)
         else
           call('PEXPIRE', key, ceil(as[i] / 1000), 'GT')
         end
-      else
+      elseif kinds[i] == 2 then
         for j = 1, costs[i] do
-          local member = string.format('%d', now) .. ':' .. (state[i] + j)
-          call('ZADD', key, string.format('%d', now), member)
+          call('ZADD', key, now_s, now_s .. ':' .. (state[i] + j))
         end
         call('PEXPIRE', key, ceil(as[i] / 1000))
       end
@@ -319,6 +349,8 @@ local function decide(n)
         local last = call('ZRANGE', keys[i], -1, -1, 'WITHSCORES')
         reset_before[i] = tonumber(last[2]) - now
         if kinds[i] == 2 then reset_before[i] = reset_before[i] + as[i] end
+        -- leases that all ended, not dropped yet (the set was not full)
+        if reset_before[i] < 0 then reset_before[i] = 0 end
       end
       reply[r + 2 * i + 1] = reset_before[i]
     end

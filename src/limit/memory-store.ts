@@ -114,18 +114,16 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
           resetAfter[i] = c.windowUs;
         }
       } else if (c.algorithm === 'concurrency') {
-        // Members `<lease>#<j>` ending at a time, as the script's sorted set.
-        const ends: number[] = [];
-        if (b?.leases !== undefined) {
-          for (const [member, endsAt] of b.leases) {
-            if (endsAt <= t) b.leases.delete(member);
-            else ends.push(endsAt);
-          }
+        // Members `<lease>#<j>` ending at a time, as the script's sorted set: ended leases are
+        // dropped when the set is full (below the limit they change no decision).
+        const leases = b?.leases;
+        if (leases !== undefined && leases.size + c.cost > c.limit) {
+          for (const [member, endsAt] of leases) if (endsAt <= t) leases.delete(member);
         }
-        ends.sort((x, y) => x - y);
+        const ends = leases === undefined ? [] : [...leases.values()].sort((x, y) => x - y);
         const count = ends.length;
         remBefore[i] = c.limit - count;
-        resetBefore[i] = count > 0 ? (ends[count - 1] as number) - t : 0;
+        resetBefore[i] = count > 0 ? Math.max(0, (ends[count - 1] as number) - t) : 0;
         if (count + c.cost > c.limit) {
           allowed = false;
           const frees = ends[count + c.cost - c.limit - 1];

@@ -311,6 +311,22 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       );
     });
 
+    it('two quotas on one key, the later one refusing: the earlier takes nothing; a fresh quota refused for its cost stays empty', async () => {
+      const hourly = quota(key('qh'), 5, 3_600_000);
+      const daily = quota(key('qd2'), 1, 86_400_000);
+      const first = await s.store.decide([hourly, daily]);
+      assert.deepEqual([first.allowed, ...first.remaining], [true, 4, 0]);
+      const second = await s.store.decide([hourly, daily]);
+      assert.deepEqual([second.allowed, ...second.remaining], [false, 4, 0], 'the daily quota refused; the hourly kept its unit');
+      assert.equal((await s.store.decide([hourly])).remaining[0], 3, 'the refused request took nothing from the hourly quota');
+      // A cost above the limit on a quota never used: refused, and the quota still whole after it.
+      const fresh = quota(key('qf'), 2, 3_600_000, 3);
+      const refused = await s.store.decide([fresh]);
+      assert.deepEqual([refused.allowed, refused.remaining[0]], [false, 2]);
+      const whole = await s.store.decide([quota(key('qf'), 2, 3_600_000, 2)]);
+      assert.deepEqual([whole.allowed, whole.remaining[0]], [true, 0]);
+    });
+
     it('quota across identities (keys in different slots): a later denial gives the quota back', async () => {
       const [lo, hi] = identities();
       const q = quota(on('q', lo), 5, 86_400_000);
@@ -353,6 +369,16 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       assert.ok(denied.retryAfterUs <= 400 * MS, `the wait is until the lease ends: ${denied.retryAfterUs}`);
       await sleep(denied.retryAfterUs / MS + 30);
       assert.equal((await s.store.decide([concurrency(key('lease'), 1, 400)])).allowed, true);
+    });
+
+    it('concurrency: an ended lease beside a live one is dropped when the set is full, and its slot taken again', async () => {
+      assert.equal((await s.store.decide([concurrency(key('mixed'), 2, 300)])).allowed, true, 'a short lease, never released');
+      assert.equal((await s.store.decide([concurrency(key('mixed'), 2, 60_000)])).allowed, true, 'a long one, held');
+      assert.equal((await s.store.decide([concurrency(key('mixed'), 2, 60_000)])).allowed, false, 'full while both run');
+      await sleep(350);
+      const after = await s.store.decide([concurrency(key('mixed'), 2, 60_000)]);
+      assert.deepEqual([after.allowed, after.remaining[0]], [true, 0], 'the ended lease gave its slot back');
+      assert.equal((await s.store.decide([concurrency(key('mixed'), 2, 60_000)])).allowed, false, 'and only that one');
     });
 
     it('concurrency: 50 racing requests on a limit of 10 take exactly 10 leases', async () => {
