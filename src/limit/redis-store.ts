@@ -42,6 +42,8 @@ interface Pending {
 }
 
 const runDirectly: CallGuard = (_key, call) => call();
+/** What a release without leases returns. */
+const RELEASED = Promise.resolve();
 
 function parseReply(reply: unknown, batch: readonly Pending[]): Decision[] {
   const expected = batch.reduce((sum, p) => sum + 1 + 2 * p.checks.length, 1);
@@ -171,44 +173,55 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
 
   let queue: Pending[] = [];
   let scheduled = false;
-  // The releases of one event-loop turn go in one call (per slot on Cluster).
-  let releases: { checks: readonly Check[]; resolve(): void; reject(err: unknown): void }[] = [];
-  let releasing = false;
+  // The releases of one event-loop turn go in one call (per slot on Cluster), and share one
+  // promise: a release allocates no promise of its own.
+  interface ReleaseBatch {
+    readonly checks: Check[];
+    readonly done: Promise<void>;
+    resolve(): void;
+    reject(err: unknown): void;
+  }
+  let releases: ReleaseBatch | undefined;
+  function releaseBatch(): ReleaseBatch {
+    if (releases !== undefined) return releases;
+    let resolve!: () => void;
+    let reject!: (err: unknown) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    releases = { checks: [], done, resolve, reject };
+    setImmediate(flushReleases);
+    return releases;
+  }
   function flushReleases(): void {
-    releasing = false;
-    const pending = releases;
-    releases = [];
-    const bySlot = new Map<number, typeof pending>();
-    for (const r of pending) {
-      // One request's leases share its identity's slot, as the decision did (or it was decided across slots).
-      for (const c of r.checks) {
-        const slot = cluster ? calculateSlot(c.key) : 0;
+    const batch = releases as ReleaseBatch;
+    releases = undefined;
+    // One request's leases share its identity's slot, as the decision did (or it was decided across slots).
+    const bySlot = new Map<number, Check[]>();
+    if (!cluster) bySlot.set(0, batch.checks);
+    else {
+      for (const c of batch.checks) {
+        const slot = calculateSlot(c.key);
         const group = bySlot.get(slot);
-        const one = { checks: [c], resolve: r.resolve, reject: r.reject };
-        if (group === undefined) bySlot.set(slot, [one]);
-        else group.push(one);
+        if (group === undefined) bySlot.set(slot, [c]);
+        else group.push(c);
       }
     }
+    const calls: Promise<unknown>[] = [];
     for (const group of bySlot.values()) {
       for (let i = 0; i < group.length; i += maxBatch) {
-        const part = group.slice(i, i + maxBatch);
         const keys: string[] = [];
         const argv: (string | number)[] = [];
-        for (const r of part) {
-          const c = r.checks[0] as Check & { lease: string };
+        for (let j = i; j < group.length && j < i + maxBatch; j++) {
+          const c = group[j] as Check & { lease: string };
           keys.push(c.key);
           argv.push(c.lease, c.cost);
         }
-        releaseCommand.call(client, keys.length, ...keys, ...argv).then(
-          () => {
-            for (const r of part) r.resolve();
-          },
-          (err: unknown) => {
-            for (const r of part) r.reject(err);
-          },
-        );
+        calls.push(releaseCommand.call(client, keys.length, ...keys, ...argv));
       }
     }
+    (calls.length === 1 ? (calls[0] as Promise<unknown>) : Promise.all(calls)).then(() => batch.resolve(), batch.reject);
   }
   const unhook: (() => void)[] = [];
 
@@ -547,15 +560,13 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       return guard === undefined ? decision : guard((checks[0] as Check).key, () => decision);
     },
     release(checks: readonly Check[]): Promise<void> {
-      const leases = checks.filter((c) => c.algorithm === 'concurrency');
-      if (leases.length === 0) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        releases.push({ checks: leases, resolve, reject });
-        if (!releasing) {
-          releasing = true;
-          setImmediate(flushReleases);
-        }
-      });
+      let batch: ReleaseBatch | undefined;
+      for (const c of checks) {
+        if (c.algorithm !== 'concurrency') continue;
+        batch ??= releaseBatch();
+        batch.checks.push(c);
+      }
+      return batch === undefined ? RELEASED : batch.done;
     },
     async setOverride(key: string, a: number, b: number, ttlMs?: number): Promise<void> {
       const value = `${Math.round(a)} ${Math.round(b)}`;
