@@ -277,7 +277,8 @@ local function decide(n)
           allowed = 0
           uncount(key, cost, count)
           if e - now > retry then retry = e - now end
-          for h = 1, i - 1 do
+          -- latest first: a key counted twice is taken back to what it held
+          for h = i - 1, 1, -1 do
             if counted[h] then
               uncount(keys[h], costs[h], state[h])
               counted[h] = false
@@ -292,7 +293,9 @@ local function decide(n)
           reset_after[i] = e - now
         end
       else
-        rem_before[i] = limit - (tonumber(call('GET', key)) or 0)
+        local count = tonumber(call('GET', key)) or 0
+        rem_before[i] = limit - count
+        if count + cost > limit and e - now > retry then retry = e - now end
       end
     end
   end

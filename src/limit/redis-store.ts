@@ -173,55 +173,47 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
 
   let queue: Pending[] = [];
   let scheduled = false;
-  // The releases of one event-loop turn go in one call (per slot on Cluster), and share one
-  // promise: a release allocates no promise of its own.
+  // The releases of one event-loop turn go in one call per slot (one on a single server), and
+  // those of a slot share one promise: a release allocates no promise of its own.
   interface ReleaseBatch {
     readonly checks: Check[];
     readonly done: Promise<void>;
     resolve(): void;
     reject(err: unknown): void;
   }
-  let releases: ReleaseBatch | undefined;
-  function releaseBatch(): ReleaseBatch {
-    if (releases !== undefined) return releases;
+  let releases = new Map<number, ReleaseBatch>();
+  function releaseBatch(slot: number): ReleaseBatch {
+    const open = releases.get(slot);
+    if (open !== undefined) return open;
+    if (releases.size === 0) setImmediate(flushReleases);
     let resolve!: () => void;
     let reject!: (err: unknown) => void;
     const done = new Promise<void>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    releases = { checks: [], done, resolve, reject };
-    setImmediate(flushReleases);
-    return releases;
+    const batch = { checks: [], done, resolve, reject };
+    releases.set(slot, batch);
+    return batch;
   }
   function flushReleases(): void {
-    const batch = releases as ReleaseBatch;
-    releases = undefined;
-    // One request's leases share its identity's slot, as the decision did (or it was decided across slots).
-    const bySlot = new Map<number, Check[]>();
-    if (!cluster) bySlot.set(0, batch.checks);
-    else {
-      for (const c of batch.checks) {
-        const slot = calculateSlot(c.key);
-        const group = bySlot.get(slot);
-        if (group === undefined) bySlot.set(slot, [c]);
-        else group.push(c);
-      }
-    }
-    const calls: Promise<unknown>[] = [];
-    for (const group of bySlot.values()) {
-      for (let i = 0; i < group.length; i += maxBatch) {
+    const batches = releases;
+    releases = new Map();
+    for (const batch of batches.values()) {
+      const { checks } = batch;
+      const calls: Promise<unknown>[] = [];
+      for (let i = 0; i < checks.length; i += maxBatch) {
         const keys: string[] = [];
         const argv: (string | number)[] = [];
-        for (let j = i; j < group.length && j < i + maxBatch; j++) {
-          const c = group[j] as Check & { lease: string };
+        for (let j = i; j < checks.length && j < i + maxBatch; j++) {
+          const c = checks[j] as Check & { lease: string };
           keys.push(c.key);
           argv.push(c.lease, c.cost);
         }
         calls.push(releaseCommand.call(client, keys.length, ...keys, ...argv));
       }
+      (calls.length === 1 ? (calls[0] as Promise<unknown>) : Promise.all(calls)).then(() => batch.resolve(), batch.reject);
     }
-    (calls.length === 1 ? (calls[0] as Promise<unknown>) : Promise.all(calls)).then(() => batch.resolve(), batch.reject);
   }
   const unhook: (() => void)[] = [];
 
@@ -560,13 +552,19 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       return guard === undefined ? decision : guard((checks[0] as Check).key, () => decision);
     },
     release(checks: readonly Check[]): Promise<void> {
+      // One request's leases share its identity's slot, as its decision did (unless it was
+      // decided across slots: then each slot's releases go with that slot's).
       let batch: ReleaseBatch | undefined;
+      let more: Promise<void>[] | undefined;
       for (const c of checks) {
         if (c.algorithm !== 'concurrency') continue;
-        batch ??= releaseBatch();
-        batch.checks.push(c);
+        const b = releaseBatch(cluster ? calculateSlot(c.key) : 0);
+        b.checks.push(c);
+        if (batch === undefined) batch = b;
+        else if (b !== batch && !(more ??= [batch.done]).includes(b.done)) more.push(b.done);
       }
-      return batch === undefined ? RELEASED : batch.done;
+      if (batch === undefined) return RELEASED;
+      return more === undefined ? batch.done : Promise.all(more).then(() => undefined);
     },
     async setOverride(key: string, a: number, b: number, ttlMs?: number): Promise<void> {
       const value = `${Math.round(a)} ${Math.round(b)}`;

@@ -311,7 +311,7 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       );
     });
 
-    it('two quotas on one key, the later one refusing: the earlier takes nothing; a fresh quota refused for its cost stays empty', async () => {
+    it('two quotas of one identity, the later one refusing: the earlier takes nothing; a fresh quota refused for its cost stays empty', async () => {
       const hourly = quota(key('qh'), 5, 3_600_000);
       const daily = quota(key('qd2'), 1, 86_400_000);
       const first = await s.store.decide([hourly, daily]);
@@ -325,6 +325,20 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       assert.deepEqual([refused.allowed, refused.remaining[0]], [false, 2]);
       const whole = await s.store.decide([quota(key('qf'), 2, 3_600_000, 2)]);
       assert.deepEqual([whole.allowed, whole.remaining[0]], [true, 0]);
+    });
+
+    it('a refusal waits for every check that refuses: an empty bucket and a used-up quota give the quota’s wait', async () => {
+      const bucket = tokenBucket(key('rb'), 0.1, 1);
+      const daily = quota(key('rq'), 1, 86_400_000);
+      assert.equal((await s.store.decide([bucket, daily])).allowed, true);
+      const refused = await s.store.decide([bucket, daily]);
+      assert.equal(refused.allowed, false);
+      assert.deepEqual(refused.remaining, [0, 0]);
+      const quotaWait = refused.resetUs[1] as number;
+      assert.ok(
+        refused.retryAfterUs >= Math.max(9_000_000, quotaWait - 1_000),
+        `retry ${refused.retryAfterUs} µs, the quota's period ends in ${quotaWait} µs`,
+      );
     });
 
     it('quota across identities (keys in different slots): a later denial gives the quota back', async () => {
