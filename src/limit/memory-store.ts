@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { quotaPeriodEnd, type Check, type Decision, type RateLimitStore } from './types';
+import { overrideKey, penaltyKey, quotaPeriodEnd, withNumbers, type Check, type Decision, type RateLimitStore } from './types';
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
@@ -22,20 +22,6 @@ interface Bucket {
   /** An override's numbers (a, b), at `<key>!o`. */
   override?: readonly [number, number];
   expiresAt: number;
-}
-
-/** `c` with an override's numbers: `a` its time (µs), `b` its capacity. */
-function withNumbers(c: Check, a: number, b: number): Check {
-  switch (c.algorithm) {
-    case 'token_bucket':
-      return { ...c, intervalUs: a, burst: b };
-    case 'sliding_window':
-      return { ...c, windowUs: a, limit: b };
-    case 'quota':
-      return { ...c, periodUs: a, limit: b };
-    default:
-      return { ...c, leaseUs: a, limit: b };
-  }
 }
 
 const monotonicMicros = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
@@ -78,13 +64,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
     // An overridable check takes its identity's own numbers, when it has some.
     const checks = given.some((c) => c.overridable === true)
       ? given.map((c) => {
-          const ov = c.overridable === true ? live(`${c.key}!o`, t)?.override : undefined;
+          const ov = c.overridable === true ? live(overrideKey(c.key), t)?.override : undefined;
           return ov === undefined ? c : withNumbers(c, ov[0], ov[1]);
         })
       : given;
     for (let i = 0; i < n; i++) {
       const c = checks[i] as Check;
-      const block = c.penalty === undefined ? undefined : live(`${c.key}!p`, t);
+      const block = c.penalty === undefined ? undefined : live(penaltyKey(c.key), t);
       if (block?.tat === -1) {
         // Blocked by its penalty: refused whatever the bucket holds (Redis: the PTTL, in ms).
         const left = Math.max(1000, Math.ceil((block.expiresAt - t) / 1000) * 1000);
@@ -169,7 +155,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         const c = checks[i] as Check;
         const pen = c.penalty;
         if (pen === undefined || (blocked & (1 << i)) !== 0 || (remBefore[i] as number) >= c.cost) continue;
-        const key = `${c.key}!p`;
+        const key = penaltyKey(c.key);
         const p = live(key, t);
         const strikes = (p?.tat ?? 0) + 1;
         if (strikes >= pen.denials) {
@@ -214,11 +200,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
     },
     setOverride(key, a, b, ttlMs) {
       const expiresAt = ttlMs === undefined ? Infinity : now() + ttlMs * 1000;
-      buckets.set(`${key}!o`, { tat: 0, times: undefined, override: [Math.round(a), Math.round(b)], expiresAt });
+      buckets.set(overrideKey(key), { tat: 0, times: undefined, override: [Math.round(a), Math.round(b)], expiresAt });
       return Promise.resolve();
     },
     clearOverride(key) {
-      buckets.delete(`${key}!o`);
+      buckets.delete(overrideKey(key));
       return Promise.resolve();
     },
     release(checks) {

@@ -52,8 +52,12 @@ export interface Plan {
   readonly holdsLeases: boolean;
   /** Some policy has a penalty: its refusals must reach the store (each is a strike). */
   readonly penalized: boolean;
-  /** Some policy is overridable: a refusal may not hold once an override is set elsewhere. */
-  readonly overridable: boolean;
+  /**
+   * A refusal may be remembered in the deny cache: no policy is a concurrency limit (its denial
+   * lasts until some request finishes, not a known time) and none is overridable (a refusal may
+   * not hold once an override is set on another instance).
+   */
+  readonly cachesDenials: boolean;
   /** The tier whose numbers this plan applies (undefined: the policies' own). */
   readonly tier: string | undefined;
   /** Some policy has tiers: each request's tier picks the plan ({@link Plan.forTier}). */
@@ -111,52 +115,34 @@ const TIER_FIELDS: Readonly<Record<PolicyOptions['algorithm'], readonly string[]
   concurrency: ['limit'],
 };
 
+/** `numbers` for a tier or an override of `p` (`label` names it): an object of the fields its algorithm has. */
+function checkNumberFields(label: string, p: PolicyOptions, numbers: unknown): asserts numbers is TierNumbers {
+  const fields = TIER_FIELDS[p.algorithm] ?? [];
+  if (typeof numbers !== 'object' || numbers === null) refuse(label, `an object of ${fields.join(', ')}`, numbers);
+  for (const field of Object.keys(numbers)) {
+    if (!fields.includes(field)) refuse(`${label}: ${field}`, `one of ${fields.join(', ')} (${p.algorithm})`, field);
+  }
+}
+
 /** A policy's `tiers`, checked (names and fields; the numbers are checked when compiled). */
 function tiersOf(name: string, p: PolicyOptions): Readonly<Record<string, TierNumbers>> | undefined {
   const tiers = p.tiers;
   if (tiers === undefined) return undefined;
   if (typeof tiers !== 'object' || tiers === null || Array.isArray(tiers)) refuse(`policy "${name}": tiers`, 'an object of tiers', tiers);
-  const fields = TIER_FIELDS[p.algorithm] ?? [];
   for (const [tier, numbers] of Object.entries(tiers)) {
     if (!TIER_NAME.test(tier)) refuse(`policy "${name}": tiers`, `tier names matching ${TIER_NAME}`, tier);
-    if (typeof numbers !== 'object' || numbers === null)
-      refuse(`policy "${name}" tier "${tier}"`, `an object of ${fields.join(', ')}`, numbers);
-    for (const field of Object.keys(numbers)) {
-      if (!fields.includes(field))
-        refuse(`policy "${name}" tier "${tier}": ${field}`, `one of ${fields.join(', ')} (${p.algorithm})`, field);
-    }
+    checkNumberFields(`policy "${name}" tier "${tier}"`, p, numbers);
   }
   return tiers;
 }
 
 /**
- * An override's numbers for policy `name` as the store keeps them: `a` its time in µs (per
- * token, window, period, lease) and `b` its capacity, from `numbers` over the policy's own.
+ * Policy `name` with an override's `numbers` over its own (the fields a tier may set), for the
+ * planner to compile: the override's numbers are checked and converted as the policy's are.
  */
-export function overrideNumbers(name: string, p: PolicyOptions, numbers: TierNumbers): [number, number] {
-  const fields = TIER_FIELDS[p.algorithm];
-  if (typeof numbers !== 'object' || numbers === null) refuse(`override of policy "${name}"`, `an object of ${fields.join(', ')}`, numbers);
-  for (const f of Object.keys(numbers))
-    if (!fields.includes(f)) refuse(`override of policy "${name}": ${f}`, `one of ${fields.join(', ')} (${p.algorithm})`, f);
-  const label = `override of policy "${name}"`;
-  switch (p.algorithm) {
-    case 'token_bucket': {
-      const rps = positive(numbers.rps ?? p.rps, `${label}: rps`, false);
-      return [Math.max(1, Math.round(MICROS / rps)), positive(numbers.burst ?? p.burst, `${label}: burst`, true)];
-    }
-    case 'sliding_window':
-      return [
-        Math.round(positive(numbers.windowSeconds ?? p.windowSeconds, `${label}: windowSeconds`, false) * MICROS),
-        positive(numbers.limit ?? p.limit, `${label}: limit`, true),
-      ];
-    case 'quota':
-      return [quotaPeriodUs(name, p.period, p.periodSeconds), positive(numbers.limit ?? p.limit, `${label}: limit`, true)];
-    default:
-      return [
-        Math.round((p.leaseSeconds ?? RATE_LIMITER_DEFAULTS.leaseSeconds) * MICROS),
-        positive(numbers.limit ?? p.limit, `${label}: limit`, true),
-      ];
-  }
+export function overridden(name: string, p: PolicyOptions, numbers: TierNumbers): PolicyOptions {
+  checkNumberFields(`override of policy "${name}"`, p, numbers);
+  return { ...p, ...numbers } as PolicyOptions;
 }
 
 /** A policy's penalty in µs, checked; `undefined` without one. */
@@ -389,7 +375,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       skippable: policies.some((p) => p.allowed !== undefined),
       holdsLeases: policies.some((p) => p.algorithm === 'concurrency'),
       penalized: names.some((n) => options.policies[n]?.penalty !== undefined),
-      overridable: policies.some((p) => p.overridable === true),
+      cachesDenials: !policies.some((p) => p.algorithm === 'concurrency' || p.overridable === true),
       tier,
       tiered: tier === undefined && tierNames.size > 0,
       forTier(t) {

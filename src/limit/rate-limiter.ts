@@ -7,9 +7,9 @@ import { createDenyCache } from './deny-cache';
 import { defaultTier, identities } from './identity';
 import { invalid, resolveOptions, type BreakerState, type RateLimiter, type RateLimiterOptions, type SurfaceOptions } from './options';
 import type { BackendFailure } from './observer';
-import { createPlanner, denies, MICROS, overrideNumbers, type CompiledPolicy, type Plan } from './plan';
+import { createPlanner, denies, MICROS, overridden, type CompiledPolicy, type Plan } from './plan';
 import { surfaceRouter } from './surfaces';
-import type { Check, Decision, PolicyOptions, TierNumbers } from './types';
+import { capacityOf, timeOf, type Check, type Decision, type PolicyOptions, type TierNumbers } from './types';
 
 export { isStoreMisuse } from './breakers';
 export type { BackendFailure, DecisionOutcome, RateLimitObserver } from './observer';
@@ -203,8 +203,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     // Another tier's numbers may admit what these refused: a denial is remembered per tier.
     if (p.tier !== undefined) cacheKey = `${p.tier}|${cacheKey}`;
     const now = nowMicros();
-    // A concurrency denial lasts until some request finishes, not a known time: never cached.
-    if (denied.enabled && !p.holdsLeases && !p.overridable) {
+    if (denied.enabled && p.cachesDenials) {
       const hit = denied.get(cacheKey, now);
       if (hit !== undefined) {
         const elapsed = now - hit.atUs;
@@ -249,7 +248,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
           }
         }
         // With a penalty each refusal is a strike the store must see: only a block is remembered.
-        if (gen === generation && !p.holdsLeases && !p.overridable && (!p.penalized || decision.blocked !== undefined))
+        if (gen === generation && p.cachesDenials && (!p.penalized || decision.blocked !== undefined))
           denied.remember(cacheKey, {
             untilUs: now + decision.retryAfterUs,
             atUs: now,
@@ -338,7 +337,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
 
   async function setOverride(policy: string, identity: string, numbers: TierNumbers, ttlSeconds?: number): Promise<void> {
     const { key, p } = overrideTarget(policy, identity);
-    const [a, b] = overrideNumbers(policy, p, numbers);
+    // Compiled as the policy itself is: the store keeps the check's time and capacity.
+    const own = (planner({ [policy]: overridden(policy, p, numbers) })([policy]).policies[0] as CompiledPolicy).check(key, 1);
+    const [a, b] = [timeOf(own), capacityOf(own)];
     if (ttlSeconds !== undefined && (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0))
       invalid('setOverride', `ttlSeconds must be a positive number (got ${String(ttlSeconds)})`);
     await store.setOverride?.(key, a, b, ttlSeconds === undefined ? undefined : ttlSeconds * 1000);

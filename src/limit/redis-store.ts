@@ -2,7 +2,17 @@ import calculateSlot from 'cluster-key-slot';
 import { Cluster, type Redis } from 'ioredis';
 import { positiveInteger } from '../internal/options';
 import { DECIDE_SCRIPT, RELEASE_SCRIPT, SETTLE_SCRIPT } from './decide-script';
-import { capacityOf, type CallGuard, type Check, type Decision, type DecideOptions, type RateLimitStore } from './types';
+import {
+  capacityOf,
+  overrideKey,
+  penaltyKey,
+  timeOf,
+  type CallGuard,
+  type Check,
+  type Decision,
+  type DecideOptions,
+  type RateLimitStore,
+} from './types';
 
 /** Options of {@link createRedisStore}. */
 export interface RedisStoreOptions {
@@ -77,18 +87,6 @@ function parseReply(reply: unknown, batch: readonly Pending[]): Decision[] {
 /** The scripts' encoding of a check's algorithm (KIND) and numbers (A, B): see DECIDE_SCRIPT. */
 const KIND = { token_bucket: 1, sliding_window: 2, quota: 3, concurrency: 4 } as const;
 const kindOf = (c: Check): number => KIND[c.algorithm];
-function timeOf(c: Check): number {
-  switch (c.algorithm) {
-    case 'token_bucket':
-      return c.intervalUs;
-    case 'sliding_window':
-      return c.windowUs;
-    case 'quota':
-      return c.periodUs;
-    default:
-      return c.leaseUs;
-  }
-}
 
 /** A kind + 8: the shape has a penalty (3 more numbers); see DECIDE_SCRIPT. */
 const WITH_PENALTY = 8;
@@ -116,11 +114,6 @@ function shapeIndex(shapes: number[], starts: number[], c: Check): number {
   if (pen !== undefined) shapes.push(pen.denials, pen.windowUs, pen.blockUs);
   return starts.length;
 }
-
-/** The key of a check's penalty state: same hash tag, so the same slot. */
-export const penaltyKey = (key: string) => `${key}!p`;
-/** The key of an identity's own numbers for a check (see RateLimitStore.setOverride). */
-export const overrideKey = (key: string) => `${key}!o`;
 
 /** The checks of a decision that share one hash slot, and where they sit in the decision. */
 interface SlotGroup {

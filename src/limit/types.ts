@@ -198,6 +198,39 @@ export type Check = TokenBucketCheck | SlidingWindowCheck | QuotaCheck | Concurr
 /** How many requests a full bucket admits: the burst, or the window's or quota's limit. */
 export const capacityOf = (c: Check): number => (c.algorithm === 'token_bucket' ? c.burst : c.limit);
 
+/** A check's time (µs): per token, the window, the period, the lease. With {@link capacityOf}, the numbers an override replaces. */
+export function timeOf(c: Check): number {
+  switch (c.algorithm) {
+    case 'token_bucket':
+      return c.intervalUs;
+    case 'sliding_window':
+      return c.windowUs;
+    case 'quota':
+      return c.periodUs;
+    default:
+      return c.leaseUs;
+  }
+}
+
+/** `c` with other numbers: `a` its {@link timeOf}, `b` its {@link capacityOf}. */
+export function withNumbers(c: Check, a: number, b: number): Check {
+  switch (c.algorithm) {
+    case 'token_bucket':
+      return { ...c, intervalUs: a, burst: b };
+    case 'sliding_window':
+      return { ...c, windowUs: a, limit: b };
+    case 'quota':
+      return { ...c, periodUs: a, limit: b };
+    default:
+      return { ...c, leaseUs: a, limit: b };
+  }
+}
+
+/** The key of a check's penalty state: same hash tag, so the same slot. */
+export const penaltyKey = (key: string) => `${key}!p`;
+/** The key of an identity's own numbers for a check (see {@link RateLimitStore.setOverride}). */
+export const overrideKey = (key: string) => `${key}!o`;
+
 const DAY_US = 86_400_000_000;
 
 /**
