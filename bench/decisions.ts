@@ -9,12 +9,51 @@ import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { createRedisClient, createRedisStore, type Check } from '../src';
 import { CLIENT_KEYS, clientKey, PREFIXES } from './limits';
 
-export type StoreName = 'rampart' | 'rampart-burst-quota-concurrency' | 'rlf' | 'rlf-autopipelining' | 'erl';
+export type StoreName = 'rampart' | 'rampart-burst-quota-concurrency' | 'seven-operations-floor' | 'rlf' | 'rlf-autopipelining' | 'erl';
 
 /** One decision on `key` against a limit of `amount` per hour: true when admitted. */
 type Decide = (key: string) => Promise<boolean>;
 
 const HOUR = 3600;
+
+/**
+ * The floor under the combined row: a script that runs only the Redis operations a token bucket,
+ * a quota and a concurrency lease need (bucket GET + SET, quota INCRBY, lease ZCARD + ZADD +
+ * PEXPIRE; ZREM on release), with no decision logic, batched per event-loop turn as rampart's
+ * store batches. No implementation on this layout can do a combined request for less.
+ */
+const FLOOR_DECIDE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for i = 1, #KEYS, 3 do
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  redis.call('SET', KEYS[i], tat + 1, 'PX', 86400000)
+  redis.call('INCRBY', KEYS[i + 1], 1)
+  redis.call('ZCARD', KEYS[i + 2])
+  redis.call('ZADD', KEYS[i + 2], now + 30000000, ARGV[(i + 2) / 3])
+  redis.call('PEXPIRE', KEYS[i + 2], 30000, 'GT')
+end
+return 1`;
+const FLOOR_RELEASE = `for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[i]) end return 1`;
+
+/** Collects the calls of one event-loop turn and runs them as one. */
+function perTurn<T>(run: (items: T[]) => Promise<unknown>): (item: T) => Promise<void> {
+  let queue: { item: T; done: () => void; fail: (err: unknown) => void }[] = [];
+  return (item) =>
+    new Promise<void>((done, fail) => {
+      if (queue.length === 0) {
+        setImmediate(() => {
+          const batch = queue;
+          queue = [];
+          run(batch.map((q) => q.item)).then(
+            () => batch.forEach((q) => q.done()),
+            (err: unknown) => batch.forEach((q) => q.fail(err)),
+          );
+        });
+      }
+      queue.push({ item, done, fail });
+    });
+}
 
 async function ready(client: { status: string; once(event: 'ready', cb: () => void): unknown; connect?(): Promise<void> }): Promise<void> {
   if (client.status === 'ready') return;
@@ -76,6 +115,40 @@ async function open(
           return d.allowed;
         },
         // The releases still on their way count in the run's time.
+        settle: () => Promise.all(releasing).then(() => undefined),
+        close: async () => void (await client.quit()),
+      };
+    }
+    case 'seven-operations-floor': {
+      const client = createRedisClient(url);
+      await ready(client);
+      client.defineCommand('floorDecide', { lua: FLOOR_DECIDE });
+      client.defineCommand('floorRelease', { lua: FLOOR_RELEASE });
+      const call = client as unknown as Record<'floorDecide' | 'floorRelease', (n: number, ...args: string[]) => Promise<unknown>>;
+      type Lease = { id: string; lease: string };
+      const decide = perTurn<Lease>((ls) => {
+        const keys = ls.flatMap(({ id }) => [
+          `${PREFIXES.rampart}:b:{${id}}`,
+          `${PREFIXES.rampart}:q:{${id}}`,
+          `${PREFIXES.rampart}:c:{${id}}`,
+        ]);
+        return call.floorDecide(keys.length, ...keys, ...ls.map((l) => l.lease));
+      });
+      const release = perTurn<Lease>((ls) => {
+        const keys = ls.map(({ id }) => `${PREFIXES.rampart}:c:{${id}}`);
+        return call.floorRelease(keys.length, ...keys, ...ls.map((l) => l.lease));
+      });
+      let lease = 0;
+      const releasing = new Set<Promise<void>>();
+      return {
+        decide: async (id) => {
+          const l = { id, lease: `f${++lease}` };
+          await decide(l);
+          const r = release(l);
+          releasing.add(r);
+          void r.finally(() => releasing.delete(r));
+          return true;
+        },
         settle: () => Promise.all(releasing).then(() => undefined),
         close: async () => void (await client.quit()),
       };

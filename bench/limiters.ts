@@ -115,7 +115,14 @@ function summarize(results: Record<AppName, Load[]>) {
   });
 }
 
-const STORES: readonly StoreName[] = ['rampart', 'rampart-burst-quota-concurrency', 'rlf', 'rlf-autopipelining', 'erl'];
+const STORES: readonly StoreName[] = [
+  'rampart',
+  'rampart-burst-quota-concurrency',
+  'seven-operations-floor',
+  'rlf',
+  'rlf-autopipelining',
+  'erl',
+];
 
 async function decisions(redis: RedisProcess) {
   const rows: { store: StoreName; decisionsPerSecond: number }[] = [];
