@@ -16,3 +16,6 @@ export const HEALTH_PATHS = Object.freeze({
   /** What every probe path starts with, for prefix matches on the raw URL. */
   prefix: '/health/',
 });
+
+/** Where the sample API serves Prometheus metrics (and tracing leaves it alone by default). */
+export const METRICS_PATH = '/metrics';

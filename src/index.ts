@@ -41,7 +41,7 @@ export type { Config, LogLevel, Mode, OtlpProtocol, TraceSampler, TracingConfig,
 export { createHealth, HEALTH_DEFAULTS, liveness, postgresCheck, redisCheck } from './health';
 export type { CheckResult, Health, HealthCheck, HealthOptions, QueryablePool } from './health';
 // Where the probes live by default, for an app that mounts them and for its own exemption lists.
-export { HEALTH_PATHS } from './constants';
+export { HEALTH_PATHS, METRICS_PATH } from './constants';
 
 // Shutdown: the gate middleware and the signal-driven lifecycle.
 export { createLifecycle, createShutdownGate, LIFECYCLE_DEFAULTS, SHUTDOWN_GATE_DEFAULTS } from './shutdown';

@@ -1,6 +1,6 @@
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
-import { errorHandler, HEALTH_PATHS, notFoundHandler, requestDeadline, requestId } from '../index';
+import { errorHandler, HEALTH_PATHS, METRICS_PATH, notFoundHandler, requestDeadline, requestId } from '../index';
 import type { Config, Health, LoadShedder, Metrics, RateLimiter, ShutdownGate, SurfaceOptions } from '../index';
 import { requireAuth } from './authenticate';
 import { checkHostHeader } from './check-host-header';
@@ -74,7 +74,7 @@ export function createApp(deps: AppDependencies): Express {
   app.get(HEALTH_PATHS.live, deps.health.live());
   app.get(HEALTH_PATHS.ready, deps.health.ready());
   app.get(HEALTH_PATHS.started, deps.health.started());
-  if (deps.metrics !== undefined) app.get('/metrics', deps.metrics.handler());
+  if (deps.metrics !== undefined) app.get(METRICS_PATH, deps.metrics.handler());
   // Shed before any per-request work (logging included): a shed request costs almost nothing.
   if (deps.shedder !== undefined) app.use(deps.shedder);
   app.use(requestLogger(logger));

@@ -9,7 +9,9 @@ import {
   createLoadShedder,
   createMetrics,
   createShutdownGate,
+  HEALTH_PATHS,
   loadConfig,
+  METRICS_PATH,
   redisCheck,
   type CleanupPhase,
   type Config,
@@ -93,7 +95,9 @@ async function main(): Promise<void> {
   }
 
   const reaper = startSessionReaper(db, logger, 60_000);
-  const gate = createShutdownGate();
+  // Probes and metrics are answered until the listener closes: Prometheus sees the drain.
+  const gate = createShutdownGate({ exemptPaths: [...HEALTH_PATHS.all, METRICS_PATH] });
+  metrics.lifecycle.shutdownLimitSeconds.set((config.shutdown.delayMs + config.shutdown.drainTimeoutMs) / 1000);
   metrics.observeInFlight(gate);
   let started = false;
   // The primary is critical; a replica is not (reads fall back to the primary): readiness 200 "degraded".
@@ -158,6 +162,7 @@ async function main(): Promise<void> {
     drainTimeoutMs: config.shutdown.drainTimeoutMs,
     cleanup,
     logger,
+    onShutdownStart: () => metrics.lifecycle.shutdownStarted(),
     onShutdownEnd: (report) => metrics.lifecycle.drainSeconds.set(report.drainMs / 1000),
   });
 

@@ -26,6 +26,13 @@ export interface RateLimitMetrics extends RateLimitObserver {
 export interface LifecycleMetrics {
   /** Time from the shutdown signal to the end of the HTTP drain. */
   readonly drainSeconds: Gauge;
+  /**
+   * The longest the HTTP drain may take (shutdown delay + drain timeout), set once at start:
+   * `rampart_shutdown_elapsed_seconds` close to it means requests are about to be cut.
+   */
+  readonly shutdownLimitSeconds: Gauge;
+  /** Starts `rampart_shutdown_elapsed_seconds` (time since the shutdown signal; 0 before it). */
+  shutdownStarted(): void;
   /** Duration of each health check run. */
   readonly healthCheckSeconds: Histogram<'check'>;
   /** 1 when the last run of a check passed, else 0. */
@@ -103,8 +110,25 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       breakerState.labels(store).set(BREAKER_GAUGE[state]);
     },
   };
+  let shutdownStartedAt: number | undefined;
+  new Gauge({
+    name: 'rampart_shutdown_elapsed_seconds',
+    help: 'Time since the shutdown signal, 0 before it (answered on /metrics until the listener closes).',
+    registers: [registry],
+    collect() {
+      this.set(shutdownStartedAt === undefined ? 0 : (performance.now() - shutdownStartedAt) / 1000);
+    },
+  });
   const lifecycle: LifecycleMetrics = {
     drainSeconds: gauge('rampart_shutdown_drain_seconds', 'Time from the shutdown signal to the end of the HTTP drain.', []),
+    shutdownLimitSeconds: gauge(
+      'rampart_shutdown_limit_seconds',
+      'The longest the HTTP drain may take: shutdown delay plus drain timeout.',
+      [],
+    ),
+    shutdownStarted() {
+      shutdownStartedAt ??= performance.now();
+    },
     healthCheckSeconds: histogram(
       'rampart_health_check_seconds',
       'Duration of health check runs.',

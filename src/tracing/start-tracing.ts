@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { DiagLogLevel, diag } from '@opentelemetry/api';
 import type { Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { OtlpProtocol, TracingConfig } from './options';
-import { HEALTH_PATHS } from '../constants';
+import { HEALTH_PATHS, METRICS_PATH } from '../constants';
 import { withTimeout } from '../internal/with-timeout';
 import type { Tracing } from './active-tracing';
 import { RedactingSpanExporter } from './redacting-exporter';
@@ -29,7 +29,7 @@ export interface StartTracingOptions {
 
 /** Defaults of {@link startTracing}. */
 export const TRACING_DEFAULTS = Object.freeze({
-  ignorePaths: Object.freeze([HEALTH_PATHS.prefix, '/metrics']),
+  ignorePaths: Object.freeze([HEALTH_PATHS.prefix, METRICS_PATH]),
   exportTimeoutMs: 5_000,
   scheduledDelayMs: 1_000,
   /** Collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is unset (the OTLP defaults). */

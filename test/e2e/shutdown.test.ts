@@ -183,6 +183,33 @@ describe('graceful shutdown of the sample API under keep-alive load (real SIGTER
     assert.deepEqual(await appConnections(appName), { redis: 0, postgres: 0 });
   });
 
+  it('Prometheus can watch the drain: /metrics answers after the gate closed, with the time since the signal and the limit', async () => {
+    const child = start({ SHUTDOWN_DELAY_MS: '300', SHUTDOWN_DRAIN_TIMEOUT_MS: '10000' }, `metrics_${randomBytes(3).toString('hex')}`);
+    const exited = waitForExit(child, 60_000);
+    const port = await waitForListening(child, 30_000);
+    const gauge = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    const scrape = async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { connection: 'close' } });
+      return { status: res.status, text: await res.text() };
+    };
+    const before = await scrape();
+    assert.equal(gauge(before.text, 'rampart_shutdown_elapsed_seconds'), 0);
+    assert.equal(gauge(before.text, 'rampart_shutdown_limit_seconds'), 10.3);
+    // A slow request keeps the drain going after the gate closes.
+    const slow = fetch(`http://127.0.0.1:${port}/v1/slow?ms=1500`).then((r) => r.status);
+    await sleep(200);
+    child.kill('SIGTERM');
+    await sleep(800);
+    const during = await scrape();
+    const elapsed = gauge(during.text, 'rampart_shutdown_elapsed_seconds');
+    assert.equal(during.status, 200, during.text.slice(0, 200));
+    assert.ok(elapsed >= 0.7 && elapsed < 5, `elapsed ${elapsed}`);
+    // Another route at that moment is refused: the gate is closed.
+    assert.equal((await fetch(`http://127.0.0.1:${port}/v1/status`, { headers: { connection: 'close' } })).status, 503);
+    assert.equal(await slow, 200);
+    assert.equal((await exited).code, 0);
+  });
+
   it('a second SIGTERM does not restart the sequence', async () => {
     const child = start({ SHUTDOWN_DELAY_MS: '300' }, `twice_${randomBytes(3).toString('hex')}`);
     const exited = waitForExit(child, 60_000);
