@@ -19,6 +19,8 @@ export interface BreakerPool {
   decide(checks: readonly Check[]): Promise<Decision>;
   /** The worst state of the pool's breakers. */
   readonly state: BreakerState;
+  /** The failure domain a failed decision went to ('' when one server, or several domains). */
+  domainOf(err: unknown): string;
   close(): void;
 }
 
@@ -28,6 +30,8 @@ export interface BreakerPoolOptions {
   readonly breaker: Required<BreakerOptions>;
   /** Told whenever the worst state may have changed. */
   readonly onStateChange?: (state: BreakerState) => void;
+  /** Told when one domain's breaker changes state; `undefined` when the domain is forgotten. */
+  readonly onDomainState?: (domain: string, state: BreakerState | undefined) => void;
 }
 
 const SEVERITY: Readonly<Record<BreakerState, number>> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
@@ -51,7 +55,10 @@ export function createBreakerPool(options: BreakerPoolOptions): BreakerPool {
     return worst;
   };
   const updateGauge = () => options.onStateChange?.(worstState());
-  function newBreaker(): Breaker {
+  const onDomainState = options.onDomainState;
+  /** The domain of each failed single-domain decision's error (errors are objects opossum or the store made). */
+  const failedIn = new WeakMap<object, string>();
+  function newBreaker(domain: string): Breaker {
     const br = new CircuitBreaker((call: Call) => call(), {
       timeout: deadlineMs,
       errorThresholdPercentage: b.errorThresholdPercentage,
@@ -62,13 +69,18 @@ export function createBreakerPool(options: BreakerPoolOptions): BreakerPool {
       // A misuse is a bug in the caller: it says nothing of the backend's health.
       errorFilter: isStoreMisuse,
     });
-    br.on('close', updateGauge);
-    br.on('halfOpen', updateGauge);
-    br.on('open', updateGauge);
+    const changed = () => {
+      onDomainState?.(domain, stateOf(br));
+      updateGauge();
+    };
+    br.on('close', changed);
+    br.on('halfOpen', changed);
+    br.on('open', changed);
+    onDomainState?.(domain, 'CLOSED');
     return br;
   }
   const partition = store.partition?.bind(store);
-  const single = partition === undefined ? newBreaker() : undefined;
+  const single = partition === undefined ? newBreaker('') : undefined;
   if (single !== undefined) breakers.set('', single);
   function breakerOf(domain: string): Breaker {
     let br = breakers.get(domain);
@@ -78,35 +90,38 @@ export function createBreakerPool(options: BreakerPoolOptions): BreakerPool {
         const [oldKey, old] = breakers.entries().next().value as [string, Breaker];
         old.shutdown();
         breakers.delete(oldKey);
+        onDomainState?.(oldKey, undefined);
         updateGauge();
       }
-      br = newBreaker();
+      br = newBreaker(domain);
       breakers.set(domain, br);
     }
     return br;
   }
   const breakerFor = (key: string): Breaker => single ?? breakerOf((partition as (key: string) => string)(key));
   const guard: CallGuard = <T>(key: string, call: () => Promise<T>) => breakerFor(key).fire(call) as Promise<T>;
-  /** The breaker of a decision whose checks all live in one failure domain; else undefined. */
-  function oneBreaker(checks: readonly Check[]): Breaker | undefined {
-    if (single !== undefined) return single;
+  /** The failure domain of a decision whose checks all live in one; else undefined. */
+  function oneDomain(checks: readonly Check[]): string | undefined {
+    if (single !== undefined) return '';
     const domain = (partition as (key: string) => string)((checks[0] as Check).key);
     for (let i = 1; i < checks.length; i++)
       if ((partition as (key: string) => string)((checks[i] as Check).key) !== domain) return undefined;
-    return breakerOf(domain);
+    return domain;
   }
   /**
    * One decision: through its domain's breaker (whose timeout is the deadline), or, over several
    * domains, each store call through its own breaker and the whole within the deadline.
    */
   function decide(checks: readonly Check[]): Promise<Decision> {
-    const breaker = oneBreaker(checks);
-    if (breaker !== undefined) {
+    const domain = oneDomain(checks);
+    if (domain !== undefined) {
+      const breaker = single ?? breakerOf(domain);
       // The store is told when the breaker gives up on the call (the deadline), so that an
       // admission arriving after it is given back: the request was answered without it.
       const abandon = new AbortController();
       return (breaker.fire(() => store.decide(checks, { signal: abandon.signal })) as Promise<Decision>).catch((err: unknown) => {
         abandon.abort(err);
+        if (domain !== '' && typeof err === 'object' && err !== null) failedIn.set(err, domain);
         throw err;
       });
     }
@@ -136,6 +151,7 @@ export function createBreakerPool(options: BreakerPoolOptions): BreakerPool {
       if (d === '' || live.has(d)) continue;
       br.shutdown();
       breakers.delete(d);
+      onDomainState?.(d, undefined);
       changed = true;
     }
     if (changed) updateGauge();
@@ -145,6 +161,9 @@ export function createBreakerPool(options: BreakerPoolOptions): BreakerPool {
     decide,
     get state() {
       return worstState();
+    },
+    domainOf(err) {
+      return typeof err === 'object' && err !== null ? (failedIn.get(err) ?? '') : '';
     },
     close() {
       offRecover?.();

@@ -17,7 +17,10 @@ export interface RateLimitObserver {
   decisionCounter(policy: string, outcome: DecisionOutcome): () => void;
   /** The returned function gets the seconds each call to `store` took (or failed after). */
   decisionTimer(store: string): (seconds: number) => void;
-  backendError(store: string, reason: BackendFailure): void;
+  /** A failed store call; `shard`: the failure domain it went to (a Cluster master's `host:port`; '' for one server or several). */
+  backendError(store: string, reason: BackendFailure, shard?: string): void;
   /** The worst state of the store's breakers, when it may have changed (and `CLOSED` at start). */
   breakerChanged(store: string, state: BreakerState): void;
+  /** One failure domain's breaker changed state (`shard` '' for a store of one server); `undefined`: it was forgotten. */
+  shardBreakerChanged?(store: string, shard: string, state: BreakerState | undefined): void;
 }

@@ -66,6 +66,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     deadlineMs: o.deadlineMs,
     breaker: o.breaker,
     ...(observer === undefined ? {} : { onStateChange: (state: BreakerState) => observer.breakerChanged(store.name, state) }),
+    ...(observer?.shardBreakerChanged === undefined
+      ? {}
+      : { onDomainState: (domain: string, state: BreakerState | undefined) => observer.shardBreakerChanged?.(store.name, domain, state) }),
   });
   const latency = observer?.decisionTimer(store.name);
 
@@ -74,7 +77,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     const e = err instanceof Error ? err : new Error(String(err));
     const code = (e as Error & { code?: unknown }).code;
     const reason: BackendFailure = code === 'ETIMEDOUT' ? 'timeout' : code === 'EOPENBREAKER' ? 'breaker_open' : 'error';
-    observer?.backendError(store.name, reason);
+    observer?.backendError(store.name, reason, pool.domainOf(err));
     const now = Date.now();
     if (options.onBackendError !== undefined && now - lastErrorReport >= REPORT_INTERVAL_MS) {
       lastErrorReport = now;

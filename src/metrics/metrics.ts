@@ -14,10 +14,12 @@ export interface RateLimitMetrics extends RateLimitObserver {
   readonly decisions: Counter<'policy' | 'outcome'>;
   /** Time to a store's answer (or failure), in seconds. */
   readonly decisionSeconds: Histogram<'store'>;
-  /** Store failures by reason: error, timeout, breaker_open. */
-  readonly backendErrors: Counter<'store' | 'reason'>;
-  /** 0 closed, 1 open, 2 half-open. */
+  /** Store failures by reason (error, timeout, breaker_open) and shard (a Cluster master; '' for one server). */
+  readonly backendErrors: Counter<'store' | 'reason' | 'shard'>;
+  /** 0 closed, 1 open, 2 half-open: the worst of the store's breakers. */
   readonly breakerState: Gauge<'store'>;
+  /** The same per failure domain (`shard`: a Cluster master's `host:port`; '' for one server). */
+  readonly shardBreakerState: Gauge<'store' | 'shard'>;
   /** Reloads of the policies (a changed policies file), by result: success, error (refused; the running policies stay). */
   readonly policyReloads: Counter<'result'>;
 }
@@ -80,11 +82,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     ['store'],
     [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
   );
-  const backendErrors = counter('rampart_rate_limit_backend_errors_total', 'Rate limit store failures by reason.', ['store', 'reason']);
+  const backendErrors = counter('rampart_rate_limit_backend_errors_total', 'Rate limit store failures by reason and shard.', [
+    'store',
+    'reason',
+    'shard',
+  ]);
   const breakerState = gauge(
     'rampart_rate_limit_breaker_state',
     'Circuit breaker state of the rate limit store: 0 closed, 1 open, 2 half-open.',
     ['store'],
+  );
+  const shardBreakerState = gauge(
+    'rampart_rate_limit_shard_breaker_state',
+    'Circuit breaker state per shard of the rate limit store: 0 closed, 1 open, 2 half-open.',
+    ['store', 'shard'],
   );
   const policyReloads = counter('rampart_policy_reloads_total', 'Reloads of the rate limit policies by result: success, error.', [
     'result',
@@ -94,6 +105,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     decisionSeconds,
     backendErrors,
     breakerState,
+    shardBreakerState,
     policyReloads,
     decisionCounter(policy, outcome) {
       const child = decisions.labels(policy, outcome);
@@ -103,11 +115,15 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       const child = decisionSeconds.labels(store);
       return (seconds) => child.observe(seconds);
     },
-    backendError(store, reason) {
-      backendErrors.labels(store, reason).inc();
+    backendError(store, reason, shard = '') {
+      backendErrors.labels(store, reason, shard).inc();
     },
     breakerChanged(store, state) {
       breakerState.labels(store).set(BREAKER_GAUGE[state]);
+    },
+    shardBreakerChanged(store, shard, state) {
+      if (state === undefined) shardBreakerState.remove(store, shard);
+      else shardBreakerState.labels(store, shard).set(BREAKER_GAUGE[state]);
     },
   };
   let shutdownStartedAt: number | undefined;

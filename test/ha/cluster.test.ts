@@ -346,6 +346,48 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     );
   });
 
+  it('metrics per shard: a paused shard opens its own breaker and counts its errors under its address; another shard stays closed', async () => {
+    const client = createRedisClient(stack.url) as Cluster;
+    cleanups.push(() => client.disconnect());
+    await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
+    // Two identities on different masters.
+    const picked: { id: string; port: number }[] = [];
+    for (let i = 0; picked.length < 2; i++) {
+      const id = `shard${randomBytes(2).toString('hex')}${i}`;
+      const port = (await stack.masterOf(calculateSlot(id))).port;
+      if (picked.length === 0 || port !== picked[0]?.port) picked.push({ id, port });
+    }
+    const [slow, fine] = picked as [{ id: string; port: number }, { id: string; port: number }];
+    const metrics = createMetrics({ processMetrics: false });
+    const limiter = createRateLimiter({
+      store: createRedisStore({ client }),
+      prefix: `ms${randomBytes(3).toString('hex')}`,
+      denyCache: false,
+      observer: metrics.rateLimit,
+      policies: { p: { algorithm: 'token_bucket', rps: 1000, burst: 1000, key: (req) => req.get('x-id') } },
+    });
+    cleanups.push(() => limiter.close());
+    const app = express();
+    app.get('/p', limiter.limit('p'), (_req, res) => res.json({ ok: true }));
+    assert.equal((await request(app).get('/p').set('x-id', fine.id)).status, 200);
+    await command(slow.port, 'CLIENT', 'PAUSE', '3000', 'WRITE');
+    for (let i = 0; i < 8; i++) assert.equal((await request(app).get('/p').set('x-id', slow.id)).status, 503);
+    assert.equal((await request(app).get('/p').set('x-id', fine.id)).status, 200, 'the other shard still decides');
+    const text = await metrics.registry.metrics();
+    const slowShard = `127.0.0.1:${slow.port}`;
+    const state = (shard: string) =>
+      new RegExp(`rampart_rate_limit_shard_breaker_state\\{store="redis",shard="${shard.replace(/\./g, '\\.')}"\\} (\\d)`).exec(text)?.[1];
+    assert.equal(state(slowShard), '1', text);
+    assert.equal(state(`127.0.0.1:${fine.port}`), '0', text);
+    assert.match(
+      text,
+      new RegExp(
+        `rampart_rate_limit_backend_errors_total\\{store="redis",reason="timeout",shard="${slowShard.replace(/\./g, '\\.')}"\\} [1-9]`,
+      ),
+    );
+    assert.match(text, /rampart_rate_limit_breaker_state\{store="redis"\} 1/, 'the worst of them');
+  });
+
   it('a limiter closed takes its listeners off the client and its nodes (20 limiters on one store)', async () => {
     const client = createRedisClient(stack.url) as Cluster;
     cleanups.push(() => client.disconnect());

@@ -434,7 +434,8 @@ describe('rate limiting on a real Redis', function () {
         assert.match(text, /rampart_rate_limit_decisions_total\{policy="closed",outcome="failed_closed"\} 10/);
         assert.match(text, /rampart_rate_limit_decisions_total\{policy="open",outcome="failed_open"\} 10/);
         assert.match(text, /rampart_rate_limit_breaker_state\{store="redis"\} 1/);
-        assert.match(text, /rampart_rate_limit_backend_errors_total\{store="redis",reason="breaker_open"\} \d+/);
+        assert.match(text, /rampart_rate_limit_backend_errors_total\{store="redis",reason="breaker_open",shard=""\} \d+/);
+        assert.match(text, /rampart_rate_limit_shard_breaker_state\{store="redis",shard=""\} 1/);
 
         await server.restart();
         const until = Date.now() + 10_000;

@@ -22,11 +22,13 @@ describe('metrics', () => {
     limited();
     rateLimit.decisionTimer('redis')(0.003);
     rateLimit.backendError('redis', 'timeout');
+    rateLimit.backendError('redis', 'error', '10.0.0.1:6379');
     const text = () => registry.metrics();
     assert.match(await text(), /rampart_rate_limit_decisions_total\{policy="login",outcome="limited"\} 2/);
     assert.match(await text(), /rampart_rate_limit_decision_seconds_count\{store="redis"\} 1/);
     assert.match(await text(), /rampart_rate_limit_decision_seconds_bucket\{le="0.005",store="redis"\} 1/);
-    assert.match(await text(), /rampart_rate_limit_backend_errors_total\{store="redis",reason="timeout"\} 1/);
+    assert.match(await text(), /rampart_rate_limit_backend_errors_total\{store="redis",reason="timeout",shard=""\} 1/);
+    assert.match(await text(), /rampart_rate_limit_backend_errors_total\{store="redis",reason="error",shard="10.0.0.1:6379"\} 1/);
     for (const [state, value] of [
       ['OPEN', 1],
       ['HALF_OPEN', 2],
@@ -34,6 +36,11 @@ describe('metrics', () => {
     ] as const) {
       rateLimit.breakerChanged('redis', state);
       assert.match(await text(), new RegExp(`rampart_rate_limit_breaker_state\\{store="redis"\\} ${value}\\n`));
+      rateLimit.shardBreakerChanged?.('redis', 'a:1', state);
+      assert.match(await text(), new RegExp(`rampart_rate_limit_shard_breaker_state\\{store="redis",shard="a:1"\\} ${value}\\n`));
     }
+    // A shard forgotten (its master replaced): its series goes.
+    rateLimit.shardBreakerChanged?.('redis', 'a:1', undefined);
+    assert.doesNotMatch(await text(), /shard="a:1"/);
   });
 });
