@@ -35,6 +35,10 @@ const APP = 'http://127.0.0.1:8000';
 const LB = 'http://127.0.0.1:8080';
 const LB_STATS = 'http://127.0.0.1:8404/stats;csv';
 const OTLP_UI = 'http://127.0.0.1:16686';
+const PROMETHEUS = 'http://127.0.0.1:19090';
+const GRAFANA = 'http://127.0.0.1:13000';
+/** Enables the observability profile (Prometheus, Grafana) beside another: a global option, before the command. */
+const OBSERVABILITY = ['--profile', 'observability'] as const;
 
 const log = (msg: string) => process.stdout.write(`[compose] ${msg}\n`);
 
@@ -133,7 +137,59 @@ async function lbServers(): Promise<{ name: string; status: string }[]> {
 }
 
 function down(): void {
-  for (const profile of ['rolling', 'cluster', 'sentinel', 'default'] as const) compose(profile, ['down', '-v', '--remove-orphans']);
+  compose('rolling', [...OBSERVABILITY, 'down', '-v', '--remove-orphans']);
+  for (const profile of ['cluster', 'sentinel', 'default'] as const) compose(profile, ['down', '-v', '--remove-orphans']);
+}
+
+/** Present, or pulled within 20 s. */
+function imageAvailable(image: string): boolean {
+  if (spawnSync('docker', ['image', 'inspect', image], { stdio: 'ignore' }).status === 0) return true;
+  return spawnSync('timeout', ['20', 'docker', 'pull', '-q', image], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * The observability profile beside the running app replicas: Prometheus (a stand-in where the
+ * upstream image cannot be pulled) scraping every replica with rampart's rules, and Grafana with
+ * the provisioned dashboard where its image is there (it has no stand-in).
+ */
+async function observability(profile: Profile, replicas: readonly string[]): Promise<void> {
+  const grafanaImage = process.env['GRAFANA_IMAGE'] ?? 'grafana/grafana:11.2.0';
+  const withGrafana = imageAvailable(grafanaImage);
+  compose(profile, [...OBSERVABILITY, 'up', '-d', '--no-deps', 'prometheus', ...(withGrafana ? ['grafana'] : [])]);
+  const targets = async () => {
+    const body = (await json(await fetch(`${PROMETHEUS}/api/v1/targets`, { signal: AbortSignal.timeout(2_000) }))) as {
+      data?: { activeTargets: { labels: { instance: string }; health: string }[] };
+    };
+    return (body.data?.activeTargets ?? []).filter((t) => t.health === 'up').map((t) => t.labels.instance);
+  };
+  await waitUntil('Prometheus to scrape every replica', async () => (await targets()).length === replicas.length, 90_000, 1_000);
+  const up = (await targets()).sort();
+  check(up.join(',') === replicas.map((r) => `${r}:8000`).join(','), `Prometheus scrapes ${up.join(', ')}`);
+  const rules = (await json(await fetch(`${PROMETHEUS}/api/v1/rules`))) as {
+    data: { groups: { name: string; rules: { health: string; type: string }[] }[] };
+  };
+  const loaded = rules.data.groups.flatMap((g) => g.rules);
+  check(
+    loaded.length > 0 && loaded.every((r) => r.health !== 'err') && loaded.some((r) => r.type === 'alerting'),
+    `Prometheus loaded rampart's rules (${loaded.filter((r) => r.type === 'alerting').length} alerts, ${loaded.filter((r) => r.type === 'recording').length} recording rules)`,
+  );
+  if (!withGrafana) {
+    log(
+      `  --  ${grafanaImage} is neither present nor pullable here: Grafana not started (its dashboard is checked through its queries by test/e2e/prometheus.test.ts)`,
+    );
+    return;
+  }
+  await waitUntil(
+    'Grafana to answer',
+    async () => (await fetch(`${GRAFANA}/api/health`, { signal: AbortSignal.timeout(2_000) })).status === 200,
+    90_000,
+    1_000,
+  );
+  const found = (await (await fetch(`${GRAFANA}/api/search?query=rampart`)).json()) as { uid: string }[];
+  check(
+    found.some((d) => d.uid === 'rampart'),
+    'Grafana provisioned the rampart dashboard',
+  );
 }
 
 /** `docker` arguments that print the replica's transaction count in the app database (reads there move it). */
@@ -160,6 +216,7 @@ async function smoke(profile: Profile): Promise<void> {
     const servedBy = new Set<string>();
     for (let i = 0; i < 9; i++) servedBy.add(String((await fetch(`${LB}/health/live`)).headers.get('x-served-by')));
     check(servedBy.size === 3, `the load balancer spreads requests over three replicas (${[...servedBy].sort().join(', ')})`);
+    await observability(profile, ['app', 'app-2', 'app-3']);
   }
 
   const username = `smoke${Date.now().toString(36)}`;
@@ -256,7 +313,7 @@ async function smoke(profile: Profile): Promise<void> {
   });
   const report = logs.split('\n').find((l) => l.includes('"msg":"shutdown complete"')) ?? '';
   check(report.includes('"exitCode":0') && health('app') === 'exited 0', 'app stopped: shutdown complete, exit 0', report.slice(0, 300));
-  compose(profile, ['down', '-v', '--remove-orphans']);
+  compose(profile, [...(profile === 'rolling' ? OBSERVABILITY : []), 'down', '-v', '--remove-orphans']);
   log(`${profile}: smoke passed in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
@@ -280,7 +337,7 @@ async function run(): Promise<void> {
   else if (command === 'lint') {
     // The file as either compose reads it, with each profile (static: no engine needed).
     compose('default', ['config', '-q']);
-    compose('default', ['--profile', 'sentinel', '--profile', 'cluster', '--profile', 'rolling', 'config', '-q']);
+    compose('default', ['--profile', 'sentinel', '--profile', 'cluster', '--profile', 'rolling', ...OBSERVABILITY, 'config', '-q']);
   } else if (command === 'smoke') {
     try {
       for (const p of profiles) await smoke(p);

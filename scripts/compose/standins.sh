@@ -5,6 +5,7 @@
 #   redis:7.0              Debian's redis-server, redis-sentinel, redis-tools
 #   postgres:15            Debian's postgresql-15 + the official image's entrypoint behaviour
 #   haproxy:2.6            Debian's HAProxy 2.6, laid out as the official image
+#   prom/prometheus        Debian's Prometheus (2.42), laid out as the official image
 #   jaegertracing/jaeger   an OTLP receiver (HTTP 4318, gRPC port 4317 accepted) and a count API on 16686
 # The compose file then runs unchanged. Versions are pinned below. Usage: standins.sh [--force]
 set -euo pipefail
@@ -58,9 +59,11 @@ fi
 if ! available redis:7.0; then base; build redis:7.0 "$HERE/standins/redis"; fi
 if ! available postgres:15; then base; build postgres:15 "$HERE/standins/postgres"; fi
 if ! available haproxy:2.6; then base; build haproxy:2.6 "$HERE/standins/haproxy"; fi
+PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-prom/prometheus:v2.42.0}
+if ! available "$PROMETHEUS_IMAGE"; then base; build "$PROMETHEUS_IMAGE" "$HERE/standins/prometheus"; fi
 JAEGER_IMAGE=${JAEGER_IMAGE:-jaegertracing/jaeger:2.15.0}
 if ! available "$JAEGER_IMAGE"; then
   available node:20-bookworm-slim || { echo "node image missing" >&2; exit 1; }
   build "$JAEGER_IMAGE" "$HERE/standins/otlp"
 fi
-log "images: $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^(node|redis|postgres|haproxy|jaegertracing)' | sort | tr '\n' ' ')"
+log "images: $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^(node|redis|postgres|haproxy|jaegertracing|prom/prometheus)' | sort | tr '\n' ' ')"

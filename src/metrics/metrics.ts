@@ -1,6 +1,11 @@
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { BreakerState, RateLimitObserver } from '../limit';
+import type { BackendFailure, BreakerState, RateLimitObserver } from '../limit';
+import type { ShedReason } from '../shed';
+
+/** Label values whose series start at 0 (a rate of nothing reads 0, not "no data"). */
+const BACKEND_FAILURES: readonly BackendFailure[] = ['error', 'timeout', 'breaker_open'];
+const SHED_REASONS: readonly ShedReason[] = ['event_loop_delay', 'in_flight'];
 
 /** `rampart_rate_limit_breaker_state`: 0 closed, 1 open, 2 half-open. */
 const BREAKER_GAUGE: Readonly<Record<BreakerState, number>> = { CLOSED: 0, OPEN: 1, HALF_OPEN: 2 };
@@ -109,9 +114,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     policyReloads,
     decisionCounter(policy, outcome) {
       const child = decisions.labels(policy, outcome);
+      // From 0 as soon as a middleware can count it: a rate of nothing reads 0, not "no data".
+      child.inc(0);
       return () => child.inc();
     },
     decisionTimer(store) {
+      // The store's error series start at 0, so that their rates read 0 rather than nothing.
+      for (const reason of BACKEND_FAILURES) backendErrors.inc({ store, reason, shard: '' }, 0);
       const child = decisionSeconds.labels(store);
       return (seconds) => child.observe(seconds);
     },
@@ -154,6 +163,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     healthCheckUp: gauge('rampart_health_check_up', '1 when the last run of the health check passed, else 0.', ['check']),
     loadShed: counter('rampart_load_shed_total', 'Requests answered 503 OVERLOADED by the load shedder, by reason.', ['reason']),
   };
+  for (const reason of SHED_REASONS) lifecycle.loadShed.inc({ reason }, 0);
   let inFlightSource: { readonly inFlight: number } | undefined;
   new Gauge({
     name: 'rampart_http_requests_in_flight',

@@ -55,6 +55,7 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
       'redis-node-6',
     ]);
     assert.deepEqual(inProfile('rolling'), ['app-2', 'app-3', 'lb']);
+    assert.deepEqual(inProfile('observability'), ['grafana', 'prometheus']);
     assert.match(withDefaults(services['jaeger']?.image ?? ''), /^jaegertracing\/jaeger:2\./);
     const jaegerPorts = (services['jaeger']?.ports ?? []).map((p) => withDefaults(p).split(':')[2]);
     assert.deepEqual(jaegerPorts.sort(), ['16686', '4317', '4318']);
