@@ -31,6 +31,12 @@ import { LIMITER_ACL_CLUSTER } from '../support/redis-acl';
 import { storeContract } from '../support/store-contract';
 import { accuracyRun, assertAccurate } from '../support/accuracy';
 
+/** An identity and the port of the master that holds its keys. */
+interface Shard {
+  readonly id: string;
+  readonly port: number;
+}
+
 /** Waits until every node agrees on 3 masters and 3 replicas (a killed node has rejoined). */
 async function waitForWholeCluster(stack: ClusterStack): Promise<void> {
   await waitUntil(
@@ -294,17 +300,23 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     assert.equal((await metrics.rateLimit.backendErrors.get()).values.length, 0, 'not counted as a backend failure');
   });
 
-  it('a slow shard in a decision over two slots: at the deadline nothing stays charged, and a denial already made is answered 429, not turned into a timeout', async () => {
+  /** A Cluster client, and two identities (`<prefix>…`) whose keys live on different masters. */
+  async function twoShards(prefix: string): Promise<{ client: Cluster; picked: [Shard, Shard] }> {
     const client = createRedisClient(stack.url) as Cluster;
     cleanups.push(() => client.disconnect());
     await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
-    // Two identities on different masters, the first in the lower slot (visited first).
-    const picked: { id: string; port: number }[] = [];
+    const picked: Shard[] = [];
     for (let i = 0; picked.length < 2; i++) {
-      const id = `slow${randomBytes(2).toString('hex')}${i}`;
+      const id = `${prefix}${randomBytes(2).toString('hex')}${i}`;
       const port = (await stack.masterOf(calculateSlot(id))).port;
       if (picked.length === 0 || port !== picked[0]?.port) picked.push({ id, port });
     }
+    return { client, picked: picked as [Shard, Shard] };
+  }
+
+  it('a slow shard in a decision over two slots: at the deadline nothing stays charged, and a denial already made is answered 429, not turned into a timeout', async () => {
+    const { client, picked } = await twoShards('slow');
+    // The first in the lower slot (visited first).
     picked.sort((x, y) => calculateSlot(x.id) - calculateSlot(y.id));
     const first = picked[0]?.id as string;
     const second = picked[1]?.id as string;
@@ -347,17 +359,8 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
   });
 
   it('metrics per shard: a paused shard opens its own breaker and counts its errors under its address; another shard stays closed', async () => {
-    const client = createRedisClient(stack.url) as Cluster;
-    cleanups.push(() => client.disconnect());
-    await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
-    // Two identities on different masters.
-    const picked: { id: string; port: number }[] = [];
-    for (let i = 0; picked.length < 2; i++) {
-      const id = `shard${randomBytes(2).toString('hex')}${i}`;
-      const port = (await stack.masterOf(calculateSlot(id))).port;
-      if (picked.length === 0 || port !== picked[0]?.port) picked.push({ id, port });
-    }
-    const [slow, fine] = picked as [{ id: string; port: number }, { id: string; port: number }];
+    const { client, picked } = await twoShards('shard');
+    const [slow, fine] = picked;
     const metrics = createMetrics({ processMetrics: false });
     const limiter = createRateLimiter({
       store: createRedisStore({ client }),
