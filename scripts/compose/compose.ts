@@ -164,7 +164,14 @@ async function observability(profile: Profile, replicas: readonly string[]): Pro
   };
   await waitUntil('Prometheus to scrape every replica', async () => (await targets()).length === replicas.length, 90_000, 1_000);
   const up = (await targets()).sort();
-  check(up.join(',') === replicas.map((r) => `${r}:8000`).sort().join(','), `Prometheus scrapes ${up.join(', ')}`);
+  check(
+    up.join(',') ===
+      replicas
+        .map((r) => `${r}:8000`)
+        .sort()
+        .join(','),
+    `Prometheus scrapes ${up.join(', ')}`,
+  );
   const rules = (await json(await fetch(`${PROMETHEUS}/api/v1/rules`))) as {
     data: { groups: { name: string; rules: { health: string; type: string }[] }[] };
   };
