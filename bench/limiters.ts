@@ -1,14 +1,15 @@
 // `npm run bench`: rampart against bare Express, express-rate-limit + rate-limit-redis and
 // rate-limiter-flexible, in one run, on a Redis this script starts. Every number is also given
 // as a ratio to bare Express (or to rate-limiter-flexible) from the same run.
-//   HTTP, all allowed: 50 connections, 10,000 client keys in a header, from a separate process
+//   HTTP, all allowed: 50 connections, 10,000 client keys in a header, from a separate process:
+//     autocannon, then (when Debian's `wrk` is installed) wrk, one thread, bench/wrk-keys.lua
 //   flood: one key, 100 per minute, almost every request denied
 //   decisions/s: each store's decision function, 100 concurrent callers, 10,000 keys, no HTTP
 //   memory: Redis MEMORY USAGE of one active key per limiter, 8-character identity
 //   accuracy: 4 processes hammering one bucket; admitted vs configured
 // env: DURATION (s per HTTP run, default 10), ROUNDS (default 2), DECISIONS_DURATION (default 5),
 //      ONLY (comma list of allow,flood,decisions,memory,accuracy; results are written only for all)
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -45,6 +46,51 @@ function run(args: readonly string[], input?: string): Promise<string> {
   });
 }
 
+/** Load generators: autocannon (Node, its own process) always; wrk (C, Debian's `wrk`) when installed. */
+type Generator = 'autocannon' | 'wrk';
+const HAS_WRK = spawnSync('wrk', ['--version']).error === undefined;
+
+/** wrk, one thread, CONNECTIONS keep-alive connections, the client key rotating (bench/wrk-keys.lua). */
+function loadWrk(port: number, durationSec: number, keys: number): Promise<Load> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'wrk',
+      ['-t1', `-c${CONNECTIONS}`, `-d${durationSec}s`, '-s', join(ROOT, 'bench', 'wrk-keys.lua'), `http://127.0.0.1:${port}/json`],
+      { env: { ...process.env, WRK_KEYS: String(keys) }, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('{"requests"'));
+      if (code !== 0 || line === undefined) {
+        reject(new Error(`wrk exited ${code}: ${out.slice(-500)}`));
+        return;
+      }
+      const r = JSON.parse(line) as {
+        requests: number;
+        durationUs: number;
+        p50Us: number;
+        p99Us: number;
+        connectErrors: number;
+        readErrors: number;
+        writeErrors: number;
+        statusErrors: number;
+        timeouts: number;
+      };
+      resolve({
+        requestsPerSecond: r.requests / (r.durationUs / 1e6),
+        p50Ms: r.p50Us / 1000,
+        p99Ms: r.p99Us / 1000,
+        total: r.requests,
+        errors: r.connectErrors + r.readErrors + r.writeErrors,
+        timeouts: r.timeouts,
+        // wrk counts answers outside 2xx/3xx, not each status
+        statuses: { '2xx/3xx': r.requests - r.statusErrors, other: r.statusErrors },
+      });
+    });
+  });
+}
+
 async function load(port: number, durationSec: number, keys: number, rate = 0): Promise<Load> {
   const out = await run([
     join(ROOT, 'bench', 'load.ts'),
@@ -67,7 +113,12 @@ function passThrough(): Record<string, string> {
   return out;
 }
 
-async function http(redis: RedisProcess, scenario: Scenario, rate = 0): Promise<Record<AppName, Load[]>> {
+async function http(
+  redis: RedisProcess,
+  scenario: Scenario,
+  rate = 0,
+  generator: Generator = 'autocannon',
+): Promise<Record<AppName, Load[]>> {
   const results = Object.fromEntries(APPS.map((a) => [a, [] as Load[]])) as Record<AppName, Load[]>;
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate the order so that no app always runs first (or last) in a round.
@@ -80,10 +131,10 @@ async function http(redis: RedisProcess, scenario: Scenario, rate = 0): Promise<
       );
       const keys = scenario === 'allow' ? CLIENT_KEYS : 1;
       await load(server.port, 2, keys); // warm-up (and, in a flood, exhausts the one key)
-      const r = await load(server.port, DURATION, keys, rate);
+      const r = generator === 'wrk' ? await loadWrk(server.port, DURATION, keys) : await load(server.port, DURATION, keys, rate);
       results[app].push(r);
       process.stderr.write(
-        `${scenario}${rate > 0 ? ` at ${rate}/s` : ''} ${app} round ${round + 1}: ${Math.round(r.requestsPerSecond)} req/s p50 ${r.p50Ms} p99 ${r.p99Ms} ${JSON.stringify(r.statuses)}\n`,
+        `${scenario}${rate > 0 ? ` at ${rate}/s` : ''}${generator === 'wrk' ? ' (wrk)' : ''} ${app} round ${round + 1}: ${Math.round(r.requestsPerSecond)} req/s p50 ${r.p50Ms} p99 ${r.p99Ms} ${JSON.stringify(r.statuses)}\n`,
       );
       await server.stop();
     }
@@ -224,12 +275,16 @@ async function main(): Promise<void> {
     // Latency without queueing: the same load at a fixed rate, half of bare Express's throughput.
     const fixedRate = Math.round(((allow[0]?.rps ?? 10_000) * 0.5) / 100) * 100;
     const paced = only.includes('allow') ? summarize(await http(redis, 'allow', fixedRate)) : [];
+    const allowWrk = only.includes('allow') && HAS_WRK ? summarize(await http(redis, 'allow', 0, 'wrk')) : [];
     const flood = only.includes('flood') ? summarize(await http(redis, 'flood')) : [];
     const dps = only.includes('decisions') ? await decisions(redis) : [];
     const mem = only.includes('memory') ? await memory(redis) : [];
     const acc = only.includes('accuracy') ? await accuracy(redis) : [];
     console.log(`\nHTTP, every request allowed (${CONNECTIONS} connections, ${CLIENT_KEYS} keys, ${ROUNDS} x ${DURATION} s)`);
     console.table(allow.map(({ statuses: _s, ...r }) => r));
+    console.log(`\nHTTP, every request allowed, load from wrk (${CONNECTIONS} connections, one thread, ${ROUNDS} x ${DURATION} s)`);
+    if (HAS_WRK) console.table(allowWrk.map(({ statuses: _s, ...r }) => r));
+    else console.log('wrk is not installed (Debian: apt-get install wrk): no second load generator in this run');
     console.log(`\nHTTP, every request allowed, paced at ${fixedRate} requests/s (latency without queueing)`);
     console.table(paced.map(({ statuses: _s, ...r }) => r));
     console.log('\nFlood: one key, 100 per minute');
@@ -249,6 +304,7 @@ async function main(): Promise<void> {
       connections: CONNECTIONS,
       clientKeys: CLIENT_KEYS,
       allow,
+      allowWrk,
       pacedRate: fixedRate,
       paced,
       flood,
