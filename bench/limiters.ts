@@ -1,6 +1,8 @@
 // `npm run bench`: rampart against bare Express, express-rate-limit + rate-limit-redis and
 // rate-limiter-flexible, in one run, on a Redis this script starts. Every number is also given
 // as a ratio to bare Express (or to rate-limiter-flexible) from the same run.
+//   paced: the same at half of bare Express's throughput, open-loop (bench/paced.ts: latency in µs
+//     from each request's due time, HDR histogram)
 //   HTTP, all allowed: 50 connections, 10,000 client keys in a header, from a separate process:
 //     autocannon, then (when Debian's `wrk` is installed) wrk, one thread, bench/wrk-keys.lua
 //   flood: one key, 100 per minute, almost every request denied
@@ -91,15 +93,13 @@ function loadWrk(port: number, durationSec: number, keys: number): Promise<Load>
   });
 }
 
+/** Closed-loop load from autocannon; with a `rate`, open-loop from bench/paced.ts (µs resolution, from each request's due time). */
 async function load(port: number, durationSec: number, keys: number, rate = 0): Promise<Load> {
-  const out = await run([
-    join(ROOT, 'bench', 'load.ts'),
-    `http://127.0.0.1:${port}/json`,
-    String(CONNECTIONS),
-    String(durationSec),
-    String(keys),
-    String(rate),
-  ]);
+  const url = `http://127.0.0.1:${port}/json`;
+  const out =
+    rate > 0
+      ? await run([join(ROOT, 'bench', 'paced.ts'), url, String(rate), String(durationSec), String(keys), String(CONNECTIONS)])
+      : await run([join(ROOT, 'bench', 'load.ts'), url, String(CONNECTIONS), String(durationSec), String(keys)]);
   return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Load;
 }
 
@@ -157,9 +157,11 @@ function summarize(results: Record<AppName, Load[]>) {
       app: APP_LABELS[app],
       rps: Math.round(rps),
       ratio: ratio(rps, bare),
-      p50Ms: mean(rs.map((r) => r.p50Ms)),
-      p99Ms: mean(rs.map((r) => r.p99Ms)),
+      p50Ms: Number(mean(rs.map((r) => r.p50Ms)).toFixed(2)),
+      p99Ms: Number(mean(rs.map((r) => r.p99Ms)).toFixed(2)),
       p99AddedMs: Number((mean(rs.map((r) => r.p99Ms)) - bareP99).toFixed(2)),
+      // the rounds' lowest and highest p99: the spread behind the mean
+      p99RangeMs: `${Math.min(...rs.map((r) => r.p99Ms))}-${Math.max(...rs.map((r) => r.p99Ms))}`,
       errors: rs.reduce((a, r) => a + r.errors + r.timeouts, 0),
       statuses,
     };

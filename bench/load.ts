@@ -1,10 +1,11 @@
 // The load generator, run as its own process: autocannon against one URL, the client key in
 // the `x-client-key` header rotating over `keys` distinct values. Prints one JSON line.
-// argv: url connections durationSec keys [overallRate: requests/s in total, default unlimited]
+// Closed loop: each connection sends its next request when the last is answered (paced load:
+// bench/paced.ts). argv: url connections durationSec keys
 import autocannon from 'autocannon';
 import { clientKey } from './limits';
 
-const [url = '', connections = '50', duration = '10', keys = '1', rate = '0'] = process.argv.slice(2);
+const [url = '', connections = '50', duration = '10', keys = '1'] = process.argv.slice(2);
 const nKeys = Number(keys);
 let next = 0;
 
@@ -13,7 +14,6 @@ const instance = autocannon(
     url,
     connections: Number(connections),
     duration: Number(duration),
-    ...(Number(rate) > 0 ? { overallRate: Number(rate) } : {}),
     requests: [
       {
         setupRequest: (req) => {
