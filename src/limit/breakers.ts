@@ -58,6 +58,9 @@ export function createBreakerPool(options: BreakerPoolOptions): BreakerPool {
   const onDomainState = options.onDomainState;
   /** The domain of each failed single-domain decision's error (errors are objects opossum or the store made). */
   const failedIn = new WeakMap<object, string>();
+  const tag = (err: unknown, domain: string) => {
+    if (domain !== '' && typeof err === 'object' && err !== null) failedIn.set(err, domain);
+  };
   function newBreaker(domain: string): Breaker {
     const br = new CircuitBreaker((call: Call) => call(), {
       timeout: deadlineMs,
@@ -98,8 +101,15 @@ export function createBreakerPool(options: BreakerPoolOptions): BreakerPool {
     }
     return br;
   }
-  const breakerFor = (key: string): Breaker => single ?? breakerOf((partition as (key: string) => string)(key));
-  const guard: CallGuard = <T>(key: string, call: () => Promise<T>) => breakerFor(key).fire(call) as Promise<T>;
+  /** Each call of a decision over several domains, through its own domain's breaker; a failure is tagged with its domain. */
+  const guard: CallGuard = <T>(key: string, call: () => Promise<T>) => {
+    if (single !== undefined) return single.fire(call) as Promise<T>;
+    const domain = (partition as (key: string) => string)(key);
+    return (breakerOf(domain).fire(call) as Promise<T>).catch((err: unknown) => {
+      tag(err, domain);
+      throw err;
+    });
+  };
   /** The failure domain of a decision whose checks all live in one; else undefined. */
   function oneDomain(checks: readonly Check[]): string | undefined {
     if (single !== undefined) return '';
@@ -121,7 +131,7 @@ export function createBreakerPool(options: BreakerPoolOptions): BreakerPool {
       const abandon = new AbortController();
       return (breaker.fire(() => store.decide(checks, { signal: abandon.signal })) as Promise<Decision>).catch((err: unknown) => {
         abandon.abort(err);
-        if (domain !== '' && typeof err === 'object' && err !== null) failedIn.set(err, domain);
+        tag(err, domain);
         throw err;
       });
     }
@@ -168,7 +178,10 @@ export function createBreakerPool(options: BreakerPoolOptions): BreakerPool {
     close() {
       offRecover?.();
       offTopology?.();
-      for (const br of breakers.values()) br.shutdown();
+      for (const [d, br] of breakers) {
+        br.shutdown();
+        onDomainState?.(d, undefined);
+      }
       breakers.clear();
     },
   };

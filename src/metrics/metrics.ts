@@ -105,6 +105,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const policyReloads = counter('rampart_policy_reloads_total', 'Reloads of the rate limit policies by result: success, error.', [
     'result',
   ]);
+  /** Shards whose series exist (store and shard, newline-separated). */
+  const knownShards = new Set<string>();
   const rateLimit: RateLimitMetrics = {
     decisions,
     decisionSeconds,
@@ -131,8 +133,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       breakerState.labels(store).set(BREAKER_GAUGE[state]);
     },
     shardBreakerChanged(store, shard, state) {
-      if (state === undefined) shardBreakerState.remove(store, shard);
-      else shardBreakerState.labels(store, shard).set(BREAKER_GAUGE[state]);
+      if (state === undefined) {
+        // A forgotten shard (a master replaced, or the limiter closed): its series go with it.
+        shardBreakerState.remove(store, shard);
+        knownShards.delete(`${store}\n${shard}`);
+        if (shard !== '') for (const reason of BACKEND_FAILURES) backendErrors.remove(store, reason, shard);
+        return;
+      }
+      // A new shard's error series start at 0, like the store's.
+      const known = `${store}\n${shard}`;
+      if (!knownShards.has(known)) {
+        knownShards.add(known);
+        for (const reason of BACKEND_FAILURES) backendErrors.inc({ store, reason, shard }, 0);
+      }
+      shardBreakerState.labels(store, shard).set(BREAKER_GAUGE[state]);
     },
   };
   let shutdownStartedAt: number | undefined;

@@ -195,9 +195,11 @@ describe('graceful shutdown of the sample API under keep-alive load (real SIGTER
     const before = await scrape();
     assert.equal(gauge(before.text, 'rampart_shutdown_elapsed_seconds'), 0);
     assert.equal(gauge(before.text, 'rampart_shutdown_limit_seconds'), 10.3);
-    // A slow request keeps the drain going after the gate closes.
-    const slow = fetch(`http://127.0.0.1:${port}/v1/slow?ms=1500`).then((r) => r.status);
-    await sleep(200);
+    // A slow request keeps the drain going after the gate closes: in flight (with the scrape
+    // that sees it) before the signal.
+    const slow = fetch(`http://127.0.0.1:${port}/v1/slow?ms=5000`).then((r) => r.status);
+    for (let i = 0; i < 100 && !(gauge((await scrape()).text, 'rampart_http_requests_in_flight') >= 2); i++) await sleep(20);
+    assert.ok(gauge((await scrape()).text, 'rampart_http_requests_in_flight') >= 2, 'the slow request is in flight');
     child.kill('SIGTERM');
     await sleep(800);
     const during = await scrape();

@@ -394,6 +394,9 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       ),
     );
     assert.match(text, /rampart_rate_limit_breaker_state\{store="redis"\} 1/, 'the worst of them');
+    // A closed limiter takes its shards' series with it.
+    await limiter.close();
+    assert.doesNotMatch(await metrics.registry.metrics(), /shard="127/);
   });
 
   it('a limiter closed takes its listeners off the client and its nodes (20 limiters on one store)', async () => {

@@ -39,7 +39,9 @@ describe('metrics', () => {
       rateLimit.shardBreakerChanged?.('redis', 'a:1', state);
       assert.match(await text(), new RegExp(`rampart_rate_limit_shard_breaker_state\\{store="redis",shard="a:1"\\} ${value}\\n`));
     }
-    // A shard forgotten (its master replaced): its series goes.
+    // A shard's error series start at 0 with its breaker…
+    assert.match(await text(), /rampart_rate_limit_backend_errors_total\{store="redis",reason="breaker_open",shard="a:1"\} 0\n/);
+    // …and go with it when it is forgotten (its master replaced, or the limiter closed).
     rateLimit.shardBreakerChanged?.('redis', 'a:1', undefined);
     assert.doesNotMatch(await text(), /shard="a:1"/);
   });
