@@ -163,14 +163,14 @@ async function observability(profile: Profile, replicas: readonly string[]): Pro
     return (body.data?.activeTargets ?? []).filter((t) => t.health === 'up').map((t) => t.labels.instance);
   };
   await waitUntil('Prometheus to scrape every replica', async () => (await targets()).length === replicas.length, 90_000, 1_000);
-  const up = (await targets()).sort();
+  const scraped = (await targets()).sort();
   check(
-    up.join(',') ===
+    scraped.join(',') ===
       replicas
         .map((r) => `${r}:8000`)
         .sort()
         .join(','),
-    `Prometheus scrapes ${up.join(', ')}`,
+    `Prometheus scrapes ${scraped.join(', ')}`,
   );
   const rules = (await json(await fetch(`${PROMETHEUS}/api/v1/rules`))) as {
     data: { groups: { name: string; rules: { health: string; type: string }[] }[] };

@@ -105,8 +105,6 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const policyReloads = counter('rampart_policy_reloads_total', 'Reloads of the rate limit policies by result: success, error.', [
     'result',
   ]);
-  /** Shards whose series exist (store and shard, newline-separated). */
-  const knownShards = new Set<string>();
   const rateLimit: RateLimitMetrics = {
     decisions,
     decisionSeconds,
@@ -136,16 +134,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       if (state === undefined) {
         // A forgotten shard (a master replaced, or the limiter closed): its series go with it.
         shardBreakerState.remove(store, shard);
-        knownShards.delete(`${store}\n${shard}`);
         if (shard !== '') for (const reason of BACKEND_FAILURES) backendErrors.remove(store, reason, shard);
         return;
       }
-      // A new shard's error series start at 0, like the store's.
-      const known = `${store}\n${shard}`;
-      if (!knownShards.has(known)) {
-        knownShards.add(known);
-        for (const reason of BACKEND_FAILURES) backendErrors.inc({ store, reason, shard }, 0);
-      }
+      // A new shard's error series start at 0, like the store's (adding 0 to one that exists changes nothing).
+      for (const reason of BACKEND_FAILURES) backendErrors.inc({ store, reason, shard }, 0);
       shardBreakerState.labels(store, shard).set(BREAKER_GAUGE[state]);
     },
   };

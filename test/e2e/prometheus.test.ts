@@ -138,9 +138,10 @@ describe('Prometheus scraping the sample API: the limiter alert through a Redis 
     const t0 = Date.now();
     let last = '';
     const watch = async (): Promise<string> => {
-      const mine = (await alerts()).filter((a) => a.labels['alertname'] === 'RampartLimiterFailingClosed');
+      const now = await alerts();
+      const mine = now.filter((a) => a.labels['alertname'] === 'RampartLimiterFailingClosed');
       const state = mine.length === 0 ? 'inactive' : mine.some((a) => a.state === 'firing') ? 'firing' : 'pending';
-      const breaker = (await alerts()).some((a) => a.labels['alertname'] === 'RampartBreakerOpen' && a.state === 'firing');
+      const breaker = now.some((a) => a.labels['alertname'] === 'RampartBreakerOpen' && a.state === 'firing');
       const line = `${state}${breaker ? ' (RampartBreakerOpen firing)' : ''}`;
       if (line !== last) timeline.push(`${((Date.now() - t0) / 1000).toFixed(1)} s: RampartLimiterFailingClosed ${line}`);
       last = line;
