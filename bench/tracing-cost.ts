@@ -1,57 +1,92 @@
-// Throughput of the sample API's public route with tracing off and on, side by side, in one
-// run: same build, same load (autocannon in its own process, 50 connections), spans exported
-// over OTLP/HTTP to a local receiver. Writes bench/results/tracing-cost.json.
+// Throughput of the sample API's public route with tracing off, with every request sampled and
+// with 10 % sampled (`parentbased_traceidratio`), side by side in one run: same build, same load
+// (autocannon in its own process, 50 connections), rounds in rotating order, spans exported over
+// OTLP/HTTP to a local receiver, the rate limiter on a Redis of its own. Writes bench/results/tracing-cost.json.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startOtlpReceiver } from '../test/support/otlp-receiver';
+import { startRedisServer } from '../test/support/redis-server';
 import { autocannon, ROOT, startServer, type LoadResult } from './lib';
 
 const DURATION = Number(process.env['DURATION'] ?? 10);
-const ROUNDS = Number(process.env['ROUNDS'] ?? 2);
+const ROUNDS = Number(process.env['ROUNDS'] ?? 3);
+const PROFILE = process.env['PROFILE']; // a directory: each server writes a --cpu-prof there
+
+const MODES = {
+  off: { TRACING_ENABLED: 'false' },
+  all: { TRACING_ENABLED: 'true', OTEL_TRACES_SAMPLER: 'parentbased_always_on' },
+  ratio10: { TRACING_ENABLED: 'true', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' },
+} as const;
+type Mode = keyof typeof MODES;
+const ORDER = (Object.keys(MODES) as Mode[]).filter((m) => (process.env['ONLY'] ?? m).split(',').includes(m));
+
+interface Run {
+  readonly mode: Mode;
+  readonly round: number;
+  readonly result: LoadResult;
+  /** Spans exported per request. */
+  readonly spans: number;
+}
 
 async function main(): Promise<void> {
   const receiver = await startOtlpReceiver();
+  // The limiter on Redis, as deployed: each request's decision is an ioredis call under its span.
+  const redis = await startRedisServer();
   const env = {
+    REDIS_URL: redis.url,
     LOG_LEVEL: 'warn',
     RATE_LIMIT_DEFAULT_RPS: '1000000',
     RATE_LIMIT_DEFAULT_BURST: '1000000',
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
   };
-  const results: { mode: string; round: number; result: LoadResult }[] = [];
+  const runs: Run[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const mode of ['off', 'on']) {
-      const server = await startServer(['--require', join(ROOT, 'dist', 'tracing', 'register.js'), join(ROOT, 'dist', 'app', 'main.js')], {
-        ...env,
-        TRACING_ENABLED: mode === 'on' ? 'true' : 'false',
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      });
-      await autocannon(`http://127.0.0.1:${server.port}/v1/status`, { connections: 50, durationSec: 2 }); // warm-up
+    // Rotating order: no mode always runs first (or last) in a round.
+    const order = ORDER.map((_, i) => ORDER[(i + round - 1) % ORDER.length] as Mode);
+    for (const mode of order) {
+      const prof = PROFILE === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, `--cpu-prof-name=${mode}-${round}.cpuprofile`];
+      const server = await startServer(
+        [...prof, '--require', join(ROOT, 'dist', 'tracing', 'register.js'), join(ROOT, 'dist', 'app', 'main.js')],
+        {
+          ...env,
+          ...MODES[mode],
+        },
+      );
+      const before = receiver.spans();
+      const warm = await autocannon(`http://127.0.0.1:${server.port}/v1/status`, { connections: 50, durationSec: 2 });
       const result = await autocannon(`http://127.0.0.1:${server.port}/v1/status`, { connections: 50, durationSec: DURATION });
-      results.push({ mode, round, result });
-      process.stdout.write(`${JSON.stringify({ mode, round, ...result })}\n`);
-      await server.stop();
+      await server.stop(); // flushes the exporter
+      // Spans per request, over the warm-up and the run: the stop flushed them all.
+      const spans = (receiver.spans() - before) / (warm.total + result.total);
+      runs.push({ mode, round, result, spans });
+      process.stdout.write(`${JSON.stringify({ mode, round, spansPerRequest: Number(spans.toFixed(3)), ...result })}\n`);
     }
   }
-  const mean = (mode: string, f: (r: LoadResult) => number) => {
-    const rs = results.filter((r) => r.mode === mode).map((r) => f(r.result));
-    return rs.reduce((a, b) => a + b, 0) / rs.length;
-  };
-  const off = mean('off', (r) => r.requestsPerSecond);
-  const on = mean('on', (r) => r.requestsPerSecond);
-  const summary = {
-    route: 'GET /v1/status',
-    offRps: Math.round(off),
-    onRps: Math.round(on),
-    ratio: Number((on / off).toFixed(3)),
-    offP99Ms: mean('off', (r) => r.p99Ms),
-    onP99Ms: mean('on', (r) => r.p99Ms),
-    spansReceivedBytes: receiver.all().length,
-  };
-  console.table([summary]);
+  const of = (mode: Mode) => runs.filter((r) => r.mode === mode);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const off = of('off').map((r) => r.result.requestsPerSecond);
+  const rows = ORDER.map((mode) => {
+    const rs = of(mode);
+    const rps = rs.map((r) => r.result.requestsPerSecond);
+    // Each round's ratio against the same round's untraced run: the spread is round to round.
+    const ratios = rs.map((r) => r.result.requestsPerSecond / (off[r.round - 1] ?? NaN));
+    return {
+      mode,
+      rps: Math.round(mean(rps)),
+      ratio: Number(mean(ratios).toFixed(3)),
+      ratioMin: Number(Math.min(...ratios).toFixed(3)),
+      ratioMax: Number(Math.max(...ratios).toFixed(3)),
+      p99Ms: mean(rs.map((r) => r.result.p99Ms)),
+      spansPerRequest: Number(mean(rs.map((r) => r.spans)).toFixed(3)),
+    };
+  });
+  console.table(rows);
   writeFileSync(
     join(__dirname, 'results', 'tracing-cost.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, durationSec: DURATION, rounds: ROUNDS, summary, runs: results }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, route: 'GET /v1/status', durationSec: DURATION, rounds: ROUNDS, summary: rows, runs }, null, 2)}\n`,
   );
   await receiver.close();
+  await redis.stop();
 }
 
 main().catch((err: unknown) => {

@@ -1,3 +1,4 @@
+import { trace } from '@opentelemetry/api';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { ErrorCode } from './codes';
 import { HttpError } from './http-error';
@@ -45,6 +46,13 @@ export interface ErrorHandlerOptions {
   readonly onInternalError?: (err: unknown) => void;
 }
 
+// The request's span, when it is traced, gets the error as an `exception` event (its message is
+// dropped and its stack kept to frames by the exporter's redaction).
+function recordOnSpan(err: unknown): void {
+  const span = trace.getActiveSpan();
+  if (span?.isRecording() === true) span.recordException(err instanceof Error ? err : String(err));
+}
+
 /**
  * Final error handler: maps body-parser errors (malformed JSON, too large, bad charset) and
  * other client errors to our JSON shape, everything else to 500 `INTERNAL_ERROR`. Never sends
@@ -58,6 +66,7 @@ export function errorHandler(options: ErrorHandlerOptions = {}): ErrorRequestHan
       next(err);
       return;
     }
+    recordOnSpan(err);
     if (err instanceof HttpError) {
       sendError(res, err.code, err.detail, err.options);
       return;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { trace } from '@opentelemetry/api';
+import { trace, type Span } from '@opentelemetry/api';
 import { policyHeaderValue, type HeaderForm, type HeaderPolicy } from './headers';
 import { allowList, type AllowedTest } from './allow-list';
 import type { Identities, IdentityOf } from './identity';
@@ -86,6 +86,15 @@ export interface Plan {
 const LEASE_PREFIX = randomBytes(6).toString('base64url');
 let leaseCount = 0;
 const nextLease = () => `${LEASE_PREFIX}${(++leaseCount).toString(36)}`;
+
+/**
+ * The request's span when it records: an unsampled span, or one already ended (the client went
+ * away before the decision), gets no decision event.
+ */
+function recordingSpan(): Span | undefined {
+  const span = trace.getActiveSpan();
+  return span?.isRecording() === true ? span : undefined;
+}
 
 const QUOTA_PERIODS = { hour: 3_600 * MICROS, day: 86_400 * MICROS, month: 0 } as const;
 
@@ -353,7 +362,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       const attributes = event(outcome);
       return () => {
         for (const c of counters) c();
-        trace.getActiveSpan()?.addEvent('rate_limit.decision', attributes);
+        recordingSpan()?.addEvent('rate_limit.decision', attributes);
       };
     };
     const limited = children('limited');
@@ -402,11 +411,11 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       counters: {
         skipped: (mask) => {
           for (let i = 0; i < skippedCounters.length; i++) if ((mask & (1 << i)) !== 0) skippedCounters[i]?.();
-          trace.getActiveSpan()?.addEvent('rate_limit.decision', skipEvent);
+          recordingSpan()?.addEvent('rate_limit.decision', skipEvent);
         },
         shadowLimited: (mask) => {
           for (let i = 0; i < shadowCounters.length; i++) if ((mask & (1 << i)) !== 0) shadowCounters[i]?.();
-          const span = trace.getActiveSpan();
+          const span = recordingSpan();
           if (span !== undefined) {
             const wouldDeny = names.filter((_, i) => (mask & (1 << i)) !== 0).join('+');
             span.addEvent('rate_limit.decision', { ...shadowEvent, 'rate_limit.denied_by': wouldDeny });
@@ -418,8 +427,8 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
             ((blocked & (1 << i)) !== 0 ? blockedCounters[i] : denies(remaining, checks, i) ? limited[i] : byOther[i])?.();
           }
           // Which policies denied is spelled out only when a span will carry it: a flood of
-          // denials (deny cache hits) costs no string work without tracing.
-          const span = trace.getActiveSpan();
+          // denials (deny cache hits) costs no string work without tracing, or for an unsampled request.
+          const span = recordingSpan();
           if (span !== undefined) {
             const deniedBy = names.filter((_, i) => denies(remaining, checks, i)).join('+');
             span.addEvent('rate_limit.decision', { ...limitedEvent, 'rate_limit.denied_by': deniedBy });

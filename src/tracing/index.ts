@@ -8,6 +8,8 @@ export { RedactingSpanExporter } from './redacting-exporter';
 export { REDACTED, redactAttributes, scrubSql, scrubString } from './redaction';
 export { redactSpan } from './redact-span';
 export { defaultEndpoint, startTracing, TRACING_DEFAULTS } from './start-tracing';
+export { traceIncomingRequests } from './server-spans';
+export type { IncomingRequestTracingOptions } from './server-spans';
 export type { StartTracingOptions, TracingConfig, TracingLogger } from './start-tracing';
 export { MissingTracingPackagesError, TRACING_PEER_PACKAGES } from './tracing-packages';
 export type { TracingPeerPackage } from './tracing-packages';

@@ -1,11 +1,11 @@
-import type { IncomingMessage } from 'node:http';
-import { DiagLogLevel, diag } from '@opentelemetry/api';
+import { DiagLogLevel, diag, trace } from '@opentelemetry/api';
 import type { Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { OtlpProtocol, TracingConfig } from './options';
 import { HEALTH_PATHS, METRICS_PATH } from '../constants';
 import { withTimeout } from '../internal/with-timeout';
 import type { Tracing } from './active-tracing';
 import { RedactingSpanExporter } from './redacting-exporter';
+import { traceIncomingRequests } from './server-spans';
 import { requireTracingPackages, type TracingPeerPackage } from './tracing-packages';
 
 export type { TracingConfig } from './options';
@@ -40,7 +40,6 @@ export const TRACING_DEFAULTS = Object.freeze({
 // Everything startTracing loads, whatever the protocol.
 const ALWAYS = [
   '@opentelemetry/core',
-  '@opentelemetry/instrumentation-express',
   '@opentelemetry/instrumentation-http',
   '@opentelemetry/instrumentation-ioredis',
   '@opentelemetry/instrumentation-pg',
@@ -99,9 +98,10 @@ function otlpExporter(config: TracingConfig, m: Modules): SpanExporter {
 
 /**
  * Starts the OpenTelemetry SDK: call it before express, pg and ioredis are loaded (the
- * register entry does). Only the http, express, pg, ioredis and pino instrumentations are
- * loaded; every span leaves through {@link RedactingSpanExporter}; no metrics or logs are
- * exported; no signal handler is installed (the lifecycle flushes it last).
+ * register entry does). Incoming requests get one server span each (`traceIncomingRequests`);
+ * the http (outgoing calls), pg, ioredis and pino instrumentations are loaded, nothing else;
+ * every span leaves through {@link RedactingSpanExporter}; no metrics or logs are exported; no
+ * signal handler is installed (the lifecycle flushes it last).
  *
  * The OpenTelemetry packages are loaded here, not when `rampart/tracing` is imported: they are
  * optional peer dependencies (see `TRACING_PEER_PACKAGES`). Throws
@@ -113,7 +113,6 @@ export function startTracing(options: StartTracingOptions): Tracing {
   // All at once, so that one error names every missing package.
   const m: Modules = requireTracingPackages([...ALWAYS, ...(options.exporter === undefined ? [EXPORTER_PACKAGE[config.protocol]] : [])]);
   const { W3CTraceContextPropagator } = m['@opentelemetry/core'];
-  const { ExpressInstrumentation, ExpressLayerType } = m['@opentelemetry/instrumentation-express'];
   const { HttpInstrumentation } = m['@opentelemetry/instrumentation-http'];
   const { IORedisInstrumentation } = m['@opentelemetry/instrumentation-ioredis'];
   const { PgInstrumentation } = m['@opentelemetry/instrumentation-pg'];
@@ -149,14 +148,9 @@ export function startTracing(options: StartTracingOptions): Tracing {
     logRecordProcessors: [],
     textMapPropagator: new W3CTraceContextPropagator(),
     instrumentations: [
-      new HttpInstrumentation({
-        ignoreIncomingRequestHook: (req: IncomingMessage) => ignore.some((p) => (req.url ?? '').startsWith(p)),
-        // Outgoing calls are traced only inside a request.
-        requireParentforOutgoingSpans: true,
-      }),
-      // One span per middleware layer (body parser, gate, limiter, ...) would multiply the spans of
-      // every request; the router and handler spans and the route template are kept.
-      new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE] }),
+      // Outgoing calls only, and only inside a request: incoming requests get rampart's own
+      // server span (./server-spans), which costs a fraction of this one's and Express's.
+      new HttpInstrumentation({ disableIncomingRequestInstrumentation: true, requireParentforOutgoingSpans: true }),
       new PgInstrumentation({ enhancedDatabaseReporting: false, requireParentSpan: true, ignoreConnectSpans: true }),
       // The rate limiter's keys carry identities: only the command name is recorded.
       new IORedisInstrumentation({ requireParentSpan: true, dbStatementSerializer: (command: string) => command }),
@@ -164,8 +158,10 @@ export function startTracing(options: StartTracingOptions): Tracing {
     ],
   });
   sdk.start();
+  const untrace = traceIncomingRequests({ tracer: trace.getTracer('rampart'), ignorePaths: ignore });
   return {
     async shutdown(timeoutMs: number) {
+      untrace();
       await withTimeout(sdk.shutdown(), timeoutMs, () => {
         throw new Error(`tracing did not flush within ${timeoutMs} ms`);
       });

@@ -7,7 +7,6 @@ interface PeerModules {
   '@opentelemetry/exporter-trace-otlp-grpc': typeof import('@opentelemetry/exporter-trace-otlp-grpc');
   '@opentelemetry/exporter-trace-otlp-http': typeof import('@opentelemetry/exporter-trace-otlp-http');
   '@opentelemetry/exporter-trace-otlp-proto': typeof import('@opentelemetry/exporter-trace-otlp-proto');
-  '@opentelemetry/instrumentation-express': typeof import('@opentelemetry/instrumentation-express');
   '@opentelemetry/instrumentation-http': typeof import('@opentelemetry/instrumentation-http');
   '@opentelemetry/instrumentation-ioredis': typeof import('@opentelemetry/instrumentation-ioredis');
   '@opentelemetry/instrumentation-pg': typeof import('@opentelemetry/instrumentation-pg');
@@ -26,7 +25,6 @@ const PEERS: Record<TracingPeerPackage, true> = {
   '@opentelemetry/exporter-trace-otlp-grpc': true,
   '@opentelemetry/exporter-trace-otlp-http': true,
   '@opentelemetry/exporter-trace-otlp-proto': true,
-  '@opentelemetry/instrumentation-express': true,
   '@opentelemetry/instrumentation-http': true,
   '@opentelemetry/instrumentation-ioredis': true,
   '@opentelemetry/instrumentation-pg': true,
