@@ -2,7 +2,7 @@
 // with 10 % sampled (`parentbased_traceidratio`), side by side in one run: same build, same load
 // (autocannon in its own process, 50 connections), rounds in rotating order, spans exported over
 // OTLP/HTTP to a local receiver, the rate limiter on a Redis of its own. Writes bench/results/tracing-cost.json.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startOtlpReceiver } from '../test/support/otlp-receiver';
 import { startRedisServer } from '../test/support/redis-server';
@@ -20,12 +20,22 @@ const MODES = {
 type Mode = keyof typeof MODES;
 const ORDER = (Object.keys(MODES) as Mode[]).filter((m) => (process.env['ONLY'] ?? m).split(',').includes(m));
 
+// CPU time of a process so far (user + system), from /proc: steadier than throughput on a shared
+// 2-core machine, where the load generator and Redis take turns with the server.
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
 interface Run {
   readonly mode: Mode;
   readonly round: number;
   readonly result: LoadResult;
   /** Spans exported per request. */
   readonly spans: number;
+  /** Server CPU per request, µs. */
+  readonly cpuUs: number;
 }
 
 async function main(): Promise<void> {
@@ -54,12 +64,16 @@ async function main(): Promise<void> {
       );
       const before = receiver.spans();
       const warm = await autocannon(`http://127.0.0.1:${server.port}/v1/status`, { connections: 50, durationSec: 2 });
+      const cpuBefore = cpuSeconds(server.child.pid as number);
       const result = await autocannon(`http://127.0.0.1:${server.port}/v1/status`, { connections: 50, durationSec: DURATION });
+      const cpuUs = ((cpuSeconds(server.child.pid as number) - cpuBefore) * 1e6) / result.total;
       await server.stop(); // flushes the exporter
       // Spans per request, over the warm-up and the run: the stop flushed them all.
       const spans = (receiver.spans() - before) / (warm.total + result.total);
-      runs.push({ mode, round, result, spans });
-      process.stdout.write(`${JSON.stringify({ mode, round, spansPerRequest: Number(spans.toFixed(3)), ...result })}\n`);
+      runs.push({ mode, round, result, spans, cpuUs });
+      process.stdout.write(
+        `${JSON.stringify({ mode, round, spansPerRequest: Number(spans.toFixed(3)), cpuUs: Math.round(cpuUs), ...result })}\n`,
+      );
     }
   }
   const of = (mode: Mode) => runs.filter((r) => r.mode === mode);
@@ -76,7 +90,10 @@ async function main(): Promise<void> {
       ratio: Number(mean(ratios).toFixed(3)),
       ratioMin: Number(Math.min(...ratios).toFixed(3)),
       ratioMax: Number(Math.max(...ratios).toFixed(3)),
-      p99Ms: mean(rs.map((r) => r.result.p99Ms)),
+      p99Ms: Number(mean(rs.map((r) => r.result.p99Ms)).toFixed(1)),
+      cpuUsPerRequest: Math.round(mean(rs.map((r) => r.cpuUs))),
+      // The untraced server's CPU per request over this mode's: what the CPU alone allows.
+      cpuRatio: Number((mean(of('off').map((r) => r.cpuUs)) / mean(rs.map((r) => r.cpuUs))).toFixed(3)),
       spansPerRequest: Number(mean(rs.map((r) => r.spans)).toFixed(3)),
     };
   });

@@ -25,8 +25,15 @@ const VALUE_PATTERNS: readonly RegExp[] = [
   /((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth)\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&,;]+)/gi, // key=value pairs
 ];
 
+// No pattern can match a string shorter than this (the shortest, a JWT, needs 13 characters)
+// unless it holds whitespace, `=` or `:`.
+const SHORTEST_MATCH = 13;
+const MATCH_CHARACTERS = /[\s=:]/;
+
 /** Replaces credential-looking substrings of `value` with `[REDACTED]`. */
 export function scrubString(value: string): string {
+  // Most attribute values are short words, paths and numbers: no pattern needs running.
+  if (value.length < SHORTEST_MATCH && !MATCH_CHARACTERS.test(value)) return value;
   let out = value;
   for (const p of VALUE_PATTERNS) {
     p.lastIndex = 0;
@@ -82,14 +89,29 @@ function redactValue(key: string, value: AttributeValue, system: string | undefi
   return value;
 }
 
-/** A redacted copy of a set of attributes (the input is not touched). */
+/**
+ * The attributes redacted: a copy when anything changes (the input is never touched), else the
+ * input itself, so that a span with nothing to hide costs no copy.
+ */
 export function redactAttributes(attributes: Attributes): Attributes {
   const system = (attributes['db.system.name'] ?? attributes['db.system']) as string | undefined;
-  // No prototype: an attribute named `__proto__` stays an attribute.
-  const out = Object.create(null) as Attributes;
-  for (const [key, value] of Object.entries(attributes)) {
-    if (value === undefined) continue;
-    out[key] = redactValue(key, value, system);
+  let out: Attributes | undefined;
+  const keys = Object.keys(attributes);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    const value = attributes[key];
+    const redacted = value === undefined ? undefined : redactValue(key, value, system);
+    if (out === undefined) {
+      if (redacted === value || (Array.isArray(value) && sameItems(value, redacted))) continue;
+      // No prototype: an attribute named `__proto__` stays an attribute.
+      out = Object.create(null) as Attributes;
+      for (let j = 0; j < i; j++) out[keys[j] as string] = attributes[keys[j] as string];
+    }
+    if (redacted !== undefined) out[key] = redacted;
   }
-  return out;
+  return out ?? attributes;
+}
+
+function sameItems(a: readonly unknown[], b: unknown): boolean {
+  return Array.isArray(b) && a.length === b.length && a.every((v, i) => v === b[i]);
 }

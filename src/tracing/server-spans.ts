@@ -1,6 +1,7 @@
 // One span per incoming HTTP request, made with as little work as the semantic conventions
-// allow: what a sampler may read is set before the decision, the rest only on a span that
-// records, and nothing per middleware layer. It replaces OpenTelemetry's incoming-request and
+// allow: their required attributes only (and `url.query`, `http.route`, `error.type` where they
+// apply), what a sampler may read set before the decision, the rest only on a span that records,
+// and nothing per middleware layer. It replaces OpenTelemetry's incoming-request and
 // Express instrumentations, which between them cost about as much per unsampled request as per
 // sampled one (`npm run bench:tracing`).
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -12,7 +13,6 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
-  type Attributes,
   type Context,
   type Span,
   type Tracer,
@@ -49,27 +49,9 @@ function routeOf(req: RoutedRequest): string | undefined {
 function emitIn(ctx: Context, emitter: IncomingMessage | ServerResponse): void {
   const emit = emitter.emit as Emit;
   emitter.emit = function (this: unknown, event: string | symbol, ...args: unknown[]): boolean {
-    return context.with(ctx, emit, this, event, ...args);
+    // Most events already come in it (the async resources of the request carry it on).
+    return context.active() === ctx ? emit.call(this, event, ...args) : context.with(ctx, emit, this, event, ...args);
   } as typeof emitter.emit;
-}
-
-function serverAttributes(req: IncomingMessage, scheme: string, query: string | undefined): Attributes {
-  const attributes: Attributes = { 'network.protocol.version': req.httpVersion };
-  if (query !== undefined) attributes['url.query'] = query;
-  if (!METHODS.has(req.method ?? '')) attributes['http.request.method_original'] = req.method;
-  const host = req.headers.host;
-  if (host !== undefined) {
-    // `host` or `host:port`; an IPv6 literal is bracketed.
-    const colon = host.lastIndexOf(':');
-    const hasPort = colon !== -1 && colon > host.lastIndexOf(']');
-    attributes['server.address'] = hasPort ? host.slice(0, colon) : host;
-    attributes['server.port'] = hasPort ? Number(host.slice(colon + 1)) : scheme === 'https' ? 443 : 80;
-  }
-  const client = req.socket.remoteAddress;
-  if (client !== undefined) attributes['client.address'] = client;
-  const agent = req.headers['user-agent'];
-  if (agent !== undefined) attributes['user_agent.original'] = agent;
-  return attributes;
 }
 
 function end(span: Span, method: string, req: RoutedRequest, res: ServerResponse): void {
@@ -112,7 +94,10 @@ function patch(proto: { emit: Emit }, scheme: 'http' | 'https', options: Incomin
       },
       parent,
     );
-    if (span.isRecording()) span.setAttributes(serverAttributes(req, scheme, q === -1 ? undefined : url.slice(q + 1)));
+    if (span.isRecording()) {
+      if (q !== -1) span.setAttribute('url.query', url.slice(q + 1));
+      if (method === '_OTHER') span.setAttribute('http.request.method_original', req.method ?? '');
+    }
     const ctx = trace.setSpan(parent, span);
     emitIn(ctx, req);
     emitIn(ctx, res);
@@ -129,12 +114,13 @@ function patch(proto: { emit: Emit }, scheme: 'http' | 'https', options: Incomin
 /**
  * Makes a server span for every request of every `http` and `https` server of the process:
  * named `METHOD route` (`GET /v1/notes/:id`) when Express matched a route, else `METHOD`; with
- * `http.request.method`, `url.path`, `url.scheme`, `url.query`, `http.route`,
- * `http.response.status_code`, `network.protocol.version`, `server.address`, `server.port`,
- * `client.address`, `user_agent.original` (all redacted on export like any attribute), and an
- * error status for a 5xx. The incoming `traceparent` is honoured. The span is the active one
- * for everything the request does, its body's events and its response's included. Returns the
- * function that removes it.
+ * the attributes the HTTP semantic conventions require (`http.request.method`, `url.path`,
+ * `url.scheme`, and where they apply `url.query`, `http.route`, `http.response.status_code`,
+ * `error.type`, `http.request.method_original`), all redacted on export like any attribute, and
+ * an error status for a 5xx. The recommended ones that identify the client (`client.address`,
+ * `user_agent.original`) and the rest of them are left out. The incoming `traceparent` is
+ * honoured. The span is the active one for everything the request does, its body's and its
+ * response's events included. Returns the function that removes it.
  */
 export function traceIncomingRequests(options: IncomingRequestTracingOptions): () => void {
   const undo = [

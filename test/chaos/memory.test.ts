@@ -134,7 +134,9 @@ describe('memory under repeated Redis faults (heap and buffers after GC)', funct
     process.stdout.write(
       `      heap + external after GC, start then after each of 5 fault cycles (MB): ${heaps.join(', ')}; ${requests} requests\n`,
     );
-    const settled = heaps[2] as number;
+    // The level the first two cycles reached (garbage of earlier tests in this process can make
+    // either of them read low); a leak grows past it cycle after cycle.
+    const settled = Math.max(heaps[1] as number, heaps[2] as number);
     const later = Math.max(...heaps.slice(3));
     assert.ok(later - settled < 5, `heap kept growing after the second cycle: ${heaps.join(', ')} MB`);
     assert.equal(shedder.state.inFlight, 0, 'every request counted out');

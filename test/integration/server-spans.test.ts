@@ -96,7 +96,7 @@ describe('traceIncomingRequests: one server span per request', function () {
     propagation.disable();
   });
 
-  it('names the span after the matched route, with the semantic conventions attributes, and parents what the handler starts', async () => {
+  it('names the span after the matched route, with the attributes the semantic conventions require, and parents what the handler starts', async () => {
     await request(base).get('/api/things/42?colour=red').set('User-Agent', 'probe/1').expect(200);
     const spans = await finished(2);
     const span = serverSpan(spans);
@@ -110,12 +110,8 @@ describe('traceIncomingRequests: one server span per request', function () {
         'url.query': 'colour=red',
         'http.route': '/api/things/:id',
         'http.response.status_code': 200,
-        'network.protocol.version': '1.1',
-        'server.address': '127.0.0.1',
-        'server.port': Number(new URL(base).port),
-        'client.address': '127.0.0.1',
-        'user_agent.original': 'probe/1',
       },
+      'the required attributes only: nothing that identifies the client',
     );
     assert.equal(span.status.code, SpanStatusCode.UNSET);
     const child = spans.find((s) => s.name === 'child');
