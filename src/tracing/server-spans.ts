@@ -55,18 +55,16 @@ function emitIn(ctx: Context, emitter: IncomingMessage | ServerResponse): void {
 }
 
 function end(span: Span, method: string, req: RoutedRequest, res: ServerResponse): void {
-  if (span.isRecording()) {
-    const route = routeOf(req);
-    if (route !== undefined) {
-      span.setAttribute('http.route', route);
-      span.updateName(`${method} ${route}`);
-    }
-    if (res.headersSent) {
-      span.setAttribute('http.response.status_code', res.statusCode);
-      if (res.statusCode >= 500) {
-        span.setAttribute('error.type', String(res.statusCode));
-        span.setStatus({ code: SpanStatusCode.ERROR });
-      }
+  const route = routeOf(req);
+  if (route !== undefined) {
+    span.setAttribute('http.route', route);
+    span.updateName(`${method} ${route}`);
+  }
+  if (res.headersSent) {
+    span.setAttribute('http.response.status_code', res.statusCode);
+    if (res.statusCode >= 500) {
+      span.setAttribute('error.type', String(res.statusCode));
+      span.setStatus({ code: SpanStatusCode.ERROR });
     }
   }
   span.end();
@@ -101,8 +99,9 @@ function patch(proto: { emit: Emit }, scheme: 'http' | 'https', options: Incomin
     const ctx = trace.setSpan(parent, span);
     emitIn(ctx, req);
     emitIn(ctx, res);
-    // `close` comes after `finish`, and also when the client went away first.
-    res.on('close', () => end(span, method, req, res));
+    // `close` comes after `finish`, and also when the client went away first. An unsampled span
+    // has nothing to end.
+    if (span.isRecording()) res.on('close', () => end(span, method, req, res));
     return context.with(ctx, original, this, event, req, res);
   };
   return () => {
