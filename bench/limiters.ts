@@ -10,6 +10,7 @@
 //   memory: Redis MEMORY USAGE of one active key per limiter, 8-character identity
 //   accuracy: 4 processes hammering one bucket; admitted vs configured
 // env: DURATION (s per HTTP run, default 10), ROUNDS (default 2), DECISIONS_DURATION (default 5),
+//      DECISIONS_ROUNDS (default 3),
 //      ONLY (comma list of allow,flood,decisions,memory,accuracy; results are written only for all)
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ import type { StoreName } from './decisions';
 const DURATION = Number(process.env['DURATION'] ?? 10);
 const ROUNDS = Number(process.env['ROUNDS'] ?? 2);
 const DECISIONS_DURATION = Number(process.env['DECISIONS_DURATION'] ?? 5);
+const DECISIONS_ROUNDS = Number(process.env['DECISIONS_ROUNDS'] ?? 3);
 const CONNECTIONS = 50;
 const TSX = ['--require', 'tsx/cjs'];
 
@@ -178,15 +180,32 @@ const STORES: readonly StoreName[] = [
 ];
 
 async function decisions(redis: RedisProcess) {
-  const rows: { store: StoreName; decisionsPerSecond: number }[] = [];
-  for (const store of STORES) {
-    const out = await run([join(ROOT, 'bench', 'decisions.ts'), 'decisions', store, redis.url, String(DECISIONS_DURATION), '100']);
-    const r = JSON.parse(out.trim()) as { decisionsPerSecond: number };
-    rows.push({ store, decisionsPerSecond: r.decisionsPerSecond });
-    process.stderr.write(`decisions ${store}: ${r.decisionsPerSecond}/s\n`);
+  // DECISIONS_ROUNDS rounds in rotating order; each round's ratio is against that round's rlf.
+  const runs: { store: StoreName; round: number; decisionsPerSecond: number }[] = [];
+  for (let round = 0; round < DECISIONS_ROUNDS; round++) {
+    const order = STORES.map((_, i) => STORES[(i + round) % STORES.length] as StoreName);
+    for (const store of order) {
+      const out = await run([join(ROOT, 'bench', 'decisions.ts'), 'decisions', store, redis.url, String(DECISIONS_DURATION), '100']);
+      const r = JSON.parse(out.trim()) as { decisionsPerSecond: number };
+      runs.push({ store, round, decisionsPerSecond: r.decisionsPerSecond });
+      process.stderr.write(`decisions ${store} (round ${round + 1}): ${r.decisionsPerSecond}/s\n`);
+    }
   }
-  const rlf = rows.find((r) => r.store === 'rlf')?.decisionsPerSecond ?? 1;
-  return rows.map((r) => ({ ...r, ratioToRlf: ratio(r.decisionsPerSecond, rlf) }));
+  const rlfOf = (round: number) => runs.find((r) => r.store === 'rlf' && r.round === round)?.decisionsPerSecond ?? 1;
+  return STORES.map((store) => {
+    const rs = runs.filter((r) => r.store === store);
+    const ratios = rs.map((r) => r.decisionsPerSecond / rlfOf(r.round));
+    const dps = rs.map((r) => r.decisionsPerSecond);
+    return {
+      store,
+      decisionsPerSecond: Math.round(dps.reduce((a, b) => a + b, 0) / dps.length),
+      min: Math.min(...dps),
+      max: Math.max(...dps),
+      ratioToRlf: Number((ratios.reduce((a, b) => a + b, 0) / ratios.length).toFixed(3)),
+      ratioMin: Number(Math.min(...ratios).toFixed(3)),
+      ratioMax: Number(Math.max(...ratios).toFixed(3)),
+    };
+  });
 }
 
 /** MEMORY USAGE of the key(s) each limiter keeps for one 8-character identity. */

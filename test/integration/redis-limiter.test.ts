@@ -191,6 +191,41 @@ describe('rate limiting on a real Redis', function () {
     }
   });
 
+  it('sends the decisions of one turn as one call; with nothing in flight, a turn of 32 or more as two, in order', async () => {
+    const client = new Redis(server.port, '127.0.0.1');
+    const store = createRedisStore({ client });
+    const calls = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
+    const bucket = (key: string, burst: number) => ({ key, algorithm: 'token_bucket' as const, intervalUs: 3_600_000_000, burst, cost: 1 });
+    try {
+      await store.decide([bucket(`rl:t:{${randomBytes(4).toString('hex')}}`, 1)]); // the script is loaded
+      let before = await calls();
+      await Promise.all(Array.from({ length: 31 }, () => store.decide([bucket(`rl:t:{${randomBytes(4).toString('hex')}}`, 1)])));
+      assert.equal((await calls()) - before, 1, '31 decisions of one turn: one call');
+
+      // One key, 40 decisions in one turn, burst 30: split 20 + 20, still decided in order.
+      const key = `rl:t:{${randomBytes(4).toString('hex')}}`;
+      before = await calls();
+      const decisions = await Promise.all(Array.from({ length: 40 }, () => store.decide([bucket(key, 30)])));
+      assert.equal((await calls()) - before, 2, '40 decisions with nothing in flight: two calls');
+      assert.deepEqual(
+        decisions.map((d) => d.allowed),
+        Array.from({ length: 40 }, (_, i) => i < 30),
+        'the first 30 admitted, in the order they were asked',
+      );
+      assert.deepEqual(
+        decisions.slice(0, 30).map((d) => d.remaining[0]),
+        Array.from({ length: 30 }, (_, i) => 29 - i),
+      );
+
+      // More than two full calls' worth: calls of at most maxBatch (128), no split.
+      before = await calls();
+      await Promise.all(Array.from({ length: 300 }, () => store.decide([bucket(`rl:t:{${randomBytes(4).toString('hex')}}`, 1)])));
+      assert.equal((await calls()) - before, 3, '300 decisions: 128 + 128 + 44');
+    } finally {
+      await client.quit();
+    }
+  });
+
   it('admits exactly the burst when 4 processes hammer one bucket', async () => {
     const key = `rl:race:{${randomBytes(4).toString('hex')}}`;
     const burst = 150;
