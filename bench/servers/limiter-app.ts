@@ -63,7 +63,9 @@ function limiter(): RequestHandler | undefined {
       };
     }
     case 'rampart': {
-      const client = createRedisClient(redisUrl, { autoPipelining: process.env['AUTO_PIPELINING'] !== 'false' });
+      // AUTO_PIPELINING=true|false overrides the client's default.
+      const pipelining = process.env['AUTO_PIPELINING'];
+      const client = createRedisClient(redisUrl, pipelining === undefined ? {} : { autoPipelining: pipelining === 'true' });
       client.on('error', () => undefined);
       return rateLimit({
         store: createRedisStore({ client, maxBatch: Number(process.env['MAX_BATCH'] ?? 128) }),

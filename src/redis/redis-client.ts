@@ -11,7 +11,12 @@ export interface RedisClientOptions {
    * {@link REDIS_CLIENT_DEFAULTS.errorLogIntervalMs}, never silently dropped.
    */
   readonly onError?: (err: Error) => void;
-  /** Batch commands issued in the same tick into one write. Default {@link REDIS_CLIENT_DEFAULTS.autoPipelining}. */
+  /**
+   * Batch commands issued in the same tick into one write (ioredis auto-pipelining). Default
+   * {@link REDIS_CLIENT_DEFAULTS.autoPipelining}: off, since the store already sends the
+   * decisions of a turn as one call, and the pipelining machinery doubled the client's CPU per
+   * command.
+   */
   readonly autoPipelining?: boolean;
   /** Time limit to open a connection, ms. Default {@link REDIS_CLIENT_DEFAULTS.connectTimeoutMs}. */
   readonly connectTimeoutMs?: number;
@@ -25,7 +30,7 @@ export interface RedisClientOptions {
 
 /** Defaults of {@link createRedisClient}. */
 export const REDIS_CLIENT_DEFAULTS = Object.freeze({
-  autoPipelining: true,
+  autoPipelining: false,
   connectTimeoutMs: 2_000,
   reconnectMaxDelayMs: 100,
   quitTimeoutMs: 1_000,

@@ -50,7 +50,7 @@ describe('rate limiter options', () => {
 
   it('pins the Redis client and store defaults (the README repeats them)', () => {
     assert.deepEqual(REDIS_CLIENT_DEFAULTS, {
-      autoPipelining: true,
+      autoPipelining: false,
       connectTimeoutMs: 2_000,
       reconnectMaxDelayMs: 100,
       quitTimeoutMs: 1_000,
