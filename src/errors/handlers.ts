@@ -1,8 +1,8 @@
-import { trace } from '@opentelemetry/api';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { ErrorCode } from './codes';
 import { HttpError } from './http-error';
 import { sendError } from './send-error';
+import { recordingSpan } from '../internal/recording-span';
 
 // Paths are client input of up to Node's header limit: a 404 names only their beginning.
 const PATH_SHOWN = 128;
@@ -49,8 +49,7 @@ export interface ErrorHandlerOptions {
 // The request's span, when it is traced, gets the error as an `exception` event (its message is
 // dropped and its stack kept to frames by the exporter's redaction).
 function recordOnSpan(err: unknown): void {
-  const span = trace.getActiveSpan();
-  if (span?.isRecording() === true) span.recordException(err instanceof Error ? err : String(err));
+  recordingSpan()?.recordException(err instanceof Error ? err : String(err));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { trace, type Span } from '@opentelemetry/api';
+import { recordingSpan } from '../internal/recording-span';
 import { policyHeaderValue, type HeaderForm, type HeaderPolicy } from './headers';
 import { allowList, type AllowedTest } from './allow-list';
 import type { Identities, IdentityOf } from './identity';
@@ -86,15 +86,6 @@ export interface Plan {
 const LEASE_PREFIX = randomBytes(6).toString('base64url');
 let leaseCount = 0;
 const nextLease = () => `${LEASE_PREFIX}${(++leaseCount).toString(36)}`;
-
-/**
- * The request's span when it records: an unsampled span, or one already ended (the client went
- * away before the decision), gets no decision event.
- */
-function recordingSpan(): Span | undefined {
-  const span = trace.getActiveSpan();
-  return span?.isRecording() === true ? span : undefined;
-}
 
 const QUOTA_PERIODS = { hour: 3_600 * MICROS, day: 86_400 * MICROS, month: 0 } as const;
 

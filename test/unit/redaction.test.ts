@@ -94,6 +94,20 @@ describe('redaction policy', () => {
       'UUIDs survive',
     );
     assert.equal(scrubString('connection refused'), 'connection refused');
+    // The shortest match any pattern has (a JWT's 13 characters) is still found: the shortcut
+    // for short strings skips only what no pattern can match.
+    assert.equal(scrubString('eyJabcd.efgh.'), REDACTED);
+    assert.equal(scrubString('eyJabcd.efgh'), 'eyJabcd.efgh');
+  });
+
+  it('returns attributes with nothing to redact as they are, and a copy (input untouched) when one changes', () => {
+    const clean = { 'http.request.method': 'GET', 'url.path': '/v1/status', 'http.response.status_code': 200 };
+    assert.equal(redactAttributes(clean), clean);
+    const dirty = { 'http.request.method': 'POST', 'url.query': 'token=zzz', 'http.response.status_code': 201 };
+    const out = redactAttributes(dirty);
+    assert.notEqual(out, dirty);
+    assert.deepEqual({ ...out }, { 'http.request.method': 'POST', 'url.query': `token=${REDACTED}`, 'http.response.status_code': 201 });
+    assert.equal(dirty['url.query'], 'token=zzz');
   });
 
   it('removes SQL literals and keeps Redis commands to their name', () => {
