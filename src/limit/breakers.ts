@@ -1,6 +1,6 @@
 import CircuitBreaker from 'opossum';
 import type { BreakerOptions, BreakerState } from './options';
-import type { CallGuard, Check, Decision, RateLimitStore } from './types';
+import type { CallGuard, Check, Decision, DecideOptions, RateLimitStore } from './types';
 
 /**
  * A reply that says the store was used wrongly (a script call over keys in several Cluster hash
@@ -12,6 +12,33 @@ export function isStoreMisuse(err: unknown): boolean {
 
 function deadlineError(ms: number): Error {
   return Object.assign(new Error(`the rate limit store did not answer within ${ms} ms`), { code: 'ETIMEDOUT' });
+}
+
+/**
+ * A decision's give-up, as {@link DecideOptions}: `abandoned()` answers without an AbortSignal,
+ * which is made only when a store reads `signal` (on Node 20 creating one costs ~2.5 µs, more
+ * than the rest of a decision's local work; an AbortController alone is cheap).
+ */
+class Abandonment implements DecideOptions {
+  private controller: AbortController | undefined;
+  private done = false;
+  private reason: unknown;
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.done) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+  abandoned(): boolean {
+    return this.done;
+  }
+  abort(reason: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
 }
 
 /** The limiter's backend calls: each decision within the deadline, through its domain's breaker. */
@@ -128,8 +155,8 @@ export function createBreakerPool(options: BreakerPoolOptions): BreakerPool {
       const breaker = single ?? breakerOf(domain);
       // The store is told when the breaker gives up on the call (the deadline), so that an
       // admission arriving after it is given back: the request was answered without it.
-      const abandon = new AbortController();
-      return (breaker.fire(() => store.decide(checks, { signal: abandon.signal })) as Promise<Decision>).catch((err: unknown) => {
+      const abandon = new Abandonment();
+      return (breaker.fire(() => store.decide(checks, abandon)) as Promise<Decision>).catch((err: unknown) => {
         abandon.abort(err);
         tag(err, domain);
         throw err;

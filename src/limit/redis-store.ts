@@ -55,6 +55,8 @@ interface Pending {
 }
 
 const runDirectly: CallGuard = (_key, call) => call();
+/** Whether a decision's caller has stopped waiting (`abandoned` when given: it makes no AbortSignal). */
+const gaveUp = (o: DecideOptions): boolean => (o.abandoned !== undefined ? o.abandoned() : o.signal?.aborted === true);
 /** What a release without leases returns. */
 const RELEASED = Promise.resolve();
 
@@ -550,8 +552,10 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
             return decideAcrossSlots(checks, guard ?? runDirectly, decideOptions?.signal);
         }
       }
-      const signal = decideOptions?.signal;
-      if (signal === undefined) return guard === undefined ? enqueue(checks) : guard((checks[0] as Check).key, () => enqueue(checks));
+      // `abandoned` when the caller gives it: reading `signal` may make an AbortSignal.
+      const options = decideOptions;
+      if (options === undefined || (options.abandoned === undefined && options.signal === undefined))
+        return guard === undefined ? enqueue(checks) : guard((checks[0] as Check).key, () => enqueue(checks));
       // The caller may give up (its deadline) before the reply: an admission that lands after
       // that was never granted to anyone, so it is given back (the caller answered 503, and a
       // retry of that request must not be charged twice).
@@ -559,7 +563,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
         push({
           checks,
           resolve: (d, atUs) => {
-            if (signal.aborted && d.allowed) giveBack(checks, atUs, guard ?? runDirectly);
+            if (d.allowed && gaveUp(options)) giveBack(checks, atUs, guard ?? runDirectly);
             resolve(d);
           },
           reject,

@@ -435,6 +435,41 @@ describe('rate limiting on a real Redis', function () {
       });
     }
 
+    it('a caller of the store that passes only an AbortSignal: an admission that lands after the abort is given back', async () => {
+      const client = createRedisClient(server.url);
+      await once(client, 'ready');
+      const store = createRedisStore({ client });
+      const check = {
+        key: `t${randomBytes(3).toString('hex')}:signal`,
+        cost: 1,
+        algorithm: 'token_bucket',
+        intervalUs: 100_000_000,
+        burst: 2,
+      } as const;
+      try {
+        await admin.call('CLIENT', 'PAUSE', '300', 'WRITE');
+        const controller = new AbortController();
+        const decision = store.decide([check], { signal: controller.signal });
+        setTimeout(() => controller.abort(new Error('the caller gave up')), 50);
+        assert.equal((await decision).allowed, true, 'the store still answers what Redis said');
+        await sleep(300); // the give-back runs in the background
+        const next = [await store.decide([check]), await store.decide([check]), await store.decide([check])];
+        assert.deepEqual(
+          next.map((d) => [d.allowed, d.remaining[0]]),
+          [
+            [true, 1],
+            [true, 0],
+            [false, 0],
+          ],
+          'both tokens were there again: the late admission was not charged',
+        );
+      } finally {
+        await admin.call('CLIENT', 'UNPAUSE');
+        await store.close();
+        await client.quit();
+      }
+    });
+
     it('Redis killed: closed policy 503 within the deadline, open policy 200; the breaker opens, then closes when Redis is back', async () => {
       const metrics = createMetrics({ processMetrics: false });
       const client = createRedisClient(server.url);

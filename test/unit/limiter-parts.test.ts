@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createBreakerPool } from '../../src/limit/breakers';
 import { createDenyCache } from '../../src/limit/deny-cache';
 import { RATE_LIMITER_DEFAULTS, type BreakerState } from '../../src/limit/options';
-import { createMemoryStore, type Check, type Decision, type RateLimitStore } from '../../src';
+import { createMemoryStore, type Check, type Decision, type DecideOptions, type RateLimitStore } from '../../src';
 
 // The limiter's parts on their own: src/limit/deny-cache.ts and src/limit/breakers.ts (the
 // middleware that wires them is tested through HTTP in rate-limiter-options.test.ts).
@@ -78,6 +78,43 @@ describe('breaker pool', () => {
     } finally {
       pool.close();
       await store.close();
+    }
+  });
+
+  it("tells the store of the deadline: abandoned() turns true, and its signal (read before or only after) aborts with the deadline's error", async () => {
+    const seen: DecideOptions[] = [];
+    const hanging: RateLimitStore = {
+      name: 'hanging',
+      decide(_checks, options) {
+        if (options !== undefined) seen.push(options);
+        return new Promise(() => undefined);
+      },
+      close: () => Promise.resolve(),
+    };
+    const pool = createBreakerPool({ store: hanging, deadlineMs: 30, breaker });
+    try {
+      const early = pool.decide([check('k')]);
+      const late = pool.decide([check('k')]);
+      const [first, second] = seen as [DecideOptions, DecideOptions];
+      assert.equal(typeof first.abandoned, 'function');
+      assert.equal(first.abandoned?.(), false, 'not abandoned before the deadline');
+      const signal = first.signal as AbortSignal;
+      assert.ok(signal instanceof AbortSignal && !signal.aborted);
+      const reasons: unknown[] = [];
+      signal.addEventListener('abort', () => reasons.push(signal.reason));
+      const timedOut = (err: Error & { code?: string }) => err.code === 'ETIMEDOUT';
+      await assert.rejects(early, timedOut);
+      await assert.rejects(late, timedOut);
+      assert.equal(first.abandoned?.(), true);
+      assert.equal(reasons.length, 1, 'a listener added before the deadline heard it once');
+      assert.equal((reasons[0] as Error & { code?: string }).code, 'ETIMEDOUT');
+      assert.equal(second.abandoned?.(), true);
+      const readAfter = second.signal as AbortSignal;
+      assert.ok(readAfter.aborted, 'a signal first read after the deadline is already aborted');
+      assert.equal((readAfter.reason as Error & { code?: string }).code, 'ETIMEDOUT');
+      assert.equal(second.signal, readAfter, 'the same signal each time');
+    } finally {
+      pool.close();
     }
   });
 
