@@ -1,5 +1,6 @@
 import type { RequestHandler, Response } from 'express';
 import { sendError } from '../errors';
+import { LazyAbort } from '../internal/lazy-abort';
 import { positiveInteger } from '../internal/options';
 
 /** Options of {@link requestDeadline}. */
@@ -17,14 +18,18 @@ export interface RequestDeadlineOptions {
  * aborts, the same one on every call for that response, so routes need no `undefined` check.
  */
 export function deadlineSignal(res: Response): AbortSignal {
-  const signal = res.locals['deadline'] as AbortSignal | undefined;
-  if (signal !== undefined) return signal;
-  // One per response, not one for the process: listeners added to a shared signal would pile
-  // up on it for as long as the process lives.
-  const never = new AbortController().signal;
-  res.locals['deadline'] = never;
-  return never;
+  let deadline = deadlines.get(res);
+  if (deadline === undefined) {
+    // One per response, not one for the process: listeners added to a shared signal would pile
+    // up on it for as long as the process lives.
+    deadline = new LazyAbort();
+    deadlines.set(res, deadline);
+  }
+  return deadline.signal;
 }
+
+/** Each response's deadline; its signal is made only when a route asks for it (most never do). */
+const deadlines = new WeakMap<Response, LazyAbort>();
 
 // The route may still try to answer (from a timer, a query callback): turn its writes into
 // no-ops on this one response, so a late write can neither throw nor crash the process.
@@ -50,10 +55,10 @@ export function requestDeadline(options: RequestDeadlineOptions): RequestHandler
       next();
       return;
     }
-    const controller = new AbortController();
-    res.locals['deadline'] = controller.signal;
+    const deadline = new LazyAbort();
+    deadlines.set(res, deadline);
     const timer = setTimeout(() => {
-      controller.abort(new Error(`request deadline of ${timeoutMs} ms passed`));
+      deadline.abort(new Error(`request deadline of ${timeoutMs} ms passed`));
       if (res.headersSent) {
         // Mid-stream: the only honest signal left is to end the connection.
         res.destroy();
@@ -69,7 +74,7 @@ export function requestDeadline(options: RequestDeadlineOptions): RequestHandler
     res.once('close', () => {
       clearTimeout(timer);
       // The client went away or the response is done: either way the work can stop.
-      if (!controller.signal.aborted) controller.abort(new Error('request finished'));
+      deadline.abortLazily(() => new Error('request finished'));
     });
     next();
   };

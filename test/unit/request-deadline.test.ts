@@ -34,6 +34,29 @@ describe('request deadline', () => {
     assert.deepEqual(stopped, [true]);
   });
 
+  it("the deadline's signal aborts when the response ends (reason 'request finished'), read during the request or only after it", async () => {
+    const a = express();
+    a.use(requestDeadline({ timeoutMs: 5_000 }));
+    const heard: string[] = [];
+    const kept: express.Response[] = [];
+    a.get('/read', (_req, res) => {
+      const signal = deadlineSignal(res);
+      signal.addEventListener('abort', () => heard.push((signal.reason as Error).message));
+      res.json({ aborted: signal.aborted });
+    });
+    a.get('/unread', (_req, res) => {
+      kept.push(res);
+      res.json({ ok: true });
+    });
+    assert.deepEqual((await request(a).get('/read')).body, { aborted: false });
+    await request(a).get('/unread');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(heard, ['request finished']);
+    const after = deadlineSignal(kept[0] as express.Response);
+    assert.ok(after.aborted, 'read after the response ended: already aborted');
+    assert.equal((after.reason as Error).message, 'request finished');
+  });
+
   it('deadlineSignal is an AbortSignal that never aborts where no deadline is mounted, one per response', async () => {
     const seen: { signal: AbortSignal; same: boolean }[] = [];
     const record = (_req: express.Request, res: express.Response) => {
