@@ -1,0 +1,108 @@
+// The local cost of one decision around its store call, no Redis and no HTTP: the breaker pool's
+// `decide` over a store that answers at once, with the store reading `abandoned()` (as rampart's
+// Redis store does) or reading `signal` (as a custom store may: the AbortSignal is then made on
+// each decision, as the pool did for every store before), 50 decisions per event-loop turn as
+// under load; and the primitives those differ by. Rounds in rotating order; prints µs per call
+// and writes bench/results/decision-overhead.json.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LazyAbort } from '../src/internal/lazy-abort';
+import { createBreakerPool } from '../src/limit/breakers';
+import { RATE_LIMITER_DEFAULTS } from '../src/limit/options';
+import type { Check, Decision, DecideOptions, RateLimitStore } from '../src/limit/types';
+import { ROOT } from './lib';
+
+const ROUNDS = Number(process.env['ROUNDS'] ?? 3);
+const CALLS = Number(process.env['CALLS'] ?? 300_000);
+const TURN = 50;
+
+const check: Check = { key: 'k', cost: 1, algorithm: 'token_bucket', intervalUs: 1_000_000, burst: 10 };
+const decision: Decision = { allowed: true, retryAfterUs: 0, remaining: [9], resetUs: [0] };
+const answered = Promise.resolve(decision);
+let sink = 0;
+
+function instantStore(read: (options: DecideOptions) => boolean): RateLimitStore {
+  return {
+    name: 'instant',
+    decide(_checks, options) {
+      if (options !== undefined && read(options)) sink++;
+      return answered;
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+const pools = {
+  'pool.decide, store reads abandoned()': createBreakerPool({
+    store: instantStore((o) => o.abandoned?.() === true),
+    deadlineMs: 100,
+    breaker: RATE_LIMITER_DEFAULTS.breaker,
+  }),
+  'pool.decide, store reads signal': createBreakerPool({
+    store: instantStore((o) => o.signal?.aborted === true),
+    deadlineMs: 100,
+    breaker: RATE_LIMITER_DEFAULTS.breaker,
+  }),
+};
+
+async function perCallUs(call: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < CALLS; i += TURN) {
+    const turn: Promise<unknown>[] = [];
+    for (let j = 0; j < TURN; j++) turn.push(call());
+    await Promise.all(turn);
+  }
+  return Number(process.hrtime.bigint() - start) / 1000 / CALLS;
+}
+
+function syncPerCallUs(call: () => unknown): number {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < CALLS; i++) call();
+  return Number(process.hrtime.bigint() - start) / 1000 / CALLS;
+}
+
+const cases: Record<string, () => Promise<number>> = {
+  'pool.decide, store reads abandoned()': () => perCallUs(() => pools['pool.decide, store reads abandoned()'].decide([check])),
+  'pool.decide, store reads signal': () => perCallUs(() => pools['pool.decide, store reads signal'].decide([check])),
+  'new AbortController().signal': () => Promise.resolve(syncPerCallUs(() => new AbortController().signal)),
+  'new LazyAbort(), aborted unread': () =>
+    Promise.resolve(
+      syncPerCallUs(() => {
+        const a = new LazyAbort();
+        a.abortLazily(() => new Error('request finished'));
+        return a;
+      }),
+    ),
+};
+
+async function main(): Promise<void> {
+  const names = Object.keys(cases);
+  const runs: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let round = 0; round <= ROUNDS; round++) {
+    // Round 0 warms up and is not counted; the order rotates each round.
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(k + round) % names.length] as string;
+      const us = await (cases[name] as () => Promise<number>)();
+      if (round > 0) (runs[name] as number[]).push(us);
+    }
+  }
+  const rows = names.map((name) => {
+    const r = runs[name] as number[];
+    const mean = r.reduce((a, b) => a + b, 0) / r.length;
+    return {
+      case: name,
+      usPerCall: Number(mean.toFixed(3)),
+      min: Number(Math.min(...r).toFixed(3)),
+      max: Number(Math.max(...r).toFixed(3)),
+    };
+  });
+  console.log(`Local cost per decision (${CALLS.toLocaleString('en')} calls, ${TURN} per turn, ${ROUNDS} rounds), Node ${process.version}`);
+  console.table(rows);
+  for (const p of Object.values(pools)) p.close();
+  writeFileSync(
+    join(ROOT, 'bench', 'results', 'decision-overhead.json'),
+    `${JSON.stringify({ node: process.version, calls: CALLS, perTurn: TURN, rounds: ROUNDS, rows, sink }, null, 2)}\n`,
+  );
+}
+
+void main();
