@@ -42,6 +42,27 @@ export interface BreakerPoolOptions {
   readonly onDomainState?: (domain: string, state: BreakerState | undefined) => void;
 }
 
+/**
+ * The options of each opossum breaker. Its latency percentiles and periodic snapshots are off:
+ * nothing reads them, and with them on, every bucket interval (a tenth of the window, 1 s by
+ * default) a timer concatenated and sorted the latency of every call in the window (60,000
+ * numbers at 6,000 decisions/s), stalling the event loop for milliseconds each time.
+ */
+export function breakerOptions(deadlineMs: number, b: Required<BreakerOptions>): CircuitBreaker.Options {
+  return {
+    timeout: deadlineMs,
+    errorThresholdPercentage: b.errorThresholdPercentage,
+    volumeThreshold: b.volumeThreshold,
+    resetTimeout: b.resetTimeoutMs,
+    rollingCountTimeout: b.rollingWindowMs,
+    rollingCountBuckets: 10,
+    rollingPercentilesEnabled: false,
+    enableSnapshots: false,
+    // A misuse is a bug in the caller: it says nothing of the backend's health.
+    errorFilter: isStoreMisuse,
+  };
+}
+
 const SEVERITY: Readonly<Record<BreakerState, number>> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
 const stateOf = (br: CircuitBreaker): BreakerState => (br.opened ? 'OPEN' : br.halfOpen ? 'HALF_OPEN' : 'CLOSED');
 
@@ -70,16 +91,7 @@ export function createBreakerPool(options: BreakerPoolOptions): BreakerPool {
     if (domain !== '' && typeof err === 'object' && err !== null) failedIn.set(err, domain);
   };
   function newBreaker(domain: string): Breaker {
-    const br = new CircuitBreaker((call: Call) => call(), {
-      timeout: deadlineMs,
-      errorThresholdPercentage: b.errorThresholdPercentage,
-      volumeThreshold: b.volumeThreshold,
-      resetTimeout: b.resetTimeoutMs,
-      rollingCountTimeout: b.rollingWindowMs,
-      rollingCountBuckets: 10,
-      // A misuse is a bug in the caller: it says nothing of the backend's health.
-      errorFilter: isStoreMisuse,
-    });
+    const br = new CircuitBreaker((call: Call) => call(), breakerOptions(deadlineMs, b));
     const changed = () => {
       onDomainState?.(domain, stateOf(br));
       updateGauge();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { createBreakerPool } from '../../src/limit/breakers';
+import CircuitBreaker from 'opossum';
+import { breakerOptions, createBreakerPool } from '../../src/limit/breakers';
 import { createDenyCache } from '../../src/limit/deny-cache';
 import { RATE_LIMITER_DEFAULTS, type BreakerState } from '../../src/limit/options';
 import { createMemoryStore, type Check, type Decision, type DecideOptions, type RateLimitStore } from '../../src';
@@ -115,6 +116,23 @@ describe('breaker pool', () => {
       assert.equal(second.signal, readAfter, 'the same signal each time');
     } finally {
       pool.close();
+    }
+  });
+
+  it("its breakers keep no call latencies for percentiles and take no snapshots (a timer sorted the whole window's latencies every second)", async () => {
+    const counting = new CircuitBreaker((x: number) => Promise.resolve(x), breakerOptions(100, RATE_LIMITER_DEFAULTS.breaker));
+    const snapshotting = new CircuitBreaker((x: number) => Promise.resolve(x), breakerOptions(100, { ...breaker, rollingWindowMs: 100 }));
+    try {
+      let snapshots = 0;
+      snapshotting.status.on('snapshot', () => snapshots++);
+      for (let i = 0; i < 200; i++) await counting.fire(i);
+      assert.equal(counting.stats.successes, 200);
+      assert.deepEqual(counting.stats.latencyTimes, [], 'no latencies gathered for percentiles');
+      await sleep(80); // eight bucket intervals of the 100 ms window
+      assert.equal(snapshots, 0);
+    } finally {
+      counting.shutdown();
+      snapshotting.shutdown();
     }
   });
 
