@@ -42,13 +42,26 @@ export interface BreakerPoolOptions {
   readonly onDomainState?: (domain: string, state: BreakerState | undefined) => void;
 }
 
+/** The options rampart gives opossum (its own type stays out of the published declarations). */
+export interface OpossumOptions {
+  readonly timeout: number;
+  readonly errorThresholdPercentage: number;
+  readonly volumeThreshold: number;
+  readonly resetTimeout: number;
+  readonly rollingCountTimeout: number;
+  readonly rollingCountBuckets: number;
+  readonly rollingPercentilesEnabled: boolean;
+  readonly enableSnapshots: boolean;
+  readonly errorFilter: (err: unknown) => boolean;
+}
+
 /**
  * The options of each opossum breaker. Its latency percentiles and periodic snapshots are off:
  * nothing reads them, and with them on, every bucket interval (a tenth of the window, 1 s by
  * default) a timer concatenated and sorted the latency of every call in the window (60,000
  * numbers at 6,000 decisions/s), stalling the event loop for milliseconds each time.
  */
-export function breakerOptions(deadlineMs: number, b: Required<BreakerOptions>): CircuitBreaker.Options {
+export function breakerOptions(deadlineMs: number, b: Required<BreakerOptions>): OpossumOptions {
   return {
     timeout: deadlineMs,
     errorThresholdPercentage: b.errorThresholdPercentage,
