@@ -33,18 +33,15 @@ function instantStore(read: (options: DecideOptions) => boolean): RateLimitStore
   };
 }
 
+/** The same pool over a store that asks `abandoned()` (rampart's Redis store) or `signal` (what every store paid before). */
 const pools = {
-  'pool.decide, store reads abandoned()': createBreakerPool({
-    store: instantStore((o) => o.abandoned?.() === true),
-    deadlineMs: 100,
-    breaker: RATE_LIMITER_DEFAULTS.breaker,
-  }),
-  'pool.decide, store reads signal': createBreakerPool({
-    store: instantStore((o) => o.signal?.aborted === true),
-    deadlineMs: 100,
-    breaker: RATE_LIMITER_DEFAULTS.breaker,
-  }),
+  'pool.decide, store reads abandoned()': (o: DecideOptions) => o.abandoned?.() === true,
+  'pool.decide, store reads signal': (o: DecideOptions) => o.signal?.aborted === true,
 };
+const poolsByCase = Object.entries(pools).map(
+  ([name, read]) =>
+    [name, createBreakerPool({ store: instantStore(read), deadlineMs: 100, breaker: RATE_LIMITER_DEFAULTS.breaker })] as const,
+);
 
 async function perCallUs(call: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();
@@ -63,10 +60,18 @@ function syncPerCallUs(call: () => unknown): number {
 }
 
 const cases: Record<string, () => Promise<number>> = {
-  'pool.decide, store reads abandoned()': () => perCallUs(() => pools['pool.decide, store reads abandoned()'].decide([check])),
-  'pool.decide, store reads signal': () => perCallUs(() => pools['pool.decide, store reads signal'].decide([check])),
+  ...Object.fromEntries(poolsByCase.map(([name, pool]) => [name, () => perCallUs(() => pool.decide([check]))])),
   'new AbortController().signal': () => Promise.resolve(syncPerCallUs(() => new AbortController().signal)),
-  'new LazyAbort(), aborted unread': () =>
+  // The end of a response under requestDeadline, before and now.
+  "response's end before: signal read, abort(new Error)": () =>
+    Promise.resolve(
+      syncPerCallUs(() => {
+        const c = new AbortController();
+        if (!c.signal.aborted) c.abort(new Error('request finished'));
+        return c;
+      }),
+    ),
+  "response's end now: new LazyAbort(), aborted unread": () =>
     Promise.resolve(
       syncPerCallUs(() => {
         const a = new LazyAbort();
@@ -124,7 +129,7 @@ async function main(): Promise<void> {
   });
   console.log(`Local cost per decision (${CALLS.toLocaleString('en')} calls, ${TURN} per turn, ${ROUNDS} rounds), Node ${process.version}`);
   console.table(rows);
-  for (const p of Object.values(pools)) p.close();
+  for (const [, pool] of poolsByCase) pool.close();
   const snapshot = await snapshotMs(60_000);
   console.log(
     `opossum window stats over 60,000 calls (its snapshot timer, once a second before): percentiles on ${snapshot.percentilesOn.join(', ')} ms; as configured ${snapshot.asConfigured.join(', ')} ms`,

@@ -60,10 +60,6 @@ class Connection {
     this.socket.destroy();
   }
 
-  get idle(): boolean {
-    return this.dueNs < 0;
-  }
-
   send(i: number): void {
     this.dueNs = Math.round(i * intervalNs);
     this.socket.write(requestBytes(i));
@@ -133,7 +129,7 @@ function sendWaiting(c: Connection): void {
 
 function fire(i: number): void {
   const c = idle.pop();
-  if (c !== undefined && c.idle) c.send(i);
+  if (c !== undefined) c.send(i);
   else waiting.push(i);
 }
 

@@ -15,7 +15,11 @@ function deadlineError(ms: number): Error {
   return Object.assign(new Error(`the rate limit store did not answer within ${ms} ms`), { code: 'ETIMEDOUT' });
 }
 
-/** A decision's give-up, as {@link DecideOptions}: `abandoned()` answers without making the signal. */
+/**
+ * A decision's give-up, as {@link DecideOptions}: `abandoned()` answers without making the
+ * signal. A method, not a bound function: an arrow property made each decision 0.5 µs slower
+ * (`npm run bench:decision`).
+ */
 class Abandonment extends LazyAbort implements DecideOptions {
   abandoned(): boolean {
     return this.aborted;

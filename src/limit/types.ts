@@ -282,6 +282,7 @@ export interface DecideOptions {
    * store that only needs to know this when its reply lands calls `abandoned()` when it is given
    * and leaves `signal` alone: the limiter makes the AbortSignal only when `signal` is read
    * (creating one costs microseconds on Node 20, more than the rest of a decision's local work).
+   * Call it on the options object (`options.abandoned()`), as a method.
    */
   readonly abandoned?: () => boolean;
 }
