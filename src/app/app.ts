@@ -39,7 +39,8 @@ export const REQUEST_DEADLINE_MS = 15_000;
 /**
  * Which policies guard which route when the policies file names no surfaces: `public` per IP
  * on the public routes, `login_ip` + `login_credential` on login, `authenticated` per
- * principal on the notes.
+ * principal on the notes; the probes and metrics exempt; `public` on everything else (a path
+ * no route serves is still charged, so a request can never escape the table).
  */
 export const DEFAULT_SURFACES: readonly SurfaceOptions[] = Object.freeze([
   { surfaceId: 'status', method: 'GET', path: '/v1/status', policies: ['public'] },
@@ -47,7 +48,17 @@ export const DEFAULT_SURFACES: readonly SurfaceOptions[] = Object.freeze([
   { surfaceId: 'register', method: 'POST', path: '/v1/auth/register', policies: ['public'] },
   { surfaceId: 'login', method: 'POST', path: '/v1/auth/login', policies: ['login_ip', 'login_credential'] },
   { surfaceId: 'notes', path: '/v1/notes*', policies: ['authenticated'] },
+  // Exact paths: a made-up path under /health/ is charged like any other.
+  ...HEALTH_PATHS.all.map((path) => ({ surfaceId: `probe${path.replaceAll('/', '-')}`, method: 'GET', path, policies: [], exempt: true })),
+  { surfaceId: 'metrics', method: 'GET', path: METRICS_PATH, policies: [], exempt: true },
+  { surfaceId: 'default', path: '/*', policies: ['public'] },
 ]);
+
+/**
+ * The policy charged by address before a bearer token is looked up (see createApp): a flood of
+ * made-up tokens is refused before it reaches the database.
+ */
+export const AUTH_LOOKUP_POLICY = 'auth_ip';
 
 /** Lifetime of a login token. */
 export const TOKEN_TTL_SECONDS = 24 * 60 * 60;
@@ -80,7 +91,10 @@ export function createApp(deps: AppDependencies): Express {
   app.use(requestLogger(logger));
   app.use(requestDeadline({ timeoutMs: deps.requestDeadlineMs ?? REQUEST_DEADLINE_MS }));
   // Notes are limited per principal, so the principal is known before the limiter runs; and
-  // an unauthenticated body is never parsed.
+  // an unauthenticated body is never parsed. The token's lookup costs the database a query, so
+  // it is paid for first, by address (mounted on the same path, so matched by the same router
+  // rules): a flood of made-up tokens is refused by the limiter, never looked up.
+  if (deps.limiter !== undefined) app.use('/v1/notes', deps.limiter.limit(AUTH_LOOKUP_POLICY));
   app.use('/v1/notes', requireAuth(db));
   // The body is read before the limiter (login is limited per username) but its errors are
   // answered after it: a client sending garbage is limited like any other.

@@ -13,6 +13,7 @@ import {
   type RateLimitStore,
 } from '../index';
 import { DEFAULT_SURFACES } from './app';
+import { loginCredential } from './auth/username';
 import { contentFingerprint, watchPoliciesFile, type PoliciesWatcher } from './policies-reload';
 
 /** The sample API's rate limiting: limiter, store and the Redis client it may own. */
@@ -71,6 +72,8 @@ export function createRateLimiting(config: Config, logger: Logger, metrics?: Met
       policies: set.policies,
       surfaces: set.surfaces ?? DEFAULT_SURFACES,
       devFailOpen: rl.devFailOpen,
+      // A login's bucket is the account it tries, named as the lookup names it.
+      credential: (req) => loginCredential(req.body),
       ...(metrics === undefined ? {} : { observer: metrics.rateLimit }),
       onBackendError: (err) => logger.warn({ err: { message: err.message } }, 'rate limiter backend failed'),
       // The log line of shadow mode: which policies would have refused which route.

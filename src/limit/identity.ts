@@ -21,12 +21,29 @@ export function defaultTier(req: Request, res: Response): string | undefined {
   return typeof fromUser === 'string' ? fromUser : undefined;
 }
 
-/** The default credential: `X-API-Key`, then a JSON body's `username` (lower-cased). */
+// What renders as nothing or as a space: invisible characters, controls, marks, whitespace.
+const INVISIBLE = /[\p{M}\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}\p{White_Space}]/gu;
+
+/**
+ * A name folded so that the forms a person reads as the same name are one: compatibility forms
+ * (fullwidth, ligatures, the Kelvin sign) as their plain letters, letter case, combining marks,
+ * zero-width and other invisible characters, and whitespace all dropped. More names share a
+ * bucket than accounts share a name: a caller can never reach a fresh bucket by respelling one.
+ */
+export function foldName(value: string): string {
+  return value.normalize('NFKC').toLowerCase().normalize('NFKD').replace(INVISIBLE, '').normalize('NFKC');
+}
+
+/**
+ * The default credential: a JSON body's `username`, folded ({@link foldName}). Nothing a caller
+ * adds (a header, an API key it made up) names a bucket: an API key is an identity only once the
+ * app has verified it (make it the principal), and unknown keys are limited by address.
+ */
 export function defaultCredential(req: Request): string | undefined {
-  const apiKey = req.headers['x-api-key'];
-  if (typeof apiKey === 'string' && apiKey !== '') return apiKey;
   const username = (req.body as { username?: unknown } | undefined)?.username;
-  return typeof username === 'string' && username !== '' ? username.toLowerCase() : undefined;
+  if (typeof username !== 'string') return undefined;
+  const folded = foldName(username);
+  return folded === '' ? undefined : folded;
 }
 
 /** How each kind of key finds a request's identity; every kind falls back to the client IP. */

@@ -59,8 +59,9 @@ function expandIPv6(ip: string): number[] | undefined {
 }
 
 /**
- * The identity of a client address: IPv4 as is, IPv4-mapped IPv6 (`::ffff:a.b.c.d`) folded to
- * IPv4, other IPv6 grouped by its `/ipv6Subnet` prefix (one household or host gets one bucket,
+ * The identity of a client address: IPv4 as is; IPv4-mapped (`::ffff:a.b.c.d`), NAT64
+ * (`64:ff9b::a.b.c.d`) and 6to4 (`2002:aabb:ccdd::/48`) IPv6 folded to their IPv4 host; other
+ * IPv6 grouped by its `/ipv6Subnet` prefix (one household or host gets one bucket,
  * however many addresses it rotates through).
  */
 export function ipIdentity(ip: string | undefined, ipv6Subnet: number): string {
@@ -69,11 +70,13 @@ export function ipIdentity(ip: string | undefined, ipv6Subnet: number): string {
   if (!isIPv6(ip)) return safeIdentity(ip);
   const groups = expandIPv6(ip);
   if (groups === undefined) return safeIdentity(ip);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    const hi = groups[6] as number;
-    const lo = groups[7] as number;
-    return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
-  }
+  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  // IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d): the IPv4 client itself.
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return v4(groups[6] as number, groups[7] as number);
+  if (groups[0] === 0x64 && groups[1] === 0xff9b && groups.slice(2, 6).every((g) => g === 0))
+    return v4(groups[6] as number, groups[7] as number);
+  // 6to4 (2002:aabb:ccdd::/48): the whole /48 belongs to the one IPv4 host a.b.c.d.
+  if (groups[0] === 0x2002) return v4(groups[1] as number, groups[2] as number);
   let bits = ipv6Subnet;
   const masked = groups.map((g) => {
     const keep = Math.max(0, Math.min(16, bits));

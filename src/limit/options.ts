@@ -10,9 +10,15 @@ export interface SurfaceOptions {
   readonly surfaceId: string;
   /** An HTTP method, or `*` (default) for any. */
   readonly method?: string;
-  /** An exact path, or a prefix ending in `*` (`/v1/notes*`). */
+  /**
+   * An exact path, or a prefix ending in `*` (`/v1/notes*`); `/*` takes every request no other
+   * surface takes (a table must have one). Compared as the app's router compares paths.
+   */
   readonly path: string;
+  /** The policies charged, all-or-nothing; none (`[]`) only when `exempt`. */
   readonly policies: readonly string[];
+  /** Its requests pass unlimited (probes, metrics); `policies` must then be empty. Default false. */
+  readonly exempt?: boolean;
   /** Overrides `rps` of the surface's token-bucket policies (their buckets become the surface's own). */
   readonly rateLimitRps?: number;
   /** Overrides `burst` of the surface's token-bucket policies. */
@@ -53,7 +59,11 @@ export interface RateLimiterOptions {
   readonly ipv6Subnet?: number;
   /** The principal of a request; default `res.locals.principal.id`, then `req.user.id`. */
   readonly principal?: KeyFunction;
-  /** The credential of a request (hashed before use); default `X-API-Key`, then a JSON body's `username`. */
+  /**
+   * The credential of a request (hashed before use); default a JSON body's `username`, folded
+   * (case, compatibility forms, marks, invisible characters and whitespace). Return the name your
+   * account lookup would use: never a value the caller can vary freely.
+   */
   readonly credential?: KeyFunction;
   /** Told about every decision, store call and breaker change (`createMetrics().rateLimit` for Prometheus). */
   readonly observer?: RateLimitObserver;
@@ -97,7 +107,10 @@ export type BreakerState = 'CLOSED' | 'OPEN' | 'HALF_OPEN';
 export interface RateLimiter {
   /** A middleware that applies these policies (all-or-nothing) to every request it sees. */
   limit(...policies: string[]): RequestHandler;
-  /** A middleware that applies the policies of the first surface matching the request. */
+  /**
+   * A middleware that applies the policies of the surface matching the request, matched as the
+   * app's router matches routes (see {@link SurfaceOptions.path}). Throws when no surfaces were given.
+   */
   surfaces(): RequestHandler;
   /**
    * Replaces the policies, and the surfaces when given (else the current surfaces are applied

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { SurfaceOptions } from './options';
 import { POLICY_NAME, TIER_NAME } from './plan';
-import { SURFACE_ID } from './surfaces';
+import { SURFACE_ID, surfaceTableProblems } from './surfaces';
 import type { PolicyOptions } from './types';
 
 /** Policies and surfaces, as a policies document holds them. */
@@ -148,8 +148,13 @@ const Surface = z
       .string()
       .regex(/^([A-Za-z]+|\*)$/, 'an HTTP method or "*"')
       .optional(),
-    path: z.string().startsWith('/').max(1024),
-    policies: z.array(name).min(1),
+    path: z
+      .string()
+      .startsWith('/')
+      .max(1024)
+      .regex(/^[^*]*\*?$/, 'an exact path, or a prefix with one "*" at its end'),
+    policies: z.array(name),
+    exempt: z.boolean().optional(),
     rateLimitRps: rps.optional(),
     rateLimitBurst: burst.optional(),
     [LEGACY.surfaceId]: surfaceId.optional(),
@@ -163,6 +168,14 @@ const Surface = z
       }
     }
     if (s.surfaceId === undefined && s.surface_id === undefined) ctx.addIssue({ code: 'custom', path: ['surfaceId'], message: 'Required' });
+    if (s.exempt === true && s.policies.length > 0)
+      ctx.addIssue({ code: 'custom', path: ['policies'], message: 'an exempt surface charges nothing: policies must be []' });
+    if (s.exempt !== true && s.policies.length === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['policies'],
+        message: 'at least one policy (or "exempt": true to let its requests through unlimited)',
+      });
   });
 const PolicyDocument = z.strictObject({
   policies: z.record(name, Policy).optional(),
@@ -212,10 +225,12 @@ export function checkPolicySet(document: unknown, defaults: Readonly<Record<stri
       ...(s.method === undefined ? {} : { method: s.method }),
       path: s.path,
       policies: s.policies,
+      ...(s.exempt === undefined ? {} : { exempt: s.exempt }),
       ...(rateLimitRps === undefined ? {} : { rateLimitRps }),
       ...(rateLimitBurst === undefined ? {} : { rateLimitBurst }),
     } satisfies SurfaceOptions;
   });
+  if (surfaces !== undefined) for (const problem of surfaceTableProblems(surfaces)) errors.push(new PolicyError('surfaces', problem));
   return errors.length > 0 ? { errors, set: undefined } : { errors, set: { policies, surfaces } };
 }
 

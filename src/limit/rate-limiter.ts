@@ -58,7 +58,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   // Every surface is checked before the breaker pool starts listening to the store: a mistake
   // throws without leaving anything behind.
   let surfaceList = [...(options.surfaces ?? [])];
-  let router = surfaceRouter(surfaceList, (s) => middleware(plan(s.policies, s)));
+  const routerFor = (list: readonly SurfaceOptions[], planOf: typeof plan) =>
+    list.length === 0 ? undefined : surfaceRouter(list, (s) => middleware(planOf(s.policies, s)));
+  let router = routerFor(surfaceList, plan);
 
   observer?.breakerChanged(store.name, 'CLOSED');
   const pool = createBreakerPool({
@@ -286,7 +288,12 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   // (one property read), so a swap reaches them all at once; a request already inside keeps
   // the plan it started with (decideFor holds it).
   const slots = new Map<string, LimitSlot>();
-  const routed: RequestHandler = (req, res, next) => router(req, res, next);
+  /** Whether surfaces() was handed out: then a table must stay. */
+  let surfacesUsed = false;
+  const routed: RequestHandler = (req, res, next) => {
+    if (router === undefined) next(new Error('rate limiter: setPolicies removed every surface'));
+    else router(req, res, next);
+  };
 
   function setPolicies(policies: Readonly<Record<string, PolicyOptions>>, surfaces?: readonly SurfaceOptions[]): void {
     const next = planner(policies);
@@ -314,7 +321,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
           `setPolicies cannot change the algorithm of policy "${n}" (${before.algorithm} to ${p.algorithm}): give it a new name`,
         );
     }
-    const nextRouter = surfaceRouter(nextSurfaces, (s) => middleware(next(s.policies, s)));
+    if (surfacesUsed && nextSurfaces.length === 0) invalid('surfaces', 'setPolicies would leave surfaces() with no surface to match');
+    const nextRouter = routerFor(nextSurfaces, next);
     const handlers = [...slots.values()].map((slot) => middleware(next(slot.names)));
     // Everything is checked and built: the swap itself cannot throw.
     let i = 0;
@@ -366,6 +374,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       return (req, res, next) => s.handler(req, res, next);
     },
     surfaces() {
+      if (router === undefined)
+        invalid('surfaces', 'surfaces() needs the surfaces option: a table of routes and their policies, ending with a "/*" surface');
+      surfacesUsed = true;
       return routed;
     },
     setPolicies,

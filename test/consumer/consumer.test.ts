@@ -174,11 +174,14 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
       bad,
       JSON.stringify({
         policies: { x: { algorithm: 'token_bucket', rps: 0, burst: 1 } },
-        surfaces: [{ surfaceId: 's', path: '/', policies: ['y'] }],
+        surfaces: [
+          { surfaceId: 's', path: '/', policies: ['y'] },
+          { surfaceId: 'rest', path: '/*', policies: ['y'] },
+        ],
       }),
     );
     const ok = await run('npx', ['--no-install', 'rampart', 'check-policies', good], { cwd: consumer });
-    assert.match(ok.stdout, /good\.json: ok \(5 policies with the defaults, 5 surfaces\)/);
+    assert.match(ok.stdout, /good\.json: ok \(6 policies with the defaults, 10 surfaces\)/);
     await assert.rejects(
       run('npx', ['--no-install', 'rampart', 'check-policies', bad], { cwd: consumer }),
       (err: Error & { code?: number; stderr?: string }) => {

@@ -164,6 +164,7 @@ export const FAIL_MODE_POLICIES = Object.freeze({
     { surfaceId: 'status', method: 'GET', path: '/v1/status', policies: ['public'] },
     { surfaceId: 'slow', method: 'GET', path: '/v1/slow', policies: ['strict'] },
     { surfaceId: 'login', method: 'POST', path: '/v1/auth/login', policies: ['login_ip', 'login_credential'] },
+    { surfaceId: 'default', path: '/*', policies: ['public'] },
   ],
 });
 

@@ -38,6 +38,9 @@ export function setPoliciesSuite(storeName: string, fixture: () => Promise<Reloa
       await f.cleanup(prefix);
     });
 
+    /** The table's catch-all: the other paths of these apps pass unlimited. */
+    const REST = { surfaceId: 'rest', path: '/*', policies: [], exempt: true };
+
     function appFor(l: RateLimiter): express.Express {
       const app = express();
       app.get('/limit', l.limit('p', 'w'), (_req, res) => res.json({ ok: true }));
@@ -51,7 +54,7 @@ export function setPoliciesSuite(storeName: string, fixture: () => Promise<Reloa
         store: f.store,
         prefix,
         policies: { p: bucket(2), w: windowOf(2), s: bucket(1) },
-        surfaces: [{ surfaceId: 'surface', path: '/surface', policies: ['s'] }],
+        surfaces: [{ surfaceId: 'surface', path: '/surface', policies: ['s'] }, REST],
       });
       const app = appFor(limiter);
       // Drained under the old numbers; the last denial is now in the deny cache.
@@ -80,7 +83,7 @@ export function setPoliciesSuite(storeName: string, fixture: () => Promise<Reloa
         store: f.store,
         prefix,
         policies: { p: bucket(2), w: windowOf(3), s: bucket(1) },
-        surfaces: [{ surfaceId: 'surface', path: '/surface', policies: ['s'] }],
+        surfaces: [{ surfaceId: 'surface', path: '/surface', policies: ['s'] }, REST],
       });
       const l = limiter;
       const app = appFor(l);
@@ -94,7 +97,10 @@ export function setPoliciesSuite(storeName: string, fixture: () => Promise<Reloa
       refused(() => l.setPolicies({ p: { algorithm: 'token_bucket', rps: 0, burst: 9 }, w: windowOf(9), s: bucket(9) }), /policy "p": rps/);
       refused(
         () =>
-          l.setPolicies({ p: bucket(9), w: windowOf(9), s: bucket(9) }, [{ surfaceId: 'surface', path: '/surface', policies: ['nope'] }]),
+          l.setPolicies({ p: bucket(9), w: windowOf(9), s: bucket(9) }, [
+            { surfaceId: 'surface', path: '/surface', policies: ['nope'] },
+            REST,
+          ]),
         /unknown policy "nope" in surface "surface"/,
       );
       refused(() => l.setPolicies({ p: bucket(9), w: windowOf(9), s: bucket(9), Bad: bucket(1) }), /policy name/);
@@ -113,7 +119,7 @@ export function setPoliciesSuite(storeName: string, fixture: () => Promise<Reloa
         store: f.store,
         prefix,
         policies: { p: bucket(2), w: windowOf(2), s: bucket(1) },
-        surfaces: [{ surfaceId: 'surface', path: '/surface', policies: ['s', 'w'] }],
+        surfaces: [{ surfaceId: 'surface', path: '/surface', policies: ['s', 'w'] }, REST],
       });
       const l = limiter;
       const app = appFor(l);
@@ -128,7 +134,7 @@ export function setPoliciesSuite(storeName: string, fixture: () => Promise<Reloa
       );
       assert.match((await request(app).get('/limit')).headers['ratelimit-policy'] as string, /"p";q=2;/, 'nothing changed');
       // New surfaces that no longer name "s": it may go; "w" is still named by limit().
-      l.setPolicies({ p: bucket(9), w: windowOf(9) }, [{ surfaceId: 'surface', path: '/surface', policies: ['p'] }]);
+      l.setPolicies({ p: bucket(9), w: windowOf(9) }, [{ surfaceId: 'surface', path: '/surface', policies: ['p'] }, REST]);
       const s = await request(app).get('/surface');
       assert.equal(s.status, 200);
       assert.match(s.headers['ratelimit-policy'] as string, /^"p";q=9;w=\d+$/);

@@ -26,7 +26,7 @@ describe('rampart check-policies', () => {
   it('exits 0 for the example file, saying what it holds', () => {
     const r = run('check-policies', join(__dirname, '..', '..', 'config', 'policies.example.json'));
     assert.equal(r.code, 0, r.err.join('\n'));
-    assert.match(r.out[0] ?? '', /policies\.example\.json: ok \(5 policies with the defaults, 5 surfaces\)/);
+    assert.match(r.out[0] ?? '', /policies\.example\.json: ok \(6 policies with the defaults, 10 surfaces\)/);
   });
 
   it('prints every mistake with its place and exits 1', () => {
@@ -49,6 +49,7 @@ describe('rampart check-policies', () => {
         surfaces: [
           { surfaceId: 'a', path: '/a', policies: ['nope'] },
           { surfaceId: 'a', path: '/b', policies: ['public', 'public'] },
+          { surfaceId: 'rest', path: '/*', policies: ['public'] },
         ],
       }),
     );

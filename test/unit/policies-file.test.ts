@@ -12,6 +12,7 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
       authenticated: { algorithm: 'token_bucket', rps: 5, burst: 10, key: 'principal', failMode: 'closed' },
       login_ip: { algorithm: 'sliding_window', limit: 20, windowSeconds: 60, key: 'ip', failMode: 'closed' },
       login_credential: { algorithm: 'sliding_window', limit: 5, windowSeconds: 60, key: 'credential', failMode: 'closed' },
+      auth_ip: { algorithm: 'token_bucket', rps: 25, burst: 50, key: 'ip', failMode: 'closed' },
     });
   });
 
@@ -83,21 +84,58 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
             public: { algorithm: 'token_bucket', rps: 50, burst: 100 },
             api: { algorithm: 'sliding_window', limit: 10, windowSeconds: 1, key: 'credential', failMode: 'open' },
           },
-          surfaces: [{ surface_id: 'api', method: 'POST', path: '/api*', policies: ['api', 'login_ip'], rate_limit_rps: 3 }],
+          surfaces: [
+            { surface_id: 'api', method: 'POST', path: '/api*', policies: ['api', 'login_ip'], rate_limit_rps: 3 },
+            { surfaceId: 'rest', path: '/*', policies: [], exempt: true },
+          ],
         }),
       );
       const set = loadPolicyFile(path, defaults);
       assert.deepEqual(set.policies['public'], { algorithm: 'token_bucket', rps: 50, burst: 100 });
       assert.deepEqual(set.policies['login_ip'], defaults['login_ip']);
       assert.equal(set.policies['api']?.failMode, 'open');
-      assert.deepEqual(set.surfaces, [{ surfaceId: 'api', method: 'POST', path: '/api*', policies: ['api', 'login_ip'], rateLimitRps: 3 }]);
+      assert.deepEqual(set.surfaces, [
+        { surfaceId: 'api', method: 'POST', path: '/api*', policies: ['api', 'login_ip'], rateLimitRps: 3 },
+        { surfaceId: 'rest', path: '/*', policies: [], exempt: true },
+      ]);
       assert.equal(loadPolicyFile(write('nosurf.json', '{}'), defaults).surfaces, undefined);
     });
 
+    it('refuses a table a request could escape: no catch-all, surfaces that take the same requests, a prefix never reached', () => {
+      const cases: ReadonlyArray<readonly [unknown[], RegExp]> = [
+        [[{ surfaceId: 'a', path: '/a', policies: ['public'] }], /surfaces: no surface takes the requests the others do not/],
+        [
+          [
+            { surfaceId: 'a', path: '/A/', policies: ['public'] },
+            { surfaceId: 'b', path: '/a', policies: ['public'] },
+            { surfaceId: 'rest', path: '/*', policies: ['public'] },
+          ],
+          /surfaces: surfaces "a" and "b" take the same requests/,
+        ],
+        [
+          [
+            { surfaceId: 'rest', path: '/*', policies: ['public'] },
+            { surfaceId: 'b', path: '/b*', policies: ['public'] },
+          ],
+          /surfaces: surface "b" is never reached: surface "rest"/,
+        ],
+        [[{ surfaceId: 'rest', path: '/*', policies: [] }], /surfaces\.0\.policies: at least one policy \(or "exempt": true/],
+        [
+          [{ surfaceId: 'rest', path: '/*', policies: ['public'], exempt: true }],
+          /surfaces\.0\.policies: an exempt surface charges nothing/,
+        ],
+        [[{ surfaceId: 'rest', path: '/a*b*', policies: ['public'] }], /surfaces\.0\.path: an exact path, or a prefix/],
+      ];
+      cases.forEach(([surfaces, message], i) =>
+        assert.throws(() => loadPolicyFile(write(`table${i}.json`, JSON.stringify({ surfaces })), defaults), message),
+      );
+    });
+
     it('reads surfaces in camel case, and the snake case of 0.x for one release (the same result); both spellings of one field are refused', () => {
-      const camel = { surfaces: [{ surfaceId: 's', path: '/a', policies: ['public'], rateLimitRps: 2, rateLimitBurst: 4 }] };
-      const snake = { surfaces: [{ surface_id: 's', path: '/a', policies: ['public'], rate_limit_rps: 2, rate_limit_burst: 4 }] };
-      const expected = [{ surfaceId: 's', path: '/a', policies: ['public'], rateLimitRps: 2, rateLimitBurst: 4 }];
+      const rest = { surfaceId: 'rest', path: '/*', policies: ['public'] };
+      const camel = { surfaces: [{ surfaceId: 's', path: '/a', policies: ['public'], rateLimitRps: 2, rateLimitBurst: 4 }, rest] };
+      const snake = { surfaces: [{ surface_id: 's', path: '/a', policies: ['public'], rate_limit_rps: 2, rate_limit_burst: 4 }, rest] };
+      const expected = [{ surfaceId: 's', path: '/a', policies: ['public'], rateLimitRps: 2, rateLimitBurst: 4 }, rest];
       assert.deepEqual(loadPolicyFile(write('camel.json', JSON.stringify(camel)), defaults).surfaces, expected);
       assert.deepEqual(loadPolicyFile(write('snake.json', JSON.stringify(snake)), defaults).surfaces, expected);
       const both = { surfaces: [{ surfaceId: 's', surface_id: 's', path: '/a', policies: ['public'] }] };

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, type AddressInfo } from 'node:net';
 import express from 'express';
 import request from 'supertest';
 import {
@@ -99,6 +101,29 @@ describe('rate limiter options', () => {
     throwsAtFactory({ ipv6Subnet: 129 }, /ipv6Subnet/);
     throwsAtFactory({ prefix: 'a{b}' }, /prefix/);
     throwsAtFactory({ surfaces: [{ surfaceId: 's', path: '/x', policies: ['nope'] }] }, /unknown policy "nope" in surface "s"/);
+    throwsAtFactory({ surfaces: [{ surfaceId: 's', path: '/x', policies: ['p'] }] }, /no surface takes the requests the others do not/);
+    const rest = { surfaceId: 'rest', path: '/*', policies: ['p'] };
+    throwsAtFactory({ surfaces: [{ surfaceId: 's', path: '/x', policies: [] }, rest] }, /names no policies: .*exempt: true/);
+    throwsAtFactory({ surfaces: [{ surfaceId: 's', path: '/x', policies: ['p'], exempt: true }, rest] }, /is exempt and names policies/);
+    throwsAtFactory({ surfaces: [{ surfaceId: 's', path: '/x*y', policies: ['p'] }, rest] }, /one "\*" at its end/);
+    throwsAtFactory(
+      { surfaces: [{ surfaceId: 'a', path: '/X/', policies: ['p'] }, { surfaceId: 'b', path: '/x', policies: ['p'] }, rest] },
+      /surfaces "a" and "b" take the same requests/,
+    );
+    throwsAtFactory(
+      {
+        surfaces: [
+          { surfaceId: 'a', path: '/v1*', policies: ['p'] },
+          { surfaceId: 'b', method: 'GET', path: '/V1/notes*', policies: ['p'] },
+          rest,
+        ],
+      },
+      /surface "b" is never reached: surface "a"/,
+    );
+    throwsAtFactory({ surfaces: [rest, { surfaceId: 'b', path: '/b*', policies: ['p'] }] }, /surface "b" is never reached: surface "rest"/);
+    const noSurfaces = createRateLimiter({ store, policies: { p: bucket } });
+    assert.throws(() => noSurfaces.surfaces(), /surfaces\(\) needs the surfaces option/);
+    void noSurfaces.close();
     throwsAtFactory(
       { surfaces: [{ surfaceId: 's', path: 'x', policies: ['p'] }] },
       /surface "s": path must be a path starting with "\/", got "x"/,
@@ -331,6 +356,7 @@ describe('rate limiter options', () => {
         surfaces: [
           { surfaceId: 'one', method: 'GET', path: '/one', policies: ['p'] },
           { surfaceId: 'many', path: '/many*', policies: ['p'], rateLimitBurst: 3 },
+          { surfaceId: 'rest', path: '/*', policies: [], exempt: true },
         ],
       });
       const app = express();
@@ -345,5 +371,78 @@ describe('rate limiter options', () => {
       assert.equal((await request(app).get('/elsewhere')).status, 200);
       await limiter.close();
     });
+
+    /** A limiter of one-request buckets over surfaces `/one` (GET), `/many*` and a catch-all, and an app with these router settings. */
+    function routed(settings: { sensitive?: boolean; strict?: boolean }, prefix: string) {
+      const limiter = createRateLimiter({
+        store,
+        prefix,
+        policies: { one: { algorithm: 'token_bucket', rps: 0.001, burst: 1 }, rest: { algorithm: 'token_bucket', rps: 0.001, burst: 1 } },
+        surfaces: [
+          { surfaceId: 'one', method: 'GET', path: '/one', policies: ['one'] },
+          { surfaceId: 'probe', method: 'GET', path: '/probe', policies: [], exempt: true },
+          { surfaceId: 'rest', path: '/*', policies: ['rest'] },
+        ],
+      });
+      const app = express();
+      if (settings.sensitive === true) app.enable('case sensitive routing');
+      if (settings.strict === true) app.enable('strict routing');
+      app.use(limiter.surfaces());
+      const policyOf = (res: express.Response) => String(res.getHeader('RateLimit-Policy') ?? 'none').split(';')[0];
+      app.get('/one', (_req, res) => res.json({ policy: policyOf(res) }));
+      app.get('/probe', (_req, res) => res.json({ policy: policyOf(res) }));
+      app.use((_req, res) => res.status(404).json({ policy: policyOf(res) }));
+      return { limiter, app };
+    }
+
+    it('matches a path as the app’s router does: letter case, one trailing slash, absolute form, HEAD', async () => {
+      const { limiter, app } = routed({}, 'route1');
+      const one = await request(app).get('/one');
+      assert.equal(one.status, 200);
+      assert.equal(one.body.policy, '"one"');
+      // Every spelling the router serves with the same handler is the same surface: refused now.
+      for (const path of ['/ONE', '/One/', '/one/', '/oNe'])
+        assert.equal((await request(app).get(path)).status, 429, `GET ${path} is surface "one"`);
+      assert.equal((await request(app).head('/ONE/')).status, 429, 'HEAD /ONE/ is surface "one"');
+      const absolute = await rawRequest(app, 'GET http://example.test/One/ HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n');
+      assert.match(absolute, /^HTTP\/1\.1 429/, 'absolute form is surface "one"');
+      // A path no surface names is charged to the catch-all; the exempt path is not charged.
+      const other = await request(app).get('/nowhere');
+      assert.equal(other.status, 404);
+      assert.equal(other.body.policy, '"rest"');
+      assert.equal((await request(app).get('/NOWHERE/')).status, 429);
+      for (let i = 0; i < 3; i++) assert.equal((await request(app).get('/probe')).body.policy, 'none');
+      await limiter.close();
+    });
+
+    it('honours case sensitive routing and strict routing: a path the router tells apart is another surface', async () => {
+      const { limiter, app } = routed({ sensitive: true, strict: true }, 'route2');
+      assert.equal((await request(app).get('/one')).status, 200);
+      assert.equal((await request(app).get('/one')).status, 429);
+      // Not served by the /one route under these settings: not surface "one" either (the catch-all charges it).
+      const upper = await request(app).get('/ONE');
+      assert.equal(upper.status, 404);
+      assert.equal(upper.body.policy, '"rest"');
+      assert.equal((await request(app).get('/one/')).status, 429, 'the catch-all bucket is spent');
+      await limiter.close();
+    });
   });
 });
+
+/** Sends raw bytes to the app on a fresh server; the whole answer. */
+async function rawRequest(app: express.Express, bytes: string): Promise<string> {
+  const server = app.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  try {
+    const socket = connect(port, '127.0.0.1');
+    socket.write(bytes);
+    let out = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (out += d));
+    await once(socket, 'close');
+    return out;
+  } finally {
+    server.close();
+  }
+}

@@ -3,15 +3,12 @@ import { z } from 'zod';
 import { HttpError } from '../../index';
 import { hashPassword, verifyPassword } from '../auth/passwords';
 import { hashToken, newToken } from '../auth/tokens';
+import { Username } from '../auth/username';
 import type { Database } from '../db/database';
 import { validate, wellFormedText } from '../validate';
 
 const Credentials = z.strictObject({
-  username: z
-    .string()
-    .min(3)
-    .max(64)
-    .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only'),
+  username: Username,
   // Any character, control characters included: only the scrypt hash is stored. But a lone
   // surrogate would be hashed as U+FFFD, so that two different passwords would match.
   password: wellFormedText().min(8).max(256),
