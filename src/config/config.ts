@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isAddressOrRange } from '../internal/addresses';
 import { parseRedisUrl } from '../redis/redis-url';
@@ -17,6 +18,16 @@ export type TrustProxy = boolean | number | readonly string[];
 export interface Config {
   readonly mode: Mode;
   readonly port: number;
+  /**
+   * Where the sample API serves `/metrics`: on a listener of its own (`port`, bound to `host`),
+   * or, `port` undefined, on the public {@link Config.port} beside the routes.
+   */
+  readonly metrics: {
+    /** The metrics listener's port (0: any free port); undefined: `/metrics` is served on `port`. */
+    readonly port: number | undefined;
+    /** The metrics listener's bind address; undefined: every interface, as the public port. */
+    readonly host: string | undefined;
+  };
   readonly logLevel: LogLevel;
   readonly trustProxy: TrustProxy;
   readonly rateLimit: {
@@ -65,6 +76,11 @@ const redisUrl = z.string().refine((v) => {
     return false;
   }
 });
+// A host name (RFC 1123 labels) or an IP literal, without brackets or a port: what
+// `server.listen(port, host)` binds. Dotted digits that are not an IPv4 address are refused.
+const HOST_LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const HOST_NAME = new RegExp(`^(?=.{1,253}$)${HOST_LABEL}(?:\\.${HOST_LABEL})*$`);
+const bindHost = z.string().refine((v) => isIP(v) !== 0 || (HOST_NAME.test(v) && !/^[\d.]+$/.test(v)));
 const TRUST_PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 const trustProxy = z.string().transform((v, ctx): TrustProxy => {
   if (v === 'true') return true;
@@ -84,6 +100,16 @@ const trustProxy = z.string().transform((v, ctx): TrustProxy => {
 const APP_VARIABLES = {
   MODE: { schema: z.enum(['dev', 'prod']), expected: '"dev" or "prod"' },
   PORT: { schema: int(0, 65535), expected: 'a TCP port, an integer from 0 to 65535' },
+  METRICS_PORT: {
+    schema: z.union([z.literal('public'), int(0, 65535)]),
+    expected: 'the TCP port of a metrics listener of its own, an integer from 0 to 65535, or "public" to serve /metrics on PORT',
+    unset: `${CONFIG_DEFAULTS.METRICS_PORT} with MODE=prod or METRICS_HOST set, else /metrics on PORT`,
+  },
+  METRICS_HOST: {
+    schema: bindHost,
+    expected: 'an IP address or host name of this machine to bind, without a port or brackets (e.g. 0.0.0.0, ::, 127.0.0.1)',
+    unset: 'every interface',
+  },
   LOG_LEVEL: {
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     expected: 'one of fatal, error, warn, info, debug, trace, silent',
@@ -125,7 +151,9 @@ function refuse(variable: string, message: string): never {
  * `process.env`). Throws {@link ConfigError} on a malformed value or a broken production rule.
  * The `tracing` part is {@link loadTracingConfig}'s, rules included. The rate-limit backend is
  * `RATE_LIMIT_BACKEND` when set, else `redis` when `REDIS_URL` is set, else `memory`; an explicit
- * `RATE_LIMIT_BACKEND=memory` with a `REDIS_URL` is refused.
+ * `RATE_LIMIT_BACKEND=memory` with a `REDIS_URL` is refused. Metrics get a listener of their own
+ * on `METRICS_PORT` when it is a port; unset, on its default with `MODE=prod` or `METRICS_HOST`
+ * set, else they are served on `PORT` (as with `METRICS_PORT=public`).
  */
 export function loadConfig(env: Env = process.env): Config {
   const v = parseVariables(APP_VARIABLES, env);
@@ -137,6 +165,14 @@ export function loadConfig(env: Env = process.env): Config {
   const backend = v.RATE_LIMIT_BACKEND ?? (v.REDIS_URL === undefined ? d.RATE_LIMIT_BACKEND : 'redis');
   const devFailOpen = v.RATE_LIMIT_DEV_FAIL_OPEN ?? d.RATE_LIMIT_DEV_FAIL_OPEN;
   const writeUrl = v.DATABASE_WRITE_URL ?? v.DATABASE_URL;
+  const port = v.PORT ?? d.PORT;
+  // Anyone who reaches PORT would read /metrics there (shard addresses included): in prod they get
+  // a listener of their own unless METRICS_PORT=public says otherwise. A METRICS_HOST is meant to
+  // be used, so it asks for that listener in dev too.
+  const metricsPort =
+    v.METRICS_PORT === 'public'
+      ? undefined
+      : (v.METRICS_PORT ?? (mode === 'prod' || v.METRICS_HOST !== undefined ? d.METRICS_PORT : undefined));
 
   if (backend === 'redis' && v.REDIS_URL === undefined) {
     refuse(
@@ -170,6 +206,23 @@ export function loadConfig(env: Env = process.env): Config {
       refuse('DATABASE_URL', 'MODE=prod requires a real database, not the embedded one. Fix: set DATABASE_URL (or DATABASE_WRITE_URL).');
     }
   }
+  if (v.METRICS_PORT === 'public' && v.METRICS_HOST !== undefined) {
+    refuse(
+      'METRICS_HOST',
+      'METRICS_HOST is set together with METRICS_PORT=public, which serves /metrics on PORT and would ignore it. Fix: unset METRICS_HOST, or set METRICS_PORT to a port of its own (e.g. 9464).',
+    );
+  }
+  // Port 0 is any free port: two of them never collide.
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {
+    const which =
+      v.METRICS_PORT === undefined
+        ? `METRICS_PORT is unset, and its default (${metricsPort}, with ${mode === 'prod' ? 'MODE=prod' : 'METRICS_HOST set'}) is`
+        : `METRICS_PORT=${metricsPort} is`;
+    refuse(
+      'METRICS_PORT',
+      `${which} the public PORT=${port}: the metrics listener cannot share it. Fix: set METRICS_PORT to a port of its own (e.g. ${port === d.METRICS_PORT ? 9465 : d.METRICS_PORT}), or METRICS_PORT=public to serve /metrics on PORT.`,
+    );
+  }
   // Checked in any mode, whether rate limiting is on or not: the two say opposite things, and
   // picking either would silently ignore the other.
   if (v.RATE_LIMIT_BACKEND === 'memory' && v.REDIS_URL !== undefined) {
@@ -181,7 +234,8 @@ export function loadConfig(env: Env = process.env): Config {
 
   const config: Config = {
     mode,
-    port: v.PORT ?? d.PORT,
+    port,
+    metrics: Object.freeze({ port: metricsPort, host: v.METRICS_HOST }),
     logLevel: v.LOG_LEVEL ?? d.LOG_LEVEL,
     trustProxy: v.TRUST_PROXY ?? d.TRUST_PROXY,
     rateLimit: Object.freeze({

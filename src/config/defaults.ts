@@ -9,6 +9,9 @@ import { LIFECYCLE_DEFAULTS } from '../shutdown/lifecycle-defaults';
 export const CONFIG_DEFAULTS = Object.freeze({
   MODE: 'dev',
   PORT: 8000,
+  // With MODE=prod (or METRICS_HOST set): /metrics on a listener of its own on this port, never
+  // on PORT; in dev, unset, /metrics is served on PORT (config.ts, loadConfig).
+  METRICS_PORT: 9464,
   LOG_LEVEL: 'info',
   RATE_LIMIT_ENABLED: true,
   RATE_LIMIT_BACKEND: 'memory',

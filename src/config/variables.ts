@@ -25,6 +25,11 @@ export interface Variable<T> {
   readonly expected: string;
   /** Never echo the value (it may carry a password). */
   readonly secret?: boolean;
+  /**
+   * What unsetting the variable gives, for the error message, where {@link CONFIG_DEFAULTS}
+   * cannot say it alone (a default that depends on another variable, or none but a behaviour).
+   */
+  readonly unset?: string;
 }
 
 /** `"true"` or `"false"`, nothing else: a switch is never coerced. */
@@ -35,7 +40,8 @@ export type Parsed<S extends Record<string, Variable<unknown>>> = {
   [K in keyof S]: z.output<S[K]['schema']> | undefined;
 };
 
-function describeDefault(name: string): string {
+function describeDefault(name: string, spec: Variable<unknown>): string {
+  if (spec.unset !== undefined) return `unset it (${spec.unset})`;
   const d = (CONFIG_DEFAULTS as Record<string, unknown>)[name];
   return d === undefined ? 'unset it' : `unset it for the default (${String(d)})`;
 }
@@ -56,7 +62,7 @@ export function parseVariables<S extends Record<string, Variable<unknown>>>(spec
       const shown = spec.secret === true ? '' : `=${JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}...` : raw)}`;
       throw new ConfigError(
         name,
-        `${name}${shown} is invalid: expected ${spec.expected}. Fix: set ${name} to a valid value or ${describeDefault(name)}.`,
+        `${name}${shown} is invalid: expected ${spec.expected}. Fix: set ${name} to a valid value or ${describeDefault(name, spec)}.`,
       );
     }
     out[name] = result.data;

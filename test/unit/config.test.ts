@@ -24,6 +24,7 @@ describe('loadConfig', () => {
     assert.deepEqual(CONFIG_DEFAULTS, {
       MODE: 'dev',
       PORT: 8000,
+      METRICS_PORT: 9464,
       LOG_LEVEL: 'info',
       RATE_LIMIT_ENABLED: true,
       RATE_LIMIT_BACKEND: 'memory',
@@ -49,6 +50,7 @@ describe('loadConfig', () => {
     const c = loadConfig({});
     assert.equal(c.mode, 'dev');
     assert.equal(c.port, 8000);
+    assert.deepEqual(c.metrics, { port: undefined, host: undefined }, 'dev: /metrics on PORT');
     assert.equal(c.logLevel, 'info');
     assert.equal(c.trustProxy, false);
     assert.deepEqual(c.rateLimit, {
@@ -72,13 +74,21 @@ describe('loadConfig', () => {
     assert.deepEqual(c.database, { writeUrl: undefined, readUrl: undefined });
     assert.deepEqual(c.shutdown, { delayMs: 0, drainTimeoutMs: 30000 });
     assert.deepEqual(c.loadShed, { enabled: true, maxEventLoopDelayMs: 200, maxInFlight: 1000 });
-    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.rateLimit) && Object.isFrozen(c.shutdown) && Object.isFrozen(c.loadShed));
+    assert.ok(
+      Object.isFrozen(c) &&
+        Object.isFrozen(c.rateLimit) &&
+        Object.isFrozen(c.shutdown) &&
+        Object.isFrozen(c.loadShed) &&
+        Object.isFrozen(c.metrics),
+    );
   });
 
   it('parses every variable it documents', () => {
     const c = loadConfig({
       ...PROD_OK,
       PORT: '9000',
+      METRICS_PORT: '9100',
+      METRICS_HOST: '10.0.0.5',
       LOG_LEVEL: 'debug',
       RATE_LIMIT_ENABLED: 'true',
       RATE_LIMIT_DEFAULT_RPS: '2.5',
@@ -104,6 +114,7 @@ describe('loadConfig', () => {
     assert.deepEqual(c.loadShed, { enabled: false, maxEventLoopDelayMs: 0, maxInFlight: 64 });
     assert.equal(c.mode, 'prod');
     assert.equal(c.port, 9000);
+    assert.deepEqual(c.metrics, { port: 9100, host: '10.0.0.5' });
     assert.equal(c.logLevel, 'debug');
     assert.deepEqual(c.trustProxy, ['10.0.0.0/8', 'loopback']);
     assert.equal(c.rateLimit.backend, 'redis');
@@ -122,7 +133,7 @@ describe('loadConfig', () => {
     });
     assert.deepEqual(c.database, { writeUrl: 'postgres://app@primary:5432/app', readUrl: 'postgresql://app@replica:5432/app' });
     assert.deepEqual(c.shutdown, { delayMs: 5000, drainTimeoutMs: 20000 });
-    assert.equal(CONFIG_VARIABLES.length, 26);
+    assert.equal(CONFIG_VARIABLES.length, 28);
   });
 
   it('reads DATABASE_URL for both pools when no split is given, and treats empty as unset', () => {
@@ -168,6 +179,60 @@ describe('loadConfig', () => {
       }
       const secret = refusal({ RATE_LIMIT_BACKEND: 'memory', REDIS_URL: 'redis://:hunter2@h:6379' });
       assert.ok(!secret.message.includes('hunter2'), secret.message);
+    });
+  });
+
+  describe('METRICS_PORT and METRICS_HOST: where /metrics is served', () => {
+    it('MODE=prod: a listener of its own on 9464 by default, never PORT; METRICS_PORT=public opts back in', () => {
+      assert.deepEqual(loadConfig(PROD_OK).metrics, { port: CONFIG_DEFAULTS.METRICS_PORT, host: undefined });
+      assert.deepEqual(loadConfig({ ...PROD_OK, METRICS_PORT: '' }).metrics, { port: 9464, host: undefined }, 'empty is unset');
+      assert.deepEqual(loadConfig({ ...PROD_OK, METRICS_PORT: '9100', METRICS_HOST: '::' }).metrics, { port: 9100, host: '::' });
+      assert.deepEqual(loadConfig({ ...PROD_OK, METRICS_PORT: 'public' }).metrics, { port: undefined, host: undefined });
+    });
+
+    it('dev: on PORT by default; a METRICS_PORT or a METRICS_HOST asks for the listener of its own', () => {
+      assert.equal(loadConfig({}).metrics.port, undefined);
+      assert.equal(loadConfig({ METRICS_PORT: 'public' }).metrics.port, undefined);
+      assert.deepEqual(loadConfig({ METRICS_PORT: '9100' }).metrics, { port: 9100, host: undefined });
+      assert.deepEqual(loadConfig({ METRICS_HOST: '127.0.0.1' }).metrics, { port: 9464, host: '127.0.0.1' });
+      assert.deepEqual(loadConfig({ METRICS_HOST: 'localhost' }).metrics, { port: 9464, host: 'localhost' });
+    });
+
+    it('accepts port 0 (any free port) on both listeners: they never collide', () => {
+      assert.deepEqual(loadConfig({ ...PROD_OK, PORT: '0', METRICS_PORT: '0' }).metrics, { port: 0, host: undefined });
+    });
+
+    it('refuses a metrics port equal to PORT, set or by default, naming METRICS_PORT and the fix', () => {
+      for (const env of [
+        { METRICS_PORT: '8000' },
+        { ...PROD_OK, METRICS_PORT: '8000' },
+        { ...PROD_OK, PORT: '9100', METRICS_PORT: '9100' },
+        { ...PROD_OK, PORT: '9464' },
+        { PORT: '9464', METRICS_HOST: '0.0.0.0' },
+      ]) {
+        const e = refusal(env);
+        assert.equal(e.variable, 'METRICS_PORT', JSON.stringify(env));
+        assert.match(
+          e.message,
+          /^METRICS_PORT.* the public PORT=\d+: .*Fix: set METRICS_PORT to a port of its own \(e\.g\. \d+\), or METRICS_PORT=public/,
+        );
+      }
+      assert.match(refusal({ ...PROD_OK, PORT: '9464' }).message, /^METRICS_PORT is unset, and its default \(9464, with MODE=prod\)/);
+      assert.match(refusal({ ...PROD_OK, PORT: '9464' }).message, /e\.g\. 9465/, 'the fix never suggests PORT itself');
+    });
+
+    it('refuses METRICS_HOST with METRICS_PORT=public (it would be ignored)', () => {
+      const e = refusal({ ...PROD_OK, METRICS_PORT: 'public', METRICS_HOST: '127.0.0.1' });
+      assert.equal(e.variable, 'METRICS_HOST');
+      assert.match(e.message, /^METRICS_HOST is set together with METRICS_PORT=public.*Fix: unset METRICS_HOST/);
+    });
+
+    it('says what unsetting a malformed one gives', () => {
+      assert.match(
+        refusal({ METRICS_PORT: 'x' }).message,
+        /unset it \(9464 with MODE=prod or METRICS_HOST set, else \/metrics on PORT\)\.$/,
+      );
+      assert.match(refusal({ METRICS_HOST: 'x y' }).message, /unset it \(every interface\)\.$/);
     });
   });
 
@@ -226,6 +291,15 @@ describe('loadConfig', () => {
       ['PORT', '80a'],
       ['PORT', '70000'],
       ['PORT', '-1'],
+      ['METRICS_PORT', '70000'],
+      ['METRICS_PORT', 'Public'],
+      ['METRICS_PORT', '9464 '],
+      ['METRICS_HOST', '0.0.0.0:9464'],
+      ['METRICS_HOST', 'http://0.0.0.0'],
+      ['METRICS_HOST', '[::1]'],
+      ['METRICS_HOST', '999.1.1.1'],
+      ['METRICS_HOST', 'bad host'],
+      ['METRICS_HOST', '-lead.example'],
       ['LOG_LEVEL', 'verbose'],
       ['RATE_LIMIT_ENABLED', 'yes'],
       ['RATE_LIMIT_ENABLED', '1'],

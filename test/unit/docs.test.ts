@@ -4,8 +4,11 @@ import { join } from 'node:path';
 import { CONFIG_DEFAULTS, CONFIG_VARIABLES } from '../../src';
 
 const ROOT = join(__dirname, '..', '..');
-/** Variables whose default depends on another (RATE_LIMIT_BACKEND: redis when REDIS_URL is set). */
-const DERIVED_DEFAULTS: readonly string[] = ['RATE_LIMIT_BACKEND'];
+/**
+ * Variables whose default depends on another (RATE_LIMIT_BACKEND: redis when REDIS_URL is set;
+ * METRICS_PORT: its port with MODE=prod or METRICS_HOST set, else /metrics on PORT).
+ */
+const DERIVED_DEFAULTS: readonly string[] = ['RATE_LIMIT_BACKEND', 'METRICS_PORT'];
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const envExample = readFileSync(join(ROOT, '.env.example'), 'utf8');
 
