@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
@@ -127,6 +128,36 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
       );
       const anonymous = await request(app).get('/v1/notes').set(from('192.0.2.200'));
       assert.equal(anonymous.status, 401, 'authentication comes first');
+    });
+
+    it('refuses a flood of made-up bearer tokens by address before any reaches the database (auth_ip)', async () => {
+      const pool = db.write as unknown as { query: (...args: unknown[]) => unknown };
+      const query = pool.query;
+      let lookups = 0;
+      pool.query = function (this: unknown, ...args: unknown[]) {
+        if (typeof args[0] === 'string' && args[0].includes('FROM sessions')) lookups++;
+        return query.apply(this, args);
+      };
+      try {
+        const statuses: number[] = [];
+        for (let i = 0; i < 40; i++) {
+          const token = `rmp_${randomBytes(32).toString('base64url')}`;
+          const res = await request(app).get('/v1/notes').set(from('192.0.2.77')).set('Authorization', `Bearer ${token}`);
+          statuses.push(res.status);
+          if (res.status === 429) assert.equal(res.body.policy, 'auth_ip');
+        }
+        // auth_ip holds 5 × the default burst (3): 15 lookups, then refusals that cost nothing (a
+        // token more may have dripped in on a slow machine: one per 20 s).
+        assert.deepEqual(statuses.slice(0, 15), Array<number>(15).fill(401));
+        assert.ok(statuses.filter((s) => s === 429).length >= 20, statuses.join(' '));
+        assert.ok(
+          statuses.every((s) => s === 401 || s === 429),
+          statuses.join(' '),
+        );
+        assert.equal(lookups, statuses.filter((s) => s === 401).length, 'one lookup per admitted request, none per refusal');
+      } finally {
+        pool.query = query;
+      }
     });
 
     it('limits logins per credential across IPs, and per IP across credentials (sliding windows)', async () => {
