@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
 import {
   activeTracing,
   ConfigError,
@@ -16,6 +17,7 @@ import {
   type CleanupPhase,
   type Config,
   type HealthCheck,
+  type Metrics,
 } from '../index';
 import { createApp } from './app';
 import { createDatabase, databaseChecks, DATABASE_DEFAULTS } from './db/database';
@@ -23,6 +25,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-post
 import { migrate } from './db/migrations';
 import { createHttpServer } from './http-server';
 import { createLogger } from './logger';
+import { startMetricsListener, type MetricsListener } from './metrics-listener';
 import { createRateLimiting, type RateLimiting } from './rate-limiting';
 import { startSessionReaper } from './session-reaper';
 
@@ -55,6 +58,35 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   const metrics = createMetrics();
 
+  // Metrics on a listener of their own are bound first: a port in use refuses the start before
+  // anything else is opened, and Prometheus sees the start-up too.
+  let metricsListener: MetricsListener | undefined;
+  if (config.metrics.port !== undefined) {
+    try {
+      metricsListener = await startMetricsListener(metrics, {
+        port: config.metrics.port,
+        host: config.metrics.host,
+        onInternalError: (err) => logger.error({ err }, 'metrics scrape failed'),
+      });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      refuse(err);
+      return;
+    }
+  } else if (config.mode === 'prod') {
+    logger.warn('METRICS_PORT=public: /metrics is served on the public port, to anyone who reaches it');
+  }
+  let serving = false;
+  try {
+    serving = await serve(config, logger, metrics, metricsListener);
+  } finally {
+    // A start that did not get as far as listening must not be kept alive by the metrics listener.
+    if (!serving) await metricsListener?.close();
+  }
+}
+
+/** Everything after the configuration and the metrics listener; resolves `true` once listening, `false` on a refusal. */
+async function serve(config: Config, logger: Logger, metrics: Metrics, metricsListener: MetricsListener | undefined): Promise<boolean> {
   let rateLimiting: RateLimiting | undefined;
   if (config.rateLimit.enabled) {
     try {
@@ -62,7 +94,7 @@ async function main(): Promise<void> {
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       refuse(err);
-      return;
+      return false;
     }
   }
 
@@ -95,8 +127,10 @@ async function main(): Promise<void> {
   }
 
   const reaper = startSessionReaper(db, logger, 60_000);
-  // Probes and metrics are answered until the listener closes: Prometheus sees the drain.
-  const gate = createShutdownGate({ exemptPaths: [...HEALTH_PATHS.all, METRICS_PATH] });
+  // Probes and metrics are answered until their listener closes: Prometheus sees the drain. On a
+  // listener of their own, metrics never pass the gate and stay up through the cleanup (closed
+  // last); on the public port they are exempt like the probes.
+  const gate = createShutdownGate({ exemptPaths: [...HEALTH_PATHS.all, ...(metricsListener === undefined ? [METRICS_PATH] : [])] });
   metrics.lifecycle.shutdownLimitSeconds.set((config.shutdown.delayMs + config.shutdown.drainTimeoutMs) / 1000);
   metrics.observeInFlight(gate);
   let started = false;
@@ -125,16 +159,18 @@ async function main(): Promise<void> {
     config,
     db,
     logger,
-    metrics,
     gate,
     health,
     version: readVersion(),
+    // Off the public port when they have a listener of their own: there /metrics is our 404.
+    ...(metricsListener === undefined ? { metrics } : {}),
     ...(rateLimiting === undefined ? {} : { limiter: rateLimiting.limiter }),
     ...(shedder === undefined ? {} : { shedder }),
   });
   const server = createHttpServer(app);
 
-  // Cleanup order after the HTTP drain: workers, Redis, Postgres (tracing comes last).
+  // Cleanup order after the HTTP drain: workers, Redis, Postgres, tracing, then the metrics
+  // listener (Prometheus can watch the whole shutdown).
   const cleanup: CleanupPhase[] = [
     {
       name: 'workers',
@@ -155,6 +191,7 @@ async function main(): Promise<void> {
   const tracing = activeTracing();
   if (tracing !== undefined)
     cleanup.push({ name: 'tracing', run: () => tracing.shutdown(TRACING_FLUSH_MS), timeoutMs: TRACING_FLUSH_MS + 500 });
+  if (metricsListener !== undefined) cleanup.push({ name: 'metrics', run: () => metricsListener.close() });
   createLifecycle({
     server,
     gate,
@@ -172,15 +209,20 @@ async function main(): Promise<void> {
     server.once('error', reject);
   });
   started = true;
+  const port = (server.address() as AddressInfo).port;
   logger.info(
     {
-      port: (server.address() as AddressInfo).port,
+      port,
+      // Where /metrics is served: the metrics listener's port and address, or the public port.
+      metricsPort: metricsListener?.port ?? port,
+      metricsAddress: metricsListener?.address ?? 'public',
       mode: config.mode,
       rateLimit: config.rateLimit.enabled ? config.rateLimit.backend : 'off',
       tracing: tracing === undefined ? 'off' : config.tracing.protocol,
     },
     'listening',
   );
+  return true;
 }
 
 main().catch((err: unknown) => {

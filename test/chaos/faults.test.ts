@@ -171,8 +171,8 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
     const answers = await load.stop();
     for (const a of answers) assertDocumented(a);
     assert.ok(answers.filter((a) => a.path === CLOSED && a.status === 200).length > 50);
-    heapBefore = await metricValue(child.base, 'nodejs_heap_size_used_bytes');
-    rssBefore = await metricValue(child.base, 'process_resident_memory_bytes');
+    heapBefore = await metricValue(child.metricsBase, 'nodejs_heap_size_used_bytes');
+    rssBefore = await metricValue(child.metricsBase, 'process_resident_memory_bytes');
   });
 
   it('Redis slow (300 ms per reply, above the 100 ms deadline): open 200, closed 503 within the deadline', async () => {
@@ -314,8 +314,8 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
 
   it('memory stays bounded across the faults', async () => {
     const child = app as SampleChild;
-    const heapAfter = await metricValue(child.base, 'nodejs_heap_size_used_bytes');
-    const rssAfter = await metricValue(child.base, 'process_resident_memory_bytes');
+    const heapAfter = await metricValue(child.metricsBase, 'nodejs_heap_size_used_bytes');
+    const rssAfter = await metricValue(child.metricsBase, 'process_resident_memory_bytes');
     const mb = (n: number) => Math.round(n / 1e5) / 10;
     process.stdout.write(`      heap ${mb(heapBefore)} -> ${mb(heapAfter)} MB, rss ${mb(rssBefore)} -> ${mb(rssAfter)} MB\n`);
     heapMb = { heapBefore: mb(heapBefore), heapAfter: mb(heapAfter), rssBefore: mb(rssBefore), rssAfter: mb(rssAfter) };

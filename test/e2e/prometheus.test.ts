@@ -59,7 +59,8 @@ describe('Prometheus scraping the sample API: the limiter alert through a Redis 
         `rule_files: [${JSON.stringify(RULES)}]`,
         'scrape_configs:',
         '  - job_name: rampart',
-        `    static_configs: [{ targets: ["127.0.0.1:${app.port}"] }]`,
+        // The metrics listener, as compose's Prometheus scrapes it (METRICS_PORT).
+        `    static_configs: [{ targets: [${JSON.stringify(new URL(app.metricsBase).host)}] }]`,
         '',
       ].join('\n'),
     );

@@ -179,7 +179,7 @@ describe(`soak: mixed traffic for ${SECONDS} s with a Redis Sentinel failover in
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const bytes = await metricValue(base, 'nodejs_heap_size_used_bytes').catch(() => undefined);
+        const bytes = await metricValue(app.metricsBase, 'nodejs_heap_size_used_bytes').catch(() => undefined);
         if (bytes !== undefined) heapSamples.push({ at: performance.now() - t0, bytes });
         await sleep(500);
       }
@@ -187,7 +187,7 @@ describe(`soak: mixed traffic for ${SECONDS} s with a Redis Sentinel failover in
     const lowest = (from: number, to: number) => min(heapSamples.filter((h) => h.at >= from && h.at < to).map((h) => h.bytes));
     try {
       await sleep(3000);
-      rssStart = await metricValue(base, 'process_resident_memory_bytes');
+      rssStart = await metricValue(app.metricsBase, 'process_resident_memory_bytes');
       await sleep((SECONDS * 1000) / 2 - 3000);
       const oldMaster = await stack.master();
       killedAt = performance.now() - t0;
@@ -195,7 +195,7 @@ describe(`soak: mixed traffic for ${SECONDS} s with a Redis Sentinel failover in
       await waitUntil('a replica to be promoted', async () => (await stack.master()).port !== oldMaster.port, 30_000, 100);
       promotedAt = performance.now() - t0;
       await sleep(Math.max(0, SECONDS * 1000 - (performance.now() - t0)));
-      rssEnd = await metricValue(base, 'process_resident_memory_bytes');
+      rssEnd = await metricValue(app.metricsBase, 'process_resident_memory_bytes');
       const end = performance.now() - t0;
       heapStart = lowest(3_000, 8_000);
       heapEnd = lowest(end - 5_000, end);

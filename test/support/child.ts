@@ -48,7 +48,15 @@ export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<Run
 }
 
 /** Resolves with the port once the child logs `listening`; rejects if it exits first. */
-export function waitForListening(child: ChildProcess, timeoutMs: number): Promise<number> {
+export async function waitForListening(child: ChildProcess, timeoutMs: number): Promise<number> {
+  return (await waitForListeners(child, timeoutMs)).port;
+}
+
+/**
+ * Resolves once the child logs `listening`, with its public port and the port `/metrics` is
+ * served on (the public one unless metrics have a listener of their own); rejects if it exits first.
+ */
+export function waitForListeners(child: ChildProcess, timeoutMs: number): Promise<{ port: number; metricsPort: number }> {
   return new Promise((resolve, reject) => {
     let buffered = '';
     let errors = '';
@@ -59,10 +67,10 @@ export function waitForListening(child: ChildProcess, timeoutMs: number): Promis
       for (const line of buffered.split('\n')) {
         if (!line.startsWith('{')) continue;
         try {
-          const entry = JSON.parse(line) as { msg?: string; port?: number };
+          const entry = JSON.parse(line) as { msg?: string; port?: number; metricsPort?: number };
           if (entry.msg === 'listening' && typeof entry.port === 'number') {
             clearTimeout(timer);
-            resolve(entry.port);
+            resolve({ port: entry.port, metricsPort: entry.metricsPort ?? entry.port });
           }
         } catch {
           // a partial line: wait for the rest

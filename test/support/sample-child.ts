@@ -8,6 +8,8 @@ export interface SampleChild {
   readonly child: ChildProcess;
   readonly port: number;
   readonly base: string;
+  /** Where `/metrics` is served: the metrics listener (METRICS_PORT=0 unless `env` says otherwise), or `base`. */
+  readonly metricsBase: string;
   /** Log lines at warn level or above (at most the last 200), and how many there were. */
   readonly warnings: string[];
   readonly counts: { warn: number; error: number; fatal: number };
@@ -20,9 +22,12 @@ export interface SampleChild {
   kill(): Promise<void>;
 }
 
-/** Spawns the sample API and resolves once it listens. Its stdout is read line by line and dropped. */
+/**
+ * Spawns the sample API and resolves once it listens. Its stdout is read line by line and dropped.
+ * Both its ports are any free ones unless `env` says otherwise: children side by side never collide.
+ */
 export function startSampleChild(env: Record<string, string>, timeoutMs = 30_000): Promise<SampleChild> {
-  const child = spawnMain({ PORT: '0', ...env });
+  const child = spawnMain({ PORT: '0', METRICS_PORT: '0', ...env });
   const warnings: string[] = [];
   const counts = { warn: 0, error: 0, fatal: 0 };
   let stderr = '';
@@ -52,7 +57,7 @@ export function startSampleChild(env: Record<string, string>, timeoutMs = 30_000
       for (const line of lines) {
         // Parse only what is looked at: request logs (info) go by untouched.
         if (!line.startsWith('{') || !(line.includes('"msg":"listening"') || /"level":[4-6]0/.test(line))) continue;
-        let entry: { level?: number; msg?: string; port?: number };
+        let entry: { level?: number; msg?: string; port?: number; metricsPort?: number };
         try {
           entry = JSON.parse(line) as typeof entry;
         } catch {
@@ -73,6 +78,7 @@ export function startSampleChild(env: Record<string, string>, timeoutMs = 30_000
             child,
             port,
             base: `http://127.0.0.1:${port}`,
+            metricsBase: `http://127.0.0.1:${entry.metricsPort ?? port}`,
             warnings,
             counts,
             exited,
@@ -168,9 +174,9 @@ export const FAIL_MODE_POLICIES = Object.freeze({
   ],
 });
 
-/** Reads one gauge from the child's `/metrics`. */
-export async function metricValue(base: string, name: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
+/** Reads one gauge from the child's `/metrics` (at its `metricsBase`). */
+export async function metricValue(metricsBase: string, name: string): Promise<number> {
+  const text = await (await fetch(`${metricsBase}/metrics`)).text();
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
   if (m === null) throw new Error(`${name} not in /metrics`);
   return Number(m[1]);
