@@ -32,6 +32,11 @@ const TOPOLOGY: Readonly<Record<Profile, { url: string; services: readonly strin
 /** The profiles `smoke` runs when none is named. */
 const SMOKE_PROFILES: readonly Profile[] = ['default', 'sentinel', 'cluster', 'rolling'];
 const APP = 'http://127.0.0.1:8000';
+/**
+ * The app services' METRICS_PORT in compose/docker-compose.yml (test/unit/compose.test.ts checks
+ * they agree): /metrics is there, on the compose network only, not on APP.
+ */
+const APP_METRICS_PORT = 9464;
 const LB = 'http://127.0.0.1:8080';
 const LB_STATS = 'http://127.0.0.1:8404/stats;csv';
 const OTLP_UI = 'http://127.0.0.1:16686';
@@ -167,10 +172,10 @@ async function observability(profile: Profile, replicas: readonly string[]): Pro
   check(
     scraped.join(',') ===
       replicas
-        .map((r) => `${r}:8000`)
+        .map((r) => `${r}:${APP_METRICS_PORT}`)
         .sort()
         .join(','),
-    `Prometheus scrapes ${scraped.join(', ')}`,
+    `Prometheus scrapes ${scraped.join(', ')} (the metrics ports)`,
   );
   const rules = (await json(await fetch(`${PROMETHEUS}/api/v1/rules`))) as {
     data: { groups: { name: string; rules: { health: string; type: string }[] }[] };
@@ -199,6 +204,12 @@ async function observability(profile: Profile, replicas: readonly string[]): Pro
   );
 }
 
+/** `docker` arguments that print the status and body of the app's /metrics, fetched inside its container. */
+function metricsInsideCommand(container: string): string[] {
+  const script = `fetch('http://127.0.0.1:${APP_METRICS_PORT}/metrics').then(async (r) => process.stdout.write(r.status + '\\n' + (await r.text())))`;
+  return ['exec', container, 'node', '-e', script];
+}
+
 /** `docker` arguments that print the replica's transaction count in the app database (reads there move it). */
 function replicaXactsCommand(container: string): string[] {
   const sql = "select xact_commit + xact_rollback from pg_stat_database where datname = 'app'";
@@ -219,10 +230,28 @@ async function smoke(profile: Profile): Promise<void> {
   await up(profile);
   const ready = await json(await fetch(`${APP}/health/ready`));
   check(ready['db'] === 'connected' && ready['redis'] === 'connected', 'readiness: db and redis connected', ready);
+  // Metrics: our 404 on the published port; served on the metrics port, which only the compose
+  // network reaches (read from inside the container).
+  const hidden = await fetch(`${APP}/metrics`);
+  const hiddenBody = await json(hidden);
+  check(hidden.status === 404 && hiddenBody['error'] === 'NOT_FOUND', '/metrics on the public port: 404 NOT_FOUND', hiddenBody);
+  const inside = execFileSync('docker', metricsInsideCommand(containerOf('app')), { encoding: 'utf8', maxBuffer: 1 << 26 });
+  check(
+    inside.startsWith('200\n') && /^rampart_shutdown_limit_seconds /m.test(inside),
+    `/metrics on the metrics port ${APP_METRICS_PORT}: 200 with rampart's metrics`,
+    inside.slice(0, 200),
+  );
   if (profile === 'rolling') {
     const servedBy = new Set<string>();
     for (let i = 0; i < 9; i++) servedBy.add(String((await fetch(`${LB}/health/live`)).headers.get('x-served-by')));
     check(servedBy.size === 3, `the load balancer spreads requests over three replicas (${[...servedBy].sort().join(', ')})`);
+    const throughLb = await fetch(`${LB}/metrics`);
+    const throughLbBody = await json(throughLb);
+    check(
+      throughLb.status === 404 && throughLbBody['error'] === 'NOT_FOUND',
+      'the load balancer routes no /metrics: 404 NOT_FOUND',
+      throughLbBody,
+    );
     await observability(profile, ['app', 'app-2', 'app-3']);
   }
 
@@ -361,4 +390,4 @@ if (require.main === module) {
   });
 }
 
-export { APP, LB, compose, containerOf, down, health, lbServers, replicaXactsCommand, up, type Profile };
+export { APP, APP_METRICS_PORT, LB, compose, containerOf, down, health, lbServers, replicaXactsCommand, up, type Profile };

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
+import { APP_METRICS_PORT } from '../../scripts/compose/compose';
 import { CONFIG_VARIABLES, loadConfig, parseRedisUrl } from '../../src';
 
 const ROOT = join(__dirname, '..', '..');
@@ -180,6 +181,30 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     assert.equal(config.mode, 'prod');
     assert.equal(config.rateLimit.backend, 'redis');
     assert.equal(config.tracing.endpoint, 'http://jaeger:4318');
+  });
+
+  it('metrics: each app serves them on its metrics port, which the smoke checks, Prometheus scrapes, and nothing publishes or routes', () => {
+    const apps = Object.entries(services).filter(([n]) => /^app(-\d+)?$/.test(n));
+    assert.equal(apps.length, 3);
+    for (const [name, s] of apps) {
+      const env = Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, withDefaults(String(v))]));
+      const config = loadConfig(env);
+      assert.equal(config.metrics.port, APP_METRICS_PORT, `${name}: METRICS_PORT is scripts/compose/compose.ts's APP_METRICS_PORT`);
+      assert.notEqual(config.metrics.port, config.port, `${name}: not on the public port`);
+      for (const p of s.ports ?? [])
+        assert.notEqual(withDefaults(p).split(':')[2], String(APP_METRICS_PORT), `${name} publishes its metrics port`);
+    }
+    const prometheus = parse(readFileSync(join(COMPOSE_DIR, 'prometheus', 'prometheus.yml'), 'utf8')) as {
+      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+    };
+    const targets = prometheus.scrape_configs.flatMap((c) => c.static_configs.flatMap((t) => t.targets));
+    assert.deepEqual(targets.sort(), apps.map(([n]) => `${n}:${APP_METRICS_PORT}`).sort());
+    // The load balancer's servers are the public ports only.
+    const cfg = readFileSync(join(COMPOSE_DIR, 'haproxy.cfg'), 'utf8');
+    const servers = [...cfg.matchAll(/^\s*server \S+ (\S+)$/gm)].map((m) => m[1] as string);
+    assert.equal(servers.length, 3);
+    for (const server of servers) assert.match(server, /:8000$/, `${server}: the load balancer routes to the public port only`);
+    assert.doesNotMatch(cfg, new RegExp(`:${APP_METRICS_PORT}\\b`), 'the load balancer never names the metrics port');
   });
 
   it('rolling: three identical app replicas behind a load balancer that checks readiness faster than the apps stop, and retries only what was not carried out', () => {

@@ -91,7 +91,8 @@ describe('Prometheus rules (compose/prometheus)', () => {
     assert.equal(job?.metrics_path, '/metrics');
     assert.deepEqual(
       job?.static_configs.flatMap((c) => c.targets).sort(),
-      apps.map((a) => `${a}:${compose.services[a]?.environment?.['PORT']}`).sort(),
+      // Each app's metrics listener (METRICS_PORT), not its public PORT.
+      apps.map((a) => `${a}:${compose.services[a]?.environment?.['METRICS_PORT']}`).sort(),
     );
     const mounts = (service: string) =>
       new Map((compose.services[service]?.volumes ?? []).map((v) => v.split(':')).map(([from, to]) => [to as string, from as string]));
