@@ -5,8 +5,22 @@ export type { Tracing } from './active-tracing';
 export { loadTracingConfig, TRACING_CONFIG_VARIABLES, tracingEnabled } from '../config/tracing-config';
 export type { OtlpProtocol, TraceSampler } from '../config/tracing-config';
 export { RedactingSpanExporter } from './redacting-exporter';
-export { REDACTED, redactAttributes, scrubSql, scrubString } from './redaction';
+export {
+  isCredentialHeader,
+  looksLikeCredential,
+  REDACTED,
+  redactAttributes,
+  redactHeader,
+  redactHeaders,
+  redactPath,
+  redactPathSegment,
+  redactQueryString,
+  redactUrl,
+  scrubSql,
+  scrubString,
+} from './redaction';
 export { redactSpan } from './redact-span';
+export type { RedactSpanOptions } from './redact-span';
 export { defaultEndpoint, startTracing, TRACING_DEFAULTS } from './start-tracing';
 export { traceIncomingRequests } from './server-spans';
 export type { IncomingRequestTracingOptions } from './server-spans';

@@ -35,10 +35,14 @@ function exportThrough(spans: ReadableSpan[]): ReadableSpan[] {
 }
 
 describe('redaction policy', () => {
-  it('redacts by key: auth headers, every captured header, DESIGN §7 key patterns and fields', () => {
+  it('redacts by key: credential headers, DESIGN §7 key patterns and fields', () => {
     const out = redactAttributes({
       'http.request.header.authorization': ['Bearer abc'],
-      'http.request.header.x-request-id': ['r-1'],
+      'http.request.header.proxy-authorization': ['Basic abc'],
+      'http.request.header.x-api-key': ['k'],
+      'http.request.header.cookie': ['sid=1'],
+      'http.request.header.tracestate': ['v=1'],
+      'http.request.header.baggage': ['k=v'],
       'http.response.header.set-cookie': ['sid=1'],
       'app.user_token': 'x',
       'app.client_secret': 'x',
@@ -57,6 +61,24 @@ describe('redaction policy', () => {
       else if (k === 'http.response.status_code') assert.equal(v, 200);
       else assert.equal(v, REDACTED, k);
     }
+  });
+
+  it('gives captured headers the header rule logs use: other values scrubbed, URLs redacted as URLs', () => {
+    const out = redactAttributes({
+      'http.request.header.x-request-id': ['r-1'],
+      'http.request.header.user-agent': ['probe/1 Bearer abcdef123456'],
+      'http.request.header.referer': ['https://u:p@app.example/a?next=/account/x'],
+      'http.response.header.content-length': ['2'],
+    });
+    assert.deepEqual(
+      { ...out },
+      {
+        'http.request.header.x-request-id': ['r-1'],
+        'http.request.header.user-agent': [`probe/1 ${REDACTED}`],
+        'http.request.header.referer': [`https://${REDACTED}@app.example/a?next=${REDACTED}`],
+        'http.response.header.content-length': ['2'],
+      },
+    );
   });
 
   it('drops every query value (any case, any name) but keeps the names', () => {
