@@ -1,7 +1,7 @@
 import type { ExportResult } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { redactSpan } from './redact-span';
+import { redactSpan, type RedactSpanOptions } from './redact-span';
 import { redactAttributes } from './redaction';
 import { requireTracingPackages } from './tracing-packages';
 
@@ -10,6 +10,9 @@ import { requireTracingPackages } from './tracing-packages';
  * exporter only as a redacted copy (the SDK's own span is not touched, so processor order does
  * not matter). Resources are redacted once each.
  *
+ * Span contexts are exported without their trace state unless `options.keepTraceState` (then
+ * with the entries that hold no credential): a server span's trace state is its caller's.
+ *
  * Needs `@opentelemetry/resources` (an optional peer dependency): the constructor throws
  * `MissingTracingPackagesError` when it is not installed.
  */
@@ -17,13 +20,16 @@ export class RedactingSpanExporter implements SpanExporter {
   private readonly resources = new WeakMap<Resource, Resource>();
   private readonly resourceFromAttributes: typeof import('@opentelemetry/resources').resourceFromAttributes;
 
-  constructor(private readonly inner: SpanExporter) {
+  constructor(
+    private readonly inner: SpanExporter,
+    private readonly options: RedactSpanOptions = {},
+  ) {
     this.resourceFromAttributes = requireTracingPackages(['@opentelemetry/resources'])['@opentelemetry/resources'].resourceFromAttributes;
   }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
     const copies = spans.map((span) => {
-      const copy = redactSpan(span);
+      const copy = redactSpan(span, this.options);
       return { ...copy, resource: this.resource(span.resource), spanContext: copy.spanContext } as ReadableSpan;
     });
     this.inner.export(copies, resultCallback);

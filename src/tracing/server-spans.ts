@@ -4,7 +4,7 @@
 // and nothing per middleware layer. It replaces OpenTelemetry's incoming-request and
 // Express instrumentations, which between them cost about as much per unsampled request as per
 // sampled one (`npm run bench:tracing`).
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import {
   context,
@@ -15,6 +15,7 @@ import {
   trace,
   type Context,
   type Span,
+  type TextMapGetter,
   type Tracer,
 } from '@opentelemetry/api';
 
@@ -23,6 +24,26 @@ export interface IncomingRequestTracingOptions {
   readonly tracer: Tracer;
   /** Requests whose URL starts with one of these make no span (and nothing under them does). */
   readonly ignorePaths: readonly string[];
+  /**
+   * Honour the caller's `tracestate` and `baggage` as well as its `traceparent` (as far as
+   * the global propagator reads them). Default `false`: only `traceparent` is read, so that
+   * nothing a caller puts in trace state or baggage gets into the request's context, its spans
+   * or the calls it makes. Set it only when every caller is a trusted peer.
+   */
+  readonly trustIncomingTraceState?: boolean;
+}
+
+// What the propagator may read from an untrusted caller: `traceparent`, nothing else.
+const TRACEPARENT_ONLY: TextMapGetter<IncomingHttpHeaders> = {
+  keys: () => ['traceparent'],
+  get: (headers, key) => (key === 'traceparent' ? headers.traceparent : undefined),
+};
+
+// The incoming trace context: none when the request carries none (most do not, and extraction
+// is skipped), the `traceparent` alone unless the caller is trusted.
+function parentContext(headers: IncomingHttpHeaders, trusted: boolean): Context {
+  if (!trusted) return headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers, TRACEPARENT_ONLY);
+  return headers.traceparent === undefined && headers.baggage === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers);
 }
 
 // The methods the semantic conventions know; any other is `_OTHER` (with the original kept).
@@ -72,6 +93,7 @@ function end(span: Span, method: string, req: RoutedRequest, res: ServerResponse
 
 function patch(proto: { emit: Emit }, scheme: 'http' | 'https', options: IncomingRequestTracingOptions): () => void {
   const { tracer, ignorePaths } = options;
+  const trusted = options.trustIncomingTraceState === true;
   const own = Object.hasOwn(proto, 'emit');
   const original = proto.emit;
   proto.emit = function (this: unknown, event: string | symbol, ...args: unknown[]): boolean {
@@ -82,8 +104,7 @@ function patch(proto: { emit: Emit }, scheme: 'http' | 'https', options: Incomin
     for (const prefix of ignorePaths) if (url.startsWith(prefix)) return original.call(this, event, req, res);
     const q = url.indexOf('?');
     const method = METHODS.has(req.method ?? '') ? (req.method as string) : '_OTHER';
-    // Extraction only when there is something to extract: most requests carry no trace context.
-    const parent = req.headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, req.headers);
+    const parent = parentContext(req.headers, trusted);
     const span = tracer.startSpan(
       method,
       {
@@ -118,7 +139,7 @@ function patch(proto: { emit: Emit }, scheme: 'http' | 'https', options: Incomin
  * `error.type`, `http.request.method_original`), all redacted on export like any attribute, and
  * an error status for a 5xx. The recommended ones that identify the client (`client.address`,
  * `user_agent.original`) and the rest of them are left out. The incoming `traceparent` is
- * honoured. The span is the active one for everything the request does, its body's and its
+ * honoured; `tracestate` and `baggage` only with `trustIncomingTraceState`. The span is the active one for everything the request does, its body's and its
  * response's events included. Returns the function that removes it.
  */
 export function traceIncomingRequests(options: IncomingRequestTracingOptions): () => void {

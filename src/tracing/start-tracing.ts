@@ -25,6 +25,13 @@ export interface StartTracingOptions {
   readonly ignorePaths?: readonly string[];
   /** Replace the OTLP exporter (tests); it still sits behind the redaction. */
   readonly exporter?: SpanExporter;
+  /**
+   * Honour an incoming request's `tracestate` (and `baggage`, when the propagator reads it),
+   * and export span contexts' trace state (entries holding a credential dropped). Default
+   * `false`: only `traceparent` is read, and no trace state is exported. For services whose
+   * every caller is a trusted peer.
+   */
+  readonly trustIncomingTraceState?: boolean;
 }
 
 /** Defaults of {@link startTracing}. */
@@ -133,7 +140,8 @@ export function startTracing(options: StartTracingOptions): Tracing {
       { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
     );
   }
-  const exporter = new RedactingSpanExporter(options.exporter ?? otlpExporter(config, m));
+  const trustIncomingTraceState = options.trustIncomingTraceState === true;
+  const exporter = new RedactingSpanExporter(options.exporter ?? otlpExporter(config, m), { keepTraceState: trustIncomingTraceState });
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({ ...config.resourceAttributes, 'service.name': config.serviceName }),
     autoDetectResources: false,
@@ -158,7 +166,7 @@ export function startTracing(options: StartTracingOptions): Tracing {
     ],
   });
   sdk.start();
-  const untrace = traceIncomingRequests({ tracer: trace.getTracer('rampart'), ignorePaths: ignore });
+  const untrace = traceIncomingRequests({ tracer: trace.getTracer('rampart'), ignorePaths: ignore, trustIncomingTraceState });
   return {
     async shutdown(timeoutMs: number) {
       untrace();
