@@ -15,6 +15,9 @@ const BODY_ERROR = 'bodyError';
 export function readJsonBody(limitBytes: number): RequestHandler {
   const parse = express.json({ limit: limitBytes });
   return (req, res, next) => {
+    // Already answered (the shutdown gate refused it while its body was arriving, or its
+    // deadline passed): nothing after this may run.
+    if (res.headersSent) return;
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     // A body of another type would reach the routes as `undefined`.
     if (hasBody && req.is('application/json') === false) {
@@ -23,6 +26,8 @@ export function readJsonBody(limitBytes: number): RequestHandler {
       return;
     }
     parse(req, res, (err?: unknown) => {
+      // Answered while the body was read: an aborted read is no error, and the route must not start.
+      if (res.headersSent) return;
       if (err !== undefined && err !== null) res.locals[BODY_ERROR] = err;
       next();
     });

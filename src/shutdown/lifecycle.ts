@@ -90,8 +90,9 @@ async function runPhase({ name, run }: CleanupPhase, ms: number): Promise<void> 
  * the sequence) to the shutdown sequence:
  * 1. the gate drains at once (readiness fails, `/health/live` stays 200, responses say
  *    `Connection: close`) and stays open `delayMs`;
- * 2. the gate closes: new requests get 503 `SERVER_SHUTTING_DOWN`; requests in flight get up to
- *    `drainTimeoutMs` (then their connections are cut);
+ * 2. the gate closes: new requests get 503 `SERVER_SHUTTING_DOWN`, and so do requests in flight
+ *    whose body is still arriving (their connections close after it); the other requests in
+ *    flight get up to `drainTimeoutMs` (then their connections are cut);
  * 3. after `lingerMs` the listener closes and idle sockets are ended;
  * 4. the cleanup phases run in order, each bounded by its own timeout;
  * 5. the process exits 0, or 1 when the drain timed out or a phase failed.
@@ -141,8 +142,9 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     logger: (msg: string, err: Error) => logger?.error({ err: { message: err.message } }, msg),
     beforeShutdown: async () => {
       if (delayMs > 0) await sleep(delayMs);
-      gate.close();
-      logger?.info({ inFlight: gate.inFlight }, 'gate closed');
+      // Requests whose body was still arriving are answered 503 now rather than waited for.
+      const refused = gate.close();
+      logger?.info({ inFlight: gate.inFlight - refused, refused }, 'gate closed');
       drained = await gate.whenIdle(drainTimeoutMs);
       if (!drained) {
         logger?.error({ inFlight: gate.inFlight, drainTimeoutMs }, 'drain timed out; closing the remaining connections');
