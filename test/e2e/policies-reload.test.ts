@@ -64,7 +64,7 @@ describe('hot reload of the policies file (the sample API process, ConfigMap lay
   }
   const logged = (text: string) => lines.filter((l) => l.includes(text));
   async function metric(result: string): Promise<number> {
-    const text = await (await fetch(`${app?.base}/metrics`)).text();
+    const text = await (await fetch(`${app?.metricsBase}/metrics`)).text();
     const m = new RegExp(`^rampart_policy_reloads_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(text);
     assert.ok(m !== null, `rampart_policy_reloads_total{result="${result}"} not in /metrics`);
     return Number(m[1]);
