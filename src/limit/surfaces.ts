@@ -123,6 +123,7 @@ export function surfaceRouter(
   const handlers = list.map((e) => (e.surface.exempt === true ? pass : handlerFor(e.surface)));
   const problems = surfaceTableProblems(surfaces);
   if (problems.length > 0) invalid('surfaces', problems.join('; '));
+  const catchAll = handlers[list.findIndex((e) => e.prefix && e.path === '/' && e.method === '*')] as RequestHandler;
   // One table per pair of router settings, made once: a request pays one lookup.
   const tables: Table[] = [];
   for (const sensitive of [false, true])
@@ -160,7 +161,7 @@ export function surfaceRouter(
         return;
       }
     }
-    // Unreachable while the table has its catch-all (checked above); kept closed all the same.
-    next(new Error(`rate limiter: no surface took ${req.method} ${req.path}`));
+    // A target that is no path (`OPTIONS *`): the catch-all's.
+    catchAll(req, res, next);
   };
 }

@@ -411,6 +411,8 @@ describe('rate limiter options', () => {
       assert.equal(other.status, 404);
       assert.equal(other.body.policy, '"rest"');
       assert.equal((await request(app).get('/NOWHERE/')).status, 429);
+      // A target that is no path at all is the catch-all's too (its bucket is spent by now).
+      assert.match(await rawRequest(app, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 429/);
       for (let i = 0; i < 3; i++) assert.equal((await request(app).get('/probe')).body.policy, 'none');
       await limiter.close();
     });
