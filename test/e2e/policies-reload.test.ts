@@ -103,7 +103,7 @@ describe('hot reload of the policies file (the sample API process, ConfigMap lay
     assert.deepEqual(rest, [200, 200, 200, 200, 200, 200, 429], 'burst 10 with 3 taken before the reload: 7 in all after it');
     const reloaded = logged('"msg":"policies reloaded"');
     assert.equal(reloaded.length, 1, reloaded.join('\n'));
-    assert.match(reloaded[0] ?? '', /"policies":\["public","authenticated","login_ip","login_credential"\]/);
+    assert.match(reloaded[0] ?? '', /"policies":\["public","authenticated","login_ip","login_credential","auth_ip"\]/);
     assert.equal(await metric('success'), 1);
 
     // 2. An invalid version: the running policies stay; one line names the place; counted once.
