@@ -65,6 +65,7 @@ export const TRACING_VARIABLES = {
     expected: 'one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio',
   },
   OTEL_TRACES_SAMPLER_ARG: { schema: ratio, expected: 'a sampling ratio from 0 to 1' },
+  TRACING_TRUST_INCOMING_TRACESTATE: { schema: bool, expected: '"true" or "false"' },
 } satisfies Record<string, Variable<unknown>>;
 
 /** Every environment variable the tracing reads, and the only ones {@link loadTracingConfig} reads. */
@@ -105,5 +106,6 @@ export function loadTracingConfig(env: Env = process.env): TracingConfig {
     resourceAttributes: v.OTEL_RESOURCE_ATTRIBUTES ?? Object.freeze({}),
     sampler: v.OTEL_TRACES_SAMPLER ?? d.OTEL_TRACES_SAMPLER,
     samplerRatio: v.OTEL_TRACES_SAMPLER_ARG ?? d.OTEL_TRACES_SAMPLER_ARG,
+    trustIncomingTraceState: v.TRACING_TRUST_INCOMING_TRACESTATE ?? d.TRACING_TRUST_INCOMING_TRACESTATE,
   });
 }

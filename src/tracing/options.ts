@@ -18,4 +18,9 @@ export interface TracingConfig {
   readonly sampler: TraceSampler;
   /** Ratio for the `*traceidratio` samplers, 0..1. */
   readonly samplerRatio: number;
+  /**
+   * Honour incoming `tracestate` and `baggage` (trusted peers only); see
+   * `StartTracingOptions.trustIncomingTraceState`, which overrides it. Default `false`.
+   */
+  readonly trustIncomingTraceState?: boolean;
 }

@@ -140,7 +140,7 @@ export function startTracing(options: StartTracingOptions): Tracing {
       { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
     );
   }
-  const trustIncomingTraceState = options.trustIncomingTraceState === true;
+  const trustIncomingTraceState = (options.trustIncomingTraceState ?? config.trustIncomingTraceState) === true;
   const exporter = new RedactingSpanExporter(options.exporter ?? otlpExporter(config, m), { keepTraceState: trustIncomingTraceState });
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({ ...config.resourceAttributes, 'service.name': config.serviceName }),

@@ -33,6 +33,7 @@ describe('loadConfig', () => {
       RATE_LIMIT_DEV_FAIL_OPEN: false,
       TRUST_PROXY: false,
       TRACING_ENABLED: false,
+      TRACING_TRUST_INCOMING_TRACESTATE: false,
       OTEL_SERVICE_NAME: 'rampart-sample',
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
       OTEL_TRACES_SAMPLER: 'parentbased_always_on',
@@ -70,6 +71,7 @@ describe('loadConfig', () => {
       resourceAttributes: {},
       sampler: 'parentbased_always_on',
       samplerRatio: 1,
+      trustIncomingTraceState: false,
     });
     assert.deepEqual(c.database, { writeUrl: undefined, readUrl: undefined });
     assert.deepEqual(c.shutdown, { delayMs: 0, drainTimeoutMs: 30000 });
@@ -103,6 +105,7 @@ describe('loadConfig', () => {
       OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=prod,team=a%20b%2Cc',
       OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
       OTEL_TRACES_SAMPLER_ARG: '0.25',
+      TRACING_TRUST_INCOMING_TRACESTATE: 'true',
       DATABASE_WRITE_URL: 'postgres://app@primary:5432/app',
       DATABASE_READ_URL: 'postgresql://app@replica:5432/app',
       SHUTDOWN_DELAY_MS: '5000',
@@ -130,10 +133,11 @@ describe('loadConfig', () => {
       resourceAttributes: { 'deployment.environment': 'prod', team: 'a b,c' },
       sampler: 'parentbased_traceidratio',
       samplerRatio: 0.25,
+      trustIncomingTraceState: true,
     });
     assert.deepEqual(c.database, { writeUrl: 'postgres://app@primary:5432/app', readUrl: 'postgresql://app@replica:5432/app' });
     assert.deepEqual(c.shutdown, { delayMs: 5000, drainTimeoutMs: 20000 });
-    assert.equal(CONFIG_VARIABLES.length, 28);
+    assert.equal(CONFIG_VARIABLES.length, 29);
   });
 
   it('reads DATABASE_URL for both pools when no split is given, and treats empty as unset', () => {

@@ -43,6 +43,7 @@ describe('loadTracingConfig (what the tracing preload reads)', () => {
       'OTEL_RESOURCE_ATTRIBUTES',
       'OTEL_TRACES_SAMPLER',
       'OTEL_TRACES_SAMPLER_ARG',
+      'TRACING_TRUST_INCOMING_TRACESTATE',
     ]);
     for (const name of TRACING_CONFIG_VARIABLES) assert.ok(CONFIG_VARIABLES.includes(name), name);
   });
@@ -83,6 +84,7 @@ describe('loadTracingConfig (what the tracing preload reads)', () => {
       resourceAttributes: { 'deployment.environment': 'prod' },
       sampler: 'parentbased_traceidratio',
       samplerRatio: 0.25,
+      trustIncomingTraceState: false,
     });
     assert.ok(Object.isFrozen(loadTracingConfig(env)));
     for (const bad of [
