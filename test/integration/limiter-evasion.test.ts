@@ -23,6 +23,7 @@ import { createRateLimiting, type RateLimiting } from '../../src/app/rate-limiti
 import { waitUntil } from '../../scripts/wait';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { raw } from '../support/raw-http';
+import { readmeExample } from '../support/readme-example';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
 
 const seed = process.env['FC_SEED'] === undefined ? {} : { seed: Number(process.env['FC_SEED']) };
@@ -339,3 +340,107 @@ function evasionSuite(backend: 'memory' | 'redis'): void {
 
 evasionSuite('memory');
 evasionSuite('redis');
+
+describe('the README example walked around (standalone Redis)', function () {
+  this.timeout(120_000);
+  let redis: RedisProcess;
+  let example: ReturnType<typeof readmeExample>;
+  let port: number;
+  let server: Server;
+  let handled: { route: string; policies: string }[] = [];
+
+  before(async () => {
+    redis = await startRedisServer();
+    example = readmeExample(redis.url, 'evasion-readme');
+    // Which policies had decided the request when each route handler ran: the RateLimit-Policy header set by then.
+    const routes = (
+      example.app as unknown as { router: { stack: { route?: { path: string; stack: { handle: (...a: unknown[]) => unknown }[] } }[] } }
+    ).router.stack;
+    for (const layer of routes)
+      if (layer.route !== undefined) {
+        const route = layer.route;
+        const last = route.stack[route.stack.length - 1] as { handle: (req: Request, res: Response, next: NextFunction) => unknown };
+        const h = last.handle;
+        last.handle = (req, res, next) => {
+          handled.push({ route: route.path, policies: String(res.getHeader('RateLimit-Policy') ?? '') });
+          return h(req, res, next);
+        };
+      }
+    server = example.app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    port = (server.address() as AddressInfo).port;
+    await waitUntil('the Redis client to be ready', async () => example.client.status === 'ready', 10_000, 20);
+  });
+  after(async () => {
+    server?.close();
+    await example?.close();
+    await redis?.stop();
+  });
+
+  const send = async (method: string, target: string, headers: readonly string[], body?: string) => {
+    const lines = [`${method} ${target} HTTP/1.1`, 'Host: example.test', 'Connection: close', ...headers];
+    if (body !== undefined) lines.push('Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`);
+    return raw(port, `${lines.join('\r\n')}\r\n\r\n${body ?? ''}`);
+  };
+  let ip = 0;
+  const fresh = () => `X-Forwarded-For: 198.18.${(++ip >> 8) & 255}.${ip & 255}`;
+
+  it('its routes under every spelling: a handler runs only with its policies decided', async () => {
+    const expected: Record<string, string[]> = { '/things': ['public'], '/login': ['login_ip', 'login_credential'] };
+    let reached = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc
+          .constantFrom(['GET', '/things'], ['HEAD', '/things'], ['POST', '/login'])
+          .chain(([m, p]) => fc.tuple(fc.constant(m), spellings(p))),
+        async ([method, target]) => {
+          handled = [];
+          const res = await send(method, target, [fresh()], method === 'POST' ? '{"username":"u1","password":"p"}' : undefined);
+          for (const h of handled) {
+            reached++;
+            for (const policy of expected[h.route] ?? ['?'])
+              assert.ok(h.policies.includes(`"${policy}"`), `${method} ${target}: ${h.route} ran without "${policy}" (${h.policies})`);
+          }
+          assert.ok(res.status < 500, `${method} ${target}: ${res.status}`);
+        },
+      ),
+      { numRuns: 200, ...seed },
+    );
+    assert.ok(reached > 40, `only ${reached} handler runs`);
+  });
+
+  it('a login for one account: once its credential bucket is spent, every respelling and added header is refused', async () => {
+    const invisible = fc.constantFrom('\u200b', '\u200d', '\u2060', '\ufeff', '\u00ad', '\u0301', ' ', '\u00a0', '\t');
+    const fullwidth = (c: string) => (/[A-Za-z0-9]/.test(c) ? String.fromCharCode(c.charCodeAt(0) + 0xfee0) : c);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.stringMatching(/^[a-z][a-z0-9]{3,10}$/),
+        fc.array(fc.constantFrom('upper', 'wide', 'keep'), { minLength: 11, maxLength: 11 }),
+        fc.array(fc.tuple(fc.nat({ max: 11 }), invisible), { maxLength: 3 }),
+        fc.constantFrom<readonly string[]>(
+          [],
+          ['X-API-Key: made-up-key-123456'],
+          ['X-API-Key: a', 'X-API-Key: b'],
+          ['X-API-Key: {victim}'],
+        ),
+        async (name, forms, inserts, headers) => {
+          const user = `${name}${ip}`;
+          for (let i = 0; i < 5; i++) {
+            const ok = await send('POST', '/login', [fresh()], JSON.stringify({ username: user, password: 'p' }));
+            assert.equal(ok.status, 200, `login ${i + 1} of ${user}`);
+          }
+          let variant = [...user].map((c, i) => (forms[i] === 'upper' ? c.toUpperCase() : forms[i] === 'wide' ? fullwidth(c) : c));
+          for (const [at, ch] of inserts) variant = [...variant.slice(0, at), ch, ...variant.slice(at)];
+          const res = await send('POST', '/login', [fresh(), ...headers], JSON.stringify({ username: variant.join(''), password: 'p' }));
+          assert.equal(
+            res.status,
+            429,
+            `${JSON.stringify(variant.join(''))} with ${headers.join(', ') || 'no header'} reached a fresh bucket`,
+          );
+          assert.match(res.body, /login_credential/);
+        },
+      ),
+      { numRuns: 30, ...seed },
+    );
+  });
+});
