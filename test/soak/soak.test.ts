@@ -56,6 +56,8 @@ describe(`soak: mixed traffic for ${SECONDS} s with a Redis Sentinel failover in
         policies: {
           public: { algorithm: 'token_bucket', rps: RPS, burst: BURST, key: 'ip', failMode: 'closed' },
           authenticated: { algorithm: 'token_bucket', rps: 10_000, burst: 10_000, key: 'principal', failMode: 'open' },
+          // Paid by address before a token is looked up: as open and as roomy as `authenticated`.
+          auth_ip: { algorithm: 'token_bucket', rps: 10_000, burst: 10_000, key: 'ip', failMode: 'open' },
         },
       }),
     );
