@@ -381,7 +381,13 @@ describe('fault injection (sample API child behind TCP proxies to real Redis and
       status: r.status,
       body: (await r.json()) as { waited_ms?: number },
     }));
-    await sleep(300);
+    // The signal goes once the request is in flight (the gate counts it), not after a guessed time.
+    await waitUntil(
+      'the slow request to be in flight',
+      async () => (await metricValue(child.metricsBase, 'rampart_http_requests_in_flight')) >= 1,
+      20_000,
+      20,
+    );
     child.child.kill('SIGTERM');
     await sleep(300);
     child.child.kill('SIGTERM');

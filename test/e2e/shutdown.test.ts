@@ -94,8 +94,14 @@ describe('graceful shutdown of the sample API under keep-alive load (real SIGTER
       [],
     );
     // Every answer is a real one: 200, or 503 SERVER_SHUTTING_DOWN with Retry-After and Connection: close.
+    // On a machine busy enough that a decision misses its deadline or the event loop lags, a
+    // request may also get the limiter's or the shedder's fast 503 with Retry-After: an answer too.
     for (const o of outcomes) {
       if (o.status === 200) continue;
+      if (o.status === 503 && /"(RATE_LIMITER_UNAVAILABLE|OVERLOADED)"/.test(o.body ?? '')) {
+        assert.ok(Number(o.headers?.['retry-after']) >= 1, `Retry-After on ${o.body}`);
+        continue;
+      }
       assert.ok(isShuttingDown(o), `unexpected ${o.status} ${o.body}`);
       assert.ok(Number(o.headers?.['retry-after']) >= 1, 'Retry-After');
       assert.equal(o.headers?.['connection'], 'close');
