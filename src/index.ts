@@ -128,18 +128,6 @@ export type { LifecycleMetrics, Metrics, MetricsOptions, RateLimitMetrics } from
 // The SDK itself is in `rampart/tracing` (and `rampart/tracing/register`), so that an app
 // without tracing never loads it.
 export { activeTracing } from './tracing/active-tracing';
-export {
-  isCredentialHeader,
-  looksLikeCredential,
-  REDACTED,
-  redactAttributes,
-  redactHeader,
-  redactHeaders,
-  redactPath,
-  redactPathSegment,
-  redactQueryString,
-  redactUrl,
-  scrubSql,
-  scrubString,
-} from './tracing/redaction';
+// Every export of the redaction module is public: the one rule set for spans and logs.
+export * from './tracing/redaction';
 export type { Tracing } from './tracing/active-tracing';

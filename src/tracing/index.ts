@@ -5,20 +5,8 @@ export type { Tracing } from './active-tracing';
 export { loadTracingConfig, TRACING_CONFIG_VARIABLES, tracingEnabled } from '../config/tracing-config';
 export type { OtlpProtocol, TraceSampler } from '../config/tracing-config';
 export { RedactingSpanExporter } from './redacting-exporter';
-export {
-  isCredentialHeader,
-  looksLikeCredential,
-  REDACTED,
-  redactAttributes,
-  redactHeader,
-  redactHeaders,
-  redactPath,
-  redactPathSegment,
-  redactQueryString,
-  redactUrl,
-  scrubSql,
-  scrubString,
-} from './redaction';
+// Every export of the redaction module is public: the one rule set for spans and logs.
+export * from './redaction';
 export { redactSpan } from './redact-span';
 export type { RedactSpanOptions } from './redact-span';
 export { defaultEndpoint, startTracing, TRACING_DEFAULTS } from './start-tracing';

@@ -3,13 +3,13 @@
 // fast-check's seed and path and the smallest input found; replay it with
 // `FC_SEED=<seed> FC_PATH=<path> npx mocha test/unit/redaction-properties.test.ts`.
 import assert from 'node:assert/strict';
-import { createTraceState, SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { createTraceState, type Attributes } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import fc from 'fast-check';
 import { REDACTED, redactAttributes, redactHeader, redactHeaders, redactPath, redactQueryString, redactUrl } from '../../src';
 import { serializeRequest, serializeResponse } from '../../src/app/logger';
 import { RedactingSpanExporter, redactSpan } from '../../src/tracing';
+import { finishedSpan } from '../support/finished-span';
 import {
   anyCanary,
   credentialHeaders,
@@ -36,27 +36,7 @@ function urlAttributes(url: GeneratedUrl): Attributes {
   };
 }
 
-function span(overrides: Partial<ReadableSpan>): ReadableSpan {
-  return {
-    name: 'GET',
-    kind: SpanKind.SERVER,
-    spanContext: () => ({ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 }),
-    startTime: [1, 0],
-    endTime: [1, 5],
-    status: { code: SpanStatusCode.UNSET },
-    attributes: {},
-    links: [],
-    events: [],
-    duration: [0, 5],
-    ended: true,
-    resource: resourceFromAttributes({ 'service.name': 'svc' }),
-    instrumentationScope: { name: 'test' },
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-    ...overrides,
-  };
-}
+const span = (overrides: Partial<ReadableSpan>) => finishedSpan(overrides, 'GET');
 
 function exported(spans: ReadableSpan[], keepTraceState = false): ReadableSpan[] {
   const memory = new InMemorySpanExporter();

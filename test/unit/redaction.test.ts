@@ -1,32 +1,13 @@
 import assert from 'node:assert/strict';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { SpanStatusCode } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import fc from 'fast-check';
 import { REDACTED, redactAttributes, scrubSql, scrubString } from '../../src';
 import { RedactingSpanExporter } from '../../src/tracing';
+import { finishedSpan } from '../support/finished-span';
 
-function span(overrides: Partial<ReadableSpan>): ReadableSpan {
-  return {
-    name: 'GET /v1/notes/:id',
-    kind: SpanKind.SERVER,
-    spanContext: () => ({ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 }),
-    startTime: [1, 0],
-    endTime: [1, 5],
-    status: { code: SpanStatusCode.UNSET },
-    attributes: {},
-    links: [],
-    events: [],
-    duration: [0, 5],
-    ended: true,
-    resource: resourceFromAttributes({ 'service.name': 'svc' }),
-    instrumentationScope: { name: 'test' },
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-    ...overrides,
-  };
-}
+const span = (overrides: Partial<ReadableSpan>) => finishedSpan(overrides);
 
 function exportThrough(spans: ReadableSpan[]): ReadableSpan[] {
   const memory = new InMemorySpanExporter();
