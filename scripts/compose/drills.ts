@@ -425,7 +425,8 @@ async function replicaDrill(): Promise<Record<string, unknown>> {
     const token = ((await (await setupCall('replica', '/v1/auth/login', ip, creds, 200)).json()) as { token: string }).token;
     const auth = { authorization: `Bearer ${token}` };
     await setupCall('replica', '/v1/notes', ip, { title: 'drill', body: 'x' }, 201, auth);
-    users.push(auth);
+    // Each user from an address of its own, as set up: auth_ip is charged per address.
+    users.push({ ...auth, 'x-forwarded-for': ip });
   }
   const replicaXacts = async () => Number((await docker(...replicaXactsCommand(containerOf('pg-replica')))).trim());
 
