@@ -2,7 +2,7 @@
 # Starts a data node of the compose set's Sentinel or Cluster topology with its users (passwords
 # from the environment; no spaces in them), then runs the image's own entrypoint:
 #   default   off
-#   limiter   the README's ACL (REDIS_LIMITER_EXTRA adds the Cluster commands on Cluster nodes)
+#   limiter   the documented ACL (docs/security.md) (REDIS_LIMITER_EXTRA adds the Cluster commands on Cluster nodes)
 #   replica   replication only: every node follows its master as this user (a master can become
 #             a replica after a failover)
 #   sentinel  what Sentinel needs on a data node

@@ -139,7 +139,7 @@ export function killPid(pid: number): void {
 export interface ClusterOptions {
   /** cluster-node-timeout. Default 1000. */
   readonly nodeTimeoutMs?: number;
-  /** cluster-require-full-coverage. Default false (see the README's Cluster notes). */
+  /** cluster-require-full-coverage. Default false (see docs/redis.md, Cluster). */
   readonly requireFullCoverage?: boolean;
   readonly detached?: boolean;
 }

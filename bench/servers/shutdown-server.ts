@@ -16,7 +16,7 @@ app.get('/slow', (_req, res) => setTimeout(() => res.json({ ok: true }), 1500));
 const server = createServer(app);
 
 if (mode === 'terminus') {
-  // The README's recipe: health check, a beforeShutdown delay for load balancers, onSignal.
+  // The documented recipe (docs/shutdown-and-health.md): health check, a beforeShutdown delay for load balancers, onSignal.
   createTerminus(server, {
     signals: ['SIGTERM'],
     healthChecks: { '/health/live': async () => ({}) },

@@ -1,6 +1,6 @@
 // `npm run compose:drills [-- <drill>...]`: failover drills on the compose environment, under
 // steady load from the host through 127.0.0.1. Each drill records every answer, checks what the
-// README promises and writes its figures to bench/results/compose-drills.json.
+// documentation promises and writes its figures to bench/results/compose-drills.json.
 //   sentinel  docker kill of the Sentinel master: decisions resume after the promotion, every
 //             answer is a documented one, no request waits over 1 s (beyond twice what the
 //             same load took before the kill).

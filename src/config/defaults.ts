@@ -2,7 +2,7 @@ import { LOAD_SHEDDER_DEFAULTS } from '../shed/load-shedder-defaults';
 import { LIFECYCLE_DEFAULTS } from '../shutdown/lifecycle-defaults';
 
 /**
- * The default of every environment variable, in one place. The README's table and
+ * The default of every environment variable, in one place. The configuration table (docs/configuration.md) and
  * `.env.example` repeat these values and a unit test pins them. A variable that sets an option
  * of a library factory takes that factory's default, never a copy of it.
  */

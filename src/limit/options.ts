@@ -80,7 +80,7 @@ export interface RateLimiterOptions {
   readonly onBackendError?: (err: Error) => void;
 }
 
-/** Defaults of {@link createRateLimiter}. README's table repeats them; a unit test pins them. */
+/** Defaults of {@link createRateLimiter}. docs/rate-limiting.md's table repeats them; a unit test pins them. */
 export const RATE_LIMITER_DEFAULTS = Object.freeze({
   prefix: 'rl',
   headers: 'draft-10' as HeaderForm,

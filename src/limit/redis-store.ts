@@ -154,7 +154,7 @@ function groupBySlot(checks: readonly Check[]): SlotGroup[] {
  * (e.g. a per-IP and a per-username policy) is decided slot by slot in ascending slot order, each
  * step all-or-nothing and consuming; when a step denies, the steps before it are given back and
  * the slots after it are only read (one more round trip, in parallel). No bucket ever admits past
- * its limit; what it may do for a moment is under-admit (see the README's Cluster section).
+ * its limit; what it may do for a moment is under-admit (see docs/redis.md, Cluster).
  */
 export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
   const { client } = options;

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { APP_METRICS_PORT } from '../../scripts/compose/compose';
 import { CONFIG_VARIABLES, loadConfig, parseRedisUrl } from '../../src';
+import { documentation } from '../support/docs';
 
 const ROOT = join(__dirname, '..', '..');
 const COMPOSE_DIR = join(ROOT, 'compose');
@@ -123,14 +124,14 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     assert.match(joined, /--user limiter on >\S+ ~rl:\* resetchannels -@all /);
     const url = new URL(withDefaults(String(services['app']?.environment?.['REDIS_URL'])).replace(/^redis:/, 'http:'));
     assert.equal(url.username, 'limiter');
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const readme = documentation();
     const documented = /ACL SETUSER limiter on >secret ~rl:\* (-@all(?: \+\S+)+)/.exec(readme)?.[1];
     assert.ok(documented !== undefined);
     assert.ok(joined.includes(documented), `compose grants exactly the README's commands: ${documented}`);
   });
 
   it("Sentinel and Cluster data nodes: the default user off, the limiter with the README's ACL, replication and health checks as users of their own", () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const readme = documentation();
     const documented = /ACL SETUSER limiter on >secret ~rl:\* (-@all(?: \+\S+)+)/.exec(readme)?.[1];
     const clusterExtra = /On Cluster add `([^`]+)`/.exec(readme)?.[1];
     assert.ok(documented !== undefined && clusterExtra !== undefined);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { CONFIG_DEFAULTS, CONFIG_VARIABLES } from '../../src';
+import { docPage, documentationPages } from '../support/docs';
 
 const ROOT = join(__dirname, '..', '..');
 /**
@@ -10,12 +11,14 @@ const ROOT = join(__dirname, '..', '..');
  */
 const DERIVED_DEFAULTS: readonly string[] = ['RATE_LIMIT_BACKEND', 'METRICS_PORT'];
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+/** The configuration reference, where the variables' table lives. */
+const configuration = docPage('configuration.md');
 const envExample = readFileSync(join(ROOT, '.env.example'), 'utf8');
 
-/** `| \`NAME\` | default | meaning |` rows of the README's configuration table. */
+/** `| \`NAME\` | default | meaning |` rows of the configuration table (docs/configuration.md). */
 function readmeRows(): Map<string, string> {
   const rows = new Map<string, string>();
-  for (const line of readme.split('\n')) {
+  for (const line of configuration.split('\n')) {
     const m = /^\| `([A-Z][A-Z0-9_]+)` \| ([^|]*) \|/.exec(line);
     if (m?.[1] !== undefined && m[2] !== undefined) rows.set(m[1], m[2].trim());
   }
@@ -36,7 +39,7 @@ describe('the documentation agrees with the code', () => {
     const rows = readmeRows();
     const env = envExampleValues();
     for (const name of CONFIG_VARIABLES) {
-      assert.ok(rows.has(name), `README configuration table lacks ${name}`);
+      assert.ok(rows.has(name), `the configuration table (docs/configuration.md) lacks ${name}`);
       assert.ok(env.has(name), `.env.example lacks ${name}`);
     }
     for (const name of env.keys()) assert.ok(CONFIG_VARIABLES.includes(name), `.env.example names unknown ${name}`);
@@ -67,5 +70,42 @@ describe('the documentation agrees with the code', () => {
     assert.ok(lines.length >= 5);
     const readmeLines = readme.split('\n').map((l) => l.replace(/\s+\/\/.*$/, '').trim());
     for (const line of lines) assert.ok(readmeLines.includes(line), `README lacks: ${line}`);
+  });
+
+  it('the README is a landing page of at most 250 lines, and every relative link of the documentation resolves', () => {
+    assert.ok(readme.split('\n').length <= 250, `README.md has ${readme.split('\n').length} lines`);
+    const broken: string[] = [];
+    let links = 0;
+    for (const page of documentationPages()) {
+      const dir = dirname(join(ROOT, page.path));
+      // Links outside code spans and fences: [text](target)
+      const prose = page.text.replace(/```[\s\S]*?```/g, '').replace(/`[^`\n]*`/g, '');
+      for (const m of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = m[1] as string;
+        if (/^(https?:|mailto:)/.test(target)) continue;
+        links++;
+        const [file, anchor] = target.split('#') as [string, string | undefined];
+        const path = file === '' ? join(ROOT, page.path) : join(dir, file);
+        if (!existsSync(path)) {
+          broken.push(`${page.path}: ${target} (no such file)`);
+          continue;
+        }
+        if (anchor !== undefined && path.endsWith('.md')) {
+          const slugs = readFileSync(path, 'utf8')
+            .split('\n')
+            .filter((l) => /^#{1,6} /.test(l))
+            .map((l) =>
+              l
+                .replace(/^#+ /, '')
+                .toLowerCase()
+                .replace(/[^a-z0-9 _-]/g, '')
+                .replace(/ /g, '-'),
+            );
+          if (!slugs.includes(anchor)) broken.push(`${page.path}: ${target} (no such heading)`);
+        }
+      }
+    }
+    assert.ok(links > 15, `${links} links`);
+    assert.deepEqual(broken, []);
   });
 });

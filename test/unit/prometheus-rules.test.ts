@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { createMetrics } from '../../src';
+import { docPage } from '../support/docs';
 
 const ROOT = join(__dirname, '..', '..');
 const DIR = join(ROOT, 'compose', 'prometheus');
@@ -45,16 +46,16 @@ describe('Prometheus rules (compose/prometheus)', () => {
     }
   });
 
-  it('every alert has a severity, a summary, a description and a runbook section in the README', () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  it('every alert has a severity, a summary, a description and a runbook section in docs/operations.md', () => {
+    const readme = docPage('operations.md');
     assert.ok(alerts.length >= 9, `${alerts.length} alerts`);
     for (const a of alerts) {
       assert.match(a.labels?.['severity'] ?? '', /^(critical|warning)$/, `${a.alert} severity`);
       assert.ok((a.annotations?.['summary'] ?? '').length > 10, `${a.alert} summary`);
       assert.match(a.annotations?.['description'] ?? '', /Check first:/, `${a.alert} description says what to check first`);
-      const anchor = (a.annotations?.['runbook'] ?? '').replace(/^README\.md#/, '');
+      const anchor = (a.annotations?.['runbook'] ?? '').replace(/^docs\/operations\.md#/, '');
       assert.equal(anchor, (a.alert as string).toLowerCase(), `${a.alert} runbook anchor`);
-      assert.ok(readme.includes(`#### ${a.alert}\n`), `README has a runbook section "#### ${a.alert}"`);
+      assert.ok(readme.includes(`### ${a.alert}\n`), `docs/operations.md has a runbook section "### ${a.alert}"`);
     }
   });
 
