@@ -142,8 +142,17 @@ const APP_VARIABLES = {
 /** Every environment variable rampart reads. */
 export const CONFIG_VARIABLES: readonly string[] = Object.freeze([...Object.keys(APP_VARIABLES), ...Object.keys(TRACING_VARIABLES)]);
 
-function refuse(variable: string, message: string): never {
-  throw new ConfigError(variable, message);
+function problem(variable: string, message: string): ConfigError {
+  return new ConfigError(variable, message);
+}
+
+/** Several broken rules as one refusal, on one line: named by the first, every one said in turn. */
+function combined(problems: readonly ConfigError[]): ConfigError {
+  const err = new ConfigError(
+    (problems[0] as ConfigError).variable,
+    `${problems.length} problems: ${problems.map((p, i) => `(${i + 1}) ${p.message}`).join(' ')}`,
+  );
+  return Object.assign(err, { variables: problems.map((p) => p.variable) });
 }
 
 /**
@@ -174,42 +183,58 @@ export function loadConfig(env: Env = process.env): Config {
       ? undefined
       : (v.METRICS_PORT ?? (mode === 'prod' || v.METRICS_HOST !== undefined ? d.METRICS_PORT : undefined));
 
+  // Every broken rule is reported at once: one start tells the operator all there is to fix.
+  const problems: ConfigError[] = [];
   if (backend === 'redis' && v.REDIS_URL === undefined) {
-    refuse(
-      'REDIS_URL',
-      'REDIS_URL is required when RATE_LIMIT_BACKEND=redis. Fix: set REDIS_URL (e.g. redis://127.0.0.1:6379) or RATE_LIMIT_BACKEND=memory outside prod.',
+    problems.push(
+      problem(
+        'REDIS_URL',
+        'REDIS_URL is required when RATE_LIMIT_BACKEND=redis. Fix: set REDIS_URL (e.g. redis://127.0.0.1:6379) or RATE_LIMIT_BACKEND=memory outside prod.',
+      ),
     );
   }
   if (v.DATABASE_READ_URL !== undefined && writeUrl === undefined) {
-    refuse('DATABASE_READ_URL', 'DATABASE_READ_URL is set without a primary. Fix: set DATABASE_WRITE_URL or DATABASE_URL too.');
+    problems.push(
+      problem('DATABASE_READ_URL', 'DATABASE_READ_URL is set without a primary. Fix: set DATABASE_WRITE_URL or DATABASE_URL too.'),
+    );
   }
   if (mode === 'prod') {
     if (rateLimitEnabled && backend !== 'redis') {
-      refuse(
-        'RATE_LIMIT_BACKEND',
-        `MODE=prod with RATE_LIMIT_ENABLED=true requires RATE_LIMIT_BACKEND=redis (got ${backend}). Fix: set REDIS_URL and leave RATE_LIMIT_BACKEND unset (or set it to redis).`,
+      problems.push(
+        problem(
+          'RATE_LIMIT_BACKEND',
+          `MODE=prod with RATE_LIMIT_ENABLED=true requires RATE_LIMIT_BACKEND=redis (got ${backend}). Fix: set REDIS_URL and leave RATE_LIMIT_BACKEND unset (or set it to redis).`,
+        ),
       );
     }
     if (tracing.enabled && tracing.endpoint === undefined) {
-      refuse(
-        'OTEL_EXPORTER_OTLP_ENDPOINT',
-        'MODE=prod with TRACING_ENABLED=true requires OTEL_EXPORTER_OTLP_ENDPOINT. Fix: set it to the collector URL (e.g. http://jaeger:4318) or set TRACING_ENABLED=false.',
+      problems.push(
+        problem(
+          'OTEL_EXPORTER_OTLP_ENDPOINT',
+          'MODE=prod with TRACING_ENABLED=true requires OTEL_EXPORTER_OTLP_ENDPOINT. Fix: set it to the collector URL (e.g. http://jaeger:4318) or set TRACING_ENABLED=false.',
+        ),
       );
     }
     if (devFailOpen) {
-      refuse(
-        'RATE_LIMIT_DEV_FAIL_OPEN',
-        'RATE_LIMIT_DEV_FAIL_OPEN=true is refused with MODE=prod. Fix: unset RATE_LIMIT_DEV_FAIL_OPEN; choose failMode per policy instead.',
+      problems.push(
+        problem(
+          'RATE_LIMIT_DEV_FAIL_OPEN',
+          'RATE_LIMIT_DEV_FAIL_OPEN=true is refused with MODE=prod. Fix: unset RATE_LIMIT_DEV_FAIL_OPEN; choose failMode per policy instead.',
+        ),
       );
     }
     if (writeUrl === undefined) {
-      refuse('DATABASE_URL', 'MODE=prod requires a real database, not the embedded one. Fix: set DATABASE_URL (or DATABASE_WRITE_URL).');
+      problems.push(
+        problem('DATABASE_URL', 'MODE=prod requires a real database, not the embedded one. Fix: set DATABASE_URL (or DATABASE_WRITE_URL).'),
+      );
     }
   }
   if (v.METRICS_PORT === 'public' && v.METRICS_HOST !== undefined) {
-    refuse(
-      'METRICS_HOST',
-      'METRICS_HOST is set together with METRICS_PORT=public, which serves /metrics on PORT and would ignore it. Fix: unset METRICS_HOST, or set METRICS_PORT to a port of its own (e.g. 9464).',
+    problems.push(
+      problem(
+        'METRICS_HOST',
+        'METRICS_HOST is set together with METRICS_PORT=public, which serves /metrics on PORT and would ignore it. Fix: unset METRICS_HOST, or set METRICS_PORT to a port of its own (e.g. 9464).',
+      ),
     );
   }
   // Port 0 is any free port: two of them never collide.
@@ -218,19 +243,26 @@ export function loadConfig(env: Env = process.env): Config {
       v.METRICS_PORT === undefined
         ? `METRICS_PORT is unset, and its default (${metricsPort}, with ${mode === 'prod' ? 'MODE=prod' : 'METRICS_HOST set'}) is`
         : `METRICS_PORT=${metricsPort} is`;
-    refuse(
-      'METRICS_PORT',
-      `${which} the public PORT=${port}: the metrics listener cannot share it. Fix: set METRICS_PORT to a port of its own (e.g. ${port === d.METRICS_PORT ? 9465 : d.METRICS_PORT}), or METRICS_PORT=public to serve /metrics on PORT.`,
+    problems.push(
+      problem(
+        'METRICS_PORT',
+        `${which} the public PORT=${port}: the metrics listener cannot share it. Fix: set METRICS_PORT to a port of its own (e.g. ${port === d.METRICS_PORT ? 9465 : d.METRICS_PORT}), or METRICS_PORT=public to serve /metrics on PORT.`,
+      ),
     );
   }
   // Checked in any mode, whether rate limiting is on or not: the two say opposite things, and
   // picking either would silently ignore the other.
   if (v.RATE_LIMIT_BACKEND === 'memory' && v.REDIS_URL !== undefined) {
-    refuse(
-      'RATE_LIMIT_BACKEND',
-      'RATE_LIMIT_BACKEND=memory is set together with REDIS_URL, which the memory backend would ignore. Fix: unset RATE_LIMIT_BACKEND (REDIS_URL then selects redis) or set it to redis, or unset REDIS_URL to keep memory.',
+    problems.push(
+      problem(
+        'RATE_LIMIT_BACKEND',
+        'RATE_LIMIT_BACKEND=memory is set together with REDIS_URL, which the memory backend would ignore. Fix: unset RATE_LIMIT_BACKEND (REDIS_URL then selects redis) or set it to redis, or unset REDIS_URL to keep memory.',
+      ),
     );
   }
+
+  if (problems.length === 1) throw problems[0] as ConfigError;
+  if (problems.length > 1) throw combined(problems);
 
   const config: Config = {
     mode,

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parsePolicySet, PolicyError, type PolicyOptions, type PolicySet } from '../limit';
+import { checkPolicySet, type PolicyError, type PolicyOptions, type PolicySet } from '../limit';
 import { ConfigError } from './variables';
 
 /** `auth_ip` allows this many times `public`'s numbers: every authenticated request from an address pays it. */
@@ -23,9 +23,9 @@ export function defaultPolicies(rps: number, burst: number): Record<string, Poli
 }
 
 /**
- * Reads `RATE_LIMIT_POLICIES_FILE` and validates it (`parsePolicySet`); its policies replace
- * the defaults of the same name. Every mistake throws `ConfigError` naming the variable, the
- * place in the file and what was expected.
+ * Reads `RATE_LIMIT_POLICIES_FILE` and validates it (`checkPolicySet`); its policies replace
+ * the defaults of the same name. Its mistakes, all of them, throw one `ConfigError` naming the
+ * variable, each place in the file and what was expected.
  */
 export function loadPolicyFile(path: string, defaults: Readonly<Record<string, PolicyOptions>>): PolicySet {
   const fail = (what: string): never => {
@@ -46,10 +46,10 @@ export function loadPolicyFile(path: string, defaults: Readonly<Record<string, P
   } catch (err) {
     return fail(`is not valid JSON (${(err as Error).message})`);
   }
-  try {
-    return parsePolicySet(json, defaults);
-  } catch (err) {
-    if (err instanceof PolicyError) return fail(err.message);
-    throw err;
-  }
+  // Every mistake at once, as `rampart check-policies` lists them: one start tells all there is to fix.
+  const { errors, set } = checkPolicySet(json, defaults);
+  if (set !== undefined) return set;
+  return fail(
+    errors.length === 1 ? (errors[0] as PolicyError).message : `${errors.length} mistakes: ${errors.map((e) => e.message).join('; ')}`,
+  );
 }

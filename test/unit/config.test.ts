@@ -255,6 +255,17 @@ describe('loadConfig', () => {
       );
     });
 
+    it('reports every broken rule in one refusal, on one line, named by the first', () => {
+      const e = refusal({ MODE: 'prod', RATE_LIMIT_DEV_FAIL_OPEN: 'true', TRACING_ENABLED: 'true' });
+      const variables = ['RATE_LIMIT_BACKEND', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'RATE_LIMIT_DEV_FAIL_OPEN', 'DATABASE_URL'];
+      assert.equal(e.variable, variables[0]);
+      assert.deepEqual((e as ConfigError & { variables?: string[] }).variables, variables);
+      assert.match(e.message, /^4 problems: \(1\) MODE=prod with RATE_LIMIT_ENABLED=true requires/);
+      for (const [i, name] of variables.entries()) assert.ok(e.message.includes(`(${i + 1}) `) && e.message.includes(name), name);
+      // One broken rule: its own message, as before.
+      assert.doesNotMatch(refusal({ ...PROD_OK, RATE_LIMIT_DEV_FAIL_OPEN: 'true' }).message, /problems:/);
+    });
+
     it('refuses rate limiting without Redis', () => {
       const e = refusal({ ...PROD_OK, RATE_LIMIT_BACKEND: 'memory' });
       assert.equal(e.variable, 'RATE_LIMIT_BACKEND');

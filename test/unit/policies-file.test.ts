@@ -101,6 +101,26 @@ describe('policies: the document (parsePolicySet) and the file (loadPolicyFile)'
       assert.equal(loadPolicyFile(write('nosurf.json', '{}'), defaults).surfaces, undefined);
     });
 
+    it('names every mistake of the file in one refusal, as check-policies does', () => {
+      const path = write(
+        'many.json',
+        JSON.stringify({
+          policies: { x: { algorithm: 'token_bucket', rps: -1, burst: 0 } },
+          surfaces: [{ surfaceId: 'a', path: '/a', policies: ['public'] }],
+        }),
+      );
+      assert.throws(
+        () => loadPolicyFile(path, defaults),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.equal(err.variable, 'RATE_LIMIT_POLICIES_FILE');
+          assert.match(err.message, /: 2 mistakes: policies\.x\.rps: .*; policies\.x\.burst: /);
+          assert.ok(!err.message.includes('\n'), 'one line');
+          return true;
+        },
+      );
+    });
+
     it('refuses a table a request could escape: no catch-all, surfaces that take the same requests, a prefix never reached', () => {
       const cases: ReadonlyArray<readonly [unknown[], RegExp]> = [
         [[{ surfaceId: 'a', path: '/a', policies: ['public'] }], /surfaces: no surface takes the requests the others do not/],
