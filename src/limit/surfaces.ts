@@ -1,3 +1,4 @@
+import { METHODS } from 'node:http';
 import type { Request, RequestHandler } from 'express';
 import { invalid, refuse, type SurfaceOptions } from './options';
 
@@ -26,8 +27,11 @@ export function routerPath(path: string, sensitive: boolean, strict: boolean): s
   return sensitive ? p : p.toLowerCase();
 }
 
-/** The methods a request's method is served by, most specific first (`HEAD` by `GET` routes, as Express does). */
-const LOOKUP: Readonly<Record<string, readonly string[]>> = { HEAD: ['HEAD', 'GET', '*'] };
+/**
+ * The methods a request's method is served by, most specific first (`HEAD` by `GET` routes, as
+ * Express does); made once for every method Node's parser accepts, so a request allocates none.
+ */
+const LOOKUP: ReadonlyMap<string, readonly string[]> = new Map(METHODS.map((m) => [m, m === 'HEAD' ? ['HEAD', 'GET', '*'] : [m, '*']]));
 
 /** Each surface checked on its own (a mistake throws), in table order. */
 function entries(surfaces: readonly SurfaceOptions[]): Entry[] {
@@ -147,7 +151,7 @@ export function surfaceRouter(
     const strict = settings?.['strict routing'] === true;
     const table = tables[(sensitive ? 2 : 0) + (strict ? 1 : 0)] as Table;
     const path = routerPath(req.path, sensitive, strict);
-    const methods = LOOKUP[req.method] ?? [req.method, '*'];
+    const methods = LOOKUP.get(req.method) ?? [req.method, '*'];
     for (const m of methods) {
       const handler = table.exact.get(`${m} ${path}`);
       if (handler !== undefined) {

@@ -243,9 +243,13 @@ describe('JSON body charset (sample API body read, generated Content-Type header
       fc.tuple(token, token, token).map(([n, v, w]) => [`${n}="${v}"${w}`, false] as const),
       fc.tuple(token, token, chr(0x80, 0xff)).map(([n, v, c]) => [`${n}=${v}${c}x`, false] as const),
       fc.tuple(token, token).map(([n, v]) => [`${n}\tx=${v}`, false] as const),
-      fc
-        .tuple(token, token, fc.oneof(chr(0x00, 0x08), chr(0x0b, 0x0c), chr(0x0e, 0x1f), fc.constant('\x7f')))
-        .map(([n, v, c]) => [`${n}=${v}${c}x`, true] as const),
+      // Weighted so that some 30 of the 400 runs reach Node's refusal (the count asserted below).
+      {
+        arbitrary: fc
+          .tuple(token, token, fc.oneof(chr(0x00, 0x08), chr(0x0b, 0x0c), chr(0x0e, 0x1f), fc.constant('\x7f')))
+          .map(([n, v, c]) => [`${n}=${v}${c}x`, true] as const),
+        weight: 4,
+      },
     );
     // An unterminated quoted string, last (a later quote could otherwise close it).
     const unterminated = fc.tuple(token, token).map(([n, v]) => `${n}="${v}`);

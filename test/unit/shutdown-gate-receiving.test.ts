@@ -61,7 +61,9 @@ async function start(body: 'readJsonBody' | 'express.json', exemptPaths?: string
   });
   app.get('/slow', (req, res) => {
     ran.push(req.path);
-    setTimeout(() => res.json({ slow: true }), 150);
+    // Long enough that the requests queued behind it are still queued when a busy machine
+    // gets round to counting them.
+    setTimeout(() => res.json({ slow: true }), 1500);
   });
   app.use(errorHandler({ onInternalError: (err) => internal.push(err) }));
   const server: Server = app.listen(0, '127.0.0.1');
