@@ -187,7 +187,7 @@ async function observability(profile: Profile, replicas: readonly string[]): Pro
   );
   if (!withGrafana) {
     log(
-      `  --  ${grafanaImage} is neither present nor pullable here: Grafana not started (its dashboard is checked through its queries by test/e2e/prometheus.test.ts)`,
+      `  --  ${grafanaImage} is neither present nor pullable here: Grafana not started (its dashboard is checked through its queries by test/tools/prometheus.test.ts)`,
     );
     return;
   }

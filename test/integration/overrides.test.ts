@@ -16,6 +16,7 @@ import {
   type RateLimiter,
   type RateLimitStore,
 } from '../../src';
+import { TEST_REDIS, TEST_REDIS_URL } from '../support/redis-server';
 
 /** Per hour: nothing refills during a test. */
 const HOURLY = 1 / 3600;
@@ -47,7 +48,7 @@ describe('overrides: one identity’s own numbers, without a redeploy', function
 
   for (const kind of ['memory', 'redis'] as const) {
     it(`${kind}: setOverride gives one principal burst 5 on the next request of every instance; clearOverride takes it back; other principals keep 2`, async () => {
-      const clients = kind === 'redis' ? [createRedisClient('redis://127.0.0.1:6379'), createRedisClient('redis://127.0.0.1:6379')] : [];
+      const clients = kind === 'redis' ? [createRedisClient(TEST_REDIS_URL), createRedisClient(TEST_REDIS_URL)] : [];
       await Promise.all(clients.map((c) => once(c, 'ready')));
       const memory = createMemoryStore();
       const stores: RateLimitStore[] = kind === 'redis' ? clients.map((client) => createRedisStore({ client })) : [memory, memory];
@@ -65,7 +66,7 @@ describe('overrides: one identity’s own numbers, without a redeploy', function
         await two.clearOverride('api', 'u42');
         assert.equal(await admitted(appOne, 'u42', 1), 0, 'the own burst again (long spent)');
         if (kind === 'redis') {
-          const admin = new Redis(6379, '127.0.0.1');
+          const admin = new Redis(TEST_REDIS.port, TEST_REDIS.host);
           try {
             await one.setOverride('api', 'u43', { rps: 10, burst: 50 }, 60);
             const ttl = await admin.pttl(`${prefix}:api:{p:u43}!o`);

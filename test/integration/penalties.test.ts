@@ -14,6 +14,7 @@ import {
   PolicyError,
   type RateLimitStore,
 } from '../../src';
+import { TEST_REDIS_URL } from '../support/redis-server';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,7 +23,7 @@ describe('penalties: a client hammering at the limit is blocked, not let back in
 
   for (const kind of ['memory', 'redis'] as const) {
     it(`${kind}: 3 refusals in 10 s block for 2 s (429 "blocked", Retry-After 2, outcome="blocked"), through refills; then admitted again`, async () => {
-      const client = kind === 'redis' ? createRedisClient('redis://127.0.0.1:6379') : undefined;
+      const client = kind === 'redis' ? createRedisClient(TEST_REDIS_URL) : undefined;
       if (client !== undefined) await once(client, 'ready');
       const store: RateLimitStore = client === undefined ? createMemoryStore() : createRedisStore({ client });
       const metrics = createMetrics({ processMetrics: false });

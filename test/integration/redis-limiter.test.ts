@@ -16,7 +16,7 @@ import {
   type PolicyOptions,
   type RateLimiter,
 } from '../../src';
-import { startRedisServer, type RedisProcess } from '../support/redis-server';
+import { startRedisServer, TEST_REDIS_URL, type RedisProcess } from '../support/redis-server';
 import { readmeExample } from '../support/readme-example';
 import { waitUntil } from '../../scripts/wait';
 import { PERIOD_END_LUA } from '../../src/limit/decide-script';
@@ -561,9 +561,9 @@ describe('rate limiting on a real Redis', function () {
   });
 });
 
-describe("the README's usage example on standalone Redis (127.0.0.1:6379)", () => {
+describe(`the README's usage example on standalone Redis (${TEST_REDIS_URL})`, () => {
   it("limit('login_ip', 'login_credential'): the 6th login for one username is 429 login_credential; other usernames go on until login_ip's 20", async () => {
-    const ex = readmeExample('redis://127.0.0.1:6379', `rx${randomBytes(3).toString('hex')}`);
+    const ex = readmeExample(TEST_REDIS_URL, `rx${randomBytes(3).toString('hex')}`);
     try {
       await waitUntil('the client to be ready', async () => ex.client.status === 'ready', 10_000, 20);
       const ip = '198.51.100.78';

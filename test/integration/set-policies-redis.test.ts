@@ -1,9 +1,10 @@
 import { Redis } from 'ioredis';
 import { createRedisStore } from '../../src';
 import { setPoliciesSuite } from '../support/set-policies-suite';
+import { TEST_REDIS, TEST_REDIS_URL } from '../support/redis-server';
 
-setPoliciesSuite('redis (standalone, 127.0.0.1:6379)', async () => {
-  const client = new Redis({ host: '127.0.0.1', port: 6379, enableOfflineQueue: true });
+setPoliciesSuite(`redis (standalone, ${TEST_REDIS_URL})`, async () => {
+  const client = new Redis({ ...TEST_REDIS, enableOfflineQueue: true });
   const store = createRedisStore({ client });
   return {
     store,

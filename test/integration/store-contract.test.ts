@@ -1,14 +1,15 @@
 import { Redis } from 'ioredis';
 import { createMemoryStore, createRedisStore } from '../../src';
 import { storeContract } from '../support/store-contract';
+import { TEST_REDIS, TEST_REDIS_URL } from '../support/redis-server';
 
 storeContract('memory', async () => {
   const store = createMemoryStore();
   return { store, close: () => store.close() };
 });
 
-storeContract('redis (standalone, 127.0.0.1:6379)', async () => {
-  const client = new Redis({ host: '127.0.0.1', port: 6379, enableOfflineQueue: true });
+storeContract(`redis (standalone, ${TEST_REDIS_URL})`, async () => {
+  const client = new Redis({ ...TEST_REDIS, enableOfflineQueue: true });
   const store = createRedisStore({ client });
   return {
     store,

@@ -14,6 +14,7 @@ import {
   PolicyError,
   type RateLimiter,
 } from '../../src';
+import { TEST_REDIS_URL } from '../support/redis-server';
 
 /** Per hour: nothing refills during a test. */
 const HOURLY = 1 / 3600;
@@ -71,7 +72,7 @@ describe('tiers: numbers per plan, picked per request', () => {
 
   for (const kind of ['memory', 'redis'] as const) {
     it(`the README example (${kind}): api 10 for free, 100 for pro (res.locals.principal.plan), with the daily quota's tier`, async () => {
-      const client = kind === 'redis' ? createRedisClient('redis://127.0.0.1:6379') : undefined;
+      const client = kind === 'redis' ? createRedisClient(TEST_REDIS_URL) : undefined;
       if (client !== undefined) await once(client, 'ready');
       const store = client === undefined ? createMemoryStore() : createRedisStore({ client });
       const limiter = createRateLimiter({

@@ -7,6 +7,15 @@ import { freePort } from '../../scripts/ports';
 
 export { freePort } from '../../scripts/ports';
 
+/**
+ * The Redis the tests share, each under a key prefix of its own (never flushed): `npm test`
+ * starts one and sets `TEST_REDIS_URL`; a bare `mocha` run falls back to 127.0.0.1:6379.
+ */
+export const TEST_REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const testRedisAddress = new URL(TEST_REDIS_URL.replace(/^rediss?:/, 'http:'));
+/** Host and port of {@link TEST_REDIS_URL}, for `new Redis({...})`. */
+export const TEST_REDIS = Object.freeze({ host: testRedisAddress.hostname, port: Number(testRedisAddress.port || 6379) });
+
 /** A redis-server process this test started, in its own temp dir; stopped by PID, never by name. */
 export interface RedisProcess {
   readonly port: number;

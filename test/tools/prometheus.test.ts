@@ -39,7 +39,7 @@ describe('Prometheus scraping the sample API: the limiter alert through a Redis 
   let api: string;
 
   before(async function () {
-    if (!hasPrometheus) this.skip();
+    assert.ok(hasPrometheus, 'prometheus is not on the PATH: install it (Debian: apt-get install prometheus) to run this suite');
     schema = await createTestSchema('e2e_prometheus');
     redis = await startRedisServer();
     proxy = await startTcpProxy(redis.port);

