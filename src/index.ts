@@ -38,7 +38,7 @@ export {
 export type { Config, LogLevel, Mode, OtlpProtocol, TraceSampler, TracingConfig, TrustProxy } from './config';
 
 // Health probes.
-export { createHealth, HEALTH_DEFAULTS, liveness, postgresCheck, redisCheck } from './health';
+export { createHealth, HEALTH_DEFAULTS, liveness, postgresCheck, postgresErrorCause, redisCheck } from './health';
 export type { CheckResult, Health, HealthCheck, HealthOptions, QueryablePool } from './health';
 // Where the probes live by default, for an app that mounts them and for its own exemption lists.
 export { HEALTH_PATHS, METRICS_PATH } from './constants';
@@ -77,9 +77,11 @@ export {
   parsePolicySet,
   PolicyError,
   rateLimit,
+  rateLimitFailure,
   RATE_LIMITER_DEFAULTS,
   safeIdentity,
   customIdentity,
+  StoreUnavailableError,
 } from './limit';
 export type {
   BreakerOptions,

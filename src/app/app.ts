@@ -1,10 +1,19 @@
-import express, { type Express } from 'express';
+import express, { type ErrorRequestHandler, type Express } from 'express';
 import type { Logger } from 'pino';
-import { errorHandler, HEALTH_PATHS, METRICS_PATH, notFoundHandler, requestDeadline, requestId } from '../index';
+import {
+  errorHandler,
+  HEALTH_PATHS,
+  HttpError,
+  METRICS_PATH,
+  notFoundHandler,
+  postgresErrorCause,
+  requestDeadline,
+  requestId,
+} from '../index';
 import type { Config, Health, LoadShedder, Metrics, RateLimiter, ShutdownGate, SurfaceOptions } from '../index';
 import { requireAuth } from './authenticate';
 import { checkHostHeader } from './check-host-header';
-import type { Database } from './db/database';
+import { isConnectionError, type Database } from './db/database';
 import { answerBodyError, readJsonBody } from './json-body';
 import { requestLogger } from './logger';
 import { createAuthRouter } from './routes/auth';
@@ -66,10 +75,29 @@ export const TOKEN_TTL_SECONDS = 24 * 60 * 60;
 export const BODY_LIMIT = 64 * 1024;
 
 /**
+ * A query that could not reach the database (refused, unresolvable, timed out connecting, the
+ * connection lost): 503 `DATABASE_UNAVAILABLE` naming the cause and the server's address, with
+ * `Retry-After`, instead of a 500. The request's log line carries the error (pino-http's
+ * `res.err`). Any other error goes on to the error handler.
+ */
+function databaseUnavailable(db: Database): ErrorRequestHandler {
+  return (err: unknown, _req, res, next) => {
+    if (res.headersSent || !isConnectionError(err)) {
+      next(err);
+      return;
+    }
+    res.err = err as Error;
+    // Reads that cannot reach the replica go to the primary: what fails here failed there.
+    const cause = postgresErrorCause(err, db.write);
+    next(new HttpError('DATABASE_UNAVAILABLE', `The database is unavailable (${cause}); try again shortly`, { retryAfterSeconds: 1 }));
+  };
+}
+
+/**
  * Builds the sample API. It uses rampart only through the package's public surface. Order:
  * request id, Host check, shutdown gate, probes and metrics, load shedder, request log,
  * deadline, authentication (notes), body read (errors remembered), rate limiter, body error,
- * routes, 404, error handler.
+ * routes, 404, database outages (503), error handler.
  */
 export function createApp(deps: AppDependencies): Express {
   const { config, db, logger } = deps;
@@ -107,6 +135,7 @@ export function createApp(deps: AppDependencies): Express {
   app.use(createNotesRouter(db));
 
   app.use(notFoundHandler());
+  app.use(databaseUnavailable(db));
   app.use(errorHandler({ onInternalError: (err) => logger.error({ err }, 'unhandled error') }));
   return app;
 }

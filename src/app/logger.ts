@@ -3,6 +3,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import { pinoHttp, type HttpLogger } from 'pino-http';
 import {
   HEALTH_PATHS,
+  rateLimitFailure,
   REDACTED,
   REQUEST_ID_HEADER,
   redactHeaders,
@@ -90,6 +91,12 @@ export function requestLogger(logger: Logger): HttpLogger {
       const id = requestIdFor(req.headers['x-request-id']);
       res.setHeader(REQUEST_ID_HEADER, id);
       return id;
+    },
+    // A request answered by the limiter's fail mode: its line names the store's failure
+    // (`connect ECONNREFUSED ...`) rather than "failed with status code 503". Failed requests only.
+    customErrorObject(_req, res, _err, logged: Record<string, unknown>) {
+      const failure = rateLimitFailure(res);
+      return failure === undefined ? logged : { ...logged, err: failure };
     },
     customLogLevel(_req, res, err) {
       if (err !== undefined || res.statusCode >= 500) return 'error';

@@ -18,6 +18,7 @@ export const ERROR_STATUS = Object.freeze({
   INTERNAL_ERROR: 500,
   HEADERS_TOO_LARGE: 431,
   EXPECTATION_FAILED: 417,
+  DATABASE_UNAVAILABLE: 503,
 } as const satisfies Record<string, number>);
 
 /** Every error code rampart or the sample API can answer with: the keys of {@link ERROR_STATUS}. */

@@ -1,5 +1,5 @@
 export { liveness } from './live';
 export { createHealth, HEALTH_DEFAULTS } from './health';
 export type { CheckResult, Health, HealthCheck, HealthOptions } from './health';
-export { postgresCheck, redisCheck } from './checks';
+export { postgresCheck, postgresErrorCause, redisCheck } from './checks';
 export type { QueryablePool } from './checks';

@@ -7,6 +7,7 @@ import { createDenyCache } from './deny-cache';
 import { defaultTier, identities } from './identity';
 import { invalid, resolveOptions, type BreakerState, type RateLimiter, type RateLimiterOptions, type SurfaceOptions } from './options';
 import type { BackendFailure } from './observer';
+import { StoreUnavailableError } from './store-unavailable';
 import { createPlanner, denies, MICROS, overridden, type CompiledPolicy, type Plan } from './plan';
 import { surfaceRouter } from './surfaces';
 import { capacityOf, timeOf, type Check, type Decision, type PolicyOptions, type TierNumbers } from './types';
@@ -25,6 +26,21 @@ export {
 const nowMicros = () => (performance.timeOrigin + performance.now()) * 1000;
 /** Backend failures reach `onBackendError` at most this often. */
 const REPORT_INTERVAL_MS = 1000;
+
+/** The failure behind each 503 `RATE_LIMITER_UNAVAILABLE` a limiter answered. */
+const failedResponses = new WeakMap<object, Error>();
+
+/**
+ * The store failure behind `res`'s 503 `RATE_LIMITER_UNAVAILABLE`, when a limiter could not
+ * decide for it and the policy fails closed, as the limiter's `onBackendError` would get it
+ * (`connect ECONNREFUSED 127.0.0.1:6379` for a Redis store whose client cannot connect): for
+ * the request's log line. `undefined` for any other response (a request let through by a
+ * policy that fails open goes on to its route, whose outcome is its own). Set only on such a
+ * failure: a decided request costs nothing.
+ */
+export function rateLimitFailure(res: object): Error | undefined {
+  return failedResponses.get(res);
+}
 
 /**
  * Builds a rate limiter: validates every policy and surface now (a mistake throws here, never
@@ -75,16 +91,63 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const latency = observer?.decisionTimer(store.name);
 
   let lastErrorReport = 0;
-  function reportFailure(err: unknown): void {
-    const e = err instanceof Error ? err : new Error(String(err));
+  /** The last failure other than an open breaker's refusal: what opened it, said when it refuses. */
+  let lastFailure: Error | undefined;
+  /** The refusal of an open breaker as reported, made once per {@link lastFailure}. */
+  let breakerOpen: { after: Error; err: Error } | undefined;
+  /** Counts and reports a failure (onBackendError at most once a second); returns it as reported. */
+  function reportFailure(err: unknown): Error {
+    let e = err instanceof Error ? err : new Error(String(err));
     const code = (e as Error & { code?: unknown }).code;
     const reason: BackendFailure = code === 'ETIMEDOUT' ? 'timeout' : code === 'EOPENBREAKER' ? 'breaker_open' : 'error';
     observer?.backendError(store.name, reason, pool.domainOf(err));
+    if (code !== 'EOPENBREAKER') lastFailure = e;
+    else if (lastFailure !== undefined) {
+      // opossum says only "Breaker is open": say what opened it.
+      if (breakerOpen?.after !== lastFailure) {
+        const message = `circuit breaker open after: ${lastFailure.message}`;
+        const opened =
+          lastFailure instanceof StoreUnavailableError
+            ? new StoreUnavailableError(message, { cause: e })
+            : new Error(message, { cause: e });
+        breakerOpen = { after: lastFailure, err: Object.assign(opened, { code: 'EOPENBREAKER' }) };
+      }
+      e = breakerOpen.err;
+    }
     const now = Date.now();
     if (options.onBackendError !== undefined && now - lastErrorReport >= REPORT_INTERVAL_MS) {
       lastErrorReport = now;
       options.onBackendError(e);
     }
+    return e;
+  }
+
+  /**
+   * What a 503 says of a failure: a cause the store vouched for (a {@link StoreUnavailableError}:
+   * errno and address), the deadline, or the open breaker (and what opened it); nothing of any
+   * other error, whose message was not written for clients.
+   */
+  function publicCause(e: Error): string | undefined {
+    const code = (e as Error & { code?: unknown }).code;
+    if (e instanceof StoreUnavailableError) return e.message;
+    if (code === 'ETIMEDOUT') return `no answer within ${o.deadlineMs} ms`;
+    if (code !== 'EOPENBREAKER') return undefined;
+    const after = lastFailure === undefined ? undefined : publicCause(lastFailure);
+    return after === undefined ? 'circuit breaker open' : `circuit breaker open after: ${after}`;
+  }
+  /** The 503's detail, made once per distinct cause. */
+  let unavailableDetail = { cause: '', detail: 'The rate limiter is unavailable; try again shortly' };
+  function detailOf(e: Error): string {
+    const cause = publicCause(e) ?? '';
+    if (cause !== unavailableDetail.cause)
+      unavailableDetail = {
+        cause,
+        detail:
+          cause === ''
+            ? 'The rate limiter is unavailable; try again shortly'
+            : `The rate limiter is unavailable (${cause}); try again shortly`,
+      };
+    return unavailableDetail.detail;
   }
 
   const denied = createDenyCache(o.denyCacheMaxKeys);
@@ -270,16 +333,15 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
           next(new Error(`rate limiter: the store was called wrongly (${(err as Error).message})`, { cause: err }));
           return;
         }
-        reportFailure(err);
+        const e = reportFailure(err);
         if (p.failOpen) {
           p.counters.failedOpen();
           next();
           return;
         }
         p.counters.failedClosed();
-        sendError(res, 'RATE_LIMITER_UNAVAILABLE', 'The rate limiter is unavailable; try again shortly', {
-          retryAfterSeconds: 1,
-        });
+        failedResponses.set(res, e);
+        sendError(res, 'RATE_LIMITER_UNAVAILABLE', detailOf(e), { retryAfterSeconds: 1 });
       },
     );
   }

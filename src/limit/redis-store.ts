@@ -1,7 +1,9 @@
 import calculateSlot from 'cluster-key-slot';
-import { Cluster, type Redis } from 'ioredis';
+import { Cluster, ReplyError, type Redis } from 'ioredis';
 import { positiveInteger } from '../internal/options';
+import { redisOutageCause } from '../redis/outage-cause';
 import { DECIDE_SCRIPT, RELEASE_SCRIPT, SETTLE_SCRIPT } from './decide-script';
+import { StoreUnavailableError } from './store-unavailable';
 import {
   capacityOf,
   overrideKey,
@@ -212,10 +214,27 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
         }
         calls.push(releaseCommand.call(client, keys.length, ...keys, ...argv));
       }
-      (calls.length === 1 ? (calls[0] as Promise<unknown>) : Promise.all(calls)).then(() => batch.resolve(), batch.reject);
+      (calls.length === 1 ? (calls[0] as Promise<unknown>) : Promise.all(calls)).then(
+        () => batch.resolve(),
+        (err: unknown) => batch.reject(unavailable(err, (checks[0] as Check).key)),
+      );
     }
   }
   const unhook: (() => void)[] = [];
+
+  /**
+   * A failed call's error as the limiter should see it: when the client's connections said why
+   * it cannot serve (outage-cause.ts; a client from createRedisClient), a
+   * {@link StoreUnavailableError} naming that cause (`connect ECONNREFUSED 127.0.0.1:6379`)
+   * instead of what ioredis says of the call ("Stream isn't writeable..."). A server's reply
+   * (`NOSCRIPT`, `OOM`...) stays as it is. Runs once per failed call, never on a success.
+   */
+  function unavailable(err: unknown, key: string): unknown {
+    if (err instanceof ReplyError || err instanceof StoreUnavailableError) return err;
+    const node = cluster ? (client as Cluster).slots[calculateSlot(key)]?.[0] : undefined;
+    const cause = redisOutageCause(client, node);
+    return cause === undefined ? err : new StoreUnavailableError(cause, { cause: err });
+  }
 
   // Cluster: after a failed call, ask for the slot map every 100 ms for a while, so a promoted
   // replica is found within ~100 ms of its election instead of at the next periodic refresh
@@ -275,7 +294,8 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       (err: unknown) => {
         inFlight--;
         watchTopology();
-        for (const p of batch) p.reject(err);
+        const e = unavailable(err, ((batch[0] as Pending).checks[0] as Check).key);
+        for (const p of batch) p.reject(e);
       },
     );
   }
@@ -352,7 +372,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     }
     const reply = await settleCommand.call(client, numKeys, ...args).catch((err: unknown) => {
       watchTopology();
-      throw err;
+      throw unavailable(err, (checks[0] as Check).key);
     });
     if (!Array.isArray(reply) || reply.length !== 3 * checks.length) {
       throw new Error(`unexpected reply from the settle script: ${JSON.stringify(reply)?.slice(0, 200)}`);

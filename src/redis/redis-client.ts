@@ -1,6 +1,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis } from 'ioredis';
 import { withTimeout } from '../internal/with-timeout';
+import { explainClientError, noteSentinelWatcher, trackOutageCause } from './outage-cause';
 import { parseRedisUrl } from './redis-url';
 
 /** Options of {@link createRedisClient}. */
@@ -95,7 +96,11 @@ function watchSwitchMaster(client: Redis, sentinels: readonly { host: string; po
       maxRetriesPerRequest: null,
       retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
     });
-    w.on('error', () => undefined);
+    // Each watcher's connection errors name why its sentinel cannot be reached (the client's
+    // own sentinel connections keep theirs to themselves).
+    const address = `${s.host}:${s.port}`;
+    w.on('error', (err: unknown) => noteSentinelWatcher(client, address, err));
+    w.on('ready', () => noteSentinelWatcher(client, address, undefined));
     w.on('message', (_channel: string, message: string) => {
       const [name, , , host, port] = message.split(' ');
       if (name !== masterName) return;
@@ -189,6 +194,11 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
       clusterOptions,
     );
   }
-  client.on('error', options.onError ?? stderrErrorReporter(target.password));
+  // Connection errors are kept (outage-cause.ts) so that readiness, the limiter's failures and
+  // the reporter name the cause: `connect ECONNREFUSED 127.0.0.1:6739`, not what ioredis says
+  // of the command that could not be sent.
+  trackOutageCause(client, target);
+  const report = options.onError ?? stderrErrorReporter(target.password);
+  client.on('error', (err: Error) => report(explainClientError(client, err)));
   return client;
 }

@@ -30,6 +30,7 @@ describe('errors', () => {
       INTERNAL_ERROR: 500,
       HEADERS_TOO_LARGE: 431,
       EXPECTATION_FAILED: 417,
+      DATABASE_UNAVAILABLE: 503,
     });
   });
 
