@@ -72,6 +72,7 @@ export function createRateLimiting(config: Config, logger: Logger, metrics?: Met
       policies: set.policies,
       surfaces: set.surfaces ?? DEFAULT_SURFACES,
       devFailOpen: rl.devFailOpen,
+      deadlineMs: rl.deadlineMs,
       // A login's bucket is the account it tries, named as the lookup names it.
       credential: (req) => loginCredential(req.body),
       ...(metrics === undefined ? {} : { observer: metrics.rateLimit }),

@@ -36,6 +36,8 @@ export interface Config {
     readonly redisUrl: string | undefined;
     readonly defaultRps: number;
     readonly defaultBurst: number;
+    /** A decision not answered by the store within this is answered by the policy's fail mode. */
+    readonly deadlineMs: number;
     readonly devFailOpen: boolean;
     readonly policiesFile: string | undefined;
   };
@@ -123,6 +125,7 @@ const APP_VARIABLES = {
   },
   RATE_LIMIT_DEFAULT_RPS: { schema: positiveNumber, expected: 'a positive number of requests per second' },
   RATE_LIMIT_DEFAULT_BURST: { schema: int(1, 1_000_000_000), expected: 'a positive integer number of requests' },
+  RATE_LIMIT_DEADLINE_MS: { schema: int(1, 60_000), expected: 'milliseconds, an integer from 1 to 60000' },
   RATE_LIMIT_DEV_FAIL_OPEN: { schema: bool, expected: '"true" or "false"' },
   RATE_LIMIT_POLICIES_FILE: { schema: z.string().min(1), expected: 'a path to a JSON policies file' },
   TRUST_PROXY: {
@@ -276,6 +279,7 @@ export function loadConfig(env: Env = process.env): Config {
       redisUrl: v.REDIS_URL,
       defaultRps: v.RATE_LIMIT_DEFAULT_RPS ?? d.RATE_LIMIT_DEFAULT_RPS,
       defaultBurst: v.RATE_LIMIT_DEFAULT_BURST ?? d.RATE_LIMIT_DEFAULT_BURST,
+      deadlineMs: v.RATE_LIMIT_DEADLINE_MS ?? d.RATE_LIMIT_DEADLINE_MS,
       devFailOpen,
       policiesFile: v.RATE_LIMIT_POLICIES_FILE,
     }),

@@ -1,3 +1,4 @@
+import { RATE_LIMITER_DEFAULTS } from '../limit/options';
 import { LOAD_SHEDDER_DEFAULTS } from '../shed/load-shedder-defaults';
 import { LIFECYCLE_DEFAULTS } from '../shutdown/lifecycle-defaults';
 
@@ -17,6 +18,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   RATE_LIMIT_BACKEND: 'memory',
   RATE_LIMIT_DEFAULT_RPS: 5,
   RATE_LIMIT_DEFAULT_BURST: 10,
+  RATE_LIMIT_DEADLINE_MS: RATE_LIMITER_DEFAULTS.deadlineMs,
   RATE_LIMIT_DEV_FAIL_OPEN: false,
   TRUST_PROXY: false,
   TRACING_ENABLED: false,

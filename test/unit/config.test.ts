@@ -30,6 +30,7 @@ describe('loadConfig', () => {
       RATE_LIMIT_BACKEND: 'memory',
       RATE_LIMIT_DEFAULT_RPS: 5,
       RATE_LIMIT_DEFAULT_BURST: 10,
+      RATE_LIMIT_DEADLINE_MS: 100,
       RATE_LIMIT_DEV_FAIL_OPEN: false,
       TRUST_PROXY: false,
       TRACING_ENABLED: false,
@@ -60,6 +61,7 @@ describe('loadConfig', () => {
       redisUrl: undefined,
       defaultRps: 5,
       defaultBurst: 10,
+      deadlineMs: 100,
       devFailOpen: false,
       policiesFile: undefined,
     });
@@ -95,6 +97,7 @@ describe('loadConfig', () => {
       RATE_LIMIT_ENABLED: 'true',
       RATE_LIMIT_DEFAULT_RPS: '2.5',
       RATE_LIMIT_DEFAULT_BURST: '40',
+      RATE_LIMIT_DEADLINE_MS: '250',
       RATE_LIMIT_DEV_FAIL_OPEN: 'false',
       RATE_LIMIT_POLICIES_FILE: '/etc/rampart/policies.json',
       TRUST_PROXY: '10.0.0.0/8, loopback',
@@ -124,6 +127,7 @@ describe('loadConfig', () => {
     assert.equal(c.rateLimit.redisUrl, 'redis://127.0.0.1:6379');
     assert.equal(c.rateLimit.defaultRps, 2.5);
     assert.equal(c.rateLimit.defaultBurst, 40);
+    assert.equal(c.rateLimit.deadlineMs, 250);
     assert.equal(c.rateLimit.policiesFile, '/etc/rampart/policies.json');
     assert.deepEqual(c.tracing, {
       enabled: true,
@@ -137,7 +141,7 @@ describe('loadConfig', () => {
     });
     assert.deepEqual(c.database, { writeUrl: 'postgres://app@primary:5432/app', readUrl: 'postgresql://app@replica:5432/app' });
     assert.deepEqual(c.shutdown, { delayMs: 5000, drainTimeoutMs: 20000 });
-    assert.equal(CONFIG_VARIABLES.length, 29);
+    assert.equal(CONFIG_VARIABLES.length, 30);
   });
 
   it('reads DATABASE_URL for both pools when no split is given, and treats empty as unset', () => {
@@ -326,6 +330,8 @@ describe('loadConfig', () => {
       ['RATE_LIMIT_DEFAULT_RPS', '1e3'],
       ['RATE_LIMIT_DEFAULT_BURST', '2.5'],
       ['RATE_LIMIT_DEFAULT_BURST', '0'],
+      ['RATE_LIMIT_DEADLINE_MS', '0'],
+      ['RATE_LIMIT_DEADLINE_MS', '1.5'],
       ['RATE_LIMIT_DEV_FAIL_OPEN', 'TRUE'],
       ['TRUST_PROXY', '10.0.0.0/40'],
       ['TRUST_PROXY', 'proxy.internal'],
