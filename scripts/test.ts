@@ -26,6 +26,8 @@ interface Part {
   readonly command: readonly string[];
   /** Extra arguments (mocha's) are passed to this part. */
   readonly mocha?: true;
+  /** Neighbouring parts of one group run side by side, their output shown as each ends. */
+  readonly group?: string;
 }
 
 const mocha = (name: string, what: string, ...globs: string[]): Part => ({
@@ -38,8 +40,8 @@ const mocha = (name: string, what: string, ...globs: string[]): Part => ({
 
 const SUITES: Record<'test' | 'all', readonly Part[]> = {
   test: [
-    { name: 'typecheck', what: 'tsc --noEmit', needs: [], command: ['npm', 'run', '-s', 'typecheck'] },
-    { name: 'lint', what: 'eslint and prettier', needs: [], command: ['npm', 'run', '-s', 'lint'] },
+    { name: 'typecheck', what: 'tsc --noEmit', needs: [], command: ['npm', 'run', '-s', 'typecheck'], group: 'checks' },
+    { name: 'lint', what: 'eslint and prettier', needs: [], command: ['npm', 'run', '-s', 'lint'], group: 'checks' },
     mocha('tests', 'unit, integration and e2e tests', 'unit', 'integration', 'e2e'),
   ],
   all: [
@@ -57,15 +59,22 @@ const SUITES: Record<'test' | 'all', readonly Part[]> = {
 const log = (line: string) => process.stdout.write(`[test] ${line}\n`);
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 
-function run(command: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+/** Runs a command; its output goes straight through, or, `buffered`, is written when it ends. */
+function run(command: readonly string[], env: NodeJS.ProcessEnv, buffered = false): Promise<number> {
   return new Promise((resolve) => {
     const [file, ...args] = command as [string, ...string[]];
-    const child = spawn(file, args, { cwd: ROOT, env, stdio: 'inherit' });
+    const child = spawn(file, args, { cwd: ROOT, env, stdio: buffered ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+    const out: Buffer[] = [];
+    child.stdout?.on('data', (c: Buffer) => out.push(c));
+    child.stderr?.on('data', (c: Buffer) => out.push(c));
     child.once('error', (err) => {
       log(`${file}: ${err.message}`);
       resolve(127);
     });
-    child.once('exit', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
+    child.once('close', (code, signal) => {
+      process.stdout.write(Buffer.concat(out));
+      resolve(code ?? (signal === null ? 1 : 128));
+    });
   });
 }
 
@@ -116,14 +125,25 @@ async function main(): Promise<number> {
       env['TEST_DATABASE_URL'] = pg.url;
       log(`Postgres: ${pg.origin} in ${seconds(t)}`);
     }
-    for (const part of parts) {
-      const t = Date.now();
-      log(`${part.name}: ${part.what}`);
-      const code = await run(part.mocha === true ? [...part.command, ...mochaArgs] : part.command, env);
-      results.push({ part, code, took: seconds(t) });
-      log(`${part.name}: ${code === 0 ? 'passed' : `FAILED (exit ${code})`} in ${seconds(t)}`);
+    for (let i = 0; i < parts.length;) {
+      const first = parts[i] as Part;
+      let n = 1;
+      while (first.group !== undefined && parts[i + n]?.group === first.group) n++;
+      const batch = parts.slice(i, i + n);
+      i += n;
+      const codes = await Promise.all(
+        batch.map(async (part) => {
+          const t = Date.now();
+          log(`${part.name}: ${part.what}`);
+          const command = part.mocha === true ? [...part.command, ...mochaArgs] : part.command;
+          const code = await run(command, env, batch.length > 1);
+          results.push({ part, code, took: seconds(t) });
+          log(`${part.name}: ${code === 0 ? 'passed' : `FAILED (exit ${code})`} in ${seconds(t)}`);
+          return code;
+        }),
+      );
       // Typecheck and lint failing stop the run; a failing test part does not stop the others.
-      if (code !== 0 && !part.mocha && suiteName === 'test') break;
+      if (codes.some((c) => c !== 0) && batch.every((p) => p.mocha !== true) && suiteName === 'test') break;
     }
   } finally {
     await stopServices();

@@ -10,6 +10,7 @@ import { createMemoryStore, createRateLimiter, createRedisClient, createRedisSto
 import { accuracyRun, assertAccurate, startAccuracyChild } from '../support/accuracy';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
 import { waitUntil } from '../../scripts/wait';
+import { TEST_DEADLINE_MS } from '../support/deadline';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -51,6 +52,7 @@ describe('concurrency policies', function () {
       if (client !== undefined) await once(client, 'ready');
       const store: RateLimitStore = client === undefined ? createMemoryStore() : createRedisStore({ client });
       const limiter = createRateLimiter({
+        deadlineMs: TEST_DEADLINE_MS,
         store,
         prefix: `cc${randomBytes(3).toString('hex')}`,
         policies: { uploads: { algorithm: 'concurrency', limit: 2, key: 'ip' } },
@@ -185,6 +187,7 @@ describe('concurrency policies', function () {
     const client = createRedisClient(server.url);
     await once(client, 'ready');
     const limiter = createRateLimiter({
+      deadlineMs: TEST_DEADLINE_MS,
       store: createRedisStore({ client }),
       prefix,
       policies: { c: { algorithm: 'concurrency', limit: 10, leaseSeconds: 2, key: () => identity } },

@@ -22,6 +22,7 @@ import { waitUntil } from '../../scripts/wait';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { parseResponses, raw, rawExchange, type RawResponse } from '../support/raw-http';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
+import { TEST_DEADLINE_ENV } from '../support/deadline';
 
 const KNOWN_CODES = new Set(Object.keys(ERROR_STATUS));
 
@@ -41,6 +42,7 @@ describe('hostile input (sample API on real Postgres and Redis)', function () {
 
   async function serve(trustProxy: string): Promise<Server> {
     const config = loadConfig({
+      ...TEST_DEADLINE_ENV,
       RATE_LIMIT_BACKEND: 'redis',
       REDIS_URL: redis.url,
       RATE_LIMIT_DEFAULT_RPS: '0.001',

@@ -18,6 +18,7 @@ import { createLogger } from '../../src/app/logger';
 import { createRateLimiting, type RateLimiting } from '../../src/app/rate-limiting';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { raw, type RawResponse } from '../support/raw-http';
+import { TEST_DEADLINE_ENV } from '../support/deadline';
 
 const seed = process.env['FC_SEED'] === undefined ? {} : { seed: Number(process.env['FC_SEED']) };
 
@@ -44,6 +45,7 @@ describe('JSON body charset (sample API body read, generated Content-Type header
 
   async function serve(rps: string, burst: string): Promise<number> {
     const config = loadConfig({
+      ...TEST_DEADLINE_ENV,
       RATE_LIMIT_BACKEND: 'memory',
       RATE_LIMIT_DEFAULT_RPS: rps,
       RATE_LIMIT_DEFAULT_BURST: burst,

@@ -25,6 +25,7 @@ import { createTestSchema, type TestSchema } from '../support/postgres';
 import { raw } from '../support/raw-http';
 import { readmeExample } from '../support/readme-example';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
+import { TEST_DEADLINE_ENV } from '../support/deadline';
 
 const seed = process.env['FC_SEED'] === undefined ? {} : { seed: Number(process.env['FC_SEED']) };
 
@@ -147,6 +148,7 @@ function evasionSuite(backend: 'memory' | 'redis'): void {
         }),
       );
       const config = loadConfig({
+        ...TEST_DEADLINE_ENV,
         RATE_LIMIT_BACKEND: backend,
         ...(redis === undefined ? {} : { REDIS_URL: redis.url }),
         RATE_LIMIT_DEFAULT_RPS: '100000',

@@ -17,6 +17,7 @@ import {
   type RateLimitStore,
 } from '../../src';
 import { TEST_REDIS, TEST_REDIS_URL } from '../support/redis-server';
+import { TEST_DEADLINE_MS } from '../support/deadline';
 
 /** Per hour: nothing refills during a test. */
 const HOURLY = 1 / 3600;
@@ -54,7 +55,10 @@ describe('overrides: one identity’s own numbers, without a redeploy', function
       const stores: RateLimitStore[] = kind === 'redis' ? clients.map((client) => createRedisStore({ client })) : [memory, memory];
       const prefix = `ov${randomBytes(3).toString('hex')}`;
       // Two instances of the app sharing one store.
-      const [one, two] = stores.map((store) => createRateLimiter({ store, prefix, policies })) as [RateLimiter, RateLimiter];
+      const [one, two] = stores.map((store) => createRateLimiter({ deadlineMs: TEST_DEADLINE_MS, store, prefix, policies })) as [
+        RateLimiter,
+        RateLimiter,
+      ];
       const [appOne, appTwo] = [appFor(one), appFor(two)];
       try {
         assert.equal(await admitted(appOne, 'u42', 3), 2, 'the policy’s own burst');
@@ -87,7 +91,7 @@ describe('overrides: one identity’s own numbers, without a redeploy', function
   }
 
   it('refuses an override of a policy without overrides: true, of an unknown policy, or with numbers its algorithm has not; the file reads overrides', async () => {
-    const limiter = createRateLimiter({ store: createMemoryStore(), policies });
+    const limiter = createRateLimiter({ deadlineMs: TEST_DEADLINE_MS, store: createMemoryStore(), policies });
     await assert.rejects(
       limiter.setOverride('fixed', 'u1', { burst: 5 }),
       (e: unknown) => e instanceof OptionsError && /overrides: true/.test(e.message),

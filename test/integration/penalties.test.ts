@@ -15,6 +15,7 @@ import {
   type RateLimitStore,
 } from '../../src';
 import { TEST_REDIS_URL } from '../support/redis-server';
+import { TEST_DEADLINE_MS } from '../support/deadline';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -28,6 +29,7 @@ describe('penalties: a client hammering at the limit is blocked, not let back in
       const store: RateLimitStore = client === undefined ? createMemoryStore() : createRedisStore({ client });
       const metrics = createMetrics({ processMetrics: false });
       const limiter = createRateLimiter({
+        deadlineMs: TEST_DEADLINE_MS,
         store,
         prefix: `pen${randomBytes(3).toString('hex')}`,
         observer: metrics.rateLimit,
@@ -85,6 +87,7 @@ describe('penalties: a client hammering at the limit is blocked, not let back in
     assert.throws(
       () =>
         createRateLimiter({
+          deadlineMs: TEST_DEADLINE_MS,
           store: createMemoryStore(),
           policies: { p: { algorithm: 'token_bucket', rps: 1, burst: 1, penalty: { denials: 0, withinSeconds: 10, blockSeconds: 60 } } },
         }),

@@ -27,6 +27,7 @@ import { createLogger } from '../../src/app/logger';
 import { RedactingSpanExporter } from '../../src/tracing';
 import { traceIncomingRequests } from '../../src/tracing/server-spans';
 import { credentialHeaders, leaked, rmpToken, runs, spanText, urlWithCanaries, type Canary } from '../support/canaries';
+import { TEST_DEADLINE_ENV } from '../support/deadline';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
@@ -85,7 +86,7 @@ describe('redaction through a real server: canaries in requests reach no exporte
     });
     // No route these requests reach reads the database: /v1/status and 404s.
     const app = createApp({
-      config: loadConfig({}),
+      config: loadConfig({ ...TEST_DEADLINE_ENV }),
       db: {} as Database,
       logger: createLogger('info', destination),
       health: createHealth({ checks: [] }),

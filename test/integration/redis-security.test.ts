@@ -13,6 +13,7 @@ import { closeRedisClient, createRateLimiter, createRedisClient, createRedisStor
 import { waitUntil } from '../../scripts/wait';
 import { LIMITER_ACL } from '../support/redis-acl';
 import { freePort, startRedisServer, type RedisProcess } from '../support/redis-server';
+import { TEST_DEADLINE_MS } from '../support/deadline';
 
 /** Resolves once `client` is connected and ready. */
 const waitReady = (client: Redis | Cluster, timeoutMs = 5000) =>
@@ -29,6 +30,7 @@ function limitedApp(limiter: RateLimiter) {
 
 function limiterOn(client: Redis | Cluster): RateLimiter {
   return createRateLimiter({
+    deadlineMs: TEST_DEADLINE_MS,
     store: createRedisStore({ client }),
     prefix: 'rl',
     denyCache: false,

@@ -15,6 +15,7 @@ import { waitUntil } from '../../scripts/wait';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { raw } from '../support/raw-http';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
+import { TEST_DEADLINE_ENV } from '../support/deadline';
 
 function limitsSuite(backend: 'memory' | 'redis'): void {
   describe(`sample API rate limits (${backend} store)`, function () {
@@ -33,6 +34,7 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
       await migrate(db.write, db.schema);
       if (backend === 'redis') redis = await startRedisServer();
       const config = loadConfig({
+        ...TEST_DEADLINE_ENV,
         RATE_LIMIT_BACKEND: backend,
         ...(redis === undefined ? {} : { REDIS_URL: redis.url }),
         RATE_LIMIT_DEFAULT_RPS: '0.01',

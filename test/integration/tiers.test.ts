@@ -15,6 +15,7 @@ import {
   type RateLimiter,
 } from '../../src';
 import { TEST_REDIS_URL } from '../support/redis-server';
+import { TEST_DEADLINE_MS } from '../support/deadline';
 
 /** Per hour: nothing refills during a test. */
 const HOURLY = 1 / 3600;
@@ -39,7 +40,7 @@ describe('tiers: numbers per plan, picked per request', () => {
   } as const;
 
   it('the default tier (res.locals.principal.tier): free 2, pro 5, an unknown tier the policy’s own numbers; headers show the tier’s numbers', async () => {
-    const limiter = createRateLimiter({ store: createMemoryStore(), policies });
+    const limiter = createRateLimiter({ deadlineMs: TEST_DEADLINE_MS, store: createMemoryStore(), policies });
     const app = appFor(limiter);
     const statuses = async (user: string, plan: string | undefined, n: number) => {
       const out: number[] = [];
@@ -60,7 +61,12 @@ describe('tiers: numbers per plan, picked per request', () => {
   });
 
   it('a client that changes tier keeps its bucket (same key): 2 used as free, 3 more as pro', async () => {
-    const limiter = createRateLimiter({ store: createMemoryStore(), policies, tier: (req) => req.get('x-plan') });
+    const limiter = createRateLimiter({
+      deadlineMs: TEST_DEADLINE_MS,
+      store: createMemoryStore(),
+      policies,
+      tier: (req) => req.get('x-plan'),
+    });
     const app = appFor(limiter);
     for (let i = 0; i < 2; i++) assert.equal((await request(app).get('/api').set('x-user', 'fay')).status, 200);
     assert.equal((await request(app).get('/api').set('x-user', 'fay')).status, 429);
@@ -76,6 +82,7 @@ describe('tiers: numbers per plan, picked per request', () => {
       if (client !== undefined) await once(client, 'ready');
       const store = client === undefined ? createMemoryStore() : createRedisStore({ client });
       const limiter = createRateLimiter({
+        deadlineMs: TEST_DEADLINE_MS,
         store,
         prefix: `tier${randomBytes(3).toString('hex')}`,
         policies: {
@@ -130,6 +137,7 @@ describe('tiers: numbers per plan, picked per request', () => {
   it('a tier’s mistake stops the limiter at creation, naming the policy and tier; the policies file checks tiers too', () => {
     const make = (tiers: unknown) =>
       createRateLimiter({
+        deadlineMs: TEST_DEADLINE_MS,
         store: createMemoryStore(),
         policies: { api: { algorithm: 'token_bucket', rps: 1, burst: 2, tiers } as never },
       });
@@ -142,6 +150,7 @@ describe('tiers: numbers per plan, picked per request', () => {
     assert.throws(
       () =>
         createRateLimiter({
+          deadlineMs: TEST_DEADLINE_MS,
           store: createMemoryStore(),
           policies: { w: { algorithm: 'sliding_window', limit: 5, windowSeconds: 1, cost: 4, tiers: { mini: { limit: 3 } } } },
         }),

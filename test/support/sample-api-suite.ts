@@ -6,6 +6,7 @@ import { createApp } from '../../src/app/app';
 import { databaseChecks, type Database } from '../../src/app/db/database';
 import { migrate } from '../../src/app/db/migrations';
 import { createLogger } from '../../src/app/logger';
+import { TEST_DEADLINE_ENV } from './deadline';
 
 /** A database for one run of the suite, and how to tear it down. */
 export interface SuiteDatabase {
@@ -40,7 +41,7 @@ export function sampleApiSuite(kind: string, open: () => Promise<SuiteDatabase>)
       const health = createHealth({ checks: databaseChecks(suiteDb.db, 1000) });
       const appWith = (requestDeadlineMs: number) =>
         createApp({
-          config: loadConfig({}),
+          config: loadConfig({ ...TEST_DEADLINE_ENV }),
           db: suiteDb.db,
           logger: createLogger('silent'),
           health,

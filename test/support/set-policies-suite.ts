@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import express from 'express';
 import request from 'supertest';
 import { createRateLimiter, OptionsError, type Check, type PolicyOptions, type RateLimiter, type RateLimitStore } from '../../src';
+import { TEST_DEADLINE_MS } from './deadline';
 
 /** A store for one test, and what removes what the test left in it. */
 export interface ReloadStoreFixture {
@@ -51,6 +52,7 @@ export function setPoliciesSuite(storeName: string, fixture: () => Promise<Reloa
 
     it('a policy that keeps its name keeps its bucket; the new numbers apply on the next request (limit() and surfaces())', async () => {
       limiter = createRateLimiter({
+        deadlineMs: TEST_DEADLINE_MS,
         store: f.store,
         prefix,
         policies: { p: bucket(2), w: windowOf(2), s: bucket(1) },
@@ -80,6 +82,7 @@ export function setPoliciesSuite(storeName: string, fixture: () => Promise<Reloa
 
     it('an invalid set throws OptionsError, changes nothing, and the old policies keep deciding', async () => {
       limiter = createRateLimiter({
+        deadlineMs: TEST_DEADLINE_MS,
         store: f.store,
         prefix,
         policies: { p: bucket(2), w: windowOf(3), s: bucket(1) },
@@ -116,6 +119,7 @@ export function setPoliciesSuite(storeName: string, fixture: () => Promise<Reloa
 
     it('refuses to drop a policy a limit() middleware or a kept surface names, naming them; new surfaces may drop theirs', async () => {
       limiter = createRateLimiter({
+        deadlineMs: TEST_DEADLINE_MS,
         store: f.store,
         prefix,
         policies: { p: bucket(2), w: windowOf(2), s: bucket(1) },
