@@ -27,6 +27,7 @@ import { promisify } from 'node:util';
 import { waitUntil } from '../../scripts/wait';
 import { childEnv } from '../support/child';
 import { freePort } from '../support/redis-server';
+import { metricValue } from '../support/sample-child';
 
 const run = promisify(execFile);
 const ROOT = join(__dirname, '..', '..');
@@ -101,9 +102,20 @@ async function thenStop(started: Started, check: () => Promise<void>): Promise<E
   return started.stop();
 }
 
+/** SIGKILL to the process group of a detached child (npm and what runs under it), if any is left. */
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-(child.pid as number), 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 /** `npm start` in `cwd`, resolved once the server logs `listening` (rejects if npm exits first). */
 async function npmStart(cwd: string, env: Record<string, string>, timeoutMs: number): Promise<Started> {
-  const npm = spawn('npm', ['start'], { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: a failed start is killed whole (npm, and the server it execs under it),
+  // never leaving a server orphaned and serving.
+  const npm = spawn('npm', ['start'], { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   npm.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   npm.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -126,7 +138,7 @@ async function npmStart(cwd: string, env: Record<string, string>, timeoutMs: num
       throw new Error(`${err.message}\n${out.slice(-3000)}`);
     });
   } catch (err) {
-    if (npm.exitCode === null && npm.signalCode === null) npm.kill('SIGKILL');
+    killGroup(npm);
     throw err;
   }
   return {
@@ -226,7 +238,7 @@ describe('npm start (a real npm in a copy of the repository, a real SIGTERM)', f
   });
 
   it('SIGTERM to npm reaches the server: the request in flight completes, the server exits 0, npm exits 0, no orphan', async () => {
-    const started = await npmStart(dir, { PORT: '0', LOG_LEVEL: 'info' }, START_MS);
+    const started = await npmStart(dir, { PORT: '0', METRICS_PORT: '0', LOG_LEVEL: 'info' }, START_MS);
     const { npm, port } = started;
     let server = 0;
     try {
@@ -236,8 +248,20 @@ describe('npm start (a real npm in a copy of the repository, a real SIGTERM)', f
       server = kids[0] as number;
       assert.match(readFileSync(`/proc/${server}/cmdline`, 'utf8').replace(/\0/g, ' '), /^node .*dist\/app\/main\.js/);
 
-      const slow = fetch(`http://127.0.0.1:${port}/v1/slow?ms=800`).then(async (r) => ({ status: r.status, body: await r.text() }));
-      await new Promise((r) => setTimeout(r, 200));
+      const slow = fetch(`http://127.0.0.1:${port}/v1/slow?ms=3000`).then(async (r) => ({ status: r.status, body: await r.text() }));
+      // The signal goes once the request is in flight (the gate counts it), not after a guessed time.
+      const metricsPort = started
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{') && l.includes('"msg":"listening"'))
+        .map((l) => (JSON.parse(l) as { metricsPort?: number }).metricsPort)[0];
+      assert.ok(metricsPort !== undefined, 'the listening line names the metrics port');
+      await waitUntil(
+        'the slow request to be in flight',
+        async () => (await metricValue(`http://127.0.0.1:${metricsPort}`, 'rampart_http_requests_in_flight')) >= 1,
+        20_000,
+        20,
+      );
       const end = started.stop();
       const answered = await slow;
       assert.equal(answered.status, 200, answered.body);
@@ -249,7 +273,7 @@ describe('npm start (a real npm in a copy of the repository, a real SIGTERM)', f
       const complete = out.split('\n').find((l) => l.includes('"msg":"shutdown complete"'));
       console.log(`      ${complete?.slice(0, 300)}`);
     } finally {
-      if (npm.exitCode === null && npm.signalCode === null) npm.kill('SIGKILL');
+      killGroup(npm);
       if (server !== 0 && alive(server)) process.kill(server, 'SIGKILL');
     }
   });
