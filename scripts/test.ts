@@ -34,7 +34,8 @@ const mocha = (name: string, what: string, ...globs: string[]): Part => ({
   name,
   what,
   needs: ['redis', 'postgres'],
-  command: [MOCHA, ...globs.map((g) => `test/${g}/**/*.test.ts`)],
+  // --exit: a test that fails before its clean-up must not leave the run waiting on a socket for ever.
+  command: [MOCHA, '--exit', ...globs.map((g) => `test/${g}/**/*.test.ts`)],
   mocha: true,
 });
 

@@ -63,6 +63,12 @@ describe('hot reload of the policies file (the sample API process, ConfigMap lay
     }
   }
   const logged = (text: string) => lines.filter((l) => l.includes(text));
+  /** The lines with `text` once there are `n` of them (a log line may arrive after the response that shows its effect). */
+  async function loggedAtLeast(text: string, n: number): Promise<string[]> {
+    const until = performance.now() + 30_000;
+    while (logged(text).length < n && performance.now() < until) await sleep(20);
+    return logged(text);
+  }
   async function metric(result: string): Promise<number> {
     const text = await (await fetch(`${app?.metricsBase}/metrics`)).text();
     const m = new RegExp(`^rampart_policy_reloads_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(text);
@@ -100,7 +106,7 @@ describe('hot reload of the policies file (the sample API process, ConfigMap lay
     const rest: number[] = [];
     for (let i = 0; i < 7; i++) rest.push((await status()).status);
     assert.deepEqual(rest, [200, 200, 200, 200, 200, 200, 429], 'burst 10 with 3 taken before the reload: 7 in all after it');
-    const reloaded = logged('"msg":"policies reloaded"');
+    const reloaded = await loggedAtLeast('"msg":"policies reloaded"', 1);
     assert.equal(reloaded.length, 1, reloaded.join('\n'));
     assert.match(reloaded[0] ?? '', /"policies":\["public","authenticated","login_ip","login_credential","auth_ip"\]/);
     assert.equal(await metric('success'), 1);
@@ -135,7 +141,7 @@ describe('hot reload of the policies file (the sample API process, ConfigMap lay
     const bySignal = await appliedWithin(7, signalled, 30_000);
     console.log(`      SIGHUP applied after ${bySignal.ms.toFixed(0)} ms`);
     assert.equal(bySignal.status, 429, 'burst 7 with 10 taken');
-    assert.match(logged('"msg":"policies reloaded"')[1] ?? '', /"trigger":"signal"/);
+    assert.match((await loggedAtLeast('"msg":"policies reloaded"', 2))[1] ?? '', /"trigger":"signal"/);
     assert.equal(await metric('success'), 2);
     assert.equal(await metric('error'), 1);
 

@@ -6,6 +6,7 @@ import request from 'supertest';
 import { spawnMain, waitForExit, waitForListening } from '../support/child';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { startRedisServer } from '../support/redis-server';
+import { waitUntil } from '../../scripts/wait';
 
 const PROD = {
   MODE: 'prod',
@@ -72,16 +73,25 @@ describe('the sample API process', function () {
     const redis = await startRedisServer();
     const child = spawnMain({ PORT: '0', MODE: 'prod', REDIS_URL: redis.url, DATABASE_URL: schema.url });
     const exited = waitForExit(child, 30_000);
+    let result: Awaited<typeof exited>;
     try {
       const port = await waitForListening(child, 25_000);
+      // Served before Redis answers (closed policies are 503 until then): ready first, as a
+      // load balancer would wait.
+      await waitUntil(
+        'the process to be ready',
+        async () => (await request(`http://127.0.0.1:${port}`).get('/health/ready')).status === 200,
+        20_000,
+        50,
+      );
       const status = await request(`http://127.0.0.1:${port}`).get('/v1/status');
       assert.equal(status.status, 200);
       assert.ok(status.headers['ratelimit-policy'] !== undefined, 'rate limited');
     } finally {
       child.kill('SIGTERM');
+      result = await exited;
+      await redis.stop();
     }
-    const result = await exited;
-    await redis.stop();
     assert.equal(result.code, 0, result.stderr);
     const listening = result.stdout.split('\n').find((l) => l.includes('"msg":"listening"')) ?? '';
     assert.equal((JSON.parse(listening) as { rateLimit?: string }).rateLimit, 'redis', listening);
