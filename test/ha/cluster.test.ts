@@ -23,10 +23,14 @@ import { createLogger } from '../../src/app/logger';
 import { createRateLimiting } from '../../src/app/rate-limiting';
 import { createTestSchema } from '../support/postgres';
 import { readmeExample } from '../support/readme-example';
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { digest } from '../../src/limit/keys';
+import { SETTLE_SCRIPT } from '../../src/limit/decide-script';
 import { command, startCluster, type ClusterStack } from '../../scripts/redis-stack';
 import { waitUntil } from '../../scripts/wait';
-import { assertDocumentedAnswers, firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
+import { firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
+import { assertFailoverAnswers, assertOthersDecided, decided, recordingMetrics } from './failover-checks';
 import { LIMITER_ACL_CLUSTER } from '../support/redis-acl';
 import { storeContract } from '../support/store-contract';
 import { accuracyRun, assertAccurate } from '../support/accuracy';
@@ -42,43 +46,52 @@ interface Shard {
   readonly port: number;
 }
 
-/** Waits until every node agrees on 3 masters and 3 replicas (a killed node has rejoined). */
-async function waitForWholeCluster(stack: ClusterStack): Promise<void> {
-  await waitUntil(
-    'every node to agree on 3 masters and 3 replicas again',
-    async () => {
-      for (const n of stack.nodes) {
-        const text = String(await command(n.port, 'CLUSTER', 'NODES'));
-        const lines = text
-          .trim()
-          .split('\n')
-          .filter((l) => !l.includes('fail') && l.includes('connected'));
-        if (lines.filter((l) => / (myself,)?master /.test(l)).length !== 3 || lines.filter((l) => / (myself,)?slave /.test(l)).length !== 3)
-          return false;
-      }
-      return true;
-    },
-    30_000,
-    100,
-  );
+/** Failures counted by reason (the series start at 0). */
+async function backendErrorsBy(metrics: ReturnType<typeof createMetrics>): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const v of (await metrics.rateLimit.backendErrors.get()).values)
+    out[String(v.labels['reason'])] = (out[String(v.labels['reason'])] ?? 0) + v.value;
+  return out;
 }
 
 describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
   this.timeout(120_000);
   let stack: ClusterStack;
 
+  // The tests that leave the topology as they found it share this stack; those that kill a
+  // node start their own (ownCluster). After each test the shared one is brought back to the
+  // shape it started with (restore: a pause ended, failovers allowed again, a node killed by a
+  // failing test restarted, a master without a replica given one), so no test runs on what an
+  // earlier one left behind.
   before(async () => {
+    const t = performance.now();
     stack = await startCluster({ nodeTimeoutMs: 1000 });
+    console.log(`      shared cluster started in ${Math.round(performance.now() - t)} ms`);
   });
   // Whatever a test opened is closed even when it fails: a load loop left running would keep
-  // the process alive and growing.
+  // the process alive and growing. Every cleanup runs, the first failure is thrown after.
   const cleanups: (() => unknown)[] = [];
   afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
+    const failed: unknown[] = [];
+    for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch((err: unknown) => failed.push(err));
+    const t = performance.now();
+    await stack?.restore();
+    const ms = Math.round(performance.now() - t);
+    if (ms > 1000) console.log(`      shared cluster restored in ${ms} ms`);
+    if (failed.length > 0) throw failed[0];
   });
   after(async () => {
     await stack?.stop();
   });
+
+  /** A cluster of the test's own, stopped (every node, by PID) after it. */
+  async function ownCluster(): Promise<ClusterStack> {
+    const t = performance.now();
+    const own = await startCluster({ nodeTimeoutMs: 1000 });
+    cleanups.push(() => own.stop()); // first in, last out: after the clients and apps on it
+    console.log(`      own cluster started in ${Math.round(performance.now() - t)} ms`);
+    return own;
+  }
 
   storeContract('redis cluster', async () => {
     const client = createRedisClient(stack.url) as Cluster;
@@ -89,6 +102,9 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
   it('works under the documented ACL (limiter commands, ~rl:*, CLUSTER SLOTS/INFO) on every node', async () => {
     const user = `limiter${randomBytes(3).toString('hex')}`;
     for (const n of stack.nodes) await command(n.port, 'ACL', 'SETUSER', user, 'reset', '>pw', ...LIMITER_ACL_CLUSTER);
+    cleanups.push(async () => {
+      for (const n of stack.nodes) await command(n.port, 'ACL', 'DELUSER', user);
+    });
     const client = createRedisClient(stack.url.replace('redis+cluster://', `redis+cluster://${user}:pw@`)) as Cluster;
     cleanups.push(() => client.disconnect());
     await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
@@ -96,6 +112,9 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       store: createRedisStore({ client }),
       prefix: 'rl',
       denyCache: false,
+      // What is tested is what the ACL lets through, not the deadline: a stall of a busy
+      // machine past 100 ms must not pass for a refused command (a refusal fails at once).
+      deadlineMs: 5_000,
       policies: {
         tb: { algorithm: 'token_bucket', rps: 0.001, burst: 2, key: (req) => req.get('x-key'), failMode: 'closed' },
         // Two identities per request (different slots): a denial gives back or reads the other
@@ -197,9 +216,18 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
 
     const ip = `203.0.113.${1 + Math.floor(Math.random() * 250)}`;
     const username = `clu${randomBytes(4).toString('hex')}`;
-    const login = (password: string) => request(app).post('/v1/auth/login').set('X-Forwarded-For', ip).send({ username, password });
+    const retried = { count: 0 };
+    const redis = limiting.redis as Cluster;
+    const login = (password: string) =>
+      decided(redis, () => request(app).post('/v1/auth/login').set('X-Forwarded-For', ip).send({ username, password }), retried);
     assert.equal(
-      (await request(app).post('/v1/auth/register').set('X-Forwarded-For', ip).send({ username, password: 'right-password' })).status,
+      (
+        await decided(
+          redis,
+          () => request(app).post('/v1/auth/register').set('X-Forwarded-For', ip).send({ username, password: 'right-password' }),
+          retried,
+        )
+      ).status,
       201,
     );
     const statuses: number[] = [];
@@ -216,10 +244,15 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     assert.equal(sixth.body.policy, 'login_credential');
     // login_ip had 15 left (20 per minute, 5 used): the header says so, and it was not charged.
     assert.match(String(sixth.headers['ratelimit']), /^"login_ip";r=15;t=\d+, "login_credential";r=0;t=\d+$/);
-    const other = await request(app)
-      .post('/v1/auth/login')
-      .set('X-Forwarded-For', ip)
-      .send({ username: `${username}x`, password: 'whatever-pw' });
+    const other = await decided(
+      redis,
+      () =>
+        request(app)
+          .post('/v1/auth/login')
+          .set('X-Forwarded-For', ip)
+          .send({ username: `${username}x`, password: 'whatever-pw' }),
+      retried,
+    );
     assert.equal(other.status, 401, 'another username from the same IP is still decided');
     assert.match(String(other.headers['ratelimit']), /^"login_ip";r=14;/, 'the denied request took nothing from login_ip');
 
@@ -232,7 +265,15 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     assert.equal(line('login_ip', 'limited'), 0, 'login_ip did not deny');
     assert.equal(line('login_ip', 'denied_by_other'), 1);
     assert.equal(line('login_ip', 'allowed'), 6);
-    assert.equal(await backendErrorCount(metrics), 0, 'no backend error (no CROSSSLOT)');
+    const errors = await backendErrorsBy(metrics);
+    assert.deepEqual(
+      { error: errors['error'], breaker_open: errors['breaker_open'] },
+      { error: 0, breaker_open: 0 },
+      'no backend error (no CROSSSLOT)',
+    );
+    // A decision past the deadline (a busy machine) was sent again: the only timeouts there were.
+    if (retried.count === 0) assert.equal(errors['timeout'], 0, 'no timeout');
+    else console.log(`      ${retried.count} requests sent again after the decision deadline passed (timeouts: ${errors['timeout']})`);
     console.log(
       `      /metrics after the denied login:\n${text
         .split('\n')
@@ -248,25 +289,23 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     await waitUntil('the cluster client to be ready', async () => ex.client.status === 'ready');
     const ip = '198.51.100.77';
     assert.notEqual(calculateSlot(`i:${ip}`), calculateSlot(`c:${digest('alice')}`), 'the two keys are in different slots');
+    const retried = { count: 0 };
+    const login = (username: string) =>
+      decided(ex.client as Cluster, () => request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username }), retried);
     const statuses: number[] = [];
-    for (let i = 0; i < 6; i++)
-      statuses.push((await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: 'alice' })).status);
+    for (let i = 0; i < 6; i++) statuses.push((await login('alice')).status);
     assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
-    const denied = await request(ex.app).post('/login').set('X-Forwarded-For', ip).send({ username: 'alice' });
+    const denied = await login('alice');
     assert.equal(denied.body.policy, 'login_credential');
     // Other usernames from the same IP: login_ip (20) has 15 left, denials took nothing.
     const more: number[] = [];
-    for (let i = 0; i < 16; i++)
-      more.push(
-        (
-          await request(ex.app)
-            .post('/login')
-            .set('X-Forwarded-For', ip)
-            .send({ username: `bob${i}` })
-        ).status,
-      );
+    for (let i = 0; i < 16; i++) more.push((await login(`bob${i}`)).status);
     assert.deepEqual(more, [...Array<number>(15).fill(200), 429]);
-    assert.equal((await request(ex.app).get('/things').set('X-Forwarded-For', ip)).status, 200);
+    assert.equal(
+      (await decided(ex.client as Cluster, () => request(ex.app).get('/things').set('X-Forwarded-For', ip), retried)).status,
+      200,
+    );
+    if (retried.count > 0) console.log(`      ${retried.count} requests sent again after the decision deadline passed`);
   });
 
   it('a CROSSSLOT reply (a store that sends keys of several slots in one call) is a bug: 500 through the app, never a fail mode, never a breaker', async () => {
@@ -287,6 +326,9 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       store: naive,
       observer: metrics.rateLimit,
       breaker: { volumeThreshold: 2 },
+      // What is tested is how a CROSSSLOT reply is taken, not the deadline: a stall of a busy
+      // machine past 100 ms must not pass for a failure answered by the fail mode.
+      deadlineMs: 5_000,
       policies: {
         by_ip: { algorithm: 'token_bucket', rps: 10, burst: 10, failMode: 'open' },
         by_user: { algorithm: 'token_bucket', rps: 10, burst: 10, key: (req) => req.get('x-user'), failMode: 'open' },
@@ -326,10 +368,14 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const first = picked[0]?.id as string;
     const second = picked[1]?.id as string;
     const slowPort = picked[1]?.port as number;
+    const prefix = `sl${randomBytes(3).toString('hex')}`;
     const limiter = createRateLimiter({
       store: createRedisStore({ client }),
-      prefix: `sl${randomBytes(3).toString('hex')}`,
+      prefix,
       denyCache: false,
+      // The deadline that passes is the pause's, which lasts until the test ends it: 1 s, so
+      // that a stall of a busy machine is not taken for it on the shard that is not paused.
+      deadlineMs: 1_000,
       policies: {
         a: { algorithm: 'sliding_window', limit: 5, windowSeconds: 600, key: (req) => req.get('x-a') },
         tight: { algorithm: 'sliding_window', limit: 1, windowSeconds: 600, key: (req) => req.get('x-a') },
@@ -345,14 +391,34 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const get = (path: string) => request(app).get(path).set('x-a', first).set('x-b', second);
     assert.equal((await get('/tb')).status, 200, 'tight now full, b has 4 left');
 
-    // The second shard stops running scripts for 400 ms (deadline 100 ms).
-    await command(slowPort, 'CLIENT', 'PAUSE', '400', 'WRITE');
+    // Watch what the second shard runs: the give-back of the late admission on b, once the
+    // pause ends, is a settle call of the limiter's keys with an admission time (a read has -1).
+    const settleSha = createHash('sha1').update(SETTLE_SCRIPT).digest('hex');
+    let gaveBack = false;
+    const watcher = new Redis({ port: slowPort, host: '127.0.0.1', lazyConnect: true });
+    watcher.on('error', () => undefined);
+    cleanups.push(() => watcher.disconnect());
+    const monitor = await watcher.monitor(); // a connection of its own
+    monitor.on('error', () => undefined);
+    cleanups.push(() => monitor.disconnect());
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      const [name, script, numKeys] = args;
+      const isSettle = (name === 'evalsha' && script === settleSha) || (name === 'eval' && script === SETTLE_SCRIPT);
+      const n = Number(numKeys);
+      if (isSettle && args[3]?.startsWith(`${prefix}:`) === true && args[3 + n] !== '-1') gaveBack = true;
+    });
+
+    // The second shard stops running scripts until the test says so (deadline 1 s).
+    await command(slowPort, 'CLIENT', 'PAUSE', '600000', 'WRITE');
+    cleanups.push(() => command(slowPort, 'CLIENT', 'UNPAUSE'));
     const timedOut = await get('/ab');
     assert.equal(timedOut.status, 503, 'a took its place, b did not answer in time');
     const denied = await get('/tb');
     assert.equal(denied.status, 429, `tight denies before b is visited: ${JSON.stringify(denied.body)}`);
     assert.equal(denied.body.policy, 'tight');
-    await new Promise((r) => setTimeout(r, 700)); // the pause ends, the late admission on b lands and is given back
+    // The pause ends: the late admission on b lands, and is given back.
+    await command(slowPort, 'CLIENT', 'UNPAUSE');
+    await waitUntil('the late admission on b to be given back', async () => gaveBack, 30_000, 10);
     const a = await get('/a');
     assert.match(String(a.headers['ratelimit']), /^"a";r=4;/, `a was given back at the deadline: ${a.headers['ratelimit']}`);
     const b = await get('/b');
@@ -373,12 +439,19 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       denyCache: false,
       observer: metrics.rateLimit,
       policies: { p: { algorithm: 'token_bucket', rps: 1000, burst: 1000, key: (req) => req.get('x-id') } },
+      // The paused shard misses every deadline however long: 1 s, so that a stall of a busy
+      // machine is not taken for a pause on the other shard. The breaker stays open until the
+      // test has read it (it would try a call again after 2 s by default).
+      deadlineMs: 1_000,
+      breaker: { resetTimeoutMs: 600_000 },
     });
     cleanups.push(() => limiter.close());
     const app = express();
     app.get('/p', limiter.limit('p'), (_req, res) => res.json({ ok: true }));
     assert.equal((await request(app).get('/p').set('x-id', fine.id)).status, 200);
-    await command(slow.port, 'CLIENT', 'PAUSE', '3000', 'WRITE');
+    // Paused until the test ends (the shared stack's restore ends a pause anyway).
+    await command(slow.port, 'CLIENT', 'PAUSE', '600000', 'WRITE');
+    cleanups.push(() => command(slow.port, 'CLIENT', 'UNPAUSE'));
     for (let i = 0; i < 8; i++) assert.equal((await request(app).get('/p').set('x-id', slow.id)).status, 503);
     assert.equal((await request(app).get('/p').set('x-id', fine.id)).status, 200, 'the other shard still decides');
     const text = await metrics.registry.metrics();
@@ -441,39 +514,46 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
   });
 
   it('master killed under load: its shard fails by its fail mode, the others never notice, decisions resume after the replica takes over', async () => {
-    const client = createRedisClient(stack.url) as Cluster;
+    const own = await ownCluster();
+    const client = createRedisClient(own.url) as Cluster;
     cleanups.push(() => client.disconnect());
     await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
-    const app = await startLimitedApp(createRedisStore({ client }), `ha${randomBytes(3).toString('hex')}`);
-    cleanups.push(() => app.close());
     const t0 = performance.now();
+    const { metrics, recorded } = recordingMetrics(t0);
+    const app = await startLimitedApp(createRedisStore({ client }), `ha${randomBytes(3).toString('hex')}`, metrics);
+    cleanups.push(() => app.close());
 
     const victimSlot = calculateSlot('victim');
-    const master = await stack.masterOf(victimSlot);
-    const replica = await stack.replicaOf(master.port);
+    const master = await own.masterOf(victimSlot);
+    const replica = await own.replicaOf(master.port);
     // Keys on the killed shard, and keys elsewhere.
     const onVictim: string[] = [];
     const elsewhere: string[] = [];
     for (let i = 0; onVictim.length < 20 || elsewhere.length < 20; i++) {
       const id = `client-${i}`;
-      const owner = await stack.masterOf(calculateSlot(id));
+      const owner = await own.masterOf(calculateSlot(id));
       if (owner.port === master.port) {
         if (onVictim.length < 20) onVictim.push(id);
       } else if (elsewhere.length < 20) elsewhere.push(id);
     }
+    const liveShards = new Set(own.nodes.filter((n) => n !== master && n !== replica).map((n) => `127.0.0.1:${n.port}`));
 
-    for (let i = 0; i < 3; i++) assert.equal((await hit(app.url, '/drained', 'victim', t0)).status, 200);
-    assert.equal((await hit(app.url, '/drained', 'victim', t0)).status, 429);
-    assert.equal(await command(master.port, 'WAIT', '1', '2000'), 1);
+    // Before the kill, a decision past the deadline (a busy machine) is sent again (`decided`).
+    const retried = { count: 0 };
+    const decide = (path: string, key: string) => decided(client, () => hit(app.url, path, key, t0), retried);
+    for (let i = 0; i < 3; i++) assert.equal((await decide('/drained', 'victim')).status, 200);
+    assert.equal((await decide('/drained', 'victim')).status, 429);
+    assert.equal(await command(master.port, 'WAIT', '1', '10000'), 1);
 
     // One decision per key first: connections to every master are open before the clock runs.
-    for (const id of [...onVictim, ...elsewhere]) assert.equal((await hit(app.url, '/closed', id, t0)).status, 200);
+    for (const id of [...onVictim, ...elsewhere]) assert.equal((await decide('/closed', id)).status, 200);
     const check = redisCheck(client);
     await check(); // every master answers PING
     // Every third request decides two identities, one of them on a live shard.
     const load = runLoad(app.url, [...onVictim, ...elsewhere], 8, t0, elsewhere[0]);
     cleanups.push(() => load.stop());
-    await new Promise((r) => setTimeout(r, 500));
+    const before = recorded.decisions;
+    await waitUntil('the load to run (100 decisions)', async () => recorded.decisions >= before + 100, 30_000, 10);
     const killedAt = performance.now() - t0;
     await master.kill();
     await assert.rejects(check(), /PING failed|no connection to master|has no master/, 'the readiness check sees the dead master');
@@ -486,16 +566,18 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
         promotedAt = performance.now() - t0;
         return true;
       },
-      30_000,
+      60_000,
       10,
     );
     await waitUntil(
       'a decision on the failed shard',
       async () => (await hit(app.url, '/closed', onVictim[0] as string, t0)).status === 200,
-      10_000,
+      30_000,
       10,
     );
-    await new Promise((r) => setTimeout(r, 1000));
+    // Enough decisions after it to see them go on (the load's pace is the machine's).
+    const resumedDecisions = recorded.decisions;
+    await waitUntil('600 decisions after the failover', async () => recorded.decisions >= resumedDecisions + 600, 60_000, 10);
     const samples = await load.stop();
     await waitUntil(
       'the readiness check to pass again',
@@ -503,121 +585,135 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
         await check();
         return true;
       },
-      10_000,
+      30_000,
       50,
     );
 
     const victims = new Set(onVictim);
     const resumed = firstServedAfter(samples, promotedAt, victims);
     const { counts, maxMs } = summarize(samples);
+    const others = samples.filter((s) => (s.path === '/closed' || s.path === '/pair') && !victims.has(s.key));
     const report = {
       promotionMs: Math.round(promotedAt - killedAt),
       resumeAfterPromotionMs: resumed === undefined ? undefined : Math.round(resumed.doneAt - promotedAt),
       maxRequestMs: maxMs,
       counts,
       failedShard503: samples.filter((s) => victims.has(s.key) && s.status === 503).length,
+      otherShardsPastDeadline: others.filter((s) => s.status !== 200).map((s) => Math.round(s.doneAt - s.sentAt)),
+      sentAgainBeforeTheKill: retried.count,
     };
     console.log(`      cluster failover: ${JSON.stringify(report)}`);
 
-    assertDocumentedAnswers(samples, maxMs);
+    assertFailoverAnswers(samples, promotedAt);
     const outage = samples.filter((s) => s.sentAt > killedAt && s.doneAt < promotedAt);
     assert.ok(
       outage.some((s) => s.path === '/closed' && victims.has(s.key) && s.status === 503),
       'the failed shard failed closed',
     );
-    // One breaker per shard: the other masters kept deciding throughout.
-    const others = samples.filter((s) => (s.path === '/closed' || s.path === '/pair') && !victims.has(s.key));
     assert.ok(
       samples.some((s) => s.path === '/pair' && victims.has(s.key) && s.status === 503 && s.sentAt > killedAt && s.doneAt < promotedAt),
       'a decision over the failed shard and a live one failed closed',
     );
-    assert.ok(others.length > 100);
-    assert.deepEqual(
-      others.filter((s) => s.status !== 200).map((s) => ({ ...s, killedAt: Math.round(killedAt), promotedAt: Math.round(promotedAt) })),
-      [],
-      'keys on the other shards were never refused',
-    );
+    // One breaker per shard: the other masters kept deciding throughout. What they refused, if
+    // anything, is the deadline passing on a busy machine (timeouts of their own, no error, no
+    // breaker opened there), spread over the run, not on the outage.
+    assertOthersDecided(others, recorded, liveShards, [killedAt, promotedAt]);
     assert.ok(resumed !== undefined, 'decisions resumed on the failed shard');
-    assert.equal((await hit(app.url, '/drained', 'victim', t0)).status, 429, 'the drained bucket is still drained on the promoted replica');
-
-    await app.close();
-    client.disconnect();
-    // Leave a whole cluster behind: the killed node rejoins as a replica of the promoted one.
-    await master.restart();
-    await waitForWholeCluster(stack);
+    assert.equal((await decide('/drained', 'victim')).status, 429, 'the drained bucket is still drained on the promoted replica');
   });
 
   it('a dead shard with no failover: its breaker opens and stays open (refused fast, counted breaker_open), the other shards never notice, it closes when the node is back', async () => {
-    const metrics = createMetrics({ processMetrics: false });
-    const client = createRedisClient(stack.url) as Cluster;
+    const own = await ownCluster();
+    const client = createRedisClient(own.url) as Cluster;
     cleanups.push(() => client.disconnect());
     await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
-    const app = await startLimitedApp(createRedisStore({ client }), `br${randomBytes(3).toString('hex')}`, metrics.rateLimit);
-    cleanups.push(() => app.close());
     const t0 = performance.now();
+    const { metrics, recorded } = recordingMetrics(t0);
+    const app = await startLimitedApp(createRedisStore({ client }), `br${randomBytes(3).toString('hex')}`, metrics);
+    cleanups.push(() => app.close());
 
-    const master = await stack.masterOf(calculateSlot('breaker-victim'));
-    const replica = await stack.replicaOf(master.port);
+    const master = await own.masterOf(calculateSlot('breaker-victim'));
+    const replica = await own.replicaOf(master.port);
+    const deadShard = `127.0.0.1:${master.port}`;
+    const liveShards = new Set(own.nodes.filter((n) => n !== master && n !== replica).map((n) => `127.0.0.1:${n.port}`));
     // The outage lasts as long as the test wants: the replica may not take over.
     await command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'yes');
-    cleanups.push(() => command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'no'));
     const onVictim: string[] = [];
     const elsewhere: string[] = [];
     for (let i = 0; onVictim.length < 10 || elsewhere.length < 10; i++) {
       const id = `bk-${i}`;
-      const owner = await stack.masterOf(calculateSlot(id));
+      const owner = await own.masterOf(calculateSlot(id));
       if (owner.port === master.port) {
         if (onVictim.length < 10) onVictim.push(id);
       } else if (elsewhere.length < 10) elsewhere.push(id);
     }
-    for (const id of [...onVictim, ...elsewhere]) assert.equal((await hit(app.url, '/closed', id, t0)).status, 200);
+    // A decision past the deadline (a busy machine) is sent again (`decided`).
+    for (const id of [...onVictim, ...elsewhere]) assert.equal((await decided(client, () => hit(app.url, '/closed', id, t0))).status, 200);
 
     // Every third request decides two identities, one of them on a live shard: the dead one's
     // failures are charged to its own breaker only.
     const load = runLoad(app.url, [...onVictim, ...elsewhere], 8, t0, elsewhere[0]);
     cleanups.push(() => load.stop());
-    await new Promise((r) => setTimeout(r, 300));
+    const before = recorded.decisions;
+    await waitUntil('the load to run (100 decisions)', async () => recorded.decisions >= before + 100, 30_000, 10);
     const killedAt = performance.now() - t0;
     await master.kill();
-    await new Promise((r) => setTimeout(r, 6_000));
+    // The breaker opens once failures pass half of its rolling window's calls (a busy shard's
+    // successes before the kill delay that). Then the outage lasts until the breaker has been
+    // seen to stay open: a try after its reset time failed and opened it again, twice, and 100
+    // requests were refused by it meanwhile.
+    const deadBreaker = () => recorded.breakers.filter((b) => b.shard === deadShard && b.at > killedAt);
+    await waitUntil("the dead shard's breaker to open", async () => deadBreaker().some((b) => b.state === 'OPEN'), 60_000, 10);
+    const openedAt = deadBreaker().find((b) => b.state === 'OPEN')?.at as number;
+    const refusedOpen = () =>
+      recorded.failures.filter((f) => f.shard === deadShard && f.reason === 'breaker_open' && f.at > openedAt).length;
+    await waitUntil(
+      'the breaker to stay open through two failed tries and 100 refusals',
+      async () => deadBreaker().filter((b) => b.state === 'OPEN').length >= 3 && refusedOpen() >= 100,
+      60_000,
+      20,
+    );
     const restartedAt = performance.now() - t0;
     await master.restart();
     await waitUntil(
       'a decision on the revived shard',
       async () => (await hit(app.url, '/closed', onVictim[0] as string, t0)).status === 200,
-      10_000,
+      30_000,
       10,
     );
     const servedAgainMs = performance.now() - t0 - restartedAt;
     const samples = await load.stop();
 
     const victims = new Set(onVictim);
-    // per reason, over every shard
+    // Per reason, over every shard, and on the dead shard while its breaker was open.
     const reasons: Record<string, number> = {};
-    for (const v of (await metrics.rateLimit.backendErrors.get()).values) {
-      const reason = String(v.labels['reason']);
-      reasons[reason] = (reasons[reason] ?? 0) + v.value;
-    }
-    // The breaker opens once failures pass half of its rolling window's calls (a busy shard's
-    // successes before the kill delay that): the first fast refusal on the dead shard says when.
-    const openedAt =
-      samples.find((s) => victims.has(s.key) && s.sentAt > killedAt && s.status === 503 && s.doneAt - s.sentAt < 50)?.sentAt ?? Infinity;
+    for (const f of recorded.failures) reasons[f.reason] = (reasons[f.reason] ?? 0) + 1;
+    const whileOpen: Record<string, number> = {};
+    for (const f of recorded.failures.filter((x) => x.shard === deadShard && x.at > openedAt && x.at < restartedAt))
+      whileOpen[f.reason] = (whileOpen[f.reason] ?? 0) + 1;
     const outage = samples.filter((s) => victims.has(s.key) && s.sentAt > openedAt && s.doneAt < restartedAt);
     const ms = outage.map((s) => s.doneAt - s.sentAt).sort((a, b) => a - b);
     const median = ms[Math.floor(ms.length / 2)] ?? NaN;
+    const others = samples.filter((s) => !victims.has(s.key));
     const report = {
       breakerOpenAfterMs: Math.round(openedAt - killedAt),
+      outageMs: Math.round(restartedAt - killedAt),
       servedAgainAfterRestartMs: Math.round(servedAgainMs),
       outageRequests: outage.length,
       medianMs: Math.round(median * 10) / 10,
       p90Ms: Math.round((ms[Math.floor(ms.length * 0.9)] ?? NaN) * 10) / 10,
+      waitedMs50: outage.filter((s) => s.doneAt - s.sentAt >= 50).length,
       reasons,
+      deadShardWhileOpen: whileOpen,
+      otherShardsPastDeadline: others.filter((s) => s.status !== 200).map((s) => Math.round(s.doneAt - s.sentAt)),
       counts: summarize(samples).counts,
     };
     console.log(`      dead shard, breaker: ${JSON.stringify(report)}`);
 
-    assertDocumentedAnswers(samples, summarize(samples).maxMs);
-    assert.ok(openedAt < restartedAt - 500, `the breaker opened during the outage (${Math.round(openedAt - killedAt)} ms after the kill)`);
+    for (const s of samples) {
+      if (s.path === '/open') assert.equal(s.status, 200, JSON.stringify(s));
+      else assert.ok(s.status === 200 || (s.status === 503 && s.error === 'RATE_LIMITER_UNAVAILABLE'), JSON.stringify(s));
+    }
     assert.ok(outage.length > 50, 'requests reached the dead shard while its breaker was open');
     assert.ok(
       outage.filter((s) => s.path !== '/open').every((s) => s.status === 503),
@@ -627,45 +723,32 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       outage.some((s) => s.path === '/pair'),
       'decisions over the dead shard and a live one were made',
     );
-    assert.ok(median < 20, `refusals on the dead shard are fast once its breaker is open (median ${median} ms, deadline 100 ms)`);
-    const slow = outage.filter((s) => s.doneAt - s.sentAt >= 50).length;
-    assert.ok(
-      slow <= 0.05 * outage.length,
-      `${slow} of ${outage.length} requests waited while the breaker was open (its probes wait; nothing else should)`,
-    );
-    assert.ok((reasons['breaker_open'] ?? 0) > outage.length / 2, `refusals counted as breaker_open: ${JSON.stringify(reasons)}`);
-    const others = samples.filter((s) => !victims.has(s.key));
-    assert.ok(others.length > 100);
-    // A refusal there before the deadline is what an open breaker or an error would give: none.
-    // A decision past the deadline is this 2-core VM stalling (2 of ~2,000 in one run, each at
-    // ~170 ms, both sent right after the node's restart): reported, and allowed at 0.5 %.
-    const deadline = RATE_LIMITER_DEFAULTS.deadlineMs;
-    const refused = others.filter((s) => s.status !== 200);
-    assert.deepEqual(
-      refused.filter((s) => s.doneAt - s.sentAt < deadline),
-      [],
-      'keys on the other shards were never refused before the deadline',
-    );
-    if (refused.length > 0)
-      console.log(`      other shards, past the deadline: ${JSON.stringify(refused.map((s) => Math.round(s.doneAt - s.sentAt)))} ms`);
-    assert.ok(
-      refused.every((s) => s.status === 503 && s.error === 'RATE_LIMITER_UNAVAILABLE') && refused.length <= 0.005 * others.length,
-      `other shards: ${refused.length} of ${others.length} past the deadline`,
-    );
+    // Refused fast: while open, the breaker refuses without a call to the store (counted
+    // breaker_open); what waits for the deadline is its tries, one per reset time (2 s).
+    const open = whileOpen['breaker_open'] ?? 0;
+    const waited = (whileOpen['timeout'] ?? 0) + (whileOpen['error'] ?? 0);
+    assert.ok(open >= 0.9 * (open + waited), `refused by the open breaker, not after the deadline: ${JSON.stringify(whileOpen)}`);
+    // The bound that says so in time, generous for a busy machine: most refusals took less than
+    // the deadline they did not wait for (100 ms). The figures themselves are in the log line.
+    assert.ok(median < RATE_LIMITER_DEFAULTS.deadlineMs, `median refusal ${Math.round(median)} ms: they waited for the deadline`);
+    // The other shards: decided throughout; a refusal there is the deadline passing on a busy
+    // machine (a timeout of their own, no error, no breaker opened there), spread over the run,
+    // not on the outage.
+    assertOthersDecided(others, recorded, liveShards, [killedAt, restartedAt]);
   });
 
   it('a master whose breaker is open and whose replica then takes over: its breaker is forgotten, the state is CLOSED again', async () => {
-    const client = createRedisClient(stack.url) as Cluster;
+    const own = await ownCluster();
+    const client = createRedisClient(own.url) as Cluster;
     cleanups.push(() => client.disconnect());
     await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
     const app = await startLimitedApp(createRedisStore({ client }), `st${randomBytes(3).toString('hex')}`);
     cleanups.push(() => app.close());
     const t0 = performance.now();
-    const master = await stack.masterOf(calculateSlot('stale-victim'));
-    const replica = await stack.replicaOf(master.port);
+    const master = await own.masterOf(calculateSlot('stale-victim'));
+    const replica = await own.replicaOf(master.port);
     await command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'yes');
-    cleanups.push(() => command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'no'));
-    assert.equal((await hit(app.url, '/closed', 'stale-victim', t0)).status, 200);
+    assert.equal((await decided(client, () => hit(app.url, '/closed', 'stale-victim', t0))).status, 200);
     await master.kill();
     await waitUntil(
       "the dead shard's breaker to open",
@@ -673,7 +756,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
         await hit(app.url, '/closed', 'stale-victim', t0);
         return app.limiter.breakerState !== 'CLOSED';
       },
-      20_000,
+      60_000,
       5,
     );
     // Now let the replica take over.
@@ -681,13 +764,9 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     await waitUntil(
       'a decision on the promoted replica',
       async () => (await hit(app.url, '/closed', 'stale-victim', t0)).status === 200,
-      30_000,
+      60_000,
       50,
     );
-    await waitUntil('the breaker state to be CLOSED again', async () => app.limiter.breakerState === 'CLOSED', 5_000, 20);
-    await app.close();
-    client.disconnect();
-    await master.restart();
-    await waitForWholeCluster(stack);
+    await waitUntil('the breaker state to be CLOSED again', async () => app.limiter.breakerState === 'CLOSED', 30_000, 20);
   });
 });

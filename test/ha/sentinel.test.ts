@@ -2,27 +2,50 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createRedisClient, createRedisStore } from '../../src';
-import { command, info, startSentinel, type SentinelStack } from '../../scripts/redis-stack';
+import { command, startSentinel, type SentinelStack } from '../../scripts/redis-stack';
 import { waitUntil } from '../../scripts/wait';
-import { assertDocumentedAnswers, firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
+import { firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
 import { storeContract } from '../support/store-contract';
+import { assertFailoverAnswers, assertOnlyDeadlineRefusals, decided, recordingMetrics } from './failover-checks';
 
 describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', function () {
   this.timeout(120_000);
   let stack: SentinelStack;
+  const options = { downAfterMs: 2000, failoverTimeoutMs: 5000 };
 
+  // The store contract shares this set; the failover tests start their own (ownSentinel).
+  // After each test the shared one is brought back to the shape it started with (restore: a
+  // killed node restarted as a replica of the master the sentinels agree on, every sentinel
+  // seeing it healthy), so no test runs on what an earlier one left behind.
   before(async () => {
-    stack = await startSentinel({ downAfterMs: 2000, failoverTimeoutMs: 5000 });
+    const t = performance.now();
+    stack = await startSentinel(options);
+    console.log(`      shared Sentinel set started in ${Math.round(performance.now() - t)} ms`);
   });
   // Whatever a test opened is closed even when it fails: a load loop left running would keep
-  // the process alive and growing.
+  // the process alive and growing. Every cleanup runs, the first failure is thrown after.
   const cleanups: (() => unknown)[] = [];
   afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
+    const failed: unknown[] = [];
+    for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch((err: unknown) => failed.push(err));
+    const t = performance.now();
+    await stack?.restore();
+    const ms = Math.round(performance.now() - t);
+    if (ms > 1000) console.log(`      shared Sentinel set restored in ${ms} ms`);
+    if (failed.length > 0) throw failed[0];
   });
   after(async () => {
     await stack?.stop();
   });
+
+  /** A Sentinel set of the test's own, stopped (every process, by PID) after it. */
+  async function ownSentinel(): Promise<SentinelStack> {
+    const t = performance.now();
+    const own = await startSentinel(options);
+    cleanups.push(() => own.stop()); // first in, last out: after the clients and apps on it
+    console.log(`      own Sentinel set started in ${Math.round(performance.now() - t)} ms`);
+    return own;
+  }
 
   storeContract('redis sentinel', async () => {
     const client = createRedisClient(stack.url);
@@ -31,23 +54,27 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
   });
 
   it('master killed under load: fail modes during the outage, correct decisions after promotion, drained bucket still drained', async () => {
-    const client = createRedisClient(stack.url);
+    const own = await ownSentinel();
+    const client = createRedisClient(own.url);
     cleanups.push(() => client.disconnect());
     await waitUntil('the sentinel client to be ready', async () => client.status === 'ready');
-    const app = await startLimitedApp(createRedisStore({ client }), `ha${randomBytes(3).toString('hex')}`);
-    cleanups.push(() => app.close());
     const t0 = performance.now();
-    const oldMaster = await stack.master();
+    const { metrics, recorded } = recordingMetrics(t0);
+    const app = await startLimitedApp(createRedisStore({ client }), `ha${randomBytes(3).toString('hex')}`, metrics);
+    cleanups.push(() => app.close());
+    const oldMaster = await own.master();
 
     // Drain a bucket, and make sure both replicas have it before the kill (WAIT): a write
     // acknowledged by the master alone may be lost with it, which the note bounds.
-    for (let i = 0; i < 3; i++) assert.equal((await hit(app.url, '/drained', 'victim', t0)).status, 200);
-    assert.equal((await hit(app.url, '/drained', 'victim', t0)).status, 429);
-    assert.equal(await command(oldMaster.port, 'WAIT', '2', '2000'), 2);
+    // A decision past the deadline (a busy machine) is sent again (`decided`).
+    const decide = (path: string, key: string) => decided(client as Redis, () => hit(app.url, path, key, t0));
+    for (let i = 0; i < 3; i++) assert.equal((await decide('/drained', 'victim')).status, 200);
+    assert.equal((await decide('/drained', 'victim')).status, 429);
+    assert.equal(await command(oldMaster.port, 'WAIT', '2', '10000'), 2);
 
     // Watch for the switch on every sentinel.
     let switchedAt: number | undefined;
-    const watchers = stack.sentinels.map((s) => {
+    const watchers = own.sentinels.map((s) => {
       const sub = new Redis({ port: s.port, host: '127.0.0.1' });
       sub.on('error', () => undefined);
       sub.on('message', () => {
@@ -61,38 +88,43 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
     const keys = Array.from({ length: 50 }, (_, i) => `client-${i}`);
     const load = runLoad(app.url, keys, 8, t0);
     cleanups.push(() => load.stop());
-    await new Promise((r) => setTimeout(r, 500));
+    const before = recorded.decisions;
+    await waitUntil('the load to run (100 decisions)', async () => recorded.decisions >= before + 100, 30_000, 10);
     const killedAt = performance.now() - t0;
     await oldMaster.kill();
-    await waitUntil('the sentinels to promote a replica', async () => switchedAt !== undefined, 30_000, 10);
-    const newMaster = await stack.master();
-    assert.notEqual(newMaster.port, oldMaster.port);
+    await waitUntil('the sentinels to promote a replica', async () => switchedAt !== undefined, 60_000, 10);
+    await waitUntil('a quorum of sentinels to name the new master', async () => (await own.master()).port !== oldMaster.port, 30_000);
+    const newMaster = await own.master();
     await waitUntil(
       'a decision served by the new master',
       async () => {
         const s = await hit(app.url, '/closed', 'probe', t0);
         return s.status === 200;
       },
-      10_000,
+      30_000,
       10,
     );
-    await new Promise((r) => setTimeout(r, 1000));
+    // Enough decisions after it to see them go on (the load's pace is the machine's).
+    const resumedDecisions = recorded.decisions;
+    await waitUntil('300 decisions after the failover', async () => recorded.decisions >= resumedDecisions + 300, 60_000, 10);
     const samples = await load.stop();
     for (const w of watchers) w.disconnect();
 
     const switched = switchedAt as number;
     const resumed = firstServedAfter(samples, switched);
     const { counts, maxMs } = summarize(samples);
+    const late = samples.filter((s) => s.sentAt > (resumed?.doneAt ?? Infinity) + 200);
     const report = {
       promotionMs: Math.round(switched - killedAt),
       resumeAfterSwitchMs: resumed === undefined ? undefined : Math.round(resumed.doneAt - switched),
       maxRequestMs: maxMs,
       breaker: app.limiter.breakerState,
       counts,
+      afterResumePastDeadline: late.filter((s) => s.status !== 200).map((s) => Math.round(s.doneAt - s.sentAt)),
     };
     console.log(`      sentinel failover: ${JSON.stringify(report)}`);
 
-    assertDocumentedAnswers(samples, maxMs);
+    assertFailoverAnswers(samples, switched);
     // The outage was seen, and the closed policy failed closed during it.
     const outage = samples.filter((s) => s.sentAt > killedAt && s.doneAt < switched);
     assert.ok(
@@ -103,25 +135,24 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
       outage.some((s) => s.path === '/open' && s.status === 200),
       'open policy let requests through during the outage',
     );
-    // Decisions resumed on the new master, and state written before the kill survived.
+    // Decisions resumed on the new master, and state written before the kill survived. Once
+    // resumed, nothing failed but, on a busy machine, a decision past the deadline (a timeout:
+    // no error, no breaker opening).
     assert.ok(resumed !== undefined, 'decisions resumed after the switch');
-    const late = samples.filter((s) => s.sentAt > (resumed?.doneAt ?? Infinity) + 200 && s.status !== 200);
-    assert.deepEqual(late, [], 'no failures once resumed');
-    assert.equal((await hit(app.url, '/drained', 'victim', t0)).status, 429, 'the drained bucket is still drained on the new master');
-
-    await app.close();
-    client.disconnect();
-    // Leave the set whole: the old master comes back as a replica of the new one (restarted as
-    // a plain master it would take writes for ~10 s before Sentinel demotes it).
-    await oldMaster.restart(['--replicaof', '127.0.0.1', String(newMaster.port)]);
-    await waitUntil(
-      'both replicas linked to the new master',
-      async () => (await info(newMaster.port, 'replication')).get('connected_slaves') === '2',
-    );
+    const closedLate = late.filter((s) => s.path === '/closed');
+    assert.ok(closedLate.length > 50, `${closedLate.length} decisions after the switch`);
+    const refused = assertOnlyDeadlineRefusals(late, recorded, new Set(['']), 'after the switch', (resumed?.doneAt ?? 0) + 200);
+    // A client still stuck on the dead master would refuse nearly all; with two CPU-burning
+    // loops beside the tests, a few percent of decisions anywhere in a run pass the deadline.
+    const lateDecisions = late.filter((s) => s.path !== '/open').length;
+    assert.ok(refused.length <= 0.1 * lateDecisions, `after the switch: ${refused.length} of ${lateDecisions} refused at the deadline`);
+    assert.equal((await decide('/drained', 'victim')).status, 429, 'the drained bucket is still drained on the new master');
+    assert.ok((await own.replicas()).length >= 1, `the new master ${newMaster.port} has a replica`);
   });
 
   it('forced failover (old master still up): the client follows +switch-master at once, not when Sentinel demotes the old master', async () => {
-    const client = createRedisClient(stack.url) as Redis;
+    const own = await ownSentinel();
+    const client = createRedisClient(own.url) as Redis;
     cleanups.push(() => client.disconnect());
     await waitUntil('the sentinel client to be ready', async () => client.status === 'ready');
     const store = createRedisStore({ client });
@@ -129,38 +160,53 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
     // One token an hour: nothing refills while the failover runs.
     const check = { key, algorithm: 'token_bucket' as const, intervalUs: 3_600_000_000, burst: 1_000_000, cost: 1 };
     await store.decide([check]);
-    const before = await stack.master();
-    await waitUntil(
-      'a replica linked to the master',
-      async () => Number((await info(before.port, 'replication')).get('connected_slaves')) >= 1,
-    );
+    const before = await own.master();
     // The bucket's write reaches the replicas before the switch (a forced failover does not
     // wait for them; what it can lose is the replication lag, see the README).
-    const replicas = Number((await info(before.port, 'replication')).get('connected_slaves'));
-    assert.equal(await command(before.port, 'WAIT', String(replicas), '2000'), replicas);
+    const replicas = (await own.replicas()).length;
+    assert.equal(replicas, 2, 'both replicas linked to the master');
+    assert.equal(await command(before.port, 'WAIT', String(replicas), '10000'), replicas);
     const remotePort = () => (client as unknown as { stream?: { remotePort?: number } }).stream?.remotePort;
     assert.equal(remotePort(), before.port);
 
     let switchedAt: number | undefined;
-    const sub = new Redis({ port: (stack.sentinels[0] as { port: number }).port, host: '127.0.0.1' });
+    const leader = own.sentinels[0] as { port: number };
+    const sub = new Redis({ port: leader.port, host: '127.0.0.1' });
     cleanups.push(() => sub.disconnect());
     sub.on('error', () => undefined);
     sub.on('message', () => {
       switchedAt ??= performance.now();
     });
     await sub.subscribe('+switch-master');
-    assert.equal(await command((stack.sentinels[0] as { port: number }).port, 'SENTINEL', 'FAILOVER', stack.masterName), 'OK');
-    await waitUntil('the switch', async () => switchedAt !== undefined, 30_000, 10);
-    const after = await stack.master();
-    assert.notEqual(after.port, before.port);
-    await waitUntil('the client on the new master', async () => remotePort() === after.port && client.status === 'ready', 5_000, 5);
+    assert.equal(await command(leader.port, 'SENTINEL', 'FAILOVER', own.masterName), 'OK');
+    await waitUntil('the switch', async () => switchedAt !== undefined, 60_000, 10);
+    await waitUntil('a quorum of sentinels to name the new master', async () => (await own.master()).port !== before.port, 30_000);
+    const after = await own.master();
+    // Where the client is, and what the old master says it is, at the moment it is seen there:
+    // a client that followed only Sentinel's demotion of the old master (READONLY on it, ~9 s
+    // after the switch here) would be seen there only once the old master says it is a replica.
+    let oldRoleThen: string | undefined;
+    await waitUntil(
+      'the client on the new master',
+      async () => {
+        if (remotePort() !== after.port || client.status !== 'ready') return false;
+        oldRoleThen = ((await command(before.port, 'ROLE')) as [string])[0];
+        return true;
+      },
+      30_000,
+      5,
+    );
     const followMs = Math.round(performance.now() - (switchedAt as number));
     const d = await store.decide([check]);
     assert.equal(d.allowed, true);
     assert.equal(d.remaining[0], 1_000_000 - 2, 'the new master holds the bucket written before the switch');
-    console.log(`      forced failover: client on the new master ${followMs} ms after +switch-master`);
-    assert.ok(followMs < 2_000, `took ${followMs} ms (Sentinel demotes the old master only after ~10 s)`);
-    sub.disconnect();
-    client.disconnect();
+    console.log(
+      `      forced failover: client on the new master ${followMs} ms after +switch-master; old master still ${oldRoleThen} then`,
+    );
+    assert.equal(
+      oldRoleThen,
+      'master',
+      `the client reached the new master before the old one was demoted (${followMs} ms after +switch-master)`,
+    );
   });
 });
