@@ -21,8 +21,8 @@ async function main(): Promise<void> {
   const limiter = createRateLimiter({
     store: createRedisStore({ client }),
     prefix,
-    // Four processes on two cores: a decision may wait its turn; a 503 would not be a decision.
-    deadlineMs: 2_000,
+    // Four processes on two busy cores: a decision may wait its turn; a 503 would not be a decision.
+    deadlineMs: 10_000,
     policies: {
       q: { algorithm: 'quota', limit: 1_000, period: 'day', key },
       c: { algorithm: 'concurrency', limit: 10, leaseSeconds: Number(leaseSeconds), key },
