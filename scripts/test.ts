@@ -49,7 +49,7 @@ const SUITES: Record<'test' | 'all', readonly Part[]> = {
     mocha('ha', 'Sentinel and Cluster failover', 'ha'),
     mocha('chaos', 'faults, memory under faults', 'chaos'),
     mocha('soak', 'the soak', 'soak'),
-    mocha('consumer', 'the package as a consumer installs it', 'consumer'),
+    mocha('consumer', 'the package as a consumer installs it, and npm start as a user runs it', 'consumer'),
     mocha('tools', 'promtool and a real Prometheus', 'tools'),
     { name: 'compose-lint', what: 'the compose files', needs: [], command: ['npm', 'run', '-s', 'lint:compose'] },
     { name: 'compose-smoke', what: 'each compose profile up, checked, drained', needs: [], command: ['npm', 'run', '-s', 'compose:smoke'] },
