@@ -4,6 +4,7 @@ import { CONFIG_DEFAULTS } from '../../src';
 import { spawnMain, waitForExit, waitForListeners } from '../support/child';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
+import { TEST_DEADLINE_ENV } from '../support/deadline';
 
 /** A server holding `port` (0: any) on every interface, as the metrics listener binds by default. */
 function hold(port: number): Promise<Server> {
@@ -30,7 +31,7 @@ describe('the sample API serves /metrics on a listener of its own (METRICS_PORT,
   before(async () => {
     schema = await createTestSchema('e2e_metrics');
     redis = await startRedisServer();
-    prod = { MODE: 'prod', REDIS_URL: redis.url, DATABASE_URL: schema.url };
+    prod = { ...TEST_DEADLINE_ENV, MODE: 'prod', REDIS_URL: redis.url, DATABASE_URL: schema.url };
   });
   after(async () => {
     await redis?.stop();

@@ -7,6 +7,7 @@ import { spawnMain, waitForExit, waitForListening } from '../support/child';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { startRedisServer } from '../support/redis-server';
 import { waitUntil } from '../../scripts/wait';
+import { TEST_DEADLINE_ENV } from '../support/deadline';
 
 const PROD = {
   MODE: 'prod',
@@ -71,7 +72,7 @@ describe('the sample API process', function () {
 
   it('REDIS_URL alone selects the Redis backend, in prod too (logs rateLimit: redis on start)', async () => {
     const redis = await startRedisServer();
-    const child = spawnMain({ PORT: '0', MODE: 'prod', REDIS_URL: redis.url, DATABASE_URL: schema.url });
+    const child = spawnMain({ ...TEST_DEADLINE_ENV, PORT: '0', MODE: 'prod', REDIS_URL: redis.url, DATABASE_URL: schema.url });
     const exited = waitForExit(child, 30_000);
     let result: Awaited<typeof exited>;
     try {

@@ -5,6 +5,7 @@ import { spawnMain, waitForExit, waitForListening } from '../support/child';
 import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
+import { TEST_DEADLINE_ENV } from '../support/deadline';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // Canaries are random, so no pattern-matching can find them: only structural redaction can.
@@ -50,6 +51,7 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
         OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
         OTEL_SERVICE_NAME: service,
         OTEL_RESOURCE_ATTRIBUTES: `deployment.environment=test,auth.token=${c.resourceSecret}`,
+        ...TEST_DEADLINE_ENV,
         RATE_LIMIT_BACKEND: 'redis',
         REDIS_URL: redis.url,
         DATABASE_URL: schema.url,
