@@ -1,7 +1,7 @@
 export { createMemoryStore, MEMORY_STORE_DEFAULTS } from './memory-store';
 export type { MemoryStoreOptions } from './memory-store';
-export { createRedisStore, REDIS_STORE_DEFAULTS } from './redis-store';
-export type { RedisStoreOptions } from './redis-store';
+export { createRedisStore, REDIS_STORE_DEFAULTS } from './redis/store';
+export type { RedisStoreOptions } from './redis/store';
 export { createRateLimiter, isStoreMisuse, rateLimit, rateLimitFailure, RATE_LIMITER_DEFAULTS } from './rate-limiter';
 export { StoreUnavailableError } from './store-unavailable';
 export type {

@@ -29,7 +29,7 @@ const monotonicMicros = () => Math.round((performance.timeOrigin + performance.n
 /**
  * An in-process store with the semantics of the Redis store (same algorithms, same
  * all-or-nothing rule), for a single instance, development and tests. `decideSync` mirrors
- * DECIDE_SCRIPT (decide-script.ts) step for step on purpose: the store contract suite
+ * DECIDE_SCRIPT (redis/scripts.ts) step for step on purpose: the store contract suite
  * (test/support/store-contract.ts) runs both and keeps them in step.
  */
 export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitStore {

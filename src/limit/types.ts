@@ -236,7 +236,7 @@ const DAY_US = 86_400_000_000;
 /**
  * When the period holding `nowUs` (µs since the Unix epoch) ends, in µs: the next multiple of
  * `periodUs`, or, for `periodUs` 0, the first instant of the next UTC calendar month. The Redis
- * script computes the same (decide-script.ts); the contract suite keeps them in step.
+ * script computes the same (redis/scripts.ts); the contract suite keeps them in step.
  */
 export function quotaPeriodEnd(nowUs: number, periodUs: number): number {
   if (periodUs > 0) return (Math.floor(nowUs / periodUs) + 1) * periodUs;

@@ -26,7 +26,7 @@ import { readmeExample } from '../support/readme-example';
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { digest } from '../../src/limit/keys';
-import { SETTLE_SCRIPT } from '../../src/limit/decide-script';
+import { SETTLE_SCRIPT } from '../../src/limit/redis/scripts';
 import { command, startCluster, type ClusterStack } from '../../scripts/redis-stack';
 import { waitUntil } from '../../scripts/wait';
 import { firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';

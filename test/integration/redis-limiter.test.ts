@@ -19,7 +19,7 @@ import {
 import { startRedisServer, TEST_REDIS_URL, type RedisProcess } from '../support/redis-server';
 import { readmeExample } from '../support/readme-example';
 import { waitUntil } from '../../scripts/wait';
-import { PERIOD_END_LUA } from '../../src/limit/decide-script';
+import { PERIOD_END_LUA } from '../../src/limit/redis/scripts';
 import { quotaPeriodEnd } from '../../src/limit/types';
 import { TEST_DEADLINE_MS } from '../support/deadline';
 

@@ -1,0 +1,112 @@
+import { PERIOD_END_LUA, PRELUDE_LUA, SORTED_SET_LUA } from './shared';
+
+/**
+ * Settles the checks of one hash slot after a decision across slots (see across-slots.ts): gives
+ * back what an earlier step admitted when a later one denied, or only reads the checks a denial
+ * left unvisited. Same clock, same arithmetic as the decide script.
+ */
+export const SETTLE_SCRIPT = `
+-- rampart settle: give back one admitted step of a decision across slots, or only read.
+--
+-- KEYS  the key of every check, each followed by its override's key when its kind has
+--       OVERRIDABLE (on Cluster: one slot)
+-- ARGV  at: the admission time (µs) of the step being given back, or -1 to only read; then per
+--       check 5 values: kind, a, b, cost (as the decide script's shapes), lease id ('' but
+--       for CONCURRENCY)
+-- reply per check: remaining, reset_us, retry_us (0 when its cost would be admitted now)
+${PRELUDE_LUA}${PERIOD_END_LUA}${SORTED_SET_LUA}
+local at = tonumber(ARGV[1])
+local giving_back = at >= 0
+
+-- Moves the TAT back by interval x cost (a TAT in the past is a full bucket).
+local function settle_token_bucket(key, interval, burst, cost)
+  local tat = tonumber(call('GET', key)) or now
+  if giving_back then
+    tat = tat - interval * cost
+    if tat <= now then call('DEL', key) else call('SET', key, tat, 'PX', ceil((tat - now) / 1000)) end
+  end
+  if tat < now then tat = now end
+  local wait = tat + interval * cost - interval * burst - now
+  if wait < 0 then wait = 0 end
+  return floor((now + interval * burst - tat) / interval), tat - now, wait
+end
+
+-- Removes \`cost\` admissions made at \`at\`: exactly the ones the step added, or others of the
+-- same instant, which are the same to the window.
+local function settle_sliding_window(key, window, limit, cost)
+  call('ZREMRANGEBYSCORE', key, '-inf', fmt('%d', now - window))
+  if giving_back then
+    local t = fmt('%d', at)
+    local mine = call('ZRANGEBYSCORE', key, t, t, 'LIMIT', 0, cost)
+    if #mine > 0 then call('ZREM', key, unpack(mine)) end
+  end
+  local count = call('ZCARD', key)
+  local wait = 0
+  if count + cost > limit then wait = window_wait(key, count, cost, limit, window) end
+  return limit - count, last_end(key, window), wait
+end
+
+-- Takes \`cost\` off the count when \`at\` is in the current period (a new period starts from 0).
+local function settle_quota(key, period, limit, cost)
+  local e = period_end(now, period)
+  local count = tonumber(call('GET', key)) or 0
+  if giving_back and period_end(at, period) == e then
+    count = count - cost
+    if count <= 0 then call('DEL', key) else call('SET', key, count, 'KEEPTTL') end
+    if count < 0 then count = 0 end
+  end
+  local wait = 0
+  if count + cost > limit then wait = e - now end
+  return limit - count, e - now, wait
+end
+
+-- Removes the lease's members.
+local function settle_concurrency(key, _, limit, cost, lease)
+  if giving_back then
+    for j = 1, cost do call('ZREM', key, lease .. '#' .. j) end
+  end
+  call('ZREMRANGEBYSCORE', key, '-inf', now_s)
+  local count = call('ZCARD', key)
+  local wait = 0
+  if count + cost > limit then wait = lease_wait(key, count, cost, limit) end
+  return limit - count, last_end(key, 0), wait
+end
+
+local SETTLE = { [TOKEN_BUCKET] = settle_token_bucket, [SLIDING_WINDOW] = settle_sliding_window, [QUOTA] = settle_quota, [CONCURRENCY] = settle_concurrency }
+
+local reply = {}
+local next_key = 1
+for i = 1, (#ARGV - 1) / 5 do
+  local key = KEYS[next_key]
+  next_key = next_key + 1
+  local o = 2 + 5 * (i - 1)
+  local kind, a, b, cost = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
+  if kind >= OVERRIDABLE then
+    kind = kind - OVERRIDABLE
+    a, b = own_numbers(KEYS[next_key], a, b)
+    next_key = next_key + 1
+  end
+  reply[3 * i - 2], reply[3 * i - 1], reply[3 * i] = SETTLE[kind](key, a, b, cost, ARGV[o + 4])
+end
+return reply
+`;
+
+/**
+ * Gives back the leases of finished requests, many in one call (the releases of one event-loop
+ * turn, per hash slot on Cluster).
+ */
+export const RELEASE_SCRIPT = `
+-- rampart release: give back the leases of finished requests.
+--
+-- KEYS  the concurrency key of each lease (repeated for several leases of one key)
+-- ARGV  per key 2 values: lease id, cost (its members are "<lease id>#1..cost")
+-- reply the number of members removed
+local removed = 0
+for i = 1, #KEYS do
+  local lease = ARGV[2 * i - 1]
+  for j = 1, tonumber(ARGV[2 * i]) do
+    removed = removed + redis.call('ZREM', KEYS[i], lease .. '#' .. j)
+  end
+end
+return removed
+`;

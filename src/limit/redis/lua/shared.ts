@@ -1,0 +1,99 @@
+import { BLOCKED, KIND, OVERRIDABLE, WITH_PENALTY } from '../wire';
+
+/**
+ * Lua shared by the scripts, each fragment a `local` definition pasted at the top of a script.
+ * The numbers that the wire format and the scripts must agree on come from wire.ts.
+ */
+
+/** The names of the numbers both sides agree on, and the script's clock (Redis `TIME`, µs). */
+export const PRELUDE_LUA = `
+-- Numbers passed to redis.call are written with 17 significant digits, so the µs integers
+-- (below 2^53) reach Redis exactly; only string concatenation would round them.
+local call, tonumber, floor, ceil, fmt = redis.call, tonumber, math.floor, math.ceil, string.format
+local TOKEN_BUCKET, SLIDING_WINDOW, QUOTA, CONCURRENCY = ${KIND.token_bucket}, ${KIND.sliding_window}, ${KIND.quota}, ${KIND.concurrency}
+local WITH_PENALTY, OVERRIDABLE, BLOCKED = ${WITH_PENALTY}, ${OVERRIDABLE}, ${BLOCKED}
+local time = call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local now_s = fmt('%d', now)
+`;
+
+/**
+ * `period_end(t, period)`: when the quota period holding `t` (µs) ends: the next multiple of
+ * `period`, or for `period` 0 the first instant of the next UTC month (civil-from-days and back,
+ * on whole days). Same as `quotaPeriodEnd` (types.ts).
+ */
+export const PERIOD_END_LUA = `
+local DAY = 86400000000
+local function period_end(t, period)
+  if period > 0 then return (math.floor(t / period) + 1) * period end
+  local fl = math.floor
+  local z = fl(t / DAY) + 719468
+  local era = fl(z / 146097)
+  local doe = z - era * 146097
+  local yoe = fl((doe - fl(doe / 1460) + fl(doe / 36524) - fl(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + fl(yoe / 4) - fl(yoe / 100))
+  local mp = fl((5 * doy + 2) / 153)
+  local m = mp + 3
+  if mp >= 10 then m = mp - 9 end
+  if m <= 2 then y = y + 1 end
+  -- the next month's first day, back to days since the epoch
+  m = m + 1
+  if m > 12 then m = 1; y = y + 1 end
+  if m <= 2 then y = y - 1 end
+  era = fl(y / 400)
+  yoe = y - era * 400
+  mp = m - 3
+  if m <= 2 then mp = m + 9 end
+  doe = yoe * 365 + fl(yoe / 4) - fl(yoe / 100) + fl((153 * mp + 2) / 5)
+  return (era * 146097 + doe - 719468) * DAY
+end
+`;
+
+/**
+ * The waits and resets of the sorted sets (sliding window: admission times; concurrency: lease
+ * ends), and an override's numbers. Needs {@link PRELUDE_LUA}.
+ */
+export const SORTED_SET_LUA = `
+-- The score at rank \`rank\` of the sorted set \`key\` (-1: the newest), nil when there is none.
+local function score_at(key, rank)
+  return tonumber(call('ZRANGE', key, rank, rank, 'WITHSCORES')[2])
+end
+
+-- A full window's wait for \`cost\` more: until the admission that frees room leaves the window
+-- (a cost above the limit never passes: a whole window).
+local function window_wait(key, count, cost, limit, window)
+  local oldest = score_at(key, count + cost - limit - 1)
+  if oldest then return oldest + window - now end
+  return window
+end
+
+-- A full concurrency limit's wait for \`cost\` more: until the lease that frees room ends, at
+-- most 1 s (a request usually finishes first), at least 1 µs.
+local function lease_wait(key, count, cost, limit)
+  local wait = 1000000
+  local frees = score_at(key, count + cost - limit - 1)
+  if frees and frees - now < wait then wait = frees - now end
+  if wait < 1 then wait = 1 end
+  return wait
+end
+
+-- Until the newest member's score plus \`plus\` (the window; 0 for leases), never below 0.
+local function last_end(key, plus)
+  local last = score_at(key, -1)
+  if not last then return 0 end
+  local left = last + plus - now
+  if left < 0 then return 0 end
+  return left
+end
+
+-- An identity's own numbers, "<a> <b>" at its override key, else \`a\`, \`b\` as given.
+local function own_numbers(okey, a, b)
+  local ov = call('GET', okey)
+  if ov then
+    local oa, ob = string.match(ov, '^(%d+) (%d+)$')
+    if oa then return tonumber(oa), tonumber(ob) end
+  end
+  return a, b
+end
+`;
