@@ -3,6 +3,7 @@ import { Cluster, Redis } from 'ioredis';
 import { withTimeout } from '../internal/with-timeout';
 import { explainClientError, noteSentinelWatcher, trackOutageCause } from './outage-cause';
 import { parseRedisUrl } from './redis-url';
+import { guardStreams } from './stream-guard';
 
 /** Options of {@link createRedisClient}. */
 export interface RedisClientOptions {
@@ -153,6 +154,7 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
   if (target.kind === 'standalone') {
     client = new Redis({
       ...common,
+      lazyConnect: true,
       host: target.host,
       port: target.port,
       db: target.db,
@@ -161,6 +163,7 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
   } else if (target.kind === 'sentinel') {
     client = new Redis({
       ...common,
+      lazyConnect: true,
       sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
       name: target.masterName,
       db: target.db,
@@ -198,6 +201,10 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
   // the reporter name the cause: `connect ECONNREFUSED 127.0.0.1:6739`, not what ioredis says
   // of the command that could not be sent.
   trackOutageCause(client, target);
+  // Before the first connection (standalone and Sentinel are made lazy for this; a Cluster's
+  // nodes always are): every socket gets its lasting error listener.
+  guardStreams(client);
+  if (!(client instanceof Cluster)) client.connect().catch(() => undefined);
   const report = options.onError ?? stderrErrorReporter(target.password);
   client.on('error', (err: Error) => report(explainClientError(client, err)));
   return client;

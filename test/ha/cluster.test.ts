@@ -99,6 +99,26 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     return { store: createRedisStore({ client }), close: async () => void client.disconnect() };
   });
 
+  it("a second error on a node's socket reaches a listener (ioredis listens once): nothing is thrown, every node still answers", async () => {
+    const client = createRedisClient(stack.url, { onError: () => undefined }) as Cluster;
+    try {
+      await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
+      const nodes = client.nodes('master');
+      assert.ok(nodes.length >= 3, `${nodes.length} masters`);
+      for (const node of nodes) {
+        await node.ping();
+        const stream = (node as unknown as { stream: import('node:events').EventEmitter }).stream;
+        assert.doesNotThrow(() => stream.emit('error', new Error('first: handshake failed')));
+        assert.doesNotThrow(() => stream.emit('error', new Error('second: alert from the peer')));
+      }
+      await waitUntil('every master answers again', async () =>
+        (await Promise.all(client.nodes('master').map((n) => n.ping()))).every((r) => r === 'PONG'),
+      );
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('works under the documented ACL (limiter commands, ~rl:*, CLUSTER SLOTS/INFO) on every node', async () => {
     const user = `limiter${randomBytes(3).toString('hex')}`;
     for (const n of stack.nodes) await command(n.port, 'ACL', 'SETUSER', user, 'reset', '>pw', ...LIMITER_ACL_CLUSTER);
