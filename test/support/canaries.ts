@@ -267,14 +267,26 @@ export function leaked(text: string, canaries: readonly Canary[]): string | unde
   return undefined;
 }
 
-/** fast-check parameters: `numRuns`, and `FC_SEED` (with `FC_PATH`) to replay a reported failure. */
+/** The seed of the last property started by {@link runs}: printed when its test fails, even by a timeout. */
+let lastSeed: number | undefined;
+afterEach(function () {
+  if (lastSeed !== undefined && this.currentTest?.state === 'failed') {
+    // fast-check prints its seed when the property fails; a test that mocha timed out says nothing.
+    console.log(`      fast-check seed of this property: FC_SEED=${lastSeed} (replay with FC_SEED=${lastSeed})`);
+  }
+  lastSeed = undefined;
+});
+
+/**
+ * fast-check parameters: `numRuns`, and `FC_SEED` (with `FC_PATH`) to replay a reported failure.
+ * Without FC_SEED the seed is drawn here, so a failed test prints it even when it never returned.
+ */
 export function runs(numRuns: number): fc.Parameters<unknown> {
-  const seed = process.env['FC_SEED'];
+  const given = process.env['FC_SEED'];
   const path = process.env['FC_PATH'];
-  return {
-    numRuns,
-    ...(seed === undefined || seed === '' ? {} : { seed: Number(seed), ...(path === undefined || path === '' ? {} : { path }) }),
-  };
+  const seed = given === undefined || given === '' ? (Date.now() ^ Math.floor(Math.random() * 2 ** 31)) | 0 : Number(given);
+  lastSeed = seed;
+  return { numRuns, seed, ...(given === undefined || given === '' || path === undefined || path === '' ? {} : { path }) };
 }
 
 const contextText = (c: SpanContext | undefined) => (c === undefined ? undefined : { ...c, traceState: c.traceState?.serialize() });
