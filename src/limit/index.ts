@@ -2,7 +2,8 @@ export { createMemoryStore, MEMORY_STORE_DEFAULTS } from './memory-store';
 export type { MemoryStoreOptions } from './memory-store';
 export { createRedisStore, REDIS_STORE_DEFAULTS } from './redis/store';
 export type { RedisStoreOptions } from './redis/store';
-export { createRateLimiter, isStoreMisuse, rateLimit, rateLimitFailure, RATE_LIMITER_DEFAULTS } from './rate-limiter';
+export { createRateLimiter, isStoreMisuse, rateLimitFailure, RATE_LIMITER_DEFAULTS } from './rate-limiter';
+export { rateLimit } from './rate-limit';
 export { StoreUnavailableError } from './store-unavailable';
 export type {
   BreakerOptions,
@@ -12,9 +13,9 @@ export type {
   RateLimitObserver,
   RateLimiter,
   RateLimiterOptions,
-  RateLimitMiddlewareOptions,
   SurfaceOptions,
 } from './rate-limiter';
+export type { RateLimitMiddlewareOptions } from './rate-limit';
 export type { HeaderForm } from './headers';
 export { customIdentity, ipIdentity, safeIdentity } from './keys';
 export { checkPolicySet, parsePolicySet, PolicyError } from './policy-set';

@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { overrideKey, penaltyKey, quotaPeriodEnd, withNumbers, type Check, type Decision, type RateLimitStore } from './types';
+import { overrideKey, penaltyKey } from './key-format';
+import { quotaPeriodEnd, withNumbers } from './algorithms';
+import type { Check, Decision, RateLimitStore } from './types';
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {

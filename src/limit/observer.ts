@@ -1,4 +1,5 @@
-import type { BreakerState } from './options';
+/** Breaker states, as reported by `RateLimiter.breakerState` and to the observer. */
+export type BreakerState = 'CLOSED' | 'OPEN' | 'HALF_OPEN';
 
 /** Outcomes of a decision, per policy of a request. */
 export type DecisionOutcome =

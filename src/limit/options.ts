@@ -1,7 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import { OptionsError, positiveInteger, positiveNumber } from '../internal/options';
 import { headerWriter, type HeaderForm, type HeaderWriter } from './headers';
-import type { RateLimitObserver } from './observer';
+import type { BreakerState, RateLimitObserver } from './observer';
 import type { FailMode, KeyFunction, PolicyOptions, RateLimitStore, TierFunction, TierNumbers } from './types';
 
 /** A route (or route prefix) and the policies that guard it. Field names as in the policies file. */
@@ -100,8 +100,7 @@ export const RATE_LIMITER_DEFAULTS = Object.freeze({
   }),
 });
 
-/** Breaker states, as reported by {@link RateLimiter.breakerState}. */
-export type BreakerState = 'CLOSED' | 'OPEN' | 'HALF_OPEN';
+export type { BreakerState } from './observer';
 
 /** A set of policies and the middlewares that apply them. */
 export interface RateLimiter {

@@ -1,38 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { recordingSpan } from '../internal/recording-span';
+import { createCompiler, POLICY_NAME, type CompiledPolicy } from './compile';
 import { policyHeaderValue, type HeaderForm, type HeaderPolicy } from './headers';
-import { allowList, type AllowedTest } from './allow-list';
-import type { Identities, IdentityOf } from './identity';
+import type { Identities } from './identity';
 import type { DecisionOutcome, RateLimitObserver } from './observer';
-import { invalid, positive, RATE_LIMITER_DEFAULTS, refuse, type SurfaceOptions } from './options';
-import type { Check, CostFunction, FailMode, PenaltyCheck, PenaltyOptions, PolicyOptions, TierNumbers, TokenBucketPolicy } from './types';
+import { invalid, refuse, type SurfaceOptions } from './options';
+import type { Check, PolicyOptions } from './types';
 
-/** A policy name: a lower-case letter, then up to 63 of `[a-z0-9_.-]`. */
-export const POLICY_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
-export const MICROS = 1_000_000;
-
-/** A policy ready for requests: its check's numbers, its identity and its header entry. */
-export interface CompiledPolicy {
-  readonly name: string;
-  /** Name inside the key: the policy, or `policy@surface` when a surface overrides its numbers. */
-  readonly keyName: string;
-  readonly algorithm: PolicyOptions['algorithm'];
-  /** The check of one request for the bucket `key`, taking `cost` from it. */
-  readonly check: (key: string, cost: number) => Check;
-  /** The fixed cost, or the function that gives each request's (checked per request). */
-  readonly cost: number | CostFunction;
-  /** The bucket's size (burst or limit): no cost may exceed it. */
-  readonly capacity: number;
-  /** Whether a request skips this policy (its `allow` list); absent without one. */
-  readonly allowed: AllowedTest | undefined;
-  /** Decided and counted, never refusing. */
-  readonly shadow: boolean;
-  /** Its identities may have their own numbers in the store (`overrides: true`). */
-  readonly overridable?: boolean;
-  readonly failMode: FailMode;
-  readonly identity: IdentityOf;
-  readonly header: HeaderPolicy;
-}
+export type { CompiledPolicy } from './compile';
 
 /** The policies one middleware applies, with everything a request needs precomputed. */
 export interface Plan {
@@ -82,80 +56,6 @@ export interface Plan {
   };
 }
 
-/** Lease ids: this process's random prefix and a counter (base 36). */
-const LEASE_PREFIX = randomBytes(6).toString('base64url');
-let leaseCount = 0;
-const nextLease = () => `${LEASE_PREFIX}${(++leaseCount).toString(36)}`;
-
-const QUOTA_PERIODS = { hour: 3_600 * MICROS, day: 86_400 * MICROS, month: 0 } as const;
-
-/** A quota's period in µs (0: the calendar month) from exactly one of `period` and `periodSeconds`. */
-function quotaPeriodUs(name: string, period: unknown, periodSeconds: unknown): number {
-  if ((period === undefined) === (periodSeconds === undefined)) {
-    refuse(`policy "${name}": period`, 'exactly one of period ("hour", "day", "month") and periodSeconds', { period, periodSeconds });
-  }
-  if (period !== undefined) {
-    if (typeof period !== 'string' || !Object.hasOwn(QUOTA_PERIODS, period))
-      refuse(`policy "${name}": period`, '"hour", "day" or "month"', period);
-    return QUOTA_PERIODS[period as keyof typeof QUOTA_PERIODS];
-  }
-  if (typeof periodSeconds !== 'number' || !Number.isInteger(periodSeconds) || periodSeconds < 1 || periodSeconds > 366 * 86_400) {
-    refuse(`policy "${name}": periodSeconds`, 'a whole number of seconds from 1 to 31622400 (366 days)', periodSeconds);
-  }
-  return periodSeconds * MICROS;
-}
-
-/** A tier's name: 1 to 64 of `[A-Za-z0-9_.-]`. */
-export const TIER_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-/** The numbers a tier may set, per algorithm. */
-const TIER_FIELDS: Readonly<Record<PolicyOptions['algorithm'], readonly string[]>> = {
-  token_bucket: ['rps', 'burst'],
-  sliding_window: ['limit', 'windowSeconds'],
-  quota: ['limit'],
-  concurrency: ['limit'],
-};
-
-/** `numbers` for a tier or an override of `p` (`label` names it): an object of the fields its algorithm has. */
-function checkNumberFields(label: string, p: PolicyOptions, numbers: unknown): asserts numbers is TierNumbers {
-  const fields = TIER_FIELDS[p.algorithm] ?? [];
-  if (typeof numbers !== 'object' || numbers === null) refuse(label, `an object of ${fields.join(', ')}`, numbers);
-  for (const field of Object.keys(numbers)) {
-    if (!fields.includes(field)) refuse(`${label}: ${field}`, `one of ${fields.join(', ')} (${p.algorithm})`, field);
-  }
-}
-
-/** A policy's `tiers`, checked (names and fields; the numbers are checked when compiled). */
-function tiersOf(name: string, p: PolicyOptions): Readonly<Record<string, TierNumbers>> | undefined {
-  const tiers = p.tiers;
-  if (tiers === undefined) return undefined;
-  if (typeof tiers !== 'object' || tiers === null || Array.isArray(tiers)) refuse(`policy "${name}": tiers`, 'an object of tiers', tiers);
-  for (const [tier, numbers] of Object.entries(tiers)) {
-    if (!TIER_NAME.test(tier)) refuse(`policy "${name}": tiers`, `tier names matching ${TIER_NAME}`, tier);
-    checkNumberFields(`policy "${name}" tier "${tier}"`, p, numbers);
-  }
-  return tiers;
-}
-
-/**
- * Policy `name` with an override's `numbers` over its own (the fields a tier may set), for the
- * planner to compile: the override's numbers are checked and converted as the policy's are.
- */
-export function overridden(name: string, p: PolicyOptions, numbers: TierNumbers): PolicyOptions {
-  checkNumberFields(`override of policy "${name}"`, p, numbers);
-  return { ...p, ...numbers } as PolicyOptions;
-}
-
-/** A policy's penalty in µs, checked; `undefined` without one. */
-function penaltyOf(name: string, penalty: PenaltyOptions | undefined): PenaltyCheck | undefined {
-  if (penalty === undefined) return undefined;
-  if (typeof penalty !== 'object' || penalty === null)
-    refuse(`policy "${name}": penalty`, '{ denials, withinSeconds, blockSeconds }', penalty);
-  const denials = positive(penalty.denials, `policy "${name}": penalty.denials`, true);
-  const within = positive(penalty.withinSeconds, `policy "${name}": penalty.withinSeconds`, false);
-  const block = positive(penalty.blockSeconds, `policy "${name}": penalty.blockSeconds`, false);
-  return { denials, windowUs: Math.max(1000, Math.round(within * MICROS)), blockUs: Math.max(1000, Math.round(block * MICROS)) };
-}
-
 /** Whether check `i` of a denied decision is one that denied it (it had less left than the request costs). */
 export const denies = (remaining: readonly number[], checks: readonly Check[], i: number) =>
   (remaining[i] as number) < (checks[i] as Check).cost;
@@ -177,134 +77,12 @@ export interface PlannerOptions {
 }
 
 /**
- * Compiles every policy once (a mistake throws here) and builds plans from them; a surface
- * that overrides a token bucket's numbers gets a bucket of its own (`policy@surface`).
+ * Compiles every policy once (compile.ts; a mistake throws here) and builds plans from them; a
+ * surface that overrides a token bucket's numbers gets a bucket of its own (`policy@surface`).
  */
 export function createPlanner(options: PlannerOptions): (names: readonly string[], surface?: SurfaceOptions) => Plan {
-  const d = RATE_LIMITER_DEFAULTS;
-  const { identities, form, observer } = options;
-
-  /** {@link compileNumbers}, with the policy's penalty on every check it makes. */
-  function compilePolicy(name: string, overrides?: SurfaceOptions, tier?: string): CompiledPolicy {
-    const c = compileNumbers(name, overrides, tier);
-    const own = options.policies[name];
-    const penalty = penaltyOf(name, own?.penalty);
-    const overridable = own?.overrides ?? false;
-    if (typeof overridable !== 'boolean') refuse(`policy "${name}": overrides`, 'true or false', overridable);
-    if (penalty === undefined && !overridable) return c;
-    if (overridable && options.canOverride === false) invalid('policies', `policy "${name}": overrides need a store with setOverride()`);
-    const check = c.check;
-    const extra = { ...(penalty === undefined ? {} : { penalty }), ...(overridable ? { overridable: true } : {}) };
-    // Each call makes a fresh check: the penalty and the flag go on it, no second object.
-    return { ...c, overridable, check: (key, cost) => Object.assign(check(key, cost), extra) };
-  }
-
-  function compileNumbers(name: string, overrides?: SurfaceOptions, tier?: string): CompiledPolicy {
-    const own = options.policies[name];
-    if (own === undefined)
-      invalid(overrides ? 'surfaces' : 'policies', `unknown policy "${name}"${overrides ? ` in surface "${overrides.surfaceId}"` : ''}`);
-    const tierNumbers = tiersOf(name, own)?.[tier ?? ''];
-    // The tier's numbers, where it has them, over the policy's own (and a surface's override).
-    const p = (tierNumbers === undefined ? own : { ...own, ...tierNumbers }) as PolicyOptions;
-    const label = tierNumbers === undefined ? `policy "${name}"` : `policy "${name}" tier "${tier}"`;
-    const failMode = p.failMode ?? d.failMode;
-    if (failMode !== 'open' && failMode !== 'closed') refuse(`policy "${name}": failMode`, '"open" or "closed"', failMode);
-    const key = p.key ?? d.key;
-    let identity: IdentityOf;
-    if (typeof key === 'function') identity = identities.custom(key);
-    else if (key === 'ip' || key === 'principal' || key === 'credential') identity = identities.builtIn[key];
-    else refuse(`policy "${name}": key`, '"ip", "principal", "credential" or a function', key);
-    let allowed: AllowedTest | undefined;
-    if (p.allow !== undefined) {
-      if (!Array.isArray(p.allow) || p.allow.some((e) => typeof e !== 'string' || e === '')) {
-        refuse(`policy "${name}": allow`, 'a list of addresses, ranges or identities', p.allow);
-      }
-      allowed = allowList(p.allow, typeof key === 'function' ? key : identities.raw[key]);
-    }
-    const mode = p.mode ?? 'enforce';
-    if (mode !== 'enforce' && mode !== 'shadow') refuse(`policy "${name}": mode`, '"enforce" or "shadow"', mode);
-    const shadow = options.shadow || mode === 'shadow';
-    const costOf = (capacity: number): number | CostFunction => {
-      const cost = p.cost ?? 1;
-      if (typeof cost === 'function') return cost;
-      if (!Number.isInteger(cost) || cost < 1 || cost > capacity) {
-        refuse(`${label}: cost`, `a positive integer no larger than ${capacity} (the bucket), or a function`, cost);
-      }
-      return cost;
-    };
-    /** The compiled policy around its check: capacity is the burst or limit, `w` the header's window. */
-    const compiled = (
-      algorithm: PolicyOptions['algorithm'],
-      check: CompiledPolicy['check'],
-      capacity: number,
-      windowSeconds: number,
-      keyName = name,
-    ): CompiledPolicy => ({
-      name,
-      keyName,
-      algorithm,
-      check,
-      cost: costOf(capacity),
-      capacity,
-      allowed,
-      shadow,
-      failMode,
-      identity,
-      header: { name, quota: capacity, windowSeconds },
-    });
-    if (p.algorithm === 'token_bucket') {
-      const overridden = overrides?.rateLimitRps !== undefined || overrides?.rateLimitBurst !== undefined;
-      const t = tierNumbers as { rps?: number; burst?: number } | undefined;
-      const base = own as TokenBucketPolicy;
-      const rps = positive(t?.rps ?? overrides?.rateLimitRps ?? base.rps, `${label}: rps`, false);
-      const burst = positive(t?.burst ?? overrides?.rateLimitBurst ?? base.burst, `${label}: burst`, true);
-      const interval = Math.max(1, Math.round(MICROS / rps));
-      return compiled(
-        'token_bucket',
-        (key, cost) => ({ key, cost, algorithm: 'token_bucket', intervalUs: interval, burst }),
-        burst,
-        Math.max(1, Math.ceil((burst * interval) / MICROS)),
-        overridden && overrides ? `${name}@${overrides.surfaceId}` : name,
-      );
-    }
-    if (p.algorithm === 'sliding_window') {
-      const limit = positive(p.limit, `${label}: limit`, true);
-      const windowSeconds = positive(p.windowSeconds, `${label}: windowSeconds`, false);
-      const windowUs = Math.round(windowSeconds * MICROS);
-      return compiled(
-        'sliding_window',
-        (key, cost) => ({ key, cost, algorithm: 'sliding_window', windowUs, limit }),
-        limit,
-        Math.ceil(windowSeconds),
-      );
-    }
-    if (p.algorithm === 'concurrency') {
-      if (options.canRelease === false) invalid('policies', `policy "${name}": a concurrency policy needs a store with release()`);
-      const limit = positive(p.limit, `${label}: limit`, true);
-      const leaseSeconds = positive(p.leaseSeconds ?? d.leaseSeconds, `${label}: leaseSeconds`, false);
-      const leaseUs = Math.round(leaseSeconds * MICROS);
-      // Each request's own lease: unique across processes (a random prefix) and requests. `w`:
-      // the lease, the longest a slot is held.
-      return compiled(
-        'concurrency',
-        (key, cost) => ({ key, cost, algorithm: 'concurrency', leaseUs, limit, lease: nextLease() }),
-        limit,
-        Math.ceil(leaseSeconds),
-      );
-    }
-    if (p.algorithm === 'quota') {
-      const limit = positive(p.limit, `${label}: limit`, true);
-      const periodUs = quotaPeriodUs(name, p.period, p.periodSeconds);
-      // The header's window: the period (a month counts as 31 days); its reset says when it renews.
-      const windowSeconds = periodUs === 0 ? 31 * 86_400 : periodUs / MICROS;
-      return compiled('quota', (key, cost) => ({ key, cost, algorithm: 'quota', periodUs, limit }), limit, windowSeconds);
-    }
-    return refuse(
-      `policy "${name}": algorithm`,
-      '"token_bucket", "sliding_window", "quota" or "concurrency"',
-      (p as { algorithm?: unknown }).algorithm,
-    );
-  }
+  const { form, observer } = options;
+  const compilePolicy = createCompiler(options);
 
   const compiled = new Map<string, CompiledPolicy>();
   for (const name of Object.keys(options.policies)) {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { SurfaceOptions } from './options';
-import { POLICY_NAME, TIER_NAME } from './plan';
+import { POLICY_NAME, TIER_NAME } from './compile';
 import { SURFACE_ID, surfaceTableProblems } from './surfaces';
 import type { PolicyOptions } from './types';
 

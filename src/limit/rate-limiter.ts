@@ -1,18 +1,22 @@
 import { performance } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { sendError } from '../errors';
 import { OptionsError } from '../internal/options';
-import { createBreakerPool, isStoreMisuse } from './breakers';
+import { createBreakerPool } from './breakers';
 import { createDenyCache } from './deny-cache';
+import { createFailureReporter } from './failures';
 import { defaultTier, identities } from './identity';
+import { bucketKey } from './key-format';
 import { invalid, resolveOptions, type BreakerState, type RateLimiter, type RateLimiterOptions, type SurfaceOptions } from './options';
-import type { BackendFailure } from './observer';
-import { StoreUnavailableError } from './store-unavailable';
-import { createPlanner, denies, MICROS, overridden, type CompiledPolicy, type Plan } from './plan';
+import { createOverrides } from './overrides';
+import { overridden } from './compile';
+import { createPlanner, denies, type CompiledPolicy, type Plan } from './plan';
+import { checkPolicySwap } from './policy-swap';
+import { createResponder, holdLeases } from './responses';
 import { surfaceRouter } from './surfaces';
-import { capacityOf, timeOf, type Check, type Decision, type PolicyOptions, type TierNumbers } from './types';
+import type { Check, Decision, PolicyOptions } from './types';
 
 export { isStoreMisuse } from './breakers';
+export { rateLimitFailure } from './failures';
 export type { BackendFailure, DecisionOutcome, RateLimitObserver } from './observer';
 export {
   RATE_LIMITER_DEFAULTS,
@@ -24,35 +28,19 @@ export {
 } from './options';
 
 const nowMicros = () => (performance.timeOrigin + performance.now()) * 1000;
-/** Backend failures reach `onBackendError` at most this often. */
-const REPORT_INTERVAL_MS = 1000;
-
-/** The failure behind each 503 `RATE_LIMITER_UNAVAILABLE` a limiter answered. */
-const failedResponses = new WeakMap<object, Error>();
-
-/**
- * The store failure behind `res`'s 503 `RATE_LIMITER_UNAVAILABLE`, when a limiter could not
- * decide for it and the policy fails closed, as the limiter's `onBackendError` would get it
- * (`connect ECONNREFUSED 127.0.0.1:6379` for a Redis store whose client cannot connect): for
- * the request's log line. `undefined` for any other response (a request let through by a
- * policy that fails open goes on to its route, whose outcome is its own). Set only on such a
- * failure: a decided request costs nothing.
- */
-export function rateLimitFailure(res: object): Error | undefined {
-  return failedResponses.get(res);
-}
 
 /**
  * Builds a rate limiter: validates every policy and surface now (a mistake throws here, never
  * per request), and precomputes what each request needs. The parts: options.ts (defaults and
- * checks), identity.ts, plan.ts (policies compiled once, plans with their counters),
- * breakers.ts (deadline and circuit breakers), deny-cache.ts, surfaces.ts; here, the wiring
- * and the per-request middleware.
+ * checks), identity.ts, compile.ts and algorithms.ts (policies compiled once), plan.ts (plans with their counters),
+ * breakers.ts (deadline and circuit breakers), deny-cache.ts, surfaces.ts, responses.ts (headers,
+ * the 429, leases held), failures.ts (backend failures counted, reported and said in the 503),
+ * overrides.ts, policy-swap.ts; here, the wiring and the per-request middleware.
  */
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const store = options.store;
   const o = resolveOptions(options);
-  const { prefix, writeHeaders } = o;
+  const { prefix } = o;
   const observer = options.observer;
   const ids = identities(o.ipv6Subnet, options.principal, options.credential);
   /** Compiles a set of policies (a mistake throws): the start, and each {@link RateLimiter.setPolicies}. */
@@ -89,133 +77,18 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       : { onDomainState: (domain: string, state: BreakerState | undefined) => observer.shardBreakerChanged?.(store.name, domain, state) }),
   });
   const latency = observer?.decisionTimer(store.name);
-
-  let lastErrorReport = 0;
-  /** The last failure other than an open breaker's refusal: what opened it, said when it refuses. */
-  let lastFailure: Error | undefined;
-  /** The refusal of an open breaker as reported, made once per {@link lastFailure}. */
-  let breakerOpen: { after: Error; err: Error } | undefined;
-  /** Counts and reports a failure (onBackendError at most once a second); returns it as reported. */
-  function reportFailure(err: unknown): Error {
-    let e = err instanceof Error ? err : new Error(String(err));
-    const code = (e as Error & { code?: unknown }).code;
-    const reason: BackendFailure = code === 'ETIMEDOUT' ? 'timeout' : code === 'EOPENBREAKER' ? 'breaker_open' : 'error';
-    observer?.backendError(store.name, reason, pool.domainOf(err));
-    if (code !== 'EOPENBREAKER') lastFailure = e;
-    else if (lastFailure !== undefined) {
-      // opossum says only "Breaker is open": say what opened it.
-      if (breakerOpen?.after !== lastFailure) {
-        const message = `circuit breaker open after: ${lastFailure.message}`;
-        const opened =
-          lastFailure instanceof StoreUnavailableError
-            ? new StoreUnavailableError(message, { cause: e })
-            : new Error(message, { cause: e });
-        breakerOpen = { after: lastFailure, err: Object.assign(opened, { code: 'EOPENBREAKER' }) };
-      }
-      e = breakerOpen.err;
-    }
-    const now = Date.now();
-    if (options.onBackendError !== undefined && now - lastErrorReport >= REPORT_INTERVAL_MS) {
-      lastErrorReport = now;
-      options.onBackendError(e);
-    }
-    return e;
-  }
-
-  /**
-   * What a 503 says of a failure: a cause the store vouched for (a {@link StoreUnavailableError}:
-   * errno and address), the deadline, or the open breaker (and what opened it); nothing of any
-   * other error, whose message was not written for clients.
-   */
-  function publicCause(e: Error): string | undefined {
-    const code = (e as Error & { code?: unknown }).code;
-    if (e instanceof StoreUnavailableError) return e.message;
-    if (code === 'ETIMEDOUT') return `no answer within ${o.deadlineMs} ms`;
-    if (code !== 'EOPENBREAKER') return undefined;
-    const after = lastFailure === undefined ? undefined : publicCause(lastFailure);
-    return after === undefined ? 'circuit breaker open' : `circuit breaker open after: ${after}`;
-  }
-  /** The 503's detail, made once per distinct cause. */
-  let unavailableDetail = { cause: '', detail: 'The rate limiter is unavailable; try again shortly' };
-  function detailOf(e: Error): string {
-    const cause = publicCause(e) ?? '';
-    if (cause !== unavailableDetail.cause)
-      unavailableDetail = {
-        cause,
-        detail:
-          cause === ''
-            ? 'The rate limiter is unavailable; try again shortly'
-            : `The rate limiter is unavailable (${cause}); try again shortly`,
-      };
-    return unavailableDetail.detail;
-  }
+  const failures = createFailureReporter({
+    storeName: store.name,
+    deadlineMs: o.deadlineMs,
+    observer,
+    onBackendError: options.onBackendError,
+    domainOf: (err) => pool.domainOf(err),
+  });
+  const { headers, deny } = createResponder(o.writeHeaders);
 
   const denied = createDenyCache(o.denyCacheMaxKeys);
   /** Bumped by each setPolicies: a decision begun under older policies is not remembered in the deny cache. */
   let generation = 0;
-
-  /** The RateLimit headers of the plan's enforced policies. */
-  function headers(res: Response, p: Plan, remaining: readonly number[], resetUs: readonly number[]): void {
-    if (writeHeaders === undefined || p.headerPolicies.length === 0) return;
-    const pick = p.headerPick;
-    if (pick === undefined) writeHeaders(res, p.policyHeader, p.headerPolicies, remaining, resetUs);
-    else
-      writeHeaders(
-        res,
-        p.policyHeader,
-        p.headerPolicies,
-        pick.map((i) => remaining[i] as number),
-        pick.map((i) => resetUs[i] as number),
-      );
-  }
-
-  function deny(
-    res: Response,
-    p: Plan,
-    checks: readonly Check[],
-    remaining: readonly number[],
-    resetUs: readonly number[],
-    retryUs: number,
-    blocked: number,
-  ): void {
-    p.counters.limited(remaining, checks, blocked);
-    headers(res, p, remaining, resetUs);
-    // The policy that refused: one whose penalty blocks first, else the first that denied.
-    let at = -1;
-    for (let i = 0; i < p.policies.length && at === -1; i++) if ((blocked & (1 << i)) !== 0) at = i;
-    for (let i = 0; i < p.policies.length && at === -1; i++) if (denies(remaining, checks, i)) at = i;
-    const culprit = p.policies[Math.max(0, at)] as CompiledPolicy;
-    if (blocked !== 0 && (blocked & (1 << at)) !== 0)
-      sendError(res, 'RATE_LIMITED', `Blocked after repeated refusals (policy "${culprit.name}")`, {
-        retryAfterSeconds: retryUs / MICROS,
-        extra: { policy: culprit.name, blocked: true },
-      });
-    else
-      sendError(res, 'RATE_LIMITED', `Rate limit exceeded (policy "${culprit.name}")`, {
-        retryAfterSeconds: retryUs / MICROS,
-        extra: { policy: culprit.name },
-      });
-  }
-
-  /**
-   * An admitted request's concurrency leases are given back once, when its response has been
-   * sent or its connection closed, whichever comes first. A failed release (the store down)
-   * leaves the lease to end on its own.
-   */
-  function holdLeases(res: Response, checks: readonly Check[]): void {
-    let held = true;
-    const release = () => {
-      if (!held) return;
-      held = false;
-      res.off('finish', release);
-      res.off('close', release);
-      store.release?.(checks).catch(reportFailure);
-    };
-    res.once('finish', release);
-    res.once('close', release);
-    // The client went away while the decision was being made: its 'close' has been and gone.
-    if (res.closed) release();
-  }
 
   const tierOf = options.tier ?? defaultTier;
 
@@ -251,7 +124,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     let cacheKey = '';
     for (let i = 0; i < n; i++) {
       const policy = p.policies[i] as CompiledPolicy;
-      const key = `${prefix}:${policy.keyName}:{${policy.identity(req, res)}}`;
+      const key = bucketKey(prefix, policy.keyName, policy.identity(req, res));
       let cost = policy.cost;
       if (typeof cost === 'function') {
         cost = cost(req, res);
@@ -295,7 +168,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         if (decision.allowed) {
           p.counters.allowed();
           headers(res, p, decision.remaining, decision.resetUs);
-          if (p.holdsLeases) holdLeases(res, checks);
+          if (p.holdsLeases) holdLeases(res, () => store.release?.(checks).catch(failures.report));
           next();
           return;
         }
@@ -328,20 +201,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       },
       (err: unknown) => {
         latency?.((performance.now() - started) / 1000);
-        if (isStoreMisuse(err)) {
-          // Not an outage: no fail mode, no breaker, no backend error; the app's error handler.
-          next(new Error(`rate limiter: the store was called wrongly (${(err as Error).message})`, { cause: err }));
-          return;
-        }
-        const e = reportFailure(err);
-        if (p.failOpen) {
-          p.counters.failedOpen();
-          next();
-          return;
-        }
-        p.counters.failedClosed();
-        failedResponses.set(res, e);
-        sendError(res, 'RATE_LIMITER_UNAVAILABLE', detailOf(e), { retryAfterSeconds: 1 });
+        failures.answer(err, p, res, next);
       },
     );
   }
@@ -361,29 +221,13 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     const next = planner(policies);
     const kept = surfaces === undefined;
     const nextSurfaces = kept ? surfaceList : [...surfaces];
-    const users = new Map<string, string[]>();
-    const use = (name: string, user: string) => {
-      if (policies[name] !== undefined) return;
-      const list = users.get(name) ?? [];
-      list.push(user);
-      users.set(name, list);
-    };
-    for (const slot of slots.values()) for (const n of slot.names) use(n, `limit(${slot.names.map((x) => JSON.stringify(x)).join(', ')})`);
-    if (kept) for (const s of surfaceList) for (const n of s.policies) use(n, `surface "${s.surfaceId}"`);
-    if (users.size > 0) {
-      const what = [...users].map(([n, u]) => `"${n}" (named by ${u.join(', ')})`).join('; ');
-      invalid('policies', `setPolicies would drop ${users.size === 1 ? 'a policy still in use' : 'policies still in use'}: ${what}`);
-    }
-    for (const [n, p] of Object.entries(policies)) {
-      const before = policySet[n];
-      // The same key would hold another algorithm's state (on Redis: WRONGTYPE until it expires).
-      if (before !== undefined && before.algorithm !== p.algorithm)
-        invalid(
-          'policies',
-          `setPolicies cannot change the algorithm of policy "${n}" (${before.algorithm} to ${p.algorithm}): give it a new name`,
-        );
-    }
-    if (surfacesUsed && nextSurfaces.length === 0) invalid('surfaces', 'setPolicies would leave surfaces() with no surface to match');
+    checkPolicySwap({
+      before: policySet,
+      after: policies,
+      limits: [...slots.values()].map((slot) => slot.names),
+      keptSurfaces: kept ? surfaceList : undefined,
+      surfacesLeftEmpty: surfacesUsed && nextSurfaces.length === 0,
+    });
     const nextRouter = routerFor(nextSurfaces, next);
     const handlers = [...slots.values()].map((slot) => middleware(next(slot.names)));
     // Everything is checked and built: the swap itself cannot throw.
@@ -398,29 +242,14 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     denied.clear();
   }
 
-  /** The key of `identity` (as the app gives it) for an overridable policy, and its numbers in store form. */
-  function overrideTarget(policy: string, identity: string): { key: string; p: PolicyOptions } {
-    const p = policySet[policy];
-    if (p === undefined) invalid('setOverride', `unknown policy "${policy}"`);
-    if (p.overrides !== true) invalid('setOverride', `policy "${policy}" does not take overrides (set overrides: true)`);
-    if (typeof identity !== 'string' || identity === '') invalid('setOverride', 'the identity must be a non-empty string');
-    const kind = typeof p.key === 'function' ? 'custom' : (p.key ?? 'ip');
-    return { key: `${prefix}:${policy}:{${ids.encode(kind, identity)}}`, p };
-  }
-
-  async function setOverride(policy: string, identity: string, numbers: TierNumbers, ttlSeconds?: number): Promise<void> {
-    const { key, p } = overrideTarget(policy, identity);
-    // Compiled as the policy itself is: the store keeps the check's time and capacity.
-    const own = (planner({ [policy]: overridden(policy, p, numbers) })([policy]).policies[0] as CompiledPolicy).check(key, 1);
-    const [a, b] = [timeOf(own), capacityOf(own)];
-    if (ttlSeconds !== undefined && (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0))
-      invalid('setOverride', `ttlSeconds must be a positive number (got ${String(ttlSeconds)})`);
-    await store.setOverride?.(key, a, b, ttlSeconds === undefined ? undefined : ttlSeconds * 1000);
-  }
-
-  async function clearOverride(policy: string, identity: string): Promise<void> {
-    await store.clearOverride?.(overrideTarget(policy, identity).key);
-  }
+  const { setOverride, clearOverride } = createOverrides({
+    prefix,
+    store,
+    identities: ids,
+    policies: () => policySet,
+    checkOf: (name, p, numbers, key) =>
+      (planner({ [name]: overridden(name, p, numbers) })([name]).policies[0] as CompiledPolicy).check(key, 1),
+  });
 
   return {
     setOverride,
@@ -457,19 +286,4 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
 interface LimitSlot {
   readonly names: readonly string[];
   handler: RequestHandler;
-}
-
-/** Options of {@link rateLimit}: a limiter and the policies to apply (default: all of them). */
-export interface RateLimitMiddlewareOptions extends RateLimiterOptions {
-  readonly apply?: readonly string[];
-}
-
-/**
- * One middleware for `app.use` or a route: applies `apply` (default every policy in
- * `policies`) to each request. `close()` stops its breaker's timers.
- */
-export function rateLimit(options: RateLimitMiddlewareOptions): RequestHandler & { close(): Promise<void> } {
-  const limiter = createRateLimiter(options);
-  const handler = limiter.limit(...(options.apply ?? Object.keys(options.policies)));
-  return Object.assign(handler, { close: () => limiter.close() });
 }

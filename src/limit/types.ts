@@ -195,55 +195,6 @@ export interface ConcurrencyCheck extends CheckBase {
 /** One check handed to a store: a key and its algorithm's numbers (times in microseconds). */
 export type Check = TokenBucketCheck | SlidingWindowCheck | QuotaCheck | ConcurrencyCheck;
 
-/** How many requests a full bucket admits: the burst, or the window's or quota's limit. */
-export const capacityOf = (c: Check): number => (c.algorithm === 'token_bucket' ? c.burst : c.limit);
-
-/** A check's time (µs): per token, the window, the period, the lease. With {@link capacityOf}, the numbers an override replaces. */
-export function timeOf(c: Check): number {
-  switch (c.algorithm) {
-    case 'token_bucket':
-      return c.intervalUs;
-    case 'sliding_window':
-      return c.windowUs;
-    case 'quota':
-      return c.periodUs;
-    default:
-      return c.leaseUs;
-  }
-}
-
-/** `c` with other numbers: `a` its {@link timeOf}, `b` its {@link capacityOf}. */
-export function withNumbers(c: Check, a: number, b: number): Check {
-  switch (c.algorithm) {
-    case 'token_bucket':
-      return { ...c, intervalUs: a, burst: b };
-    case 'sliding_window':
-      return { ...c, windowUs: a, limit: b };
-    case 'quota':
-      return { ...c, periodUs: a, limit: b };
-    default:
-      return { ...c, leaseUs: a, limit: b };
-  }
-}
-
-/** The key of a check's penalty state: same hash tag, so the same slot. */
-export const penaltyKey = (key: string) => `${key}!p`;
-/** The key of an identity's own numbers for a check (see {@link RateLimitStore.setOverride}). */
-export const overrideKey = (key: string) => `${key}!o`;
-
-const DAY_US = 86_400_000_000;
-
-/**
- * When the period holding `nowUs` (µs since the Unix epoch) ends, in µs: the next multiple of
- * `periodUs`, or, for `periodUs` 0, the first instant of the next UTC calendar month. The Redis
- * script computes the same (redis/scripts.ts); the contract suite keeps them in step.
- */
-export function quotaPeriodEnd(nowUs: number, periodUs: number): number {
-  if (periodUs > 0) return (Math.floor(nowUs / periodUs) + 1) * periodUs;
-  const d = new Date(Math.floor(nowUs / DAY_US) * 86_400_000);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) * 1000;
-}
-
 /**
  * A store's answer for the checks of one request, decided together. `remaining[i]` and
  * `resetUs[i]` belong to `checks[i]`.

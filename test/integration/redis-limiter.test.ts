@@ -20,7 +20,7 @@ import { startRedisServer, TEST_REDIS_URL, type RedisProcess } from '../support/
 import { readmeExample } from '../support/readme-example';
 import { waitUntil } from '../../scripts/wait';
 import { PERIOD_END_LUA } from '../../src/limit/redis/scripts';
-import { quotaPeriodEnd } from '../../src/limit/types';
+import { quotaPeriodEnd } from '../../src/limit/algorithms';
 import { TEST_DEADLINE_MS } from '../support/deadline';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,5 +1,6 @@
 import calculateSlot from 'cluster-key-slot';
-import { capacityOf, type CallGuard, type Check, type Decision } from '../types';
+import { capacityOf } from '../algorithms';
+import type { CallGuard, Check, Decision } from '../types';
 import type { SettledCheck } from './wire';
 
 /** A decision and the script's clock when it was made (the admission time of what it admitted). */

@@ -1,4 +1,6 @@
-import { capacityOf, overrideKey, penaltyKey, timeOf, type Check, type Decision } from '../types';
+import { overrideKey, penaltyKey } from '../key-format';
+import { capacityOf, timeOf } from '../algorithms';
+import type { Check, Decision } from '../types';
 
 /**
  * The wire format of the Redis scripts (scripts.ts): the only TypeScript that knows their KEYS and

@@ -20,7 +20,7 @@ local now_s = fmt('%d', now)
 /**
  * `period_end(t, period)`: when the quota period holding `t` (µs) ends: the next multiple of
  * `period`, or for `period` 0 the first instant of the next UTC month (civil-from-days and back,
- * on whole days). Same as `quotaPeriodEnd` (types.ts).
+ * on whole days). Same as `quotaPeriodEnd` (algorithms.ts).
  */
 export const PERIOD_END_LUA = `
 local DAY = 86400000000

@@ -1,0 +1,88 @@
+import type { Response } from 'express';
+import { sendError } from '../errors';
+import type { HeaderWriter } from './headers';
+import { MICROS } from './algorithms';
+import { denies, type CompiledPolicy, type Plan } from './plan';
+import type { Check } from './types';
+
+/** What the limiter writes on a response: the RateLimit headers, and the 429. */
+export interface Responder {
+  /** The RateLimit headers of the plan's enforced policies. */
+  headers(res: Response, p: Plan, remaining: readonly number[], resetUs: readonly number[]): void;
+  /** Counts a denial and answers 429 `RATE_LIMITED`, naming the policy that refused. */
+  deny(
+    res: Response,
+    p: Plan,
+    checks: readonly Check[],
+    remaining: readonly number[],
+    resetUs: readonly number[],
+    retryUs: number,
+    blocked: number,
+  ): void;
+}
+
+export function createResponder(writeHeaders: HeaderWriter | undefined): Responder {
+  function headers(res: Response, p: Plan, remaining: readonly number[], resetUs: readonly number[]): void {
+    if (writeHeaders === undefined || p.headerPolicies.length === 0) return;
+    const pick = p.headerPick;
+    if (pick === undefined) writeHeaders(res, p.policyHeader, p.headerPolicies, remaining, resetUs);
+    else
+      writeHeaders(
+        res,
+        p.policyHeader,
+        p.headerPolicies,
+        pick.map((i) => remaining[i] as number),
+        pick.map((i) => resetUs[i] as number),
+      );
+  }
+
+  function deny(
+    res: Response,
+    p: Plan,
+    checks: readonly Check[],
+    remaining: readonly number[],
+    resetUs: readonly number[],
+    retryUs: number,
+    blocked: number,
+  ): void {
+    p.counters.limited(remaining, checks, blocked);
+    headers(res, p, remaining, resetUs);
+    // The policy that refused: one whose penalty blocks first, else the first that denied.
+    let at = -1;
+    for (let i = 0; i < p.policies.length && at === -1; i++) if ((blocked & (1 << i)) !== 0) at = i;
+    for (let i = 0; i < p.policies.length && at === -1; i++) if (denies(remaining, checks, i)) at = i;
+    const culprit = p.policies[Math.max(0, at)] as CompiledPolicy;
+    if (blocked !== 0 && (blocked & (1 << at)) !== 0)
+      sendError(res, 'RATE_LIMITED', `Blocked after repeated refusals (policy "${culprit.name}")`, {
+        retryAfterSeconds: retryUs / MICROS,
+        extra: { policy: culprit.name, blocked: true },
+      });
+    else
+      sendError(res, 'RATE_LIMITED', `Rate limit exceeded (policy "${culprit.name}")`, {
+        retryAfterSeconds: retryUs / MICROS,
+        extra: { policy: culprit.name },
+      });
+  }
+
+  return { headers, deny };
+}
+
+/**
+ * Holds an admitted request's concurrency leases until its response has been sent or its
+ * connection closed, whichever comes first, then gives them back once (`release`). A failed
+ * release (the store down) leaves the lease to end on its own.
+ */
+export function holdLeases(res: Response, release: () => void): void {
+  let held = true;
+  const done = () => {
+    if (!held) return;
+    held = false;
+    res.off('finish', done);
+    res.off('close', done);
+    release();
+  };
+  res.once('finish', done);
+  res.once('close', done);
+  // The client went away while the decision was being made: its 'close' has been and gone.
+  if (res.closed) done();
+}
