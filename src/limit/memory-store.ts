@@ -200,9 +200,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
     },
-    setOverride(key, a, b, ttlMs) {
+    setOverride(key, numbers, ttlMs) {
       const expiresAt = ttlMs === undefined ? Infinity : now() + ttlMs * 1000;
-      buckets.set(overrideKey(key), { tat: 0, times: undefined, override: [Math.round(a), Math.round(b)], expiresAt });
+      const override = [Math.round(numbers.timeUs), Math.round(numbers.capacity)] as const;
+      buckets.set(overrideKey(key), { tat: 0, times: undefined, override, expiresAt });
       return Promise.resolve();
     },
     clearOverride(key) {

@@ -33,7 +33,11 @@ export function createOverrides(o: OverridesOptions) {
       const own = o.checkOf(policy, p, numbers, key);
       if (ttlSeconds !== undefined && (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0))
         invalid('setOverride', `ttlSeconds must be a positive number (got ${String(ttlSeconds)})`);
-      await o.store.setOverride?.(key, timeOf(own), capacityOf(own), ttlSeconds === undefined ? undefined : ttlSeconds * 1000);
+      await o.store.setOverride?.(
+        key,
+        { timeUs: timeOf(own), capacity: capacityOf(own) },
+        ttlSeconds === undefined ? undefined : ttlSeconds * 1000,
+      );
     },
     async clearOverride(policy: string, identity: string): Promise<void> {
       await o.store.clearOverride?.(target(policy, identity).key);

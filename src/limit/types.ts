@@ -217,9 +217,18 @@ export interface Decision {
  */
 export type CallGuard = <T>(key: string, call: () => Promise<T>) => Promise<T>;
 
-/** Options of {@link RateLimitStore.decide}. */
+/**
+ * Options of {@link RateLimitStore.decide}: how a store hears that the caller stopped waiting
+ * (the limiter's deadline). One way per kind of store:
+ * - a store that answers at once, in process (the memory store): none; it ignores them;
+ * - a store that makes **one** backend call per decision (the Redis store, most decisions): it
+ *   calls `abandoned()` when the reply lands, and gives an admission back when it is true;
+ * - a store that makes **several** calls for one decision (the Redis store across Cluster slots):
+ *   it listens to `signal`, sends nothing more once it aborts, and gives back what it took.
+ * `guard` wraps each backend call, whichever the kind.
+ */
 export interface DecideOptions {
-  /** Wraps each backend call (default: run it as is). */
+  /** Wraps each backend call (default: run it as is): the breaker of the call's domain. */
   readonly guard?: CallGuard;
   /**
    * Aborted when the caller stops waiting (its deadline). A store making several calls for one
@@ -238,26 +247,20 @@ export interface DecideOptions {
   readonly abandoned?: () => boolean;
 }
 
+/** An identity's own numbers for an overridable check: those of {@link timeOf} and {@link capacityOf}. */
+export interface OverrideNumbers {
+  /** µs per token, the window, the period or the lease. */
+  readonly timeUs: number;
+  /** The burst or the limit. */
+  readonly capacity: number;
+}
+
 /**
- * Where buckets live. `decide` is all-or-nothing over its checks and never admits past a limit;
- * being limited is a result, never a rejection. A rejection means the backend failed.
+ * A store whose backend fails in parts (a Redis Cluster's shards): the limiter keeps one circuit
+ * breaker per failure domain and follows the domains as they change. A store of one server needs
+ * none of it (the Redis store on one server gives only `onRecover`).
  */
-export interface RateLimitStore {
-  /** For metrics and logs: `redis`, `memory`, ... */
-  readonly name: string;
-  decide(checks: readonly Check[], options?: DecideOptions): Promise<Decision>;
-  /**
-   * Gives back the leases of the concurrency checks among `checks` (of an admitted decision),
-   * when the request is over; the other checks are ignored. Needed for concurrency policies.
-   */
-  release?(checks: readonly Check[]): Promise<void>;
-  /**
-   * Stores an identity's own numbers for an overridable check's key (`a`: µs per token, window,
-   * period or lease; `b`: burst or limit), for `ttlMs` or until cleared. Needed for overrides.
-   */
-  setOverride?(key: string, a: number, b: number, ttlMs?: number): Promise<void>;
-  /** Removes what {@link setOverride} stored for `key`. */
-  clearOverride?(key: string): Promise<void>;
+export interface FailureDomains {
   /**
    * The failure domain a key lives in (on Redis Cluster: the master now serving its slot). The
    * limiter keeps one circuit breaker per domain, so one failed shard does not stop the others,
@@ -278,6 +281,31 @@ export interface RateLimitStore {
    * over). Returns what takes the listener off.
    */
   onTopology?(listener: (domains: ReadonlySet<string>) => void): () => void;
+}
+
+/**
+ * Where buckets live. `decide` is all-or-nothing over its checks and never admits past a limit;
+ * being limited is a result, never a rejection. A rejection means the backend failed. Only
+ * `name`, `decide` and `close` are required: `release` for concurrency policies, `setOverride`
+ * and `clearOverride` for overrides, {@link FailureDomains} for a backend that fails in parts.
+ * docs/development.md ("Writing a store") walks through them with the contract suite.
+ */
+export interface RateLimitStore extends FailureDomains {
+  /** For metrics and logs: `redis`, `memory`, ... */
+  readonly name: string;
+  decide(checks: readonly Check[], options?: DecideOptions): Promise<Decision>;
+  /**
+   * Gives back the leases of the concurrency checks among `checks` (of an admitted decision),
+   * when the request is over; the other checks are ignored. Needed for concurrency policies.
+   */
+  release?(checks: readonly Check[]): Promise<void>;
+  /**
+   * Stores an identity's own numbers for an overridable check's key, for `ttlMs` or until
+   * cleared, read with the key's next decision. Needed for overrides.
+   */
+  setOverride?(key: string, numbers: OverrideNumbers, ttlMs?: number): Promise<void>;
+  /** Removes what {@link setOverride} stored for `key`. */
+  clearOverride?(key: string): Promise<void>;
   /** Releases timers and connections the store owns (not a client passed in). */
   close(): Promise<void>;
 }

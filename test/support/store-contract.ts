@@ -474,7 +474,7 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       const store = s.store;
       assert.ok(store.setOverride !== undefined && store.clearOverride !== undefined, 'the store keeps overrides');
       const check: Check = { ...tokenBucket(key('ov'), 1 / 3600, 2), overridable: true };
-      await store.setOverride(check.key, 3_600_000_000, 5);
+      await store.setOverride(check.key, { timeUs: 3_600_000_000, capacity: 5 });
       const got: number[] = [];
       for (let i = 0; i < 6; i++) {
         const d = await store.decide([check]);
@@ -484,13 +484,13 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       await store.clearOverride(check.key);
       assert.equal((await store.decide([check])).allowed, false, 'the own burst of 2, long spent');
       const q: Check = { ...quota(key('ovq'), 1, 86_400_000), overridable: true };
-      await store.setOverride(q.key, 86_400_000_000, 3, 300);
+      await store.setOverride(q.key, { timeUs: 86_400_000_000, capacity: 3 }, 300);
       for (let i = 0; i < 3; i++) assert.equal((await store.decide([q])).allowed, true, `override: request ${i + 1} of 3`);
       await sleep(350);
       const after = await store.decide([q]);
       assert.deepEqual([after.allowed, after.remaining[0]], [false, -2], 'the override expired: the own limit of 1, 3 used');
       const plain = tokenBucket(key('plain'), 1 / 3600, 1);
-      await store.setOverride(plain.key, 3_600_000_000, 9);
+      await store.setOverride(plain.key, { timeUs: 3_600_000_000, capacity: 9 });
       assert.equal((await store.decide([plain])).remaining[0], 0, 'a check not marked overridable never reads one');
     });
 
@@ -498,7 +498,7 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       const [lo, hi] = identities();
       // Own numbers: a token an hour; the override: one a minute, burst 5.
       const bucket: Check = { ...tokenBucket(on('ovb', lo), 1 / 3600, 1), overridable: true };
-      await s.store.setOverride?.(bucket.key, 60_000_000, 5);
+      await s.store.setOverride?.(bucket.key, { timeUs: 60_000_000, capacity: 5 });
       const window = slidingWindow(on('ovw', hi), 1, 3_600_000);
       assert.equal((await s.store.decide([bucket, window])).allowed, true);
       const denied = await s.store.decide([bucket, window]);

@@ -4,13 +4,13 @@ import { positiveInteger } from '../../internal/options';
 import { redisOutageCause } from '../../redis/outage-cause';
 import { StoreUnavailableError } from '../store-unavailable';
 import { overrideKey } from '../key-format';
-import type { Check, Decision, DecideOptions, RateLimitStore } from '../types';
+import type { Check, Decision, DecideOptions, OverrideNumbers, RateLimitStore } from '../types';
 import { decideAcrossSlots, giveBack, type SlotSteps, type TimedDecision } from './across-slots';
 import { createTurnBatcher, type Pending } from './batcher';
 import { watchCluster } from './cluster-watch';
 import { createReleaseBatcher } from './releases';
 import { DECIDE_SCRIPT, RELEASE_SCRIPT, SETTLE_SCRIPT } from './scripts';
-import { encodeDecide, encodeRelease, encodeSettle, parseDecide, parseSettle, type ScriptCall } from './wire';
+import { encodeDecide, encodeOverride, encodeRelease, encodeSettle, parseDecide, parseSettle, type ScriptCall } from './wire';
 
 /** Options of {@link createRedisStore}. */
 export interface RedisStoreOptions {
@@ -188,8 +188,8 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       return guard === undefined ? decision : guard(keyOf(checks), () => decision);
     },
     release,
-    async setOverride(key: string, a: number, b: number, ttlMs?: number): Promise<void> {
-      const value = `${Math.round(a)} ${Math.round(b)}`;
+    async setOverride(key: string, numbers: OverrideNumbers, ttlMs?: number): Promise<void> {
+      const value = encodeOverride(numbers);
       if (ttlMs === undefined) await client.set(overrideKey(key), value);
       else await client.set(overrideKey(key), value, 'PX', Math.max(1, Math.round(ttlMs)));
     },

@@ -1,6 +1,6 @@
 import { overrideKey, penaltyKey } from '../key-format';
 import { capacityOf, timeOf } from '../algorithms';
-import type { Check, Decision } from '../types';
+import type { Check, Decision, OverrideNumbers } from '../types';
 
 /**
  * The wire format of the Redis scripts (scripts.ts): the only TypeScript that knows their KEYS and
@@ -153,3 +153,6 @@ export function encodeRelease(checks: readonly Check[]): ScriptCall {
   }
   return { numKeys: keys.length, args: [...keys, ...argv] };
 }
+
+/** An override's value as the scripts read it (`own_numbers`): "<time> <capacity>", whole numbers. */
+export const encodeOverride = (numbers: OverrideNumbers): string => `${Math.round(numbers.timeUs)} ${Math.round(numbers.capacity)}`;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { customIdentity, ipIdentity, safeIdentity } from '../../src';
+import { customIdentity, ipIdentity, safeIdentity } from '../../../src';
 
 describe('rate limit keys', () => {
   describe('ipIdentity', () => {
