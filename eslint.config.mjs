@@ -16,9 +16,6 @@ const CAPABILITY_DIRS = [
   'internal',
 ];
 const CAPABILITIES = CAPABILITY_DIRS.map((d) => `src/${d}/**`);
-// `rampart/tracing` and its preload compose the tracing configuration with tracing, as src/index.ts
-// composes everything: entry points, not capabilities.
-const TRACING_ENTRY_POINTS = ['src/tracing/index.ts', 'src/tracing/register.ts'];
 // The OpenTelemetry packages but the API are optional peer dependencies: a static import would
 // make `rampart` or `rampart/tracing` unloadable without them. Types are free.
 const OPTIONAL_OTEL = {
@@ -33,6 +30,13 @@ const NO_CONFIG_OR_APP = {
 };
 const NO_SHUTDOWN = { regex: '^(\\.\\./)+shutdown(/|$)', message: 'The limiter knows nothing of shutdown.' };
 const NO_OTEL_SDK = { regex: '^@opentelemetry/(?!api$)', message: 'The limiter uses @opentelemetry/api only, never the SDK.' };
+// The published entry points (src/index.ts: `rampart`; src/entries/: `rampart/tracing`, its
+// preload, the CLI) compose the capabilities and config/; nothing in src/ imports them back
+// (the sample app reaches the library through src/index.ts only, see below).
+const NO_ENTRIES = {
+  regex: '^(\\.\\./)+entries(/|$)|^\\./entries(/|$)',
+  message: 'Nothing in src/ imports an entry point (src/entries/).',
+};
 const LIBRARY_THROUGH_INDEX = {
   regex: `^(\\.\\./)+(${[...CAPABILITY_DIRS, 'config', 'constants'].join('|')})(/|$)`,
   message: "The sample app reaches the library only through src/index.ts (import from '../index').",
@@ -58,20 +62,21 @@ export default tseslint.config(
   // option list per file, so each group repeats the patterns that apply to it.
   {
     files: ['src/**'],
-    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [OPTIONAL_OTEL] }] },
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [OPTIONAL_OTEL, NO_ENTRIES] }] },
   },
   {
     files: CAPABILITIES,
-    ignores: TRACING_ENTRY_POINTS,
-    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [OPTIONAL_OTEL, NO_CONFIG_OR_APP] }] },
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [OPTIONAL_OTEL, NO_CONFIG_OR_APP, NO_ENTRIES] }] },
   },
   {
     files: ['src/limit/**'],
-    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [NO_CONFIG_OR_APP, NO_SHUTDOWN, NO_OTEL_SDK] }] },
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [NO_CONFIG_OR_APP, NO_SHUTDOWN, NO_OTEL_SDK, NO_ENTRIES] }],
+    },
   },
   {
     files: ['src/app/**'],
-    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [OPTIONAL_OTEL, LIBRARY_THROUGH_INDEX] }] },
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [OPTIONAL_OTEL, LIBRARY_THROUGH_INDEX, NO_ENTRIES] }] },
   },
   {
     files: ['src/config/**', 'test/**', 'bench/**', 'scripts/**'],

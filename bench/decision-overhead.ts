@@ -13,7 +13,8 @@ import type { Request, Response } from 'express';
 import { DEFAULT_SURFACES } from '../src/app/app';
 import { RATE_LIMITER_DEFAULTS } from '../src/limit/options';
 import { surfaceRouter } from '../src/limit/surfaces';
-import type { Check, Decision, DecideOptions, RateLimitStore } from '../src/limit/types';
+import type { Check } from '../src/limit/types';
+import type { Decision, DecideOptions, RateLimitStore } from '../src/limit/store';
 import { ROOT } from './lib';
 
 const ROUNDS = Number(process.env['ROUNDS'] ?? 3);

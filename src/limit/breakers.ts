@@ -1,7 +1,8 @@
 import CircuitBreaker from 'opossum';
 import { LazyAbort } from '../internal/lazy-abort';
 import type { BreakerOptions, BreakerState } from './options';
-import type { CallGuard, Check, Decision, DecideOptions, RateLimitStore } from './types';
+import type { Check } from './types';
+import type { CallGuard, Decision, DecideOptions, RateLimitStore } from './store';
 
 /**
  * A reply that says the store was used wrongly (a script call over keys in several Cluster hash

@@ -21,7 +21,6 @@ export { customIdentity, ipIdentity, safeIdentity } from './keys';
 export { checkPolicySet, parsePolicySet, PolicyError } from './policy-set';
 export type { PolicyCheck, PolicySet } from './policy-set';
 export type {
-  CallGuard,
   Check,
   CostFunction,
   PolicyMode,
@@ -32,15 +31,11 @@ export type {
   QuotaPeriod,
   QuotaPolicy,
   TokenBucketCheck,
-  Decision,
-  DecideOptions,
   FailMode,
-  FailureDomains,
   KeyFunction,
   KeyKind,
-  OverrideNumbers,
   PolicyOptions,
-  RateLimitStore,
   SlidingWindowPolicy,
   TokenBucketPolicy,
 } from './types';
+export type { CallGuard, Decision, DecideOptions, FailureDomains, OverrideNumbers, RateLimitStore } from './store';

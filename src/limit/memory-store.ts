@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { overrideKey, penaltyKey } from './key-format';
 import { quotaPeriodEnd, withNumbers } from './algorithms';
-import type { Check, Decision, RateLimitStore } from './types';
+import type { Check } from './types';
+import type { Decision, RateLimitStore } from './store';
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {

@@ -2,7 +2,8 @@ import type { Request, RequestHandler } from 'express';
 import { OptionsError, positiveInteger, positiveNumber } from '../internal/options';
 import { headerWriter, type HeaderForm, type HeaderWriter } from './headers';
 import type { BreakerState, RateLimitObserver } from './observer';
-import type { FailMode, KeyFunction, PolicyOptions, RateLimitStore, TierFunction, TierNumbers } from './types';
+import type { FailMode, KeyFunction, PolicyOptions, TierFunction, TierNumbers } from './types';
+import type { RateLimitStore } from './store';
 
 /** A route (or route prefix) and the policies that guard it. Field names as in the policies file. */
 export interface SurfaceOptions {

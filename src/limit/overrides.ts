@@ -2,7 +2,8 @@ import type { Identities } from './identity';
 import { bucketKey } from './key-format';
 import { invalid } from './options';
 import { capacityOf, timeOf } from './algorithms';
-import type { Check, PolicyOptions, RateLimitStore, TierNumbers } from './types';
+import type { Check, PolicyOptions, TierNumbers } from './types';
+import type { RateLimitStore } from './store';
 
 export interface OverridesOptions {
   readonly prefix: string;

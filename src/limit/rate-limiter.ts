@@ -13,7 +13,8 @@ import { createPlanner, denies, type CompiledPolicy, type Plan } from './plan';
 import { checkPolicySwap } from './policy-swap';
 import { createResponder, holdLeases } from './responses';
 import { surfaceRouter } from './surfaces';
-import type { Check, Decision, PolicyOptions } from './types';
+import type { Check, PolicyOptions } from './types';
+import type { Decision } from './store';
 
 export { isStoreMisuse } from './breakers';
 export { rateLimitFailure } from './failures';

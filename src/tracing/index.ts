@@ -1,9 +1,7 @@
-// `rampart/tracing`: the SDK start-up, the redaction, and the tracing configuration. The
-// OpenTelemetry packages themselves are optional peer dependencies, loaded by startTracing.
+// The tracing capability: the SDK start-up, the redaction, incoming request spans. Published as
+// `rampart/tracing` with the tracing configuration (src/entries/tracing.ts).
 export { activeTracing } from './active-tracing';
 export type { Tracing } from './active-tracing';
-export { loadTracingConfig, TRACING_CONFIG_VARIABLES, tracingEnabled } from '../config/tracing-config';
-export type { OtlpProtocol, TraceSampler } from '../config/tracing-config';
 export { RedactingSpanExporter } from './redacting-exporter';
 // Every export of the redaction module is public: the one rule set for spans and logs.
 export * from './redaction';

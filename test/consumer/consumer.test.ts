@@ -117,7 +117,7 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
         .join(', ')}`,
     );
     assert.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts'), 'the tarball holds the built code and its types');
-    assert.ok(files.includes('dist/tracing/register.js'));
+    assert.ok(files.includes('dist/entries/tracing-register.js'));
     assert.deepEqual(
       files.filter((f) => f.startsWith('dist/app/') || f.startsWith('src/') || f.startsWith('test/') || f.endsWith('.map')),
       [],

@@ -297,7 +297,7 @@ describe('npm start (a real npm in a copy of the repository, a real SIGTERM)', f
   it('npm pack takes dist/ without the incremental state, the sample API or the maps', async () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: dir, env: childEnv({}) });
     const files = (JSON.parse(stdout) as { files: { path: string }[] }[])[0]?.files.map((f) => f.path) ?? [];
-    assert.ok(files.includes('dist/index.js') && files.includes('dist/tracing/register.js'), files.join(' '));
+    assert.ok(files.includes('dist/index.js') && files.includes('dist/entries/tracing-register.js'), files.join(' '));
     assert.deepEqual(
       files.filter((f) => f.endsWith('.tsbuildinfo') || f.startsWith('dist/app/') || f.endsWith('.map')),
       [],

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../src/cli';
+import { main } from '../../src/entries/cli';
 
-// src/cli.ts: `rampart check-policies FILE...` (as installed, it runs in test/consumer).
+// src/entries/cli.ts: `rampart check-policies FILE...` (as installed, it runs in test/consumer).
 describe('rampart check-policies', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rampart-cli-'));
   const write = (name: string, content: string) => {

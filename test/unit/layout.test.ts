@@ -94,6 +94,16 @@ describe('the source layout', () => {
         'a static import of an optional peer',
       ],
       [
+        'src/tracing/planted.ts',
+        "import { loadTracingConfig } from '../config/tracing-config';\nexport const x = loadTracingConfig;\n",
+        'the tracing capability importing config/ (only its entry point, src/entries/tracing.ts, may)',
+      ],
+      [
+        'src/limit/planted.ts',
+        "import { startTracing } from '../entries/tracing';\nexport const x = startTracing;\n",
+        'a capability importing an entry point',
+      ],
+      [
         'src/app/planted.ts',
         "import { createRateLimiter } from '../limit';\nexport const x = createRateLimiter;\n",
         'the sample app reaching past src/index.ts',

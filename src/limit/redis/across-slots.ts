@@ -1,6 +1,7 @@
 import calculateSlot from 'cluster-key-slot';
 import { capacityOf } from '../algorithms';
-import type { CallGuard, Check, Decision } from '../types';
+import type { Check } from '../types';
+import type { CallGuard, Decision } from '../store';
 import type { SettledCheck } from './wire';
 
 /** A decision and the script's clock when it was made (the admission time of what it admitted). */

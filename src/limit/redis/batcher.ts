@@ -1,4 +1,5 @@
-import type { Check, Decision } from '../types';
+import type { Check } from '../types';
+import type { Decision } from '../store';
 
 /** One decision waiting for its call. */
 export interface Pending {

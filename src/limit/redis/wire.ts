@@ -1,6 +1,7 @@
 import { overrideKey, penaltyKey } from '../key-format';
 import { capacityOf, timeOf } from '../algorithms';
-import type { Check, Decision, OverrideNumbers } from '../types';
+import type { Check } from '../types';
+import type { Decision, OverrideNumbers } from '../store';
 
 /**
  * The wire format of the Redis scripts (scripts.ts): the only TypeScript that knows their KEYS and

@@ -3,8 +3,8 @@
 // uses (`checkPolicySet`, over the default policies), printing every mistake with its place.
 // Exit 0: every file is valid; 1: a file has mistakes; 2: usage, or a file cannot be read.
 import { readFileSync } from 'node:fs';
-import { CONFIG_DEFAULTS, defaultPolicies } from './config';
-import { checkPolicySet } from './limit';
+import { CONFIG_DEFAULTS, defaultPolicies } from '../config';
+import { checkPolicySet } from '../limit';
 
 const USAGE = 'usage: rampart check-policies FILE...';
 

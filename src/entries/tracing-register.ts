@@ -9,9 +9,9 @@
 // depends on none.
 import { loadTracingConfig, tracingEnabled, type TracingConfig } from '../config/tracing-config';
 import { ConfigError } from '../config/variables';
-import { setActiveTracing } from './active-tracing';
-import { defaultEndpoint, startTracing, type TracingLogger } from './start-tracing';
-import { MissingTracingPackagesError } from './tracing-packages';
+import { setActiveTracing } from '../tracing/active-tracing';
+import { defaultEndpoint, startTracing, type TracingLogger } from '../tracing/start-tracing';
+import { MissingTracingPackagesError } from '../tracing/tracing-packages';
 
 /** Longest line written; an SDK diagnostic can carry a whole stack. */
 const MAX_LINE = 1_000;
