@@ -9,11 +9,15 @@
 //   decisions/s: each store's decision function, 100 concurrent callers, 10,000 keys, no HTTP
 //   memory: Redis MEMORY USAGE of one active key per limiter, 8-character identity
 //   accuracy: 4 processes hammering one bucket; admitted vs configured
+//   CPU per request (HTTP rows): the server process's own CPU (/proc/<pid>/stat) and Redis's
+//     (INFO cpu) over the measured window, divided by the requests completed; with its ratio to
+//     bare Express's in the same round (rounds rotate), which a busy machine moves far less than
+//     requests per second
 // env: DURATION (s per HTTP run, default 10), ROUNDS (default 2), DECISIONS_DURATION (default 5),
 //      DECISIONS_ROUNDS (default 3),
 //      ONLY (comma list of allow,flood,decisions,memory,accuracy; results are written only for all)
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { createRedisStore } from '../src';
@@ -37,6 +41,27 @@ interface Load {
   readonly errors: number;
   readonly timeouts: number;
   readonly statuses: Record<string, number>;
+  /** CPU (µs) per completed request over the measured window: the server's own, Redis's. */
+  serverCpuUs?: number;
+  redisCpuUs?: number;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's times (`getconf CLK_TCK`; 100 on Linux). */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+
+/** A process's CPU time so far (user + system), µs, from /proc/<pid>/stat. */
+function processCpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces, inside parentheses): utime is the 14th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK;
+}
+
+/** Redis's CPU time so far (user + system, every thread), µs, from INFO cpu. */
+async function redisCpuUs(client: Redis): Promise<number> {
+  const info = await client.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? NaN);
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6;
 }
 
 function run(args: readonly string[], input?: string): Promise<string> {
@@ -122,6 +147,7 @@ async function http(
   generator: Generator = 'autocannon',
 ): Promise<Record<AppName, Load[]>> {
   const results = Object.fromEntries(APPS.map((a) => [a, [] as Load[]])) as Record<AppName, Load[]>;
+  const cpuClient = new Redis(redis.url);
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate the order so that no app always runs first (or last) in a round.
     const order = APPS.map((_, i) => APPS[(i + round) % APPS.length] as AppName);
@@ -133,14 +159,21 @@ async function http(
       );
       const keys = scenario === 'allow' ? CLIENT_KEYS : 1;
       await load(server.port, 2, keys); // warm-up (and, in a flood, exhausts the one key)
+      const pid = server.child.pid as number;
+      const [serverBefore, redisBefore] = [processCpuUs(pid), await redisCpuUs(cpuClient)];
       const r = generator === 'wrk' ? await loadWrk(server.port, DURATION, keys) : await load(server.port, DURATION, keys, rate);
+      const [serverAfter, redisAfter] = [processCpuUs(pid), await redisCpuUs(cpuClient)];
+      // The INFO call itself is a request too, far below the measurement's resolution.
+      r.serverCpuUs = (serverAfter - serverBefore) / Math.max(1, r.total);
+      r.redisCpuUs = (redisAfter - redisBefore) / Math.max(1, r.total);
       results[app].push(r);
       process.stderr.write(
-        `${scenario}${rate > 0 ? ` at ${rate}/s` : ''}${generator === 'wrk' ? ' (wrk)' : ''} ${app} round ${round + 1}: ${Math.round(r.requestsPerSecond)} req/s p50 ${r.p50Ms} p99 ${r.p99Ms} ${JSON.stringify(r.statuses)}\n`,
+        `${scenario}${rate > 0 ? ` at ${rate}/s` : ''}${generator === 'wrk' ? ' (wrk)' : ''} ${app} round ${round + 1}: ${Math.round(r.requestsPerSecond)} req/s p50 ${r.p50Ms} p99 ${r.p99Ms} CPU/request ${r.serverCpuUs?.toFixed(1)} + Redis ${r.redisCpuUs?.toFixed(1)} µs ${JSON.stringify(r.statuses)}\n`,
       );
       await server.stop();
     }
   }
+  await cpuClient.quit();
   return results;
 }
 
@@ -150,8 +183,11 @@ const ratio = (x: number, base: number) => Number((x / base).toFixed(3));
 function summarize(results: Record<AppName, Load[]>) {
   const bare = mean(results.bare.map((r) => r.requestsPerSecond));
   const bareP99 = mean(results.bare.map((r) => r.p99Ms));
+  const cpu = (r: Load) => (r.serverCpuUs ?? NaN) + (r.redisCpuUs ?? NaN);
   return APPS.map((app) => {
     const rs = results[app];
+    // Each round's CPU per request against bare Express's in the same round.
+    const cpuRatios = rs.map((r, round) => cpu(r) / cpu(results.bare[round] as Load));
     const rps = mean(rs.map((r) => r.requestsPerSecond));
     const statuses: Record<string, number> = {};
     for (const r of rs) for (const [k, v] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
@@ -165,6 +201,11 @@ function summarize(results: Record<AppName, Load[]>) {
       // the rounds' lowest and highest p99: the spread behind the mean
       p99RangeMs: `${Math.min(...rs.map((r) => r.p99Ms))}-${Math.max(...rs.map((r) => r.p99Ms))}`,
       errors: rs.reduce((a, r) => a + r.errors + r.timeouts, 0),
+      cpuUsPerRequest: Number(mean(rs.map(cpu)).toFixed(1)),
+      redisCpuUsPerRequest: Number(mean(rs.map((r) => r.redisCpuUs ?? NaN)).toFixed(1)),
+      cpuRatio: Number(mean(cpuRatios).toFixed(3)),
+      // the rounds' lowest and highest CPU ratio: the spread behind the mean
+      cpuRatioRange: `${Math.min(...cpuRatios).toFixed(2)}-${Math.max(...cpuRatios).toFixed(2)}`,
       statuses,
     };
   });
