@@ -21,7 +21,7 @@ export interface RunResult {
 }
 
 /** The tracing preload, as `npm start` uses it (from source). */
-export const TRACING_REGISTER = join(ROOT, 'src', 'tracing', 'register.ts');
+export const TRACING_REGISTER = join(ROOT, 'src', 'entries', 'tracing-register.ts');
 
 /** Spawns the sample API with `env` (and the tracing preload, as `npm start` does). */
 export function spawnMain(env: Record<string, string>): ChildProcess {
