@@ -6,22 +6,8 @@ import { denies, type CompiledPolicy, type Plan } from './plan';
 import type { Check } from './types';
 
 /** What the limiter writes on a response: the RateLimit headers, and the 429. */
-export interface Responder {
+export function createResponder(writeHeaders: HeaderWriter | undefined) {
   /** The RateLimit headers of the plan's enforced policies. */
-  headers(res: Response, p: Plan, remaining: readonly number[], resetUs: readonly number[]): void;
-  /** Counts a denial and answers 429 `RATE_LIMITED`, naming the policy that refused. */
-  deny(
-    res: Response,
-    p: Plan,
-    checks: readonly Check[],
-    remaining: readonly number[],
-    resetUs: readonly number[],
-    retryUs: number,
-    blocked: number,
-  ): void;
-}
-
-export function createResponder(writeHeaders: HeaderWriter | undefined): Responder {
   function headers(res: Response, p: Plan, remaining: readonly number[], resetUs: readonly number[]): void {
     if (writeHeaders === undefined || p.headerPolicies.length === 0) return;
     const pick = p.headerPick;
@@ -36,6 +22,7 @@ export function createResponder(writeHeaders: HeaderWriter | undefined): Respond
       );
   }
 
+  /** Counts a denial and answers 429 `RATE_LIMITED`, naming the policy that refused. */
   function deny(
     res: Response,
     p: Plan,

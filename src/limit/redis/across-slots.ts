@@ -43,7 +43,8 @@ function groupBySlot(checks: readonly Check[]): SlotGroup[] {
   return groups.sort((x, y) => x.slot - y.slot);
 }
 
-const keyOf = (checks: readonly Check[]) => (checks[0] as Check).key;
+/** The key a call for `checks` is routed by (and its breaker chosen by): the first check's. */
+export const keyOf = (checks: readonly Check[]) => (checks[0] as Check).key;
 
 /** Gives a step back in the background (best effort: if it fails, the step stays charged until it refills). */
 export function giveBack(steps: SlotSteps, checks: readonly Check[], atUs: number): void {

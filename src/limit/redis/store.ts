@@ -6,7 +6,7 @@ import { StoreUnavailableError } from '../store-unavailable';
 import { overrideKey } from '../key-format';
 import type { Check } from '../types';
 import type { Decision, DecideOptions, OverrideNumbers, RateLimitStore } from '../store';
-import { decideAcrossSlots, giveBack, type SlotSteps, type TimedDecision } from './across-slots';
+import { decideAcrossSlots, giveBack, keyOf, type SlotSteps, type TimedDecision } from './across-slots';
 import { createTurnBatcher, type Pending } from './batcher';
 import { watchCluster } from './cluster-watch';
 import { createReleaseBatcher } from './releases';
@@ -39,7 +39,6 @@ function scriptCommand(client: Redis | Cluster, name: string, lua: string): (cal
 
 /** Whether a decision's caller has stopped waiting (`abandoned` when given: it makes no AbortSignal). */
 const gaveUp = (o: DecideOptions): boolean => (o.abandoned !== undefined ? o.abandoned() : o.signal?.aborted === true);
-const keyOf = (checks: readonly Check[]) => (checks[0] as Check).key;
 
 /**
  * The Redis store: every decision is one pass of one Lua script, with the clock from Redis
