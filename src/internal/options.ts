@@ -4,9 +4,15 @@
  */
 
 /** How a refused value is shown: strings quoted (`''` and `' 5'` stay visible), the rest as `String()` does. */
-function show(value: unknown): string {
+function show(value: unknown, depth = 0): string {
   if (typeof value === 'string') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(show).join(', ')}]`;
+  if (depth > 2) return '…';
+  if (Array.isArray(value)) return `[${value.map((v) => show(v, depth + 1)).join(', ')}]`;
+  // A plain object (two options given together): its fields, not "[object Object]".
+  if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype)
+    return `{ ${Object.entries(value)
+      .map(([k, v]) => `${k}: ${show(v, depth + 1)}`)
+      .join(', ')} }`;
   return String(value);
 }
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { invalid, positive, RATE_LIMITER_DEFAULTS, refuse, type SurfaceOptions } from './options';
 import type {
   Check,
@@ -15,13 +16,22 @@ import type {
 } from './types';
 
 /**
- * One row per algorithm: what a tier or an override may set, how a policy's numbers become a
- * check, and which two of a check's numbers are its time and capacity (the pair an override
- * replaces and the Redis scripts receive as `a`, `b`). The stores hold the rest: a `read`/
- * `commit` pair in redis/lua/decide.ts (and a settle in redis/lua/settle.ts), a branch of the
- * memory store, and a case of the store contract suite.
+ * One row per algorithm: the fields a policies document may give it, what a tier or an override
+ * may set, how a policy's numbers become a check, and which two of a check's numbers are its
+ * time and capacity (the pair an override replaces and the Redis scripts receive as `a`, `b`).
+ * The stores hold the rest: a `read`/`commit` pair in redis/lua/decide.ts (and a settle in
+ * redis/lua/settle.ts), a branch of the memory store, and a case of the store contract suite.
  */
 export interface AlgorithmDefinition<P extends PolicyOptions = PolicyOptions, C extends Check = Check> {
+  /**
+   * The policies document's fields of its numbers, each with its bounds (policy-set.ts adds
+   * `algorithm`, the fields every policy has, and `tiers`: the {@link tierFields} of these, optional).
+   */
+  readonly documentFields: z.ZodRawShape;
+  /** A document's checks across fields (each field's own are in {@link documentFields}): a problem, or none. */
+  readonly documentRule?: (p: Readonly<Record<string, unknown>>) => { readonly field: string; readonly problem: string } | undefined;
+  /** The number a cost must fit under: the bucket. */
+  readonly capacityField: 'burst' | 'limit';
   /** The numbers of a policy a tier (or an override) may set. */
   readonly tierFields: readonly (keyof TierNumbers)[];
   /** Checks the policy's numbers (a mistake throws) and makes its check. */
@@ -96,6 +106,11 @@ export function quotaPeriodEnd(nowUs: number, periodUs: number): number {
 
 /** A token bucket (GCRA): one token every `intervalUs`, at most `burst` stored. */
 const tokenBucket: AlgorithmDefinition<TokenBucketPolicy, TokenBucketCheck> = {
+  documentFields: {
+    rps: z.number().positive().max(1_000_000),
+    burst: z.number().int().positive().max(1_000_000_000),
+  },
+  capacityField: 'burst',
   tierFields: ['rps', 'burst'],
   compile(p, { label, tier, surface }) {
     const rps = positive(tier?.rps ?? surface?.rateLimitRps ?? p.rps, `${label}: rps`, false);
@@ -115,6 +130,11 @@ const tokenBucket: AlgorithmDefinition<TokenBucketPolicy, TokenBucketCheck> = {
 
 /** An exact sliding window: at most `limit` admissions in any `windowUs`. */
 const slidingWindow: AlgorithmDefinition<SlidingWindowPolicy, SlidingWindowCheck> = {
+  documentFields: {
+    limit: z.number().int().positive().max(100_000),
+    windowSeconds: z.number().positive().max(31 * 86_400),
+  },
+  capacityField: 'limit',
   tierFields: ['limit', 'windowSeconds'],
   compile(p, { label }) {
     const limit = positive(p.limit, `${label}: limit`, true);
@@ -133,6 +153,21 @@ const slidingWindow: AlgorithmDefinition<SlidingWindowPolicy, SlidingWindowCheck
 
 /** A quota: at most `limit` per period (a UTC calendar month when `periodUs` is 0). */
 const quota: AlgorithmDefinition<QuotaPolicy, QuotaCheck> = {
+  documentFields: {
+    limit: z.number().int().positive().max(1_000_000_000),
+    period: z.enum(['hour', 'day', 'month']).optional(),
+    periodSeconds: z
+      .number()
+      .int()
+      .positive()
+      .max(366 * 86_400)
+      .optional(),
+  },
+  documentRule: (p) =>
+    (p['period'] === undefined) === (p['periodSeconds'] === undefined)
+      ? { field: 'period', problem: 'exactly one of period ("hour", "day", "month") and periodSeconds' }
+      : undefined,
+  capacityField: 'limit',
   tierFields: ['limit'],
   compile(p, { name, label }) {
     const limit = positive(p.limit, `${label}: limit`, true);
@@ -151,6 +186,11 @@ const quota: AlgorithmDefinition<QuotaPolicy, QuotaCheck> = {
 
 /** A concurrency limit: at most `limit` leases held at once, each at most `leaseUs`. */
 const concurrency: AlgorithmDefinition<ConcurrencyPolicy, ConcurrencyCheck> = {
+  documentFields: {
+    limit: z.number().int().positive().max(100_000),
+    leaseSeconds: z.number().positive().max(86_400).optional(),
+  },
+  capacityField: 'limit',
   tierFields: ['limit'],
   compile(p, { name, label, canRelease }) {
     if (!canRelease) invalid('policies', `policy "${name}": a concurrency policy needs a store with release()`);

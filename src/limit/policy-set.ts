@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { SurfaceOptions } from './options';
+import { ALGORITHMS, type AlgorithmDefinition } from './algorithms';
 import { POLICY_NAME, TIER_NAME } from './compile';
 import { SURFACE_ID, surfaceTableProblems } from './surfaces';
 import type { PolicyOptions } from './types';
@@ -46,96 +47,45 @@ const common = {
     })
     .optional(),
 };
-/** A cost larger than the bucket could never be admitted. */
-const costFits = (p: { cost?: number | undefined }, capacity: number, ctx: z.RefinementCtx) => {
-  if (p.cost !== undefined && p.cost > capacity)
-    ctx.addIssue({ code: 'custom', path: ['cost'], message: `at most ${capacity} (the bucket)` });
-};
 const tierName = z.string().regex(TIER_NAME, 'a tier name: 1 to 64 of [A-Za-z0-9_.-]');
-/** A policy's numbers per tier: only the fields its algorithm has. */
-const tiers = <T extends z.ZodRawShape>(fields: T) => z.record(tierName, z.strictObject(fields)).optional();
-/** Each tier's bucket must hold the cost too. */
-const tierCostsFit = (
-  p: { cost?: number | undefined; tiers?: Record<string, { burst?: number | undefined; limit?: number | undefined }> | undefined },
-  ctx: z.RefinementCtx,
-) => {
-  for (const [tier, t] of Object.entries(p.tiers ?? {})) {
-    const capacity = t.burst ?? t.limit;
-    if (p.cost !== undefined && capacity !== undefined && p.cost > capacity)
-      ctx.addIssue({ code: 'custom', path: ['tiers', tier], message: `cost ${p.cost} is more than this tier's bucket (${capacity})` });
-  }
-};
-const Policy = z.discriminatedUnion('algorithm', [
-  z
+
+/**
+ * A policy of `algorithm` as a document holds it: its row's fields, the fields every policy has,
+ * and tiers of the row's tier fields; a cost must fit its bucket, and each tier's.
+ */
+function policyOf(algorithm: string, definition: AlgorithmDefinition) {
+  const tierShape: Record<string, z.ZodType> = {};
+  for (const f of definition.tierFields) tierShape[f] = (definition.documentFields[f] as z.ZodType).optional();
+  const field = definition.capacityField;
+  return z
     .strictObject({
-      algorithm: z.literal('token_bucket'),
-      rps: z.number().positive().max(1_000_000),
-      burst: z.number().int().positive().max(1_000_000_000),
-      tiers: tiers({
-        rps: z.number().positive().max(1_000_000).optional(),
-        burst: z.number().int().positive().max(1_000_000_000).optional(),
-      }),
+      algorithm: z.literal(algorithm),
+      ...definition.documentFields,
+      tiers: z.record(tierName, z.strictObject(tierShape)).optional(),
       ...common,
     })
     .superRefine((p, ctx) => {
-      costFits(p, p.burst, ctx);
-      tierCostsFit(p, ctx);
-    }),
-  z
-    .strictObject({
-      algorithm: z.literal('sliding_window'),
-      limit: z.number().int().positive().max(100_000),
-      windowSeconds: z
-        .number()
-        .positive()
-        .max(86_400 * 31),
-      tiers: tiers({
-        limit: z.number().int().positive().max(100_000).optional(),
-        windowSeconds: z
-          .number()
-          .positive()
-          .max(86_400 * 31)
-          .optional(),
-      }),
-      ...common,
-    })
-    .superRefine((p, ctx) => {
-      costFits(p, p.limit, ctx);
-      tierCostsFit(p, ctx);
-    }),
-  z
-    .strictObject({
-      algorithm: z.literal('quota'),
-      limit: z.number().int().positive().max(1_000_000_000),
-      period: z.enum(['hour', 'day', 'month']).optional(),
-      periodSeconds: z
-        .number()
-        .int()
-        .positive()
-        .max(366 * 86_400)
-        .optional(),
-      tiers: tiers({ limit: z.number().int().positive().max(1_000_000_000).optional() }),
-      ...common,
-    })
-    .superRefine((p, ctx) => {
-      if ((p.period === undefined) === (p.periodSeconds === undefined))
-        ctx.addIssue({ code: 'custom', path: ['period'], message: 'exactly one of period ("hour", "day", "month") and periodSeconds' });
-      costFits(p, p.limit, ctx);
-      tierCostsFit(p, ctx);
-    }),
-  z
-    .strictObject({
-      algorithm: z.literal('concurrency'),
-      limit: z.number().int().positive().max(100_000),
-      leaseSeconds: z.number().positive().max(86_400).optional(),
-      tiers: tiers({ limit: z.number().int().positive().max(100_000).optional() }),
-      ...common,
-    })
-    .superRefine((p, ctx) => {
-      costFits(p, p.limit, ctx);
-      tierCostsFit(p, ctx);
-    }),
-]);
+      const broken = definition.documentRule?.(p);
+      if (broken !== undefined) ctx.addIssue({ code: 'custom', path: [broken.field], message: broken.problem });
+      const cost = p.cost;
+      if (cost === undefined) return;
+      const capacity = (p as Record<string, unknown>)[field] as number;
+      // A cost larger than the bucket could never be admitted.
+      if (cost > capacity) ctx.addIssue({ code: 'custom', path: ['cost'], message: `at most ${capacity} (the bucket)` });
+      for (const [tier, t] of Object.entries(p.tiers ?? {})) {
+        const own = t[field] as number | undefined;
+        if (own !== undefined && cost > own)
+          ctx.addIssue({ code: 'custom', path: ['tiers', tier], message: `cost ${cost} is more than this tier's bucket (${own})` });
+      }
+    });
+}
+const Policy = z.discriminatedUnion(
+  'algorithm',
+  Object.entries(ALGORITHMS).map(([algorithm, definition]) => policyOf(algorithm, definition as AlgorithmDefinition)) as [
+    ReturnType<typeof policyOf>,
+    ...ReturnType<typeof policyOf>[],
+  ],
+);
 const surfaceId = z.string().regex(SURFACE_ID, 'a surface id: 1 to 64 of [A-Za-z0-9_.-] (it may become part of a Redis key)');
 const rps = z.number().positive().max(1_000_000);
 const burst = z.number().int().positive().max(1_000_000_000);
@@ -206,7 +156,7 @@ export function checkPolicySet(document: unknown, defaults: Readonly<Record<stri
       ...(key === undefined ? {} : { key }),
       ...(failMode === undefined ? {} : { failMode }),
       ...(cost === undefined ? {} : { cost }),
-    } as PolicyOptions;
+    } as unknown as PolicyOptions;
   }
   const ids = new Set<string>();
   const surfaces = parsed.data.surfaces?.map((s, i) => {

@@ -37,6 +37,9 @@ describe('option checks (src/internal/options.ts)', () => {
     assert.equal(refusal(() => positiveNumber('w', 'n', '5')).message, 'w: n must be a positive number, got "5"');
     const list = new OptionsError('w', 'names', 'distinct', ['a', 'a']);
     assert.equal(list.message, 'w: names must be distinct, got ["a", "a"]');
+    // Two options refused together: both shown by name (a quota's period and periodSeconds).
+    const pair = new OptionsError('w', 'period', 'exactly one', { period: 'month', periodSeconds: 1, nested: { a: [1] } });
+    assert.equal(pair.message, 'w: period must be exactly one, got { period: "month", periodSeconds: 1, nested: { a: [1] } }');
   });
 
   it('accept exactly their range and return the value', () => {

@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { createMemoryStore, createRateLimiter } from '../../../src';
 import { ALGORITHMS, capacityOf, timeOf, withNumbers } from '../../../src/limit/algorithms';
 import { checkPolicySet } from '../../../src/limit/policy-set';
 import type { PolicyOptions, TierNumbers } from '../../../src/limit/types';
+import { runs } from '../../support/canaries';
+
+/** Numbers as a document may hold them: around every bound a field has, and past them. */
+const someNumber = fc.oneof(
+  { weight: 10, arbitrary: fc.integer({ min: 1, max: 1000 }) },
+  fc.integer({ min: -2, max: 3 }),
+  fc.constantFrom(0.5, 1e-9, 59.5, 86_400, 31 * 86_400, 31 * 86_400 + 1, 366 * 86_400, 100_000, 100_001, 1e6, 1e6 + 1, 1e9, 1e9 + 1),
+  fc.double({ min: -1, max: 2e9, noNaN: true }),
+);
+const someValue = fc.oneof({ weight: 6, arbitrary: someNumber }, fc.constantFrom<unknown>(undefined, undefined, 'day', 'month', 'week', '5', null));
 
 /** A valid policy of each algorithm, as a policies document writes it. */
 const EXAMPLES: { readonly [A in PolicyOptions['algorithm']]: Extract<PolicyOptions, { algorithm: A }> } = {
@@ -51,6 +63,42 @@ describe('limit/algorithms: one row per algorithm', () => {
       });
     });
   }
+
+  it('a policy the policies document accepts, a limiter accepts: validation sees every rule compilation has (fast-check)', () => {
+    const names = Object.keys(ALGORITHMS) as PolicyOptions['algorithm'][];
+    const fields = [...new Set(names.flatMap((n) => Object.keys(ALGORITHMS[n].documentFields)))];
+    const numbers = fc.record(Object.fromEntries(fields.map((f) => [f, someValue])));
+    const policy = fc
+      .record({
+        algorithm: fc.constantFrom(...names),
+        numbers,
+        cost: fc.option(someNumber, { nil: undefined }),
+        tier: fc.option(numbers, { nil: undefined }),
+      })
+      .map(({ algorithm, numbers, cost, tier }) => {
+        const only = (o: Record<string, unknown>) =>
+          Object.fromEntries(Object.entries(o).filter(([k, v]) => v !== undefined && Object.hasOwn(ALGORITHMS[algorithm].documentFields, k)));
+        return {
+          algorithm,
+          ...only(numbers),
+          ...(cost === undefined ? {} : { cost }),
+          ...(tier === undefined ? {} : { tiers: { pro: only(tier) } }),
+        };
+      });
+    let accepted = 0;
+    fc.assert(
+      fc.property(policy, (p) => {
+        const { set } = checkPolicySet({ policies: { p } }, {});
+        if (set === undefined) return;
+        accepted++;
+        const limiter = createRateLimiter({ store: createMemoryStore(), policies: set.policies });
+        void limiter.close();
+      }),
+      runs(2000),
+    );
+    // The property is about accepted documents: enough of them must have been generated.
+    assert.ok(accepted >= 100, `only ${accepted} of 2000 generated policies were valid`);
+  });
 
   it('every algorithm a policy can name has a row, and every row an example here', () => {
     assert.deepEqual(Object.keys(ALGORITHMS).sort(), Object.keys(EXAMPLES).sort());
