@@ -132,7 +132,10 @@ const tokenBucket: AlgorithmDefinition<TokenBucketPolicy, TokenBucketCheck> = {
 const slidingWindow: AlgorithmDefinition<SlidingWindowPolicy, SlidingWindowCheck> = {
   documentFields: {
     limit: z.number().int().positive().max(100_000),
-    windowSeconds: z.number().positive().max(31 * 86_400),
+    windowSeconds: z
+      .number()
+      .positive()
+      .max(31 * 86_400),
   },
   capacityField: 'limit',
   tierFields: ['limit', 'windowSeconds'],

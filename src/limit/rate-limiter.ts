@@ -1,18 +1,16 @@
 import { performance } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { OptionsError } from '../internal/options';
 import { createBreakerPool } from './breakers';
 import { createDenyCache } from './deny-cache';
 import { createFailureReporter } from './failures';
 import { defaultTier, identities } from './identity';
-import { bucketKey } from './key-format';
-import { invalid, resolveOptions, type BreakerState, type RateLimiter, type RateLimiterOptions, type SurfaceOptions } from './options';
+import { createHandedOut } from './handed-out';
+import { resolveOptions, type BreakerState, type RateLimiter, type RateLimiterOptions } from './options';
 import { createOverrides } from './overrides';
 import { overridden } from './compile';
 import { createPlanner, denies, type CompiledPolicy, type Plan } from './plan';
-import { checkPolicySwap } from './policy-swap';
+import { fillChecks } from './request-checks';
 import { createResponder, holdLeases } from './responses';
-import { surfaceRouter } from './surfaces';
 import type { Check, PolicyOptions } from './types';
 import type { Decision } from './store';
 
@@ -33,10 +31,12 @@ const nowMicros = () => (performance.timeOrigin + performance.now()) * 1000;
 /**
  * Builds a rate limiter: validates every policy and surface now (a mistake throws here, never
  * per request), and precomputes what each request needs. The parts: options.ts (defaults and
- * checks), identity.ts, compile.ts and algorithms.ts (policies compiled once), plan.ts (plans with their counters),
- * breakers.ts (deadline and circuit breakers), deny-cache.ts, surfaces.ts, responses.ts (headers,
- * the 429, leases held), failures.ts (backend failures counted, reported and said in the 503),
- * overrides.ts, policy-swap.ts; here, the wiring and the per-request middleware.
+ * checks), identity.ts, compile.ts and algorithms.ts (policies compiled once), plan.ts (plans
+ * with their counters), request-checks.ts (a request's checks and deny-cache key), breakers.ts
+ * (deadline and circuit breakers), deny-cache.ts, surfaces.ts, handed-out.ts (what limit() and
+ * surfaces() hand out, swapped by setPolicies, checked by policy-swap.ts), responses.ts
+ * (headers, the 429, leases held), failures.ts (backend failures counted, reported and said in
+ * the 503), overrides.ts; here, the wiring and the per-request middleware.
  */
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const store = options.store;
@@ -57,15 +57,14 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       canRelease: store.release !== undefined,
       canOverride: store.setOverride !== undefined,
     });
-  let policySet = options.policies;
-  let plan = planner(policySet);
-
-  // Every surface is checked before the breaker pool starts listening to the store: a mistake
-  // throws without leaving anything behind.
-  let surfaceList = [...(options.surfaces ?? [])];
-  const routerFor = (list: readonly SurfaceOptions[], planOf: typeof plan) =>
-    list.length === 0 ? undefined : surfaceRouter(list, (s) => middleware(planOf(s.policies, s)));
-  let router = routerFor(surfaceList, plan);
+  // Every policy and surface is checked before the breaker pool starts listening to the store: a
+  // mistake throws without leaving anything behind.
+  const handedOut = createHandedOut({
+    policies: options.policies,
+    plan: planner(options.policies),
+    surfaces: options.surfaces ?? [],
+    middleware: (plan) => middleware(plan),
+  });
 
   observer?.breakerChanged(store.name, 'CLOSED');
   const pool = createBreakerPool({
@@ -122,28 +121,11 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   function decideFor(p: Plan, req: Request, res: Response, next: NextFunction): void {
     const n = p.policies.length;
     const checks = new Array<Check>(n);
-    let cacheKey = '';
-    for (let i = 0; i < n; i++) {
-      const policy = p.policies[i] as CompiledPolicy;
-      const key = bucketKey(prefix, policy.keyName, policy.identity(req, res));
-      let cost = policy.cost;
-      if (typeof cost === 'function') {
-        cost = cost(req, res);
-        if (!Number.isInteger(cost) || cost < 1 || cost > policy.capacity) {
-          // A bug of the app's cost function: never a decision on a cost no bucket can hold.
-          next(
-            new OptionsError('rateLimit', `policy "${policy.name}": cost`, `a positive integer no larger than ${policy.capacity}`, cost),
-          );
-          return;
-        }
-      }
-      checks[i] = policy.check(key, cost);
-      // A denial is remembered for one cost: a cheaper request may still fit.
-      const entry = typeof policy.cost === 'function' ? `${key}#${cost}` : key;
-      cacheKey = i === 0 ? entry : `${cacheKey} ${entry}`;
+    const cacheKey = fillChecks(prefix, p, req, res, checks);
+    if (typeof cacheKey !== 'string') {
+      next(cacheKey);
+      return;
     }
-    // Another tier's numbers may admit what these refused: a denial is remembered per tier.
-    if (p.tier !== undefined) cacheKey = `${p.tier}|${cacheKey}`;
     const now = nowMicros();
     if (denied.enabled && p.cachesDenials) {
       const hit = denied.get(cacheKey, now);
@@ -207,47 +189,11 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     );
   }
 
-  // What setPolicies swaps. Each middleware handed out reads its handler from here per request
-  // (one property read), so a swap reaches them all at once; a request already inside keeps
-  // the plan it started with (decideFor holds it).
-  const slots = new Map<string, LimitSlot>();
-  /** Whether surfaces() was handed out: then a table must stay. */
-  let surfacesUsed = false;
-  const routed: RequestHandler = (req, res, next) => {
-    if (router === undefined) next(new Error('rate limiter: setPolicies removed every surface'));
-    else router(req, res, next);
-  };
-
-  function setPolicies(policies: Readonly<Record<string, PolicyOptions>>, surfaces?: readonly SurfaceOptions[]): void {
-    const next = planner(policies);
-    const kept = surfaces === undefined;
-    const nextSurfaces = kept ? surfaceList : [...surfaces];
-    checkPolicySwap({
-      before: policySet,
-      after: policies,
-      limits: [...slots.values()].map((slot) => slot.names),
-      keptSurfaces: kept ? surfaceList : undefined,
-      surfacesLeftEmpty: surfacesUsed && nextSurfaces.length === 0,
-    });
-    const nextRouter = routerFor(nextSurfaces, next);
-    const handlers = [...slots.values()].map((slot) => middleware(next(slot.names)));
-    // Everything is checked and built: the swap itself cannot throw.
-    let i = 0;
-    for (const slot of slots.values()) slot.handler = handlers[i++] as RequestHandler;
-    policySet = policies;
-    plan = next;
-    surfaceList = nextSurfaces;
-    router = nextRouter;
-    // A denial remembered under the old numbers must not outlive them.
-    generation++;
-    denied.clear();
-  }
-
   const { setOverride, clearOverride } = createOverrides({
     prefix,
     store,
     identities: ids,
-    policies: () => policySet,
+    policies: () => handedOut.policies,
     checkOf: (name, p, numbers, key) =>
       (planner({ [name]: overridden(name, p, numbers) })([name]).policies[0] as CompiledPolicy).check(key, 1),
   });
@@ -255,23 +201,14 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   return {
     setOverride,
     clearOverride,
-    limit(...names: string[]) {
-      const id = JSON.stringify(names);
-      let slot = slots.get(id);
-      if (slot === undefined) {
-        slot = { names, handler: middleware(plan(names)) };
-        slots.set(id, slot);
-      }
-      const s = slot;
-      return (req, res, next) => s.handler(req, res, next);
+    limit: (...names: string[]) => handedOut.limit(names),
+    surfaces: () => handedOut.surfaces(),
+    setPolicies(policies, surfaces) {
+      handedOut.swap(policies, planner(policies), surfaces);
+      // A denial remembered under the old numbers must not outlive them.
+      generation++;
+      denied.clear();
     },
-    surfaces() {
-      if (router === undefined)
-        invalid('surfaces', 'surfaces() needs the surfaces option: a table of routes and their policies, ending with a "/*" surface');
-      surfacesUsed = true;
-      return routed;
-    },
-    setPolicies,
     get breakerState(): BreakerState {
       return pool.state;
     },
@@ -281,10 +218,4 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       return Promise.resolve();
     },
   };
-}
-
-/** The handler one `limit(...)` list gets; {@link RateLimiter.setPolicies} replaces it. */
-interface LimitSlot {
-  readonly names: readonly string[];
-  handler: RequestHandler;
 }

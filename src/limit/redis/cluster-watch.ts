@@ -10,6 +10,8 @@ const TOPOLOGY_WATCH_MS = 10_000;
 export interface ClusterWatch {
   /** The master now serving `key`'s slot (`host:port`), the key's failure domain. */
   partition(key: string): string;
+  /** The same, `undefined` while no master is known for the slot. */
+  nodeOf(key: string): string | undefined;
   /** The masters that own a slot now. */
   owners(): Set<string>;
   /**
@@ -78,8 +80,10 @@ export function watchCluster(client: Cluster): ClusterWatch {
     };
   }
 
+  const nodeOf = (key: string) => client.slots[calculateSlot(key)]?.[0];
   return {
-    partition: (key) => client.slots[calculateSlot(key)]?.[0] ?? 'unmapped',
+    partition: (key) => nodeOf(key) ?? 'unmapped',
+    nodeOf,
     owners() {
       const owners = new Set<string>();
       for (const nodes of client.slots) if (nodes?.[0] !== undefined) owners.add(nodes[0]);
