@@ -33,7 +33,7 @@ const TOPOLOGY: Readonly<Record<Profile, { url: string; services: readonly strin
 const SMOKE_PROFILES: readonly Profile[] = ['default', 'sentinel', 'cluster', 'rolling'];
 const APP = 'http://127.0.0.1:8000';
 /**
- * The app services' METRICS_PORT in compose/docker-compose.yml (test/unit/compose.test.ts checks
+ * The app services' METRICS_PORT in compose/docker-compose.yml (test/unit/repository/compose.test.ts checks
  * they agree): /metrics is there, on the compose network only, not on APP.
  */
 const APP_METRICS_PORT = 9464;

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
-import express from 'express';
 import request from 'supertest';
 import {
   createHealth,
@@ -10,7 +9,6 @@ import {
   createRateLimiter,
   createRedisClient,
   createRedisStore,
-  errorHandler,
   loadConfig,
   RATE_LIMITER_DEFAULTS,
   redisCheck,
@@ -34,6 +32,7 @@ import { assertFailoverAnswers, assertOthersDecided, decided, recordingMetrics }
 import { LIMITER_ACL_CLUSTER } from '../support/redis-acl';
 import { storeContract } from '../support/store-contract';
 import { accuracyRun, assertAccurate } from '../support/accuracy';
+import { limitedApp } from '../support/limiter-app';
 
 /** Every store failure counted, whatever its reason and shard (the series start at 0). */
 async function backendErrorCount(metrics: ReturnType<typeof createMetrics>): Promise<number> {
@@ -159,8 +158,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       },
     });
     cleanups.push(() => limiter.close());
-    const app = express();
-    app.get('/x', limiter.limit('tb'), (_req, res) => res.json({ ok: true }));
+    const app = limitedApp(limiter.limit('tb'), { path: '/x' });
     app.get('/wt', limiter.limit('w_loose', 't_tight'), (_req, res) => res.json({ ok: true }));
     app.get('/tw', limiter.limit('w_tight', 't_loose'), (_req, res) => res.json({ ok: true }));
     const orders = new Set<boolean>();
@@ -355,9 +353,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       },
     });
     cleanups.push(() => limiter.close());
-    const app = express();
-    app.get('/x', limiter.limit('by_ip', 'by_user'), (_req, res) => res.json({ ok: true }));
-    app.use(errorHandler());
+    const app = limitedApp(limiter.limit('by_ip', 'by_user'), { path: '/x' });
     for (let i = 0; i < 10; i++) {
       const res = await request(app).get('/x').set('x-user', `user-${i}`);
       assert.equal(res.status, 500, 'not let through by failMode "open"');
@@ -403,8 +399,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       },
     });
     cleanups.push(() => limiter.close());
-    const app = express();
-    app.get('/ab', limiter.limit('a', 'b'), (_req, res) => res.json({ ok: true }));
+    const app = limitedApp(limiter.limit('a', 'b'), { path: '/ab' });
     app.get('/tb', limiter.limit('tight', 'b'), (_req, res) => res.json({ ok: true }));
     app.get('/a', limiter.limit('a'), (_req, res) => res.json({ ok: true }));
     app.get('/b', limiter.limit('b'), (_req, res) => res.json({ ok: true }));
@@ -466,8 +461,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
       breaker: { resetTimeoutMs: 600_000 },
     });
     cleanups.push(() => limiter.close());
-    const app = express();
-    app.get('/p', limiter.limit('p'), (_req, res) => res.json({ ok: true }));
+    const app = limitedApp(limiter.limit('p'), { path: '/p' });
     assert.equal((await request(app).get('/p').set('x-id', fine.id)).status, 200);
     // Paused until the test ends (the shared stack's restore ends a pause anyway).
     await command(slow.port, 'CLIENT', 'PAUSE', '600000', 'WRITE');

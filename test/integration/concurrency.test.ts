@@ -11,6 +11,7 @@ import { accuracyRun, assertAccurate, startAccuracyChild } from '../support/accu
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
 import { waitUntil } from '../../scripts/wait';
 import { TEST_DEADLINE_MS } from '../support/deadline';
+import { limitedApp } from '../support/limiter-app';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -192,8 +193,7 @@ describe('concurrency policies', function () {
       prefix,
       policies: { c: { algorithm: 'concurrency', limit: 10, leaseSeconds: 2, key: () => identity } },
     });
-    const app = express();
-    app.get('/c', limiter.limit('c'), (_req, res) => res.json({ ok: true }));
+    const app = limitedApp(limiter.limit('c'), { path: '/c' });
     const http = app.listen(0, '127.0.0.1');
     await once(http, 'listening');
     const port = (http.address() as AddressInfo).port;

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import express from 'express';
 import request from 'supertest';
 import {
   createMemoryStore,
@@ -9,13 +8,13 @@ import {
   createRateLimiter,
   createRedisClient,
   createRedisStore,
-  errorHandler,
   parsePolicySet,
   PolicyError,
   type RateLimitStore,
 } from '../../src';
 import { TEST_REDIS_URL } from '../support/redis-server';
 import { TEST_DEADLINE_MS } from '../support/deadline';
+import { limitedApp } from '../support/limiter-app';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -38,9 +37,7 @@ describe('penalties: a client hammering at the limit is blocked, not let back in
           search: { algorithm: 'token_bucket', rps: 2, burst: 1, key: 'ip', penalty: { denials: 3, withinSeconds: 10, blockSeconds: 2 } },
         },
       });
-      const app = express();
-      app.get('/search', limiter.limit('search'), (_req, res) => res.json({ ok: true }));
-      app.use(errorHandler());
+      const app = limitedApp(limiter.limit('search'), { path: '/search' });
       const blockedCount = async () =>
         Number(
           /rampart_rate_limit_decisions_total\{policy="search",outcome="blocked"\} (\d+)/.exec(await metrics.registry.metrics())?.[1] ?? 0,

@@ -22,6 +22,7 @@ import { waitUntil } from '../../scripts/wait';
 import { PERIOD_END_LUA } from '../../src/limit/redis/scripts';
 import { quotaPeriodEnd } from '../../src/limit/algorithms';
 import { TEST_DEADLINE_MS } from '../support/deadline';
+import { limitedApp } from '../support/limiter-app';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -363,8 +364,7 @@ describe('rate limiting on a real Redis', function () {
       const state = (res: request.Response) =>
         Object.fromEntries(parseList(String(res.headers['ratelimit'])).map(([name, params]) => [String(name), params.get('r')]));
       try {
-        const app = express();
-        app.get('/api', limiter.limit('api_burst', 'api_daily'), (_req, res) => res.json({ ok: true }));
+        const app = limitedApp(limiter.limit('api_burst', 'api_daily'), { path: '/api' });
         const first = await request(app).get('/api');
         assert.equal(first.status, 200);
         assert.equal(first.headers['ratelimit-policy'], '"api_burst";q=40;w=2, "api_daily";q=10000;w=86400');
@@ -447,9 +447,7 @@ describe('rate limiting on a real Redis', function () {
           prefix: `t${randomBytes(3).toString('hex')}`,
         });
         try {
-          const app = express();
-          app.get('/two', limiter.limit('two'), (_req, res) => res.json({ ok: true }));
-          app.use(errorHandler());
+          const app = limitedApp(limiter.limit('two'), { path: '/two' });
           // Scripts wait while writes are paused: the decision outlives its deadline, then runs.
           await admin.call('CLIENT', 'PAUSE', '400', 'WRITE');
           const late = await request(app).get('/two');

@@ -1,5 +1,5 @@
 // Generators of secrets ("canaries") and of URLs and headers carrying them in every position a
-// client controls, for the redaction properties (test/unit/redaction-properties.test.ts,
+// client controls, for the redaction properties (test/unit/tracing/redaction.properties.test.ts,
 // test/integration/redaction-leaks.test.ts). A canary is found in any output by its needles:
 // random cores that nothing else produces, unchanged by percent-encoding.
 import type { Link, SpanContext } from '@opentelemetry/api';

@@ -1,5 +1,5 @@
 // The README's "Using it in your app" example, as code the tests run on each topology. The
-// lines marked `// README` are the README's own lines (test/unit/docs.test.ts checks that the
+// lines marked `// README` are the README's own lines (test/unit/repository/docs.test.ts checks that the
 // README still has them), so the example cannot drift from what is tested.
 import express, { type Express } from 'express';
 import {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 
 // promtool on the compose rules (part of `npm run test:all`; Debian package prometheus, which
-// .ci/run installs). The checks that need no tool are in test/unit/prometheus-rules.test.ts.
+// .ci/run installs). The checks that need no tool are in test/unit/repository/prometheus-rules.test.ts.
 const ROOT = join(__dirname, '..', '..');
 const DIR = join(ROOT, 'compose', 'prometheus');
 const RULES = join(DIR, 'rampart.rules.yml');

@@ -13,7 +13,10 @@ const someNumber = fc.oneof(
   fc.constantFrom(0.5, 1e-9, 59.5, 86_400, 31 * 86_400, 31 * 86_400 + 1, 366 * 86_400, 100_000, 100_001, 1e6, 1e6 + 1, 1e9, 1e9 + 1),
   fc.double({ min: -1, max: 2e9, noNaN: true }),
 );
-const someValue = fc.oneof({ weight: 6, arbitrary: someNumber }, fc.constantFrom<unknown>(undefined, undefined, 'day', 'month', 'week', '5', null));
+const someValue = fc.oneof(
+  { weight: 6, arbitrary: someNumber },
+  fc.constantFrom<unknown>(undefined, undefined, 'day', 'month', 'week', '5', null),
+);
 
 /** A valid policy of each algorithm, as a policies document writes it. */
 const EXAMPLES: { readonly [A in PolicyOptions['algorithm']]: Extract<PolicyOptions, { algorithm: A }> } = {
@@ -77,7 +80,9 @@ describe('limit/algorithms: one row per algorithm', () => {
       })
       .map(({ algorithm, numbers, cost, tier }) => {
         const only = (o: Record<string, unknown>) =>
-          Object.fromEntries(Object.entries(o).filter(([k, v]) => v !== undefined && Object.hasOwn(ALGORITHMS[algorithm].documentFields, k)));
+          Object.fromEntries(
+            Object.entries(o).filter(([k, v]) => v !== undefined && Object.hasOwn(ALGORITHMS[algorithm].documentFields, k)),
+          );
         return {
           algorithm,
           ...only(numbers),
