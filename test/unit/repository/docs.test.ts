@@ -108,4 +108,22 @@ describe('the documentation agrees with the code', () => {
     assert.ok(links > 15, `${links} links`);
     assert.deepEqual(broken, []);
   });
+
+  it('names only files that exist: every src/, test/, scripts/ path, and every dist/ file by the source it is built from', () => {
+    const missing: string[] = [];
+    let paths = 0;
+    for (const page of documentationPages()) {
+      for (const m of page.text.matchAll(/(?<![\w/.-])(?:\.\/)?((?:src|test|scripts|bench|dist)\/[\w./-]*\w)/g)) {
+        const path = m[1] as string;
+        // Globs and placeholders name no one file.
+        if (/[*<>]|\.\.\./.test(path)) continue;
+        paths++;
+        const source = path.startsWith('dist/') ? path.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts') : path;
+        if (path.startsWith('dist/') && !path.endsWith('.js')) continue;
+        if (!existsSync(join(ROOT, source))) missing.push(`${page.path}: ${path}${source === path ? '' : ` (from ${source})`}`);
+      }
+    }
+    assert.ok(paths > 30, `${paths} paths`);
+    assert.deepEqual(missing, []);
+  });
 });
