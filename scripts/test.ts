@@ -2,7 +2,8 @@
  * The test runner behind `npm test` and `npm run test:all`.
  *
  *   npm test                     typecheck, lint, then unit, integration and e2e tests
- *   npm run test:all             Sentinel and Cluster failover, chaos, soak, the installed
+ *   npm run test:all             the tests again with Express 4 and on Node 22 and 24,
+ *                                Sentinel and Cluster failover, chaos, soak, the installed
  *                                package, promtool and a real Prometheus, then the compose
  *                                environment (smoke and drills; needs a Docker engine)
  *   npm test -- --grep limiter   arguments from the first `-…` on go to mocha
@@ -28,6 +29,8 @@ interface Part {
   readonly mocha?: true;
   /** Neighbouring parts of one group run side by side, their output shown as each ends. */
   readonly group?: string;
+  /** Variables added to the part's environment. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 const mocha = (name: string, what: string, ...globs: string[]): Part => ({
@@ -38,6 +41,11 @@ const mocha = (name: string, what: string, ...globs: string[]): Part => ({
   command: [MOCHA, '--exit', ...globs.map((g) => `test/${g}/**/*.test.ts`)],
   mocha: true,
 });
+/** The library's tests on another Node major (scripts/with-node.sh installs it from the npm registry). */
+const onNode = (major: number): Part => ({
+  ...mocha(`node${major}`, `unit, integration and e2e tests on Node ${major}`, 'unit', 'integration', 'e2e'),
+  command: [join(ROOT, 'scripts', 'with-node.sh'), String(major), ...mocha('', '', 'unit', 'integration', 'e2e').command],
+});
 
 const SUITES: Record<'test' | 'all', readonly Part[]> = {
   test: [
@@ -46,6 +54,17 @@ const SUITES: Record<'test' | 'all', readonly Part[]> = {
     mocha('tests', 'unit, integration and e2e tests', 'unit', 'integration', 'e2e'),
   ],
   all: [
+    {
+      ...mocha(
+        'express4',
+        "unit and integration tests, the tests' apps on Express 4 (test/support/express-major.ts)",
+        'unit',
+        'integration',
+      ),
+      env: { TEST_EXPRESS: '4' },
+    },
+    onNode(22),
+    onNode(24),
     mocha('ha', 'Sentinel and Cluster failover', 'ha'),
     mocha('chaos', 'faults, memory under faults', 'chaos'),
     mocha('soak', 'the soak', 'soak'),
@@ -137,7 +156,7 @@ async function main(): Promise<number> {
           const t = Date.now();
           log(`${part.name}: ${part.what}`);
           const command = part.mocha === true ? [...part.command, ...mochaArgs] : part.command;
-          const code = await run(command, env, batch.length > 1);
+          const code = await run(command, { ...env, ...part.env }, batch.length > 1);
           results.push({ part, code, took: seconds(t) });
           log(`${part.name}: ${code === 0 ? 'passed' : `FAILED (exit ${code})`} in ${seconds(t)}`);
           return code;

@@ -1,5 +1,6 @@
 // The package as a consumer receives it: `npm pack` (which builds through `prepare`), the
-// tarball installed into a fresh project with its own express, ioredis and TypeScript, the
+// tarball installed into a fresh project with its own express (5, and 4 in a second project),
+// ioredis and TypeScript, the
 // README's "Using it in your app" block compiled as it stands (strict; `module: node16` and
 // `bundler`) and run against a real Redis; the package imported from ESM and from CJS; the
 // tracing preload run there, with a sample-API-hostile environment, exporting to a local OTLP
@@ -95,6 +96,9 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
   this.timeout(600_000);
   let work: string;
   let consumer: string;
+  /** The same consumer on Express 4 (and its types). */
+  let consumer4: string;
+  const EXPRESS_4 = '^4.17.0';
   let tarball: string;
   let redis: RedisProcess;
   let admin: Redis;
@@ -147,9 +151,33 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
       `@types/node@${installed('@types/node')}`,
     );
 
+    // An Express 4 application: npm refuses the install if the peer range leaves Express 4 out.
+    consumer4 = join(work, 'consumer-express4');
+    mkdirSync(consumer4);
+    writeFileSync(join(consumer4, 'package.json'), JSON.stringify({ name: 'consumer-express4', version: '1.0.0', private: true }, null, 2));
+    await npm(
+      consumer4,
+      'install',
+      tarball,
+      `express@${EXPRESS_4}`,
+      `ioredis@${installed('ioredis')}`,
+      `typescript@${installed('typescript')}`,
+      '@types/express@^4.17.0',
+      `@types/node@${installed('@types/node')}`,
+    );
+    const express4 = (JSON.parse(readFileSync(join(consumer4, 'node_modules', 'express', 'package.json'), 'utf8')) as { version: string })
+      .version;
+    console.log(`      the Express 4 consumer: express ${express4}`);
+    assert.match(express4, /^4\./);
+
     redis = await startRedisServer();
     admin = new Redis(redis.port, '127.0.0.1');
   });
+  /** The consumer projects: Express 5 and Express 4. */
+  const projects = () => [
+    { label: 'Express 5', dir: consumer },
+    { label: 'Express 4', dir: consumer4 },
+  ];
   after(async () => {
     admin?.disconnect();
     await redis?.stop();
@@ -193,35 +221,45 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
   });
 
   for (const resolution of ['node16', 'bundler'] as const) {
-    it(`compiles the README's block as it stands (strict, moduleResolution ${resolution}, no skipLibCheck)`, async () => {
-      const dir = join(consumer, `ts-${resolution}`);
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'app.ts'), readmeSnippet());
-      const compilerOptions =
-        resolution === 'node16'
-          ? { module: 'node16', moduleResolution: 'node16', outDir: 'out' }
-          : { module: 'esnext', moduleResolution: 'bundler', noEmit: true };
-      writeFileSync(
-        join(dir, 'tsconfig.json'),
-        JSON.stringify(
-          {
-            compilerOptions: { ...compilerOptions, target: 'es2022', strict: true, skipLibCheck: false, types: ['node'] },
-            files: ['app.ts'],
-          },
-          null,
-          2,
-        ),
-      );
-      try {
-        await run(process.execPath, [join(consumer, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir });
-      } catch (err) {
-        const e = err as { stdout?: string; stderr?: string };
-        assert.fail(`tsc (${resolution}) failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
-      }
+    it(`compiles the README's block as it stands (strict, moduleResolution ${resolution}, no skipLibCheck), on Express 5 and 4`, async () => {
+      for (const project of projects()) await compileReadme(project.dir, resolution, project.label);
     });
   }
 
-  it('runs the README block against Redis: 200s, then 429 in our JSON with the RateLimit fields, keys in Redis', async () => {
+  async function compileReadme(consumer: string, resolution: 'node16' | 'bundler', label: string): Promise<void> {
+    const dir = join(consumer, `ts-${resolution}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'app.ts'), readmeSnippet());
+    const compilerOptions =
+      resolution === 'node16'
+        ? { module: 'node16', moduleResolution: 'node16', outDir: 'out' }
+        : { module: 'esnext', moduleResolution: 'bundler', noEmit: true };
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify(
+        {
+          compilerOptions: { ...compilerOptions, target: 'es2022', strict: true, skipLibCheck: false, types: ['node'] },
+          files: ['app.ts'],
+        },
+        null,
+        2,
+      ),
+    );
+    try {
+      await run(process.execPath, [join(consumer, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir });
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string };
+      assert.fail(`tsc (${resolution}, ${label}) failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+    }
+  }
+
+  it('runs the README block against Redis: 200s, then 429 in our JSON with the RateLimit fields, keys in Redis (Express 5 and 4)', async () => {
+    for (const project of projects()) await runReadme(project.dir, project.label);
+  });
+
+  async function runReadme(consumer: string, label: string): Promise<void> {
+    // This test's own redis-server: each project starts from empty buckets.
+    await admin.flushdb();
     const port = await freePort();
     const app = startNode(join(consumer, 'ts-node16'), ['out/app.js'], { PORT: String(port), REDIS_URL: redis.url });
     try {
@@ -267,10 +305,16 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
       assert.ok(
         (await (await fetch(`${base}/metrics`)).text()).includes('rampart_rate_limit_decisions_total{policy="public",outcome="limited"} 1'),
       );
+      // Malformed JSON on Express's own parser: 400 in our JSON shape, on either major.
+      const malformed = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":' });
+      assert.equal(malformed.status, 400);
+      assert.equal(((await malformed.json()) as { error: string }).error, 'BAD_REQUEST');
+    } catch (err) {
+      throw new Error(`${label}: ${(err as Error).message}\napp output:\n${app.output()}`, { cause: err });
     } finally {
       await app.stop();
     }
-  });
+  }
 
   it('imports from ESM and from CommonJS (the same exports), and rampart/tracing once its packages are installed', async () => {
     await npm(consumer, 'install', ...TRACING.map((n) => `${n}@${installed(n)}`));

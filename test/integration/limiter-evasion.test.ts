@@ -22,6 +22,7 @@ import { createLogger } from '../../src/app/logger';
 import { createRateLimiting, type RateLimiting } from '../../src/app/rate-limiting';
 import { waitUntil } from '../../scripts/wait';
 import { createTestSchema, type TestSchema } from '../support/postgres';
+import { routerStackOf } from '../support/express-major';
 import { raw } from '../support/raw-http';
 import { readmeExample } from '../support/readme-example';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
@@ -355,9 +356,7 @@ describe('the README example walked around (standalone Redis)', function () {
     redis = await startRedisServer();
     example = readmeExample(redis.url, 'evasion-readme');
     // Which policies had decided the request when each route handler ran: the RateLimit-Policy header set by then.
-    const routes = (
-      example.app as unknown as { router: { stack: { route?: { path: string; stack: { handle: (...a: unknown[]) => unknown }[] } }[] } }
-    ).router.stack;
+    const routes = routerStackOf(example.app) as { route?: { path: string; stack: { handle: (...a: unknown[]) => unknown }[] } }[];
     for (const layer of routes)
       if (layer.route !== undefined) {
         const route = layer.route;

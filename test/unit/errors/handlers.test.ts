@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import express from 'express';
 import request from 'supertest';
 import { HttpError, errorHandler, notFoundHandler } from '../../../src';
+import { asyncRoute } from '../../support/express-major';
 
 describe('errors', () => {
   describe('notFoundHandler and errorHandler', () => {
@@ -17,10 +18,13 @@ describe('errors', () => {
     app.get('/teapot', () => {
       throw new HttpError('CONFLICT', 'already there');
     });
-    app.get('/async', async () => {
-      await Promise.resolve();
-      throw Object.assign(new Error('forbidden thing'), { status: 403, expose: true });
-    });
+    app.get(
+      '/async',
+      asyncRoute(async () => {
+        await Promise.resolve();
+        throw Object.assign(new Error('forbidden thing'), { status: 403, expose: true });
+      }),
+    );
     app.use(notFoundHandler());
     app.use(errorHandler({ onInternalError: (e) => internal.push(e) }));
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import express from 'express';
 import request from 'supertest';
 import { ERROR_STATUS, HttpError, type ErrorCode } from '../../../src';
+import { asyncRoute } from '../../support/express-major';
 
 describe('errors', () => {
   describe('HttpError', () => {
@@ -20,10 +21,13 @@ describe('errors', () => {
         throw new HttpError('RATE_LIMITED', 'slow down', { retryAfterSeconds: 3 });
       });
       app.get('/passed', (_req, _res, next) => next(new HttpError('CONFLICT', 'already there')));
-      app.get('/async', async () => {
-        await Promise.resolve();
-        throw new HttpError('UNAUTHORIZED', 'who are you');
-      });
+      app.get(
+        '/async',
+        asyncRoute(async () => {
+          await Promise.resolve();
+          throw new HttpError('UNAUTHORIZED', 'who are you');
+        }),
+      );
       assert.equal((await request(app).get('/thrown')).status, 429);
       assert.equal((await request(app).get('/passed')).status, 409);
       assert.equal((await request(app).get('/async')).status, 401);
