@@ -9,7 +9,7 @@
 import calculateSlot from 'cluster-key-slot';
 import { waitUntil } from './wait';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -82,6 +82,15 @@ export interface StartNodeOptions {
   readonly sentinel?: boolean;
 }
 
+/** The last lines of a server's log, on one line (or why there are none). */
+function logTail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-3).join(' | ');
+  } catch (err) {
+    return `(no log: ${(err as Error).message})`;
+  }
+}
+
 /** Starts one redis-server on `port` in `dir` and waits until it answers as itself (its PID). */
 export async function startNode(port: number, dir: string, options: StartNodeOptions = {}): Promise<RedisNode> {
   mkdirSync(dir, { recursive: true });
@@ -107,7 +116,10 @@ export async function startNode(port: number, dir: string, options: StartNodeOpt
     child = c;
     pid = c.pid ?? 0;
     const exited = new Promise<never>((_, reject) => {
-      c.once('exit', (code) => reject(new Error(`redis-server on ${port} exited with ${code}; see ${join(dir, 'redis.log')}`)));
+      // The log's last lines go with the error: the directory may be removed before anyone reads it.
+      c.once('exit', (code) =>
+        reject(new Error(`redis-server on ${port} exited with ${code}; its log ends: ${logTail(join(dir, 'redis.log'))}`)),
+      );
       c.once('error', (err) => reject(new Error(`redis-server on ${port} did not start: ${err.message}`)));
     });
     exited.catch(() => undefined);
@@ -191,6 +203,11 @@ export interface ClusterOptions {
   /** cluster-require-full-coverage. Default false (see docs/redis.md, Cluster). */
   readonly requireFullCoverage?: boolean;
   readonly detached?: boolean;
+  /**
+   * More arguments for the node on `port` (a TLS port beside the plain one, `tls-cluster yes`);
+   * `taken`: every node's port and bus port, which a port of its own must avoid.
+   */
+  readonly nodeArgs?: (port: number, taken: ReadonlySet<number>) => Promise<readonly string[]> | readonly string[];
 }
 
 /** A master serving slots and its working replicas, as one node sees them. */
@@ -315,7 +332,13 @@ function keyServedBy(slots: string): string {
  * What differs from a whole cluster of `nodes` (`masters` shards, one replica each); empty when
  * whole. Each node is asked: its process, cluster_state, its CLUSTER NODES, and a replica its link.
  */
-async function clusterProblems(nodes: readonly RedisNode[], masters: number): Promise<string[]> {
+/**
+ * A node's port as ROLE and INFO replication name it: with `tls-cluster yes` a replica follows
+ * its master's TLS port; `plainOf` maps it back to the plain port the stack knows the node by.
+ */
+type PlainOf = (port: number) => number;
+
+async function clusterProblems(nodes: readonly RedisNode[], masters: number, plainOf: PlainOf): Promise<string[]> {
   const problems: string[] = [];
   const shapes: ClusterShape[] = [];
   let misshapen = false;
@@ -350,7 +373,11 @@ async function clusterProblems(nodes: readonly RedisNode[], masters: number): Pr
   for (const shard of shapes[0]?.shards ?? []) {
     for (const r of shard.replicas) {
       const repl = await info(r, 'replication');
-      if (repl.get('role') !== 'slave' || repl.get('master_port') !== String(shard.master) || repl.get('master_link_status') !== 'up')
+      if (
+        repl.get('role') !== 'slave' ||
+        plainOf(Number(repl.get('master_port'))) !== shard.master ||
+        repl.get('master_link_status') !== 'up'
+      )
         problems.push(
           `${r} is not a linked replica of ${shard.master} (role ${repl.get('role')}, master_port ${repl.get('master_port')}, link ${repl.get('master_link_status')})`,
         );
@@ -412,11 +439,22 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       30_000,
     );
   };
-  const problems = () => clusterProblems(nodes, MASTERS);
+  /** TLS port -> plain port, from each node's `--tls-port` (see {@link PlainOf}). */
+  const plain = new Map<number, number>();
+  const plainOf: PlainOf = (port) => plain.get(port) ?? port;
+  const problems = () => clusterProblems(nodes, MASTERS, plainOf);
   try {
     // Ports first (one at a time, so none is handed out twice), then the servers side by side.
     const ports: number[] = [];
     for (let i = 0; i < 6; i++) ports.push(await freePort(true));
+    const extra = new Map<number, readonly string[]>();
+    const taken = new Set(ports.flatMap((p) => [p, p + 10_000]));
+    for (const port of ports) {
+      const args = (await options.nodeArgs?.(port, taken)) ?? [];
+      const tls = args.indexOf('--tls-port');
+      if (tls !== -1) plain.set(Number(args[tls + 1]), port);
+      extra.set(port, args);
+    }
     const started = await Promise.allSettled(
       ports.map((port) =>
         startNode(port, join(root, String(port)), {
@@ -434,6 +472,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
             options.requireFullCoverage === true ? 'yes' : 'no',
             '--protected-mode',
             'no',
+            ...(extra.get(port) ?? []),
           ],
         }),
       ),
@@ -469,7 +508,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       if (replica === undefined)
         throw new Error(`the master 127.0.0.1:${port} has no replica now (a failover changed the pairing?), ${describeShape(s)}`);
       const role = (await command(replica, 'ROLE')) as [string, string, number, string];
-      if (role[0] !== 'slave' || Number(role[2]) !== port || role[3] !== 'connected')
+      if (role[0] !== 'slave' || plainOf(Number(role[2])) !== port || role[3] !== 'connected')
         throw new Error(
           `127.0.0.1:${replica} says ROLE ${JSON.stringify(role.slice(0, 4))}, not a connected replica of ${port}, ${describeShape(s)}`,
         );

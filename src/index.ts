@@ -23,8 +23,11 @@ export { REQUEST_ID_HEADER, REQUEST_ID_PATTERN, requestId, requestIdFor, request
 
 // Configuration: the only reader of process.env. `loadTracingConfig` reads the tracing
 // variables alone (what the tracing preload uses); `loadConfig` reads them all;
-// `loadPolicyFile` reads the file RATE_LIMIT_POLICIES_FILE names.
+// `loadPolicyFile` reads the file RATE_LIMIT_POLICIES_FILE names; `redisClientAccess` reads the
+// files REDIS_TLS_* name into createRedisClient's options, `certificateRefusal` says which
+// variable a refused Redis certificate points at.
 export {
+  certificateRefusal,
   CONFIG_DEFAULTS,
   CONFIG_VARIABLES,
   ConfigError,
@@ -32,10 +35,11 @@ export {
   loadConfig,
   loadPolicyFile,
   loadTracingConfig,
+  redisClientAccess,
   TRACING_CONFIG_VARIABLES,
   tracingEnabled,
 } from './config';
-export type { Config, LogLevel, Mode, OtlpProtocol, TraceSampler, TracingConfig, TrustProxy } from './config';
+export type { Config, LogLevel, Mode, OtlpProtocol, RedisAccess, TraceSampler, TracingConfig, TrustProxy } from './config';
 
 // Health probes.
 export { createHealth, HEALTH_DEFAULTS, liveness, postgresCheck, postgresErrorCause, redisCheck } from './health';

@@ -14,6 +14,7 @@ import {
   loadConfig,
   METRICS_PATH,
   redisCheck,
+  REDIS_CLIENT_DEFAULTS,
   type CleanupPhase,
   type Config,
   type HealthCheck,
@@ -26,7 +27,7 @@ import { migrate } from './db/migrations';
 import { createHttpServer } from './http-server';
 import { createLogger } from './logger';
 import { startMetricsListener, type MetricsListener } from './metrics-listener';
-import { createRateLimiting, type RateLimiting } from './rate-limiting';
+import { certificateProblem, createRateLimiting, type RateLimiting } from './rate-limiting';
 import { startSessionReaper } from './session-reaper';
 
 /** Exit code of a refused configuration (sysexits EX_CONFIG). */
@@ -85,6 +86,12 @@ async function main(): Promise<void> {
   }
 }
 
+/** Whether the Redis client makes TLS connections (REDIS_URL's scheme, REDIS_SENTINEL_TLS). */
+function usesTls(config: Config): boolean {
+  const url = config.rateLimit.redisUrl ?? '';
+  return url.startsWith('rediss') || config.rateLimit.redis.sentinelTls === true;
+}
+
 /** Everything after the configuration and the metrics listener; resolves `true` once listening, `false` on a refusal. */
 async function serve(config: Config, logger: Logger, metrics: Metrics, metricsListener: MetricsListener | undefined): Promise<boolean> {
   let rateLimiting: RateLimiting | undefined;
@@ -95,6 +102,18 @@ async function serve(config: Config, logger: Logger, metrics: Metrics, metricsLi
       if (!(err instanceof ConfigError)) throw err;
       refuse(err);
       return false;
+    }
+    // Over TLS, a certificate refused at the first connection is a misconfiguration (the wrong
+    // CA, a name the certificate does not give): refused here, naming the variable, rather than
+    // served as an outage for ever. Redis down or slow does not stop the start.
+    const redis = rateLimiting.redis;
+    if (redis !== undefined && usesTls(config)) {
+      const problem = await certificateProblem(redis, REDIS_CLIENT_DEFAULTS.connectTimeoutMs + 1_000);
+      if (problem !== undefined) {
+        await rateLimiting.close();
+        refuse(problem);
+        return false;
+      }
     }
   }
 

@@ -1,5 +1,8 @@
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
+  certificateRefusal,
+  ConfigError,
   createMemoryStore,
   createRateLimiter,
   closeRedisClient,
@@ -7,6 +10,7 @@ import {
   createRedisStore,
   defaultPolicies,
   loadPolicyFile,
+  redisClientAccess,
   type Config,
   type Metrics,
   type RateLimiter,
@@ -40,6 +44,35 @@ export interface RateLimitingOptions {
  * or the policies file, the file's surfaces or {@link DEFAULT_SURFACES}. Redis being down
  * does not stop this: decisions fail (and each policy's fail mode applies) until it is back.
  */
+/**
+ * Waits for the client's first connection to settle, at most `timeoutMs`: a certificate it
+ * refused (a wrong REDIS_TLS_CA_FILE, a name the certificate does not give) is a
+ * misconfiguration, returned as the {@link ConfigError} that names the variable; anything else
+ * (ready, refused, unreachable: an outage the fail modes handle) returns undefined.
+ */
+export function certificateProblem(client: Redis | Cluster, timeoutMs: number): Promise<ConfigError | undefined> {
+  return new Promise((resolve) => {
+    const events: [string, (...args: unknown[]) => void][] = [];
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    const done = (result: ConfigError | undefined) => {
+      clearTimeout(timer);
+      for (const [event, fn] of events) client.off(event, fn);
+      resolve(result);
+    };
+    const on = (event: string, fn: (...args: unknown[]) => void) => {
+      events.push([event, fn]);
+      client.on(event, fn);
+    };
+    if (client.status === 'ready') {
+      done(undefined);
+      return;
+    }
+    on('ready', () => done(undefined));
+    on('error', (err) => done(certificateRefusal(err, 'Redis')));
+    on('node error', (err, key) => done(certificateRefusal(err, typeof key === 'string' ? key : 'a cluster node')));
+  });
+}
+
 export function createRateLimiting(config: Config, logger: Logger, metrics?: Metrics, options: RateLimitingOptions = {}): RateLimiting {
   const rl = config.rateLimit;
   const defaults = defaultPolicies(rl.defaultRps, rl.defaultBurst);
@@ -52,7 +85,12 @@ export function createRateLimiting(config: Config, logger: Logger, metrics?: Met
   let store: RateLimitStore;
   if (rl.backend === 'redis' && rl.redisUrl !== undefined) {
     let lastReport = 0;
+    if (rl.redis.skipHostnameCheck)
+      logger.warn(
+        'REDIS_TLS_SKIP_HOSTNAME_CHECK=true: a Redis certificate is accepted whatever host it names (it must still chain to the CA); anyone holding a certificate from that CA can pose as Redis',
+      );
     redis = createRedisClient(rl.redisUrl, {
+      ...redisClientAccess(rl.redis),
       onError: (err) => {
         const now = Date.now();
         if (now - lastReport < 5_000) return;

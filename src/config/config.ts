@@ -14,6 +14,19 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 /** Express's `trust proxy` setting: off/on, a hop count, or trusted addresses and subnets. */
 export type TrustProxy = boolean | number | readonly string[];
 
+/** How to reach Redis beyond its URL: files are read when the client is made (redis-access.ts). */
+export interface RedisAccess {
+  readonly caFile: string | undefined;
+  readonly certFile: string | undefined;
+  readonly keyFile: string | undefined;
+  readonly servername: string | undefined;
+  readonly skipHostnameCheck: boolean;
+  /** TLS to the sentinels; undefined: as the URL. */
+  readonly sentinelTls: boolean | undefined;
+  readonly sentinelUsername: string | undefined;
+  readonly sentinelPassword: string | undefined;
+}
+
 /** The resolved, validated, frozen configuration of a rampart process. */
 export interface Config {
   readonly mode: Mode;
@@ -34,6 +47,8 @@ export interface Config {
     readonly enabled: boolean;
     readonly backend: 'memory' | 'redis';
     readonly redisUrl: string | undefined;
+    /** TLS and the sentinels' credentials (REDIS_TLS_*, REDIS_SENTINEL_*): see {@link RedisAccess}. */
+    readonly redis: RedisAccess;
     readonly defaultRps: number;
     readonly defaultBurst: number;
     /** A decision not answered by the store within this is answered by the policy's fail mode. */
@@ -70,6 +85,8 @@ const postgresUrl = z.string().refine((v) => {
   const u = URL.canParse(v) ? new URL(v) : undefined;
   return u !== undefined && (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== '';
 });
+/** A path, a name: anything but empty (empty is unset). */
+const path = z.string().min(1);
 const redisUrl = z.string().refine((v) => {
   try {
     parseRedisUrl(v);
@@ -120,9 +137,30 @@ const APP_VARIABLES = {
   RATE_LIMIT_BACKEND: { schema: z.enum(['memory', 'redis']), expected: '"memory" or "redis"' },
   REDIS_URL: {
     schema: redisUrl,
-    expected: 'redis://host:port, rediss://host:port, redis+sentinel://h1:p,h2:p/<master> or redis+cluster://h1:p,h2:p',
+    expected:
+      'redis://host:port, rediss://host:port, redis+sentinel://h1:p,h2:p/<master>, rediss+sentinel://…, redis+cluster://h1:p,h2:p or rediss+cluster://…',
     secret: true,
   },
+  REDIS_TLS_CA_FILE: {
+    schema: path,
+    expected: "a path to a PEM file of the CA(s) that signed the Redis servers' certificates",
+    unset: "Node's own CAs",
+  },
+  REDIS_TLS_CERT_FILE: { schema: path, expected: 'a path to a PEM client certificate (mutual TLS)', unset: 'no client certificate' },
+  REDIS_TLS_KEY_FILE: { schema: path, expected: 'a path to the PEM private key of REDIS_TLS_CERT_FILE', unset: 'no client certificate' },
+  REDIS_TLS_SERVERNAME: {
+    schema: bindHost,
+    expected: "the host name the Redis servers' certificates name (sent as SNI and verified)",
+    unset: 'the host of each connection',
+  },
+  REDIS_TLS_SKIP_HOSTNAME_CHECK: { schema: bool, expected: '"true" or "false"' },
+  REDIS_SENTINEL_TLS: {
+    schema: bool,
+    expected: '"true" or "false"',
+    unset: 'as REDIS_URL: true for rediss+sentinel://, false for redis+sentinel://',
+  },
+  REDIS_SENTINEL_USERNAME: { schema: path, expected: "the sentinels' own ACL user", unset: 'none' },
+  REDIS_SENTINEL_PASSWORD: { schema: path, expected: "the sentinels' own password", secret: true, unset: 'none' },
   RATE_LIMIT_DEFAULT_RPS: { schema: positiveNumber, expected: 'a positive number of requests per second' },
   RATE_LIMIT_DEFAULT_BURST: { schema: int(1, 1_000_000_000), expected: 'a positive integer number of requests' },
   RATE_LIMIT_DEADLINE_MS: { schema: int(1, 60_000), expected: 'milliseconds, an integer from 1 to 60000' },
@@ -156,6 +194,62 @@ function combined(problems: readonly ConfigError[]): ConfigError {
     `${problems.length} problems: ${problems.map((p, i) => `(${i + 1}) ${p.message}`).join(' ')}`,
   );
   return Object.assign(err, { variables: problems.map((p) => p.variable) });
+}
+
+/** The REDIS_TLS_* and REDIS_SENTINEL_* variables that REDIS_URL would ignore, or that need a partner. */
+function redisAccessProblems(v: {
+  REDIS_URL?: string | undefined;
+  REDIS_TLS_CA_FILE?: string | undefined;
+  REDIS_TLS_CERT_FILE?: string | undefined;
+  REDIS_TLS_KEY_FILE?: string | undefined;
+  REDIS_TLS_SERVERNAME?: string | undefined;
+  REDIS_TLS_SKIP_HOSTNAME_CHECK?: boolean | undefined;
+  REDIS_SENTINEL_TLS?: boolean | undefined;
+  REDIS_SENTINEL_USERNAME?: string | undefined;
+  REDIS_SENTINEL_PASSWORD?: string | undefined;
+}): ConfigError[] {
+  const found: ConfigError[] = [];
+  const target = v.REDIS_URL === undefined ? undefined : parseRedisUrl(v.REDIS_URL);
+  const scheme = v.REDIS_URL?.slice(0, v.REDIS_URL.indexOf('//')) ?? '(unset)';
+  const sentinel = target?.kind === 'sentinel';
+  const usesTls = target !== undefined && (target.tls || (sentinel && v.REDIS_SENTINEL_TLS === true));
+  const tlsVariables = [
+    ['REDIS_TLS_CA_FILE', v.REDIS_TLS_CA_FILE],
+    ['REDIS_TLS_CERT_FILE', v.REDIS_TLS_CERT_FILE],
+    ['REDIS_TLS_KEY_FILE', v.REDIS_TLS_KEY_FILE],
+    ['REDIS_TLS_SERVERNAME', v.REDIS_TLS_SERVERNAME],
+    ['REDIS_TLS_SKIP_HOSTNAME_CHECK', v.REDIS_TLS_SKIP_HOSTNAME_CHECK],
+  ] as const;
+  for (const [name, value] of tlsVariables) {
+    if (value !== undefined && !usesTls)
+      found.push(
+        problem(
+          name,
+          `${name} is set but REDIS_URL (${scheme}//) makes no TLS connection, so nothing would use it. Fix: use rediss://, rediss+sentinel:// or rediss+cluster:// (or REDIS_SENTINEL_TLS=true), or unset ${name}.`,
+        ),
+      );
+  }
+  if ((v.REDIS_TLS_CERT_FILE === undefined) !== (v.REDIS_TLS_KEY_FILE === undefined)) {
+    const [given, missing] =
+      v.REDIS_TLS_CERT_FILE === undefined ? ['REDIS_TLS_KEY_FILE', 'REDIS_TLS_CERT_FILE'] : ['REDIS_TLS_CERT_FILE', 'REDIS_TLS_KEY_FILE'];
+    found.push(
+      problem(missing, `${given} is set without ${missing}: a client certificate needs both. Fix: set ${missing}, or unset ${given}.`),
+    );
+  }
+  for (const [name, value] of [
+    ['REDIS_SENTINEL_TLS', v.REDIS_SENTINEL_TLS],
+    ['REDIS_SENTINEL_USERNAME', v.REDIS_SENTINEL_USERNAME],
+    ['REDIS_SENTINEL_PASSWORD', v.REDIS_SENTINEL_PASSWORD],
+  ] as const) {
+    if (value !== undefined && !sentinel)
+      found.push(
+        problem(
+          name,
+          `${name} is set but REDIS_URL (${scheme}//) names no sentinels. Fix: use redis+sentinel:// or rediss+sentinel://, or unset ${name}.`,
+        ),
+      );
+  }
+  return found;
 }
 
 /**
@@ -253,6 +347,7 @@ export function loadConfig(env: Env = process.env): Config {
       ),
     );
   }
+  problems.push(...redisAccessProblems(v));
   // Checked in any mode, whether rate limiting is on or not: the two say opposite things, and
   // picking either would silently ignore the other.
   if (v.RATE_LIMIT_BACKEND === 'memory' && v.REDIS_URL !== undefined) {
@@ -277,6 +372,16 @@ export function loadConfig(env: Env = process.env): Config {
       enabled: rateLimitEnabled,
       backend,
       redisUrl: v.REDIS_URL,
+      redis: Object.freeze({
+        caFile: v.REDIS_TLS_CA_FILE,
+        certFile: v.REDIS_TLS_CERT_FILE,
+        keyFile: v.REDIS_TLS_KEY_FILE,
+        servername: v.REDIS_TLS_SERVERNAME,
+        skipHostnameCheck: v.REDIS_TLS_SKIP_HOSTNAME_CHECK ?? d.REDIS_TLS_SKIP_HOSTNAME_CHECK,
+        sentinelTls: v.REDIS_SENTINEL_TLS,
+        sentinelUsername: v.REDIS_SENTINEL_USERNAME,
+        sentinelPassword: v.REDIS_SENTINEL_PASSWORD,
+      }),
       defaultRps: v.RATE_LIMIT_DEFAULT_RPS ?? d.RATE_LIMIT_DEFAULT_RPS,
       defaultBurst: v.RATE_LIMIT_DEFAULT_BURST ?? d.RATE_LIMIT_DEFAULT_BURST,
       deadlineMs: v.RATE_LIMIT_DEADLINE_MS ?? d.RATE_LIMIT_DEADLINE_MS,

@@ -32,14 +32,18 @@ interface Tracker {
 }
 
 const trackers = new WeakMap<object, Tracker>();
+/** What ioredis says of a connection that closed, whatever closed it. */
+const CLOSED = 'Connection is closed.';
 /** Addresses remembered per client at most (nodes come and go across failovers). */
 const MAX_NODES = 64;
 
 function remember(map: Map<string, ConnectionFailure[]>, key: string, failures: ConnectionFailure[]): void {
   const before = map.get(key);
   // ioredis reports a refused node twice: the refusal (errno), then "Connection is closed." for
-  // the command that was waiting on it. The first one says why.
+  // the command that was waiting on it. The first one says why; so does a TLS handshake's
+  // failure (a certificate not verified, the server's alert) before the closure it causes.
   if (before !== undefined && before.some((f) => f.errno) && !failures.some((f) => f.errno)) return;
+  if (before !== undefined && failures.every((f) => f.what === CLOSED)) return;
   if (before === undefined && map.size >= MAX_NODES) map.delete(map.keys().next().value as string);
   map.set(key, failures);
 }

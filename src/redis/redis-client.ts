@@ -23,11 +23,29 @@ export interface RedisClientOptions {
   /** Time limit to open a connection, ms. Default {@link REDIS_CLIENT_DEFAULTS.connectTimeoutMs}. */
   readonly connectTimeoutMs?: number;
   /**
-   * TLS settings for a `rediss://` URL (e.g. `{ ca }` for a private CA), passed to Node's
-   * `tls.connect`: the server's certificate is verified (Node's default) and there is no
-   * fallback to plain text. Ignored for `redis://`.
+   * TLS settings for every TLS connection of a `rediss://`, `rediss+sentinel://` or
+   * `rediss+cluster://` URL (and of the sentinels when {@link sentinelTls}): `{ ca }` for a
+   * private CA, `{ cert, key }` for a client certificate (mutual TLS), `servername`. Passed to
+   * Node's `tls.connect`: the server's certificate is verified (Node's default) and there is no
+   * fallback to plain text. Ignored for plain URLs.
    */
   readonly tls?: ConnectionOptions;
+  /**
+   * Sentinel URLs: TLS to the sentinels themselves, with {@link tls}. Default: as the data nodes
+   * (`true` for `rediss+sentinel://`, `false` for `redis+sentinel://`).
+   */
+  readonly sentinelTls?: boolean;
+  /** Sentinel URLs: the sentinels' own ACL user, when they require one (the URL's is the data nodes'). */
+  readonly sentinelUsername?: string;
+  /** Sentinel URLs: the sentinels' own password (`requirepass` or their ACL user's). */
+  readonly sentinelPassword?: string;
+}
+
+/** How to reach the sentinels (the client's own connections to them and its +switch-master watchers). */
+interface SentinelAccess {
+  readonly tls: ConnectionOptions | undefined;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
 }
 
 /** Defaults of {@link createRedisClient}. */
@@ -87,11 +105,19 @@ const readonlyReconnect = (err: Error): 2 | false => (err.message.startsWith('RE
  * without this the client would keep writing to it until Sentinel demotes it, ~10 s later), or
  * when it is waiting between reconnect attempts because the old master died.
  */
-function watchSwitchMaster(client: Redis, sentinels: readonly { host: string; port: number }[], masterName: string): void {
+function watchSwitchMaster(
+  client: Redis,
+  sentinels: readonly { host: string; port: number }[],
+  masterName: string,
+  access: SentinelAccess,
+): void {
   const watchers = sentinels.map((s) => {
     const w = new Redis({
       host: s.host,
       port: s.port,
+      ...(access.tls === undefined ? {} : { tls: { ...access.tls } }),
+      ...(access.username === undefined ? {} : { username: access.username }),
+      ...(access.password === undefined ? {} : { password: access.password }),
       // Queued until connected; ioredis subscribes again after every reconnect.
       enableOfflineQueue: true,
       maxRetriesPerRequest: null,
@@ -161,6 +187,11 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
       ...(target.tls ? { tls: { ...options.tls } } : {}),
     });
   } else if (target.kind === 'sentinel') {
+    const access: SentinelAccess = {
+      tls: (options.sentinelTls ?? target.tls) ? { ...options.tls } : undefined,
+      username: options.sentinelUsername,
+      password: options.sentinelPassword,
+    };
     client = new Redis({
       ...common,
       lazyConnect: true,
@@ -168,15 +199,19 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
       name: target.masterName,
       db: target.db,
       role: 'master',
+      ...(target.tls ? { tls: { ...options.tls }, enableTLSForSentinelMode: true } : {}),
+      ...(access.tls === undefined ? {} : { sentinelTLS: access.tls }),
+      ...(access.username === undefined ? {} : { sentinelUsername: access.username }),
+      ...(access.password === undefined ? {} : { sentinelPassword: access.password }),
       // ioredis's own detector reconnects on every +switch-master message, including late
       // ones from the other sentinels after it has already moved: see watchSwitchMaster.
       failoverDetector: false,
       sentinelRetryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
     });
-    watchSwitchMaster(client, target.sentinels, target.masterName);
+    watchSwitchMaster(client, target.sentinels, target.masterName, access);
   } else {
     const clusterOptions = {
-      redisOptions: { ...common, enableAutoPipelining: false },
+      redisOptions: { ...common, enableAutoPipelining: false, ...(target.tls ? { tls: { ...options.tls } } : {}) },
       enableOfflineQueue: false,
       // ioredis groups auto-pipelined commands by their first argument, which for a script with a
       // variable key count is the count, not a key: the store batches per slot itself instead.

@@ -14,6 +14,8 @@ export type RedisTarget =
       readonly sentinels: readonly { readonly host: string; readonly port: number }[];
       readonly masterName: string;
       readonly db: number;
+      /** TLS to the data nodes (`rediss+sentinel://`); the sentinels follow unless told otherwise. */
+      readonly tls: boolean;
       readonly username: string | undefined;
       readonly password: string | undefined;
     }
@@ -34,7 +36,9 @@ const SCHEMES = {
   'redis:': 'standalone',
   'rediss:': 'standalone',
   'redis+sentinel:': 'sentinel',
+  'rediss+sentinel:': 'sentinel',
   'redis+cluster:': 'cluster',
+  'rediss+cluster:': 'cluster',
 } as const;
 
 function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
@@ -46,7 +50,8 @@ function parseHostPort(text: string, defaultPort: number): { host: string; port:
 }
 
 /**
- * Parses `redis://`, `rediss://`, `redis+sentinel://` and `redis+cluster://` URLs. WHATWG
+ * Parses `redis://`, `rediss://`, `redis+sentinel://`, `redis+cluster://` and their TLS forms
+ * `rediss+sentinel://` and `rediss+cluster://` (every connection over TLS). WHATWG
  * `URL` refuses comma-separated hosts, so the authority is split here.
  */
 export function parseRedisUrl(url: string): RedisTarget {
@@ -54,7 +59,9 @@ export function parseRedisUrl(url: string): RedisTarget {
   const scheme = url.slice(0, schemeEnd) as keyof typeof SCHEMES;
   const kind = SCHEMES[scheme];
   if (schemeEnd === -1 || kind === undefined) {
-    throw new RedisUrlError('the scheme must be redis://, rediss://, redis+sentinel:// or redis+cluster://');
+    throw new RedisUrlError(
+      'the scheme must be redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://',
+    );
   }
   let rest = url.slice(schemeEnd + 2);
   const query = rest.indexOf('?');
@@ -77,11 +84,12 @@ export function parseRedisUrl(url: string): RedisTarget {
   const defaultPort = kind === 'sentinel' ? 26379 : 6379;
   const hosts = hostsText.split(',').map((h) => parseHostPort(h, defaultPort));
 
+  const tls = scheme.startsWith('rediss');
   if (kind === 'standalone') {
     if (hosts.length !== 1) throw new RedisUrlError(`${scheme}// takes one host; use redis+sentinel:// or redis+cluster:// for several`);
     if (path !== '' && !/^\d{1,2}$/.test(path)) throw new RedisUrlError(`database "${path}" is not a number from 0 to 99`);
     const h = hosts[0] as { host: string; port: number };
-    return { kind, host: h.host, port: h.port, db: path === '' ? 0 : Number(path), tls: scheme === 'rediss:', username, password };
+    return { kind, host: h.host, port: h.port, db: path === '' ? 0 : Number(path), tls, username, password };
   }
   if (kind === 'sentinel') {
     const [masterName, db, ...more] = path.split('/');
@@ -89,8 +97,8 @@ export function parseRedisUrl(url: string): RedisTarget {
       throw new RedisUrlError('a Sentinel URL ends with /<masterName> (optionally /<db>)');
     }
     if (db !== undefined && !/^\d{1,2}$/.test(db)) throw new RedisUrlError(`database "${db}" is not a number from 0 to 99`);
-    return { kind, sentinels: hosts, masterName, db: db === undefined ? 0 : Number(db), username, password };
+    return { kind, sentinels: hosts, masterName, db: db === undefined ? 0 : Number(db), tls, username, password };
   }
   if (path !== '') throw new RedisUrlError('a Cluster URL has no path (Cluster has only database 0)');
-  return { kind, nodes: hosts, tls: false, username, password };
+  return { kind, nodes: hosts, tls, username, password };
 }

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { spawnMain, waitForExit, waitForListening } from '../support/child';
 import { createTestSchema, type TestSchema } from '../support/postgres';
-import { startRedisServer } from '../support/redis-server';
+import { freePort, startRedisServer, type RedisProcess } from '../support/redis-server';
+import { makePki, tlsServerArgs, type TestPki } from '../support/tls';
 import { waitUntil } from '../../scripts/wait';
 import { TEST_DEADLINE_ENV } from '../support/deadline';
 
@@ -56,6 +57,21 @@ describe('the sample API process', function () {
       ['a policies file that does not exist', { RATE_LIMIT_POLICIES_FILE: '/nonexistent/policies.json' }, 'RATE_LIMIT_POLICIES_FILE'],
       ['a policies file with a mistake', { RATE_LIMIT_POLICIES_FILE: BAD_POLICIES }, 'RATE_LIMIT_POLICIES_FILE'],
       ['a malformed LOAD_SHED_MAX_IN_FLIGHT', { LOAD_SHED_MAX_IN_FLIGHT: 'lots' }, 'LOAD_SHED_MAX_IN_FLIGHT'],
+      [
+        'a REDIS_TLS_CA_FILE with a plain redis:// URL',
+        { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS_CA_FILE: BAD_POLICIES },
+        'REDIS_TLS_CA_FILE',
+      ],
+      [
+        'a REDIS_TLS_CA_FILE that does not exist',
+        { REDIS_URL: 'rediss://127.0.0.1:6380', REDIS_TLS_CA_FILE: '/nonexistent/ca.pem' },
+        'REDIS_TLS_CA_FILE',
+      ],
+      [
+        'a REDIS_TLS_CA_FILE that holds no PEM',
+        { REDIS_URL: 'rediss://127.0.0.1:6380', REDIS_TLS_CA_FILE: BAD_POLICIES },
+        'REDIS_TLS_CA_FILE',
+      ],
     ];
     for (const [what, env, variable, preload] of cases) {
       it(`${what}: exit 78, one stderr line naming ${variable}${preload === undefined ? '' : " (after the preload's own)"}`, async () => {
@@ -68,6 +84,71 @@ describe('the sample API process', function () {
         assert.equal(result.stdout.includes('listening'), false, 'never listened');
       });
     }
+  });
+
+  describe('over TLS with a client certificate (rediss://, REDIS_TLS_*)', () => {
+    let pki: TestPki;
+    let redis: RedisProcess;
+    let url: string;
+    before(async () => {
+      pki = makePki();
+      const tlsPort = await freePort();
+      redis = await startRedisServer(tlsServerArgs(pki, tlsPort, { authClients: 'yes' }));
+      url = `rediss://127.0.0.1:${tlsPort}`;
+    });
+    after(async () => {
+      await redis?.stop();
+      pki?.remove();
+    });
+
+    it('starts, is ready and limits when the CA verifies the server and the client certificate is given', async () => {
+      const child = spawnMain({
+        ...TEST_DEADLINE_ENV,
+        PORT: '0',
+        REDIS_URL: url,
+        REDIS_TLS_CA_FILE: pki.files.ca,
+        REDIS_TLS_CERT_FILE: pki.files.clientCert,
+        REDIS_TLS_KEY_FILE: pki.files.clientKey,
+        DATABASE_URL: schema.url,
+      });
+      const exited = waitForExit(child, 30_000);
+      try {
+        const port = await waitForListening(child, 25_000);
+        await waitUntil(
+          'the process to be ready over TLS',
+          async () => (await request(`http://127.0.0.1:${port}`).get('/health/ready')).status === 200,
+          20_000,
+          50,
+        );
+        const status = await request(`http://127.0.0.1:${port}`).get('/v1/status');
+        assert.equal(status.status, 200);
+        assert.ok(status.headers['ratelimit-policy'] !== undefined, 'decided by Redis over TLS');
+      } finally {
+        child.kill('SIGTERM');
+        assert.equal((await exited).code, 0);
+      }
+    });
+
+    it('a CA that did not sign the server certificate: exit 78, one stderr line naming REDIS_TLS_CA_FILE', async () => {
+      const result = await waitForExit(
+        spawnMain({
+          PORT: '0',
+          REDIS_URL: url,
+          REDIS_TLS_CA_FILE: pki.files.otherCa,
+          REDIS_TLS_CERT_FILE: pki.files.clientCert,
+          REDIS_TLS_KEY_FILE: pki.files.clientKey,
+        }),
+        30_000,
+      );
+      assert.equal(result.code, 78, result.stderr);
+      const lines = result.stderr.trimEnd().split('\n');
+      assert.equal(lines.length, 1, result.stderr);
+      assert.match(
+        lines[0] ?? '',
+        /^rampart: refusing to start: the Redis server's certificate was refused at Redis \(SELF_SIGNED_CERT_IN_CHAIN: .*\)\. Fix: set REDIS_TLS_CA_FILE /,
+      );
+      assert.equal(result.stdout.includes('listening'), false, 'never listened');
+    });
   });
 
   it('REDIS_URL alone selects the Redis backend, in prod too (logs rateLimit: redis on start)', async () => {

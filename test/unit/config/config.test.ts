@@ -28,6 +28,7 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'info',
       RATE_LIMIT_ENABLED: true,
       RATE_LIMIT_BACKEND: 'memory',
+      REDIS_TLS_SKIP_HOSTNAME_CHECK: false,
       RATE_LIMIT_DEFAULT_RPS: 5,
       RATE_LIMIT_DEFAULT_BURST: 10,
       RATE_LIMIT_DEADLINE_MS: 100,
@@ -59,6 +60,16 @@ describe('loadConfig', () => {
       enabled: true,
       backend: 'memory',
       redisUrl: undefined,
+      redis: {
+        caFile: undefined,
+        certFile: undefined,
+        keyFile: undefined,
+        servername: undefined,
+        skipHostnameCheck: false,
+        sentinelTls: undefined,
+        sentinelUsername: undefined,
+        sentinelPassword: undefined,
+      },
       defaultRps: 5,
       defaultBurst: 10,
       deadlineMs: 100,
@@ -141,7 +152,57 @@ describe('loadConfig', () => {
     });
     assert.deepEqual(c.database, { writeUrl: 'postgres://app@primary:5432/app', readUrl: 'postgresql://app@replica:5432/app' });
     assert.deepEqual(c.shutdown, { delayMs: 5000, drainTimeoutMs: 20000 });
-    assert.equal(CONFIG_VARIABLES.length, 30);
+    // 30, and the 8 REDIS_TLS_* / REDIS_SENTINEL_* ones (their own test below: they need a TLS URL).
+    assert.equal(CONFIG_VARIABLES.length, 38);
+  });
+
+  it('reads the Redis TLS and Sentinel variables, and refuses the ones REDIS_URL would ignore or that lack a partner', () => {
+    const c = loadConfig({
+      REDIS_URL: 'rediss+sentinel://s1:26379,s2:26379/mymaster',
+      REDIS_TLS_CA_FILE: '/etc/redis/ca.pem',
+      REDIS_TLS_CERT_FILE: '/etc/redis/client.pem',
+      REDIS_TLS_KEY_FILE: '/etc/redis/client.key',
+      REDIS_TLS_SERVERNAME: 'redis.internal',
+      REDIS_TLS_SKIP_HOSTNAME_CHECK: 'true',
+      REDIS_SENTINEL_TLS: 'false',
+      REDIS_SENTINEL_USERNAME: 'sentinel-user',
+      REDIS_SENTINEL_PASSWORD: 'sentinel-secret',
+    });
+    assert.deepEqual(c.rateLimit.redis, {
+      caFile: '/etc/redis/ca.pem',
+      certFile: '/etc/redis/client.pem',
+      keyFile: '/etc/redis/client.key',
+      servername: 'redis.internal',
+      skipHostnameCheck: true,
+      sentinelTls: false,
+      sentinelUsername: 'sentinel-user',
+      sentinelPassword: 'sentinel-secret',
+    });
+    // TLS only to the sentinels is TLS too.
+    assert.equal(
+      loadConfig({ REDIS_URL: 'redis+sentinel://s1/m', REDIS_SENTINEL_TLS: 'true', REDIS_TLS_CA_FILE: '/ca.pem' }).rateLimit.redis.caFile,
+      '/ca.pem',
+    );
+    const refusal = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        assert.ok(err instanceof ConfigError);
+        return err;
+      }
+      assert.fail(`accepted ${JSON.stringify(env)}`);
+    };
+    let err = refusal({ REDIS_URL: 'redis://h:6379', REDIS_TLS_CA_FILE: '/ca.pem' });
+    assert.equal(err.variable, 'REDIS_TLS_CA_FILE');
+    assert.match(err.message, /REDIS_TLS_CA_FILE is set but REDIS_URL \(redis:\/\/\) makes no TLS connection.*Fix: use rediss:\/\//);
+    err = refusal({ REDIS_URL: 'rediss+cluster://n1:7000', REDIS_TLS_CERT_FILE: '/c.pem' });
+    assert.equal(err.variable, 'REDIS_TLS_KEY_FILE');
+    assert.match(err.message, /REDIS_TLS_CERT_FILE is set without REDIS_TLS_KEY_FILE/);
+    err = refusal({ REDIS_URL: 'rediss://h:6380', REDIS_SENTINEL_PASSWORD: 'x' });
+    assert.equal(err.variable, 'REDIS_SENTINEL_PASSWORD');
+    assert.doesNotMatch(err.message, /=x\b|"x"/, 'the password is not repeated');
+    err = refusal({ REDIS_URL: 'rediss://h:6380', REDIS_TLS_SKIP_HOSTNAME_CHECK: 'yes' });
+    assert.equal(err.variable, 'REDIS_TLS_SKIP_HOSTNAME_CHECK');
   });
 
   it('reads DATABASE_URL for both pools when no split is given, and treats empty as unset', () => {

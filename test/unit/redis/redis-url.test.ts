@@ -49,9 +49,19 @@ describe('parseRedisUrl', () => {
       ],
       masterName: 'mymaster',
       db: 2,
+      tls: false,
       username: 'limiter',
       password: 'pw',
     });
+  });
+
+  it('TLS forms: rediss+sentinel:// (data nodes, and the sentinels unless told otherwise) and rediss+cluster://', () => {
+    const sentinel = parseRedisUrl('rediss+sentinel://s1:26380/mymaster');
+    assert.deepEqual([sentinel.kind, sentinel.kind === 'sentinel' && sentinel.tls], ['sentinel', true]);
+    const cluster = parseRedisUrl('rediss+cluster://n1:7000,n2:7001');
+    assert.deepEqual([cluster.kind, cluster.kind === 'cluster' && cluster.tls], ['cluster', true]);
+    assert.equal((parseRedisUrl('redis+cluster://n1:7000') as { tls: boolean }).tls, false);
+    assert.throws(() => parseRedisUrl('redis+tls://h'), /rediss\+sentinel:\/\/, redis\+cluster:\/\/ or rediss\+cluster:\/\//);
   });
 
   it('Cluster: seed nodes, database 0 only', () => {

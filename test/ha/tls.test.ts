@@ -1,0 +1,316 @@
+// TLS on every topology, against real redis-server processes started with a TLS port
+// (certificates made at test time, test/support/tls.ts): a Cluster with `tls-cluster yes` and
+// mutual TLS, and a Sentinel set whose sentinels and data nodes speak only TLS to clients. Each
+// node keeps a plain port for the test's own administration; the client is given only the TLS
+// ports. What is checked: decisions over TLS with a client certificate, a refusal (fail mode,
+// the cause said) without one or with the wrong CA, and a failover on TLS that the limiter
+// follows.
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import calculateSlot from 'cluster-key-slot';
+import type { Cluster, Redis } from 'ioredis';
+import request from 'supertest';
+import { createHealth, createRateLimiter, createRedisClient, createRedisStore, redisCheck, type RateLimiter } from '../../src';
+import { waitUntil } from '../../scripts/wait';
+import { command, startCluster, startNode, type ClusterStack, type RedisNode } from '../../scripts/redis-stack';
+import { TEST_DEADLINE_MS } from '../support/deadline';
+import { limitedApp } from '../support/limiter-app';
+import { freePort } from '../support/redis-server';
+import { makePki, tlsServerArgs, type TestPki } from '../support/tls';
+
+const limiterOn = (client: Redis | Cluster, prefix: string): RateLimiter =>
+  createRateLimiter({
+    deadlineMs: TEST_DEADLINE_MS,
+    store: createRedisStore({ client }),
+    prefix,
+    denyCache: false,
+    principal: (req) => req.get('x-user'),
+    policies: { p: { algorithm: 'token_bucket', rps: 0.001, burst: 2, key: 'principal', failMode: 'closed' } },
+  });
+
+/** Three requests of one user: the burst of 2, then a denial; every one decided by Redis. */
+async function decides(limiter: RateLimiter, user: string): Promise<number[]> {
+  const app = limitedApp(limiter.limit('p'));
+  const statuses: number[] = [];
+  for (let i = 0; i < 3; i++) statuses.push((await request(app).get('/').set('x-user', user)).status);
+  return statuses;
+}
+
+/** A readiness check's answer for `client`: 200, or 503 and what it says of Redis. */
+async function readiness(client: Redis | Cluster): Promise<{ status: number; text: string }> {
+  const health = createHealth({ checks: [{ name: 'redis', run: redisCheck(client), timeoutMs: 1000 }], cacheMs: 0 });
+  const res = await request(limitedApp(health.ready(), { path: '/ready' })).get('/ready');
+  return { status: res.status, text: JSON.stringify(res.body) };
+}
+
+describe('TLS on every topology (mutual TLS, certificates made here)', function () {
+  this.timeout(120_000);
+  let pki: TestPki;
+  before(() => {
+    pki = makePki();
+  });
+  after(() => pki?.remove());
+
+  describe('Cluster, tls-cluster yes, client certificates required', () => {
+    let stack: ClusterStack;
+    /** The TLS port of the node on each plain port. */
+    const tlsPort = new Map<number, number>();
+    let url: string;
+    const clients: (Redis | Cluster)[] = [];
+
+    before(async () => {
+      const t = performance.now();
+      stack = await startCluster({
+        nodeTimeoutMs: 1000,
+        // With tls-cluster yes the bus listens on the TLS port + 10000: both below the ephemeral
+        // range (freePort(true)), and clear of every other node's ports.
+        nodeArgs: async (port, taken) => {
+          const busy = () => new Set([...taken, ...[...tlsPort.values()].flatMap((t) => [t, t + 10_000])]);
+          let p = await freePort(true);
+          while (busy().has(p) || busy().has(p + 10_000)) p = await freePort(true);
+          tlsPort.set(port, p);
+          return tlsServerArgs(pki, p, { authClients: 'yes', cluster: true });
+        },
+      });
+      url = `rediss+cluster://${stack.nodes.map((n) => `127.0.0.1:${tlsPort.get(n.port)}`).join(',')}`;
+      console.log(`      TLS cluster started in ${Math.round(performance.now() - t)} ms: ${url}`);
+    });
+    afterEach(() => {
+      for (const c of clients.splice(0)) c.disconnect();
+    });
+    after(async () => {
+      await stack?.stop();
+    });
+
+    const open = (tls: Parameters<typeof createRedisClient>[1]) => {
+      const c = createRedisClient(url, { onError: () => undefined, ...tls });
+      clients.push(c);
+      return c as Cluster;
+    };
+
+    it('decides over TLS with a client certificate, on every shard; the client is handed TLS ports only', async () => {
+      const client = open({ tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
+      await waitUntil('the TLS cluster client to be ready', async () => client.status === 'ready', 20_000);
+      const limiter = limiterOn(client, 'tlsc');
+      // Users whose keys fall on each of the three masters.
+      const users: string[] = [];
+      const masters = new Set<number>();
+      for (let i = 0; users.length < 3 && i < 1000; i++) {
+        const master = (await stack.masterOf(calculateSlot(`tlsc:p:{p:u${i}}`))).port;
+        if (!masters.has(master)) {
+          masters.add(master);
+          users.push(`u${i}`);
+        }
+      }
+      assert.equal(users.length, 3);
+      for (const u of users) assert.deepEqual(await decides(limiter, u), [200, 200, 429], u);
+      const tlsPorts = new Set(tlsPort.values());
+      const used = client.nodes('all').map((n) => n.options.port as number);
+      assert.ok(
+        used.length >= 3 && used.every((p) => tlsPorts.has(p)),
+        `nodes: ${used.join(', ')}; TLS ports: ${[...tlsPorts].join(', ')}`,
+      );
+      assert.equal((await readiness(client)).status, 200);
+      await limiter.close();
+    });
+
+    it('without a client certificate, or trusting another CA, nothing is decided: the fail mode answers and readiness says why', async () => {
+      for (const [label, tls, cause] of [
+        ['no client certificate', { ca: pki.ca }, /certificate|alert|socket|reset|closed/i],
+        ['another CA', { ca: pki.otherCa, cert: pki.clientCert, key: pki.clientKey }, /certificate|self.signed|verify/i],
+      ] as const) {
+        const client = open({ tls: { ...tls } });
+        const limiter = limiterOn(client, 'tlsc-refused');
+        const statuses = await decides(limiter, `refused-${label}`);
+        assert.deepEqual(statuses, [503, 503, 503], label);
+        const ready = await readiness(client);
+        assert.equal(ready.status, 503, label);
+        console.log(`      ${label}: readiness ${ready.text}`);
+        assert.match(ready.text, cause, `${label}: ${ready.text}`);
+        await limiter.close();
+      }
+    });
+
+    it('a master killed: its replica is promoted and the TLS client decides there again', async () => {
+      const client = open({ tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
+      await waitUntil('the TLS cluster client to be ready', async () => client.status === 'ready', 20_000);
+      const limiter = limiterOn(client, 'tlsc-failover');
+      const user = 'failover-user';
+      const app = limitedApp(limiter.limit('p'));
+      assert.equal((await request(app).get('/').set('x-user', user)).status, 200);
+      const slot = calculateSlot(`tlsc-failover:p:{p:${user}}`);
+      const master = await stack.masterOf(slot);
+      const replica = await stack.replicaOf(master.port);
+      await master.kill();
+      const killedAt = performance.now();
+      await waitUntil(
+        `the replica ${replica.port} promoted`,
+        async () => ((await command(replica.port, 'ROLE')) as string[])[0] === 'master',
+        30_000,
+        20,
+      );
+      const promotedAt = performance.now();
+      let status = 0;
+      await waitUntil(
+        'a decision on the promoted replica',
+        async () => {
+          status = (await request(app).get('/').set('x-user', user)).status;
+          return status === 200 || status === 429;
+        },
+        30_000,
+        20,
+      );
+      const resumedAt = performance.now();
+      console.log(
+        `      TLS cluster: promoted ${Math.round(promotedAt - killedAt)} ms after the kill; deciding again ${Math.round(resumedAt - promotedAt)} ms after the promotion (answered ${status})`,
+      );
+      await limiter.close();
+      await master.restart();
+      await stack.restore();
+    });
+  });
+
+  describe('Sentinel, TLS to the sentinels and to the data nodes, client certificates required', () => {
+    const nodes: RedisNode[] = [];
+    /** plain port -> TLS port */
+    const tls = new Map<number, number>();
+    let master: RedisNode;
+    let replica: RedisNode;
+    let sentinel: RedisNode;
+    let url: string;
+    const clients: Redis[] = [];
+
+    const dataNode = async (dir: string, replicaOf?: number): Promise<RedisNode> => {
+      const port = await freePort();
+      const tlsPort = await freePort();
+      tls.set(port, tlsPort);
+      const node = await startNode(port, `${pki.dir}/${dir}`, {
+        args: [
+          ...tlsServerArgs(pki, tlsPort, { authClients: 'yes' }),
+          ...(replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', String(replicaOf)]),
+        ],
+      });
+      nodes.push(node);
+      return node;
+    };
+
+    before(async () => {
+      master = await dataNode('master');
+      replica = await dataNode('replica', tls.get(master.port));
+      await waitUntil(
+        'the replica in sync over TLS',
+        async () => ((await command(replica.port, 'ROLE')) as string[])[3] === 'connected',
+        20_000,
+      );
+      const port = await freePort();
+      const tlsPort = await freePort();
+      tls.set(port, tlsPort);
+      sentinel = await startNode(port, `${pki.dir}/sentinel`, {
+        sentinel: true,
+        configFile: [
+          `sentinel monitor tlsmaster 127.0.0.1 ${tls.get(master.port)} 1`,
+          'sentinel down-after-milliseconds tlsmaster 2000',
+          'sentinel failover-timeout tlsmaster 5000',
+          '',
+        ].join('\n'),
+        args: tlsServerArgs(pki, tlsPort, { authClients: 'yes' }),
+      });
+      nodes.push(sentinel);
+      await waitUntil(
+        'the sentinel sees the replica',
+        async () => ((await command(sentinel.port, 'SENTINEL', 'REPLICAS', 'tlsmaster')) as unknown[]).length === 1,
+        20_000,
+      );
+      url = `rediss+sentinel://127.0.0.1:${tlsPort}/tlsmaster`;
+    });
+    afterEach(() => {
+      for (const c of clients.splice(0)) c.disconnect();
+    });
+    after(async () => {
+      for (const n of nodes) await n.kill();
+    });
+
+    const open = (o: Parameters<typeof createRedisClient>[1]) => {
+      const c = createRedisClient(url, { onError: () => undefined, ...o }) as Redis;
+      clients.push(c);
+      return c;
+    };
+
+    it('decides over TLS (sentinels and data nodes) with a client certificate', async () => {
+      const client = open({ tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
+      await waitUntil('the TLS sentinel client to be ready', async () => client.status === 'ready', 20_000);
+      const stream = (client as unknown as { stream: { encrypted?: boolean; remotePort?: number } }).stream;
+      assert.equal(stream.encrypted, true, 'the data-node connection is TLS');
+      assert.equal(stream.remotePort, tls.get(master.port), 'to the TLS port the sentinel names');
+      const limiter = limiterOn(client, 'tlss');
+      assert.deepEqual(await decides(limiter, 'alice'), [200, 200, 429]);
+      assert.equal((await readiness(client)).status, 200);
+      await limiter.close();
+    });
+
+    it('sentinelTls: false reaches TLS data nodes through plain-text sentinels; a TLS-only sentinel port refuses it', async () => {
+      // The sentinel's plain port (administration) stands in for a plain-text sentinel.
+      const plain = createRedisClient(`rediss+sentinel://127.0.0.1:${sentinel.port}/tlsmaster`, {
+        onError: () => undefined,
+        sentinelTls: false,
+        tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+      }) as Redis;
+      clients.push(plain);
+      await waitUntil('the client to be ready', async () => plain.status === 'ready', 20_000);
+      const limiter = limiterOn(plain, 'tlss-plain-sentinel');
+      assert.deepEqual(await decides(limiter, 'bob'), [200, 200, 429]);
+      await limiter.close();
+      // Plain text to the sentinel's TLS port: never a session.
+      const wrong = open({ sentinelTls: false, tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
+      const refused = limiterOn(wrong, 'tlss-wrong');
+      assert.deepEqual(await decides(refused, 'carol'), [503, 503, 503]);
+      await refused.close();
+    });
+
+    it('without a client certificate nothing is decided: the fail mode answers and readiness says why', async () => {
+      const client = open({ tls: { ca: pki.ca } });
+      const limiter = limiterOn(client, 'tlss-refused');
+      assert.deepEqual(await decides(limiter, 'dave'), [503, 503, 503]);
+      const ready = await readiness(client);
+      assert.equal(ready.status, 503);
+      console.log(`      no client certificate: readiness ${ready.text}`);
+      assert.match(ready.text, /sentinel/i, ready.text);
+      await limiter.close();
+    });
+
+    it('a failover on TLS: the sentinel promotes the replica and the client decides there', async () => {
+      const client = open({ tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
+      await waitUntil('the TLS sentinel client to be ready', async () => client.status === 'ready', 20_000);
+      const limiter = limiterOn(client, 'tlss-failover');
+      const app = limitedApp(limiter.limit('p'));
+      assert.equal((await request(app).get('/').set('x-user', 'erin')).status, 200);
+      const t = performance.now();
+      await command(sentinel.port, 'SENTINEL', 'FAILOVER', 'tlsmaster');
+      await waitUntil('the replica promoted', async () => ((await command(replica.port, 'ROLE')) as string[])[0] === 'master', 30_000, 20);
+      const promotedAt = performance.now();
+      await waitUntil(
+        'the client on the new master',
+        async () => (client as unknown as { stream?: { remotePort?: number } }).stream?.remotePort === tls.get(replica.port),
+        30_000,
+        20,
+      );
+      let status = 0;
+      await waitUntil(
+        'a decision on the new master',
+        async () => {
+          status = (await request(app).get('/').set('x-user', 'erin')).status;
+          return status === 200 || status === 429;
+        },
+        30_000,
+        20,
+      );
+      console.log(
+        `      TLS sentinel: promoted ${Math.round(promotedAt - t)} ms after SENTINEL FAILOVER; deciding on the new master ${Math.round(performance.now() - promotedAt)} ms after the promotion (answered ${status})`,
+      );
+      // The state moved with the data: erin's bucket held one admission before the failover.
+      assert.equal(status, 200);
+      assert.equal((await request(app).get('/').set('x-user', 'erin')).status, 429);
+      await limiter.close();
+    });
+  });
+});
