@@ -207,6 +207,60 @@ describe('rate limiting on a real Redis', function () {
     }
   });
 
+  it('keeps deciding under load through repeated SCRIPT FLUSH: no decision or release fails, every NOSCRIPT is answered by a reload', async () => {
+    const client = new Redis(server.port, '127.0.0.1');
+    const store = createRedisStore({ client });
+    const noscripts = async () => Number(/errorstat_NOSCRIPT:count=(\d+)/.exec(await admin.info('errorstats'))?.[1] ?? 0);
+    const before = await noscripts();
+    const failures: string[] = [];
+    let decided = 0;
+    let released = 0;
+    let running = true;
+    const tag = randomBytes(4).toString('hex');
+    // 64 callers, each a token bucket and a concurrency lease per decision (decide, then release).
+    const caller = async (i: number) => {
+      while (running) {
+        const checks = [
+          { key: `rl:flush:{${tag}${i}}`, algorithm: 'token_bucket' as const, intervalUs: 1_000, burst: 1_000_000, cost: 1 },
+          {
+            key: `rl:flush-c:{${tag}${i}}`,
+            algorithm: 'concurrency' as const,
+            leaseUs: 60_000_000,
+            limit: 1_000,
+            cost: 1,
+            lease: `${i}-${decided}`,
+          },
+        ];
+        try {
+          const d = await store.decide(checks);
+          decided++;
+          if (!d.allowed) failures.push(`denied: ${JSON.stringify(d)}`);
+          await store.release?.(checks);
+          released++;
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    };
+    const callers = Array.from({ length: 64 }, (_, i) => caller(i));
+    try {
+      for (let f = 0; f < 10; f++) {
+        await new Promise((r) => setTimeout(r, 50));
+        await admin.script('FLUSH');
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      running = false;
+      await Promise.all(callers);
+      await client.quit();
+    }
+    const hit = (await noscripts()) - before;
+    console.log(`      ${decided} decisions and ${released} releases through 10 SCRIPT FLUSH; ${hit} NOSCRIPT replies, each reloaded`);
+    assert.deepEqual(failures.slice(0, 5), []);
+    assert.ok(hit >= 2, `the flushes reached the store's calls (${hit} NOSCRIPT)`);
+    assert.ok(decided > 100, `${decided} decisions`);
+  });
+
   it('sends the decisions of one turn as one call; with nothing in flight, a turn of 32 or more as two, in order', async () => {
     const client = new Redis(server.port, '127.0.0.1');
     const store = createRedisStore({ client });
