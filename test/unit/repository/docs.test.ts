@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CONFIG_DEFAULTS, CONFIG_VARIABLES } from '../../../src';
 import { docPage, documentationPages } from '../../support/docs';
+import { guideLines } from '../../support/migration-example';
 
 const ROOT = join(__dirname, '..', '..', '..');
 /**
@@ -70,6 +71,15 @@ describe('the documentation agrees with the code', () => {
     assert.ok(lines.length >= 5);
     const readmeLines = readme.split('\n').map((l) => l.replace(/\s+\/\/.*$/, '').trim());
     for (const line of lines) assert.ok(readmeLines.includes(line), `README lacks: ${line}`);
+  });
+
+  it("the migration guide's final example is the one the tests run (test/support/migration-example.ts)", () => {
+    const lines = guideLines(readFileSync(join(ROOT, 'test', 'support', 'migration-example.ts'), 'utf8'));
+    assert.ok(lines.length >= 10, `${lines.length} lines`);
+    const guide = docPage('migrating.md')
+      .split('\n')
+      .map((l) => l.trim());
+    for (const line of lines) assert.ok(guide.includes(line), `docs/migrating.md lacks: ${line}`);
   });
 
   it('the README is a landing page of at most 250 lines, and every relative link of the documentation resolves', () => {
