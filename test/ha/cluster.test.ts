@@ -23,6 +23,7 @@ import { createTestSchema } from '../support/postgres';
 import { readmeExample } from '../support/readme-example';
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { Cluster as Cluster5 } from 'ioredis5';
 import { digest } from '../../src/limit/keys';
 import { SETTLE_SCRIPT } from '../../src/limit/redis/scripts';
 import { command, startCluster, type ClusterStack } from '../../scripts/redis-stack';
@@ -96,6 +97,17 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     const client = createRedisClient(stack.url) as Cluster;
     await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
     return { store: createRedisStore({ client }), close: async () => void client.disconnect() };
+  });
+
+  // A Cluster client of ioredis 5 (npm:ioredis@5), as a team may already have one.
+  storeContract('redis cluster (ioredis 5)', async () => {
+    const client = new Cluster5(
+      stack.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })),
+      { enableOfflineQueue: true },
+    );
+    client.on('error', () => undefined);
+    await waitUntil('the ioredis 5 cluster client to be ready', async () => client.status === 'ready');
+    return { store: createRedisStore({ client: client as unknown as Cluster }), close: async () => void client.disconnect() };
   });
 
   it("a second error on a node's socket reaches a listener (ioredis listens once): nothing is thrown, every node still answers", async () => {

@@ -1,4 +1,4 @@
-import { ReplyError, type Cluster, type Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { redisOutageCause } from '../../redis/outage-cause';
 import { StoreUnavailableError } from '../store-unavailable';
 import type { Check } from '../types';
@@ -43,7 +43,8 @@ export function scriptCalls(client: Redis | Cluster, cluster: ClusterWatch | und
   /** Runs once per failed call, never on a success. */
   function unavailable(err: unknown, checks: readonly Check[]): unknown {
     cluster?.afterFailure();
-    if (err instanceof ReplyError || err instanceof StoreUnavailableError) return err;
+    // A server's reply, by name: ioredis 5 and 6 may each bring their own ReplyError class.
+    if ((err instanceof Error && err.name === 'ReplyError') || err instanceof StoreUnavailableError) return err;
     const cause = redisOutageCause(client, cluster?.nodeOf(keyOf(checks)));
     return cause === undefined ? err : new StoreUnavailableError(cause, { cause: err });
   }

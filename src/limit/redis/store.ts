@@ -1,5 +1,5 @@
 import calculateSlot from 'cluster-key-slot';
-import { Cluster, type Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { positiveInteger } from '../../internal/options';
 import { overrideKey } from '../key-format';
 import type { Check } from '../types';
@@ -14,7 +14,10 @@ import { encodeOverride } from './wire';
 
 /** Options of {@link createRedisStore}. */
 export interface RedisStoreOptions {
-  /** An ioredis client (standalone, Sentinel or Cluster). The store does not close it. */
+  /**
+   * An ioredis client (standalone, Sentinel or Cluster), 6 or 5 (typed as 6: cast a 5 client).
+   * The store does not close it.
+   */
   readonly client: Redis | Cluster;
   /**
    * Most decisions sent in one script call. The decisions made in one event-loop turn are
@@ -43,7 +46,8 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
   const { client } = options;
   const maxBatch = options.maxBatch ?? REDIS_STORE_DEFAULTS.maxBatch;
   positiveInteger('redisStore', 'maxBatch', maxBatch);
-  const cluster = client instanceof Cluster ? watchCluster(client) : undefined;
+  // `isCluster`, not instanceof: a client of another ioredis copy or major (5) is one too.
+  const cluster = client.isCluster ? watchCluster(client as Cluster) : undefined;
   const slotOfKey = cluster === undefined ? undefined : calculateSlot;
   const calls = scriptCalls(client, cluster);
   const events = clientEvents(client, cluster);
