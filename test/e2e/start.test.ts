@@ -129,6 +129,57 @@ describe('the sample API process', function () {
       }
     });
 
+    const tlsEnv = () => ({
+      REDIS_URL: url,
+      REDIS_TLS_CA_FILE: pki.files.ca,
+      REDIS_TLS_CERT_FILE: pki.files.clientCert,
+      REDIS_TLS_KEY_FILE: pki.files.clientKey,
+    });
+
+    it('a REDIS_TLS_SERVERNAME the certificate does not give: exit 78 naming it; with REDIS_TLS_SKIP_HOSTNAME_CHECK=true it starts, saying so', async () => {
+      const refused = await waitForExit(spawnMain({ PORT: '0', ...tlsEnv(), REDIS_TLS_SERVERNAME: 'wrong.example' }), 30_000);
+      assert.equal(refused.code, 78, refused.stderr);
+      assert.match(
+        refused.stderr.trimEnd(),
+        /^rampart: refusing to start: the Redis server's certificate was refused at Redis \(ERR_TLS_CERT_ALTNAME_INVALID: .*wrong\.example.*\)\. Fix: set REDIS_TLS_SERVERNAME /,
+      );
+      // The name the certificate gives is accepted; a wrong one with the check off starts too,
+      // the certificate still verified against the CA, and the start says the check is off.
+      for (const extra of [
+        { REDIS_TLS_SERVERNAME: 'localhost' },
+        { REDIS_TLS_SERVERNAME: 'wrong.example', REDIS_TLS_SKIP_HOSTNAME_CHECK: 'true' },
+      ]) {
+        const child = spawnMain({ ...TEST_DEADLINE_ENV, PORT: '0', ...tlsEnv(), ...extra, DATABASE_URL: schema.url });
+        const exited = waitForExit(child, 30_000);
+        let result: Awaited<typeof exited>;
+        try {
+          const port = await waitForListening(child, 25_000);
+          await waitUntil(
+            `ready over TLS with ${JSON.stringify(extra)}`,
+            async () => (await request(`http://127.0.0.1:${port}`).get('/health/ready')).status === 200,
+            20_000,
+            50,
+          );
+        } finally {
+          child.kill('SIGTERM');
+          result = await exited;
+        }
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(
+          result.stdout.includes('REDIS_TLS_SKIP_HOSTNAME_CHECK=true: a Redis certificate is accepted whatever host it names'),
+          extra.REDIS_TLS_SKIP_HOSTNAME_CHECK === 'true',
+          JSON.stringify(extra),
+        );
+      }
+      // The check off does not turn verification off: another CA is still refused.
+      const otherCa = await waitForExit(
+        spawnMain({ PORT: '0', ...tlsEnv(), REDIS_TLS_CA_FILE: pki.files.otherCa, REDIS_TLS_SKIP_HOSTNAME_CHECK: 'true' }),
+        30_000,
+      );
+      assert.equal(otherCa.code, 78, otherCa.stderr);
+      assert.match(otherCa.stderr, /REDIS_TLS_CA_FILE/);
+    });
+
     it('a CA that did not sign the server certificate: exit 78, one stderr line naming REDIS_TLS_CA_FILE', async () => {
       const result = await waitForExit(
         spawnMain({

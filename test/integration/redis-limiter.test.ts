@@ -243,12 +243,18 @@ describe('rate limiting on a real Redis', function () {
       }
     };
     const callers = Array.from({ length: 64 }, (_, i) => caller(i));
+    // Each flush comes after the callers have made 64 more decisions (by observation, not a
+    // sleep: a busy machine only makes it take longer), and the run ends 64 decisions after the last.
+    const progress = async () => {
+      const from = decided;
+      await waitUntil('64 more decisions', async () => decided - from >= 64 || failures.length > 0, 30_000, 5);
+    };
     try {
       for (let f = 0; f < 10; f++) {
-        await new Promise((r) => setTimeout(r, 50));
+        await progress();
         await admin.script('FLUSH');
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await progress();
     } finally {
       running = false;
       await Promise.all(callers);

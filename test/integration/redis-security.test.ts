@@ -2,10 +2,7 @@
 // works under an ACL user limited to the commands and key pattern the README lists (and that
 // user really is limited), and over TLS with certificate verification and no plain-text fallback.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
 import express from 'express';
 import { Redis, type Cluster } from 'ioredis';
 import request from 'supertest';
@@ -14,6 +11,7 @@ import { waitUntil } from '../../scripts/wait';
 import { LIMITER_ACL } from '../support/redis-acl';
 import { freePort, startRedisServer, type RedisProcess } from '../support/redis-server';
 import { TEST_DEADLINE_MS } from '../support/deadline';
+import { makePki, type TestPki } from '../support/tls';
 
 /** Resolves once `client` is connected and ready. */
 const waitReady = (client: Redis | Cluster, timeoutMs = 5000) =>
@@ -125,49 +123,14 @@ describe('Redis security: the documented ACL and TLS', function () {
   });
 
   describe('TLS (rediss://) with a private CA', () => {
-    let dir: string;
+    let pki: TestPki;
     let port: number;
     let server: ChildProcess;
     let ca: Buffer;
 
     before(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'rampart-tls-'));
-      const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-      openssl(
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        'ca.key',
-        '-out',
-        'ca.crt',
-        '-subj',
-        '/CN=rampart test CA',
-        '-days',
-        '2',
-      );
-      openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
-      writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-      openssl(
-        'x509',
-        '-req',
-        '-in',
-        'server.csr',
-        '-CA',
-        'ca.crt',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-out',
-        'server.crt',
-        '-days',
-        '2',
-        '-extfile',
-        'san.ext',
-      );
-      ca = readFileSync(join(dir, 'ca.crt'));
+      pki = makePki();
+      ca = pki.ca;
       port = await freePort();
       server = spawn(
         'redis-server',
@@ -183,13 +146,13 @@ describe('Redis security: the documented ACL and TLS', function () {
           '--appendonly',
           'no',
           '--dir',
-          dir,
+          pki.dir,
           '--tls-cert-file',
-          join(dir, 'server.crt'),
+          pki.files.serverCert,
           '--tls-key-file',
-          join(dir, 'server.key'),
+          pki.files.serverKey,
           '--tls-ca-cert-file',
-          join(dir, 'ca.crt'),
+          pki.files.ca,
           '--tls-auth-clients',
           'no',
         ],
@@ -208,7 +171,7 @@ describe('Redis security: the documented ACL and TLS', function () {
         server.kill('SIGTERM');
         await gone;
       }
-      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      pki?.remove();
     });
 
     it("decides over TLS when the server's certificate verifies", async () => {
