@@ -61,21 +61,25 @@ export const REDIS_CLIENT_DEFAULTS = Object.freeze({
 /**
  * The error reporter of a client created without `onError`: one stderr line per
  * `intervalMs` at most (a client reconnecting every 100 ms to a dead server fails ten times a
- * second), with `secret` (the URL's password) masked wherever the message repeats it.
+ * second), with `secrets` (the URL's password, the sentinels' own) masked wherever the message
+ * repeats them.
  */
 export function stderrErrorReporter(
-  secret: string | undefined,
+  secrets: string | undefined | readonly (string | undefined)[],
   intervalMs: number = REDIS_CLIENT_DEFAULTS.errorLogIntervalMs,
   now: () => number = Date.now,
   write: (line: string) => void = (line) => process.stderr.write(line),
 ): (err: Error) => void {
+  const masked = (typeof secrets === 'string' || secrets === undefined ? [secrets] : secrets).filter(
+    (x): x is string => x !== undefined && x !== '',
+  );
   let last: number | undefined;
   return (err) => {
     const t = now();
     if (last !== undefined && t - last < intervalMs) return;
     last = t;
     let message = err.message.replace(/\s*[\r\n]+\s*/g, ' ');
-    if (secret !== undefined && secret !== '') message = message.split(secret).join('***');
+    for (const secret of masked) message = message.split(secret).join('***');
     write(`rampart redis: ${message}\n`);
   };
 }
@@ -240,7 +244,7 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
   // nodes always are): every socket gets its lasting error listener.
   guardStreams(client);
   if (!(client instanceof Cluster)) client.connect().catch(() => undefined);
-  const report = options.onError ?? stderrErrorReporter(target.password);
+  const report = options.onError ?? stderrErrorReporter([target.password, options.sentinelPassword]);
   client.on('error', (err: Error) => report(explainClientError(client, err)));
   return client;
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { REDIS_CLIENT_DEFAULTS, stderrErrorReporter } from '../../../src/redis/redis-client';
 
 describe('createRedisClient without onError: the stderr reporter', () => {
-  function reporter(secret?: string) {
+  function reporter(secret?: string | readonly string[]) {
     let now = 1_000_000;
     const lines: string[] = [];
     const report = stderrErrorReporter(
@@ -36,5 +36,11 @@ describe('createRedisClient without onError: the stderr reporter', () => {
     const { report, lines } = reporter('hunter2');
     report(new Error('WRONGPASS for hunter2\nsecond line'));
     assert.deepEqual(lines, ['rampart redis: WRONGPASS for *** second line\n']);
+  });
+
+  it("masks every secret it is given (the URL's password and the sentinels' own)", () => {
+    const { report, lines } = reporter(['data-pass', 'sentinel-pass']);
+    report(new Error('auth data-pass failed; sentinel said sentinel-pass'));
+    assert.deepEqual(lines, ['rampart redis: auth *** failed; sentinel said ***\n']);
   });
 });
