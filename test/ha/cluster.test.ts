@@ -24,6 +24,9 @@ import { readmeExample } from '../support/readme-example';
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Cluster as Cluster5 } from 'ioredis5';
+import { Cluster as ValkeyCluster } from 'iovalkey';
+import { createCluster as createNodeRedisCluster } from 'redis';
+import { createCluster as createNodeRedisCluster5 } from 'redis5';
 import { digest } from '../../src/limit/keys';
 import { SETTLE_SCRIPT } from '../../src/limit/redis/scripts';
 import { command, startCluster, type ClusterStack } from '../../scripts/redis-stack';
@@ -109,6 +112,29 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     await waitUntil('the ioredis 5 cluster client to be ready', async () => client.status === 'ready');
     return { store: createRedisStore({ client: client as unknown as Cluster }), close: async () => void client.disconnect() };
   });
+
+  // iovalkey (the Valkey project's ioredis fork) and node-redis 6 and 5, as a team may already have them.
+  storeContract('redis cluster (iovalkey)', async () => {
+    const client = new ValkeyCluster(
+      stack.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })),
+      { enableOfflineQueue: true },
+    );
+    client.on('error', () => undefined);
+    await waitUntil('the iovalkey cluster client to be ready', async () => client.status === 'ready');
+    return { store: createRedisStore({ client: client as unknown as Cluster }), close: async () => void client.disconnect() };
+  });
+  const rootNodes = () => stack.nodes.map((n) => ({ url: `redis://127.0.0.1:${n.port}` }));
+  for (const [label, create] of [
+    ['node-redis 6', () => createNodeRedisCluster({ rootNodes: rootNodes() })],
+    ['node-redis 5', () => createNodeRedisCluster5({ rootNodes: rootNodes() })],
+  ] as const) {
+    storeContract(`redis cluster (${label})`, async () => {
+      const client = create();
+      client.on('error', () => undefined);
+      await client.connect();
+      return { store: createRedisStore({ client }), close: async () => void client.destroy() };
+    });
+  }
 
   it("a second error on a node's socket reaches a listener (ioredis listens once): nothing is thrown, every node still answers", async () => {
     const client = createRedisClient(stack.url, { onError: () => undefined }) as Cluster;

@@ -23,6 +23,7 @@ import { PERIOD_END_LUA } from '../../src/limit/redis/scripts';
 import { quotaPeriodEnd } from '../../src/limit/algorithms';
 import { TEST_DEADLINE_MS } from '../support/deadline';
 import { limitedApp } from '../support/limiter-app';
+import { STORE_CLIENTS } from '../support/store-clients';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -176,96 +177,98 @@ describe('rate limiting on a real Redis', function () {
     }
   });
 
-  it('reloads the script after SCRIPT FLUSH (NOSCRIPT), once', async () => {
-    const client = new Redis(server.port, '127.0.0.1');
-    const store = createRedisStore({ client });
-    try {
-      const check = {
-        key: `rl:t:{${randomBytes(4).toString('hex')}}`,
-        algorithm: 'token_bucket' as const,
-        intervalUs: 1_000_000,
-        burst: 5,
-        cost: 1,
-      };
-      assert.equal((await store.decide([check])).allowed, true);
-      await admin.script('FLUSH');
-      const stats = async () => {
-        const info = `${await admin.info('commandstats')}${await admin.info('errorstats')}`;
-        const n = (re: RegExp) => Number(re.exec(info)?.[1] ?? 0);
-        return { evals: n(/cmdstat_eval:calls=(\d+)/), noscript: n(/errorstat_NOSCRIPT:count=(\d+)/) };
-      };
-      const before = await stats();
-      const d = await store.decide([check]);
-      assert.equal(d.allowed, true);
-      assert.equal(d.remaining[0], 3, 'state survived: only the script cache was flushed');
-      const after = await stats();
-      assert.deepEqual([after.noscript - before.noscript, after.evals - before.evals], [1, 1], 'one NOSCRIPT, one EVAL');
-      assert.equal((await store.decide([check])).remaining[0], 2, 'EVALSHA works again');
-      assert.equal((await stats()).evals, after.evals, 'no further EVAL');
-    } finally {
-      await client.quit();
-    }
-  });
-
-  it('keeps deciding under load through repeated SCRIPT FLUSH: no decision or release fails, every NOSCRIPT is answered by a reload', async () => {
-    const client = new Redis(server.port, '127.0.0.1');
-    const store = createRedisStore({ client });
-    const noscripts = async () => Number(/errorstat_NOSCRIPT:count=(\d+)/.exec(await admin.info('errorstats'))?.[1] ?? 0);
-    const before = await noscripts();
-    const failures: string[] = [];
-    let decided = 0;
-    let released = 0;
-    let running = true;
-    const tag = randomBytes(4).toString('hex');
-    // 64 callers, each a token bucket and a concurrency lease per decision (decide, then release).
-    const caller = async (i: number) => {
-      while (running) {
-        const checks = [
-          { key: `rl:flush:{${tag}${i}}`, algorithm: 'token_bucket' as const, intervalUs: 1_000, burst: 1_000_000, cost: 1 },
-          {
-            key: `rl:flush-c:{${tag}${i}}`,
-            algorithm: 'concurrency' as const,
-            leaseUs: 60_000_000,
-            limit: 1_000,
-            cost: 1,
-            lease: `${i}-${decided}`,
-          },
-        ];
-        try {
-          const d = await store.decide(checks);
-          decided++;
-          if (!d.allowed) failures.push(`denied: ${JSON.stringify(d)}`);
-          await store.release?.(checks);
-          released++;
-        } catch (err) {
-          failures.push((err as Error).message);
-        }
-      }
-    };
-    const callers = Array.from({ length: 64 }, (_, i) => caller(i));
-    // Each flush comes after the callers have made 64 more decisions (by observation, not a
-    // sleep: a busy machine only makes it take longer), and the run ends 64 decisions after the last.
-    const progress = async () => {
-      const from = decided;
-      await waitUntil('64 more decisions', async () => decided - from >= 64 || failures.length > 0, 30_000, 5);
-    };
-    try {
-      for (let f = 0; f < 10; f++) {
-        await progress();
+  for (const [label, open] of STORE_CLIENTS) {
+    it(`reloads the script after SCRIPT FLUSH (NOSCRIPT), once (${label})`, async () => {
+      const opened = await open('127.0.0.1', server.port);
+      const store = createRedisStore({ client: opened.client });
+      try {
+        const check = {
+          key: `rl:t:{${randomBytes(4).toString('hex')}}`,
+          algorithm: 'token_bucket' as const,
+          intervalUs: 1_000_000,
+          burst: 5,
+          cost: 1,
+        };
+        assert.equal((await store.decide([check])).allowed, true);
         await admin.script('FLUSH');
+        const stats = async () => {
+          const info = `${await admin.info('commandstats')}${await admin.info('errorstats')}`;
+          const n = (re: RegExp) => Number(re.exec(info)?.[1] ?? 0);
+          return { evals: n(/cmdstat_eval:calls=(\d+)/), noscript: n(/errorstat_NOSCRIPT:count=(\d+)/) };
+        };
+        const before = await stats();
+        const d = await store.decide([check]);
+        assert.equal(d.allowed, true);
+        assert.equal(d.remaining[0], 3, 'state survived: only the script cache was flushed');
+        const after = await stats();
+        assert.deepEqual([after.noscript - before.noscript, after.evals - before.evals], [1, 1], 'one NOSCRIPT, one EVAL');
+        assert.equal((await store.decide([check])).remaining[0], 2, 'EVALSHA works again');
+        assert.equal((await stats()).evals, after.evals, 'no further EVAL');
+      } finally {
+        await opened.close();
       }
-      await progress();
-    } finally {
-      running = false;
-      await Promise.all(callers);
-      await client.quit();
-    }
-    const hit = (await noscripts()) - before;
-    console.log(`      ${decided} decisions and ${released} releases through 10 SCRIPT FLUSH; ${hit} NOSCRIPT replies, each reloaded`);
-    assert.deepEqual(failures.slice(0, 5), []);
-    assert.ok(hit >= 2, `the flushes reached the store's calls (${hit} NOSCRIPT)`);
-    assert.ok(decided > 100, `${decided} decisions`);
-  });
+    });
+
+    it(`keeps deciding under load through repeated SCRIPT FLUSH: no decision or release fails, every NOSCRIPT is answered by a reload (${label})`, async () => {
+      const opened = await open('127.0.0.1', server.port);
+      const store = createRedisStore({ client: opened.client });
+      const noscripts = async () => Number(/errorstat_NOSCRIPT:count=(\d+)/.exec(await admin.info('errorstats'))?.[1] ?? 0);
+      const before = await noscripts();
+      const failures: string[] = [];
+      let decided = 0;
+      let released = 0;
+      let running = true;
+      const tag = randomBytes(4).toString('hex');
+      // 64 callers, each a token bucket and a concurrency lease per decision (decide, then release).
+      const caller = async (i: number) => {
+        while (running) {
+          const checks = [
+            { key: `rl:flush:{${tag}${i}}`, algorithm: 'token_bucket' as const, intervalUs: 1_000, burst: 1_000_000, cost: 1 },
+            {
+              key: `rl:flush-c:{${tag}${i}}`,
+              algorithm: 'concurrency' as const,
+              leaseUs: 60_000_000,
+              limit: 1_000,
+              cost: 1,
+              lease: `${i}-${decided}`,
+            },
+          ];
+          try {
+            const d = await store.decide(checks);
+            decided++;
+            if (!d.allowed) failures.push(`denied: ${JSON.stringify(d)}`);
+            await store.release?.(checks);
+            released++;
+          } catch (err) {
+            failures.push((err as Error).message);
+          }
+        }
+      };
+      const callers = Array.from({ length: 64 }, (_, i) => caller(i));
+      // Each flush comes after the callers have made 64 more decisions (by observation, not a
+      // sleep: a busy machine only makes it take longer), and the run ends 64 decisions after the last.
+      const progress = async () => {
+        const from = decided;
+        await waitUntil('64 more decisions', async () => decided - from >= 64 || failures.length > 0, 30_000, 5);
+      };
+      try {
+        for (let f = 0; f < 10; f++) {
+          await progress();
+          await admin.script('FLUSH');
+        }
+        await progress();
+      } finally {
+        running = false;
+        await Promise.all(callers);
+        await opened.close();
+      }
+      const hit = (await noscripts()) - before;
+      console.log(`      ${decided} decisions and ${released} releases through 10 SCRIPT FLUSH; ${hit} NOSCRIPT replies, each reloaded`);
+      assert.deepEqual(failures.slice(0, 5), []);
+      assert.ok(hit >= 2, `the flushes reached the store's calls (${hit} NOSCRIPT)`);
+      assert.ok(decided > 100, `${decided} decisions`);
+    });
+  }
 
   it('sends the decisions of one turn as one call; with nothing in flight, a turn of 32 or more as two, in order', async () => {
     const client = new Redis(server.port, '127.0.0.1');

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
-import { Redis as Redis5 } from 'ioredis5';
 import { createMemoryStore, createRedisStore } from '../../src';
 import { storeContract } from '../support/store-contract';
+import { STORE_CLIENTS } from '../support/store-clients';
 import { TEST_REDIS, TEST_REDIS_URL } from '../support/redis-server';
 
 storeContract('memory', async () => {
@@ -9,23 +9,22 @@ storeContract('memory', async () => {
   return { store, close: () => store.close() };
 });
 
-/** A Redis store on `client` (the shared test server), its keys deleted and the client quit at the end. */
-function onStandalone(client: Redis | Redis5) {
-  const store = createRedisStore({ client: client as Redis });
-  return {
-    store,
-    async close() {
-      const keys = await client.keys('rltest:*');
-      if (keys.length > 0) await client.del(...keys);
-      await store.close();
-      await client.quit();
-    },
-  };
+// Every client a team may already have, on the shared test server: ioredis 6 and 5, iovalkey,
+// node-redis 6 and 5. The keys the contract made are deleted at the end.
+for (const [label, open] of STORE_CLIENTS) {
+  storeContract(`redis (standalone, ${label}, ${TEST_REDIS_URL})`, async () => {
+    const opened = await open(TEST_REDIS.host, TEST_REDIS.port);
+    const store = createRedisStore({ client: opened.client });
+    return {
+      store,
+      async close() {
+        const admin = new Redis(TEST_REDIS);
+        const keys = await admin.keys('rltest:*');
+        if (keys.length > 0) await admin.del(...keys);
+        await admin.quit();
+        await store.close();
+        await opened.close();
+      },
+    };
+  });
 }
-
-storeContract(`redis (standalone, ${TEST_REDIS_URL})`, async () => onStandalone(new Redis({ ...TEST_REDIS, enableOfflineQueue: true })));
-
-// The client a team may already have: ioredis 5 (the devDependency `ioredis5`, npm:ioredis@5).
-storeContract(`redis (standalone, ioredis 5, ${TEST_REDIS_URL})`, async () =>
-  onStandalone(new Redis5({ ...TEST_REDIS, enableOfflineQueue: true })),
-);

@@ -1,23 +1,11 @@
-import type { Cluster, Redis } from 'ioredis';
-import { redisOutageCause } from '../../redis/outage-cause';
 import { StoreUnavailableError } from '../store-unavailable';
 import type { Check } from '../types';
 import type { Decision } from '../store';
 import { keyOf } from './across-slots';
 import type { Pending } from './batcher';
-import type { ClusterWatch } from './cluster-watch';
+import type { StoreConnection } from './connection';
 import { DECIDE_SCRIPT, RELEASE_SCRIPT, SETTLE_SCRIPT } from './scripts';
-import { encodeDecide, encodeRelease, encodeSettle, parseDecide, parseSettle, type ScriptCall, type SettledCheck } from './wire';
-
-type ScriptCommand = (numKeys: number, ...args: (string | number)[]) => Promise<unknown>;
-
-/** The client's command running `lua` (defined once per client: ioredis sends EVALSHA, EVAL after NOSCRIPT). */
-function scriptCommand(client: Redis | Cluster, name: string, lua: string): (call: ScriptCall) => Promise<unknown> {
-  const commands = client as unknown as Record<string, ScriptCommand>;
-  if (typeof commands[name] !== 'function') client.defineCommand(name, { lua });
-  const command = commands[name] as ScriptCommand;
-  return (call) => command.call(client, call.numKeys, ...call.args);
-}
+import { encodeDecide, encodeRelease, encodeSettle, parseDecide, parseSettle, type SettledCheck } from './wire';
 
 /** The Redis store's script calls, each from its arguments to its parsed reply. */
 export interface ScriptCalls {
@@ -28,24 +16,23 @@ export interface ScriptCalls {
 }
 
 /**
- * The scripts' calls on `client`. A failed call's error is said as the limiter should see it:
+ * The scripts' calls on `connection`. A failed call's error is said as the limiter should see it:
  * when the client's connections said why it cannot serve (outage-cause.ts; a client from
  * createRedisClient), a {@link StoreUnavailableError} naming that cause (`connect ECONNREFUSED
  * 127.0.0.1:6379`) instead of what ioredis says of the call ("Stream isn't writeable..."); a
  * server's reply (`NOSCRIPT`, `OOM`...) stays as it is. On Cluster, a failure also starts the
  * watch of the slot map (cluster-watch.ts).
  */
-export function scriptCalls(client: Redis | Cluster, cluster: ClusterWatch | undefined): ScriptCalls {
-  const decideCommand = scriptCommand(client, 'rampartDecide', DECIDE_SCRIPT);
-  const settleCommand = scriptCommand(client, 'rampartSettle', SETTLE_SCRIPT);
-  const releaseCommand = scriptCommand(client, 'rampartRelease', RELEASE_SCRIPT);
+export function scriptCalls(connection: StoreConnection): ScriptCalls {
+  const decideCommand = connection.script('rampartDecide', DECIDE_SCRIPT);
+  const settleCommand = connection.script('rampartSettle', SETTLE_SCRIPT);
+  const releaseCommand = connection.script('rampartRelease', RELEASE_SCRIPT);
 
   /** Runs once per failed call, never on a success. */
   function unavailable(err: unknown, checks: readonly Check[]): unknown {
-    cluster?.afterFailure();
-    // A server's reply, by name: ioredis 5 and 6 may each bring their own ReplyError class.
-    if ((err instanceof Error && err.name === 'ReplyError') || err instanceof StoreUnavailableError) return err;
-    const cause = redisOutageCause(client, cluster?.nodeOf(keyOf(checks)));
+    connection.cluster?.afterFailure();
+    if (connection.isReply(err) || err instanceof StoreUnavailableError) return err;
+    const cause = connection.outageCause(keyOf(checks));
     return cause === undefined ? err : new StoreUnavailableError(cause, { cause: err });
   }
   const failed = (checks: readonly Check[]) => (err: unknown) => {

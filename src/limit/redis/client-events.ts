@@ -1,6 +1,5 @@
-import type { Cluster, Redis } from 'ioredis';
 import type { FailureDomains } from '../store';
-import type { ClusterWatch } from './cluster-watch';
+import type { StoreConnection } from './connection';
 
 /**
  * The store's {@link FailureDomains} from the client's events: `onRecover` everywhere, and on
@@ -8,22 +7,15 @@ import type { ClusterWatch } from './cluster-watch';
  * (the client outlives the store).
  */
 export function clientEvents(
-  client: Redis | Cluster,
-  cluster: ClusterWatch | undefined,
+  connection: StoreConnection,
 ): FailureDomains & Required<Pick<FailureDomains, 'onRecover'>> & { close(): void } {
+  const { cluster } = connection;
   const unhook: (() => void)[] = [];
-
-  /** Registers a client listener until `off()` or close. */
-  function hook(event: string, fn: () => void): () => void {
-    client.on(event, fn);
-    const off = () => {
-      client.off(event, fn);
-      const k = unhook.indexOf(off);
-      if (k !== -1) unhook.splice(k, 1);
-    };
+  const hook = (on: (fn: () => void) => () => void, fn: () => void): (() => void) => {
+    const off = on(fn);
     unhook.push(off);
     return off;
-  }
+  };
 
   return {
     ...(cluster === undefined
@@ -31,12 +23,12 @@ export function clientEvents(
       : {
           partition: cluster.partition,
           // After each slot-map refresh: the masters that own a slot now.
-          onTopology: (listener: (domains: ReadonlySet<string>) => void) => hook('refresh', () => listener(cluster.owners())),
+          onTopology: (listener: (domains: ReadonlySet<string>) => void) => hook(connection.onRefresh, () => listener(cluster.owners())),
         }),
     onRecover(listener: (domain?: string) => void) {
       // The whole client (re)connected. On Cluster a slot with a new owner needs no event: its
       // keys map to another domain, and so to another breaker, as soon as the slot map says so.
-      const offReady = hook('ready', () => listener());
+      const offReady = hook(connection.onReady, () => listener());
       if (cluster === undefined) return offReady;
       const offNodes = cluster.watchNodes(listener);
       unhook.push(offNodes);

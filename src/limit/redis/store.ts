@@ -1,5 +1,4 @@
 import calculateSlot from 'cluster-key-slot';
-import type { Cluster, Redis } from 'ioredis';
 import { positiveInteger } from '../../internal/options';
 import { overrideKey } from '../key-format';
 import type { Check } from '../types';
@@ -8,17 +7,17 @@ import { decideAcrossSlots, giveBack, keyOf, type SlotSteps, type TimedDecision 
 import { createTurnBatcher } from './batcher';
 import { scriptCalls } from './calls';
 import { clientEvents } from './client-events';
-import { watchCluster } from './cluster-watch';
+import { connectionOf, type RedisStoreClient } from './connection';
 import { createReleaseBatcher } from './releases';
 import { encodeOverride } from './wire';
 
 /** Options of {@link createRedisStore}. */
 export interface RedisStoreOptions {
   /**
-   * An ioredis client (standalone, Sentinel or Cluster), 6 or 5 (typed as 6: cast a 5 client).
-   * The store does not close it.
+   * The client: ioredis 6 or 5 or iovalkey (standalone, Sentinel or Cluster), or node-redis 5 or
+   * 6 (`createClient()` or `createCluster()`). The store does not close it.
    */
-  readonly client: Redis | Cluster;
+  readonly client: RedisStoreClient;
   /**
    * Most decisions sent in one script call. The decisions made in one event-loop turn are
    * coalesced into one `EVALSHA` (per hash slot on Cluster); `1` sends one call per decision.
@@ -38,19 +37,18 @@ const gaveUp = (o: DecideOptions): boolean => (o.abandoned !== undefined ? o.aba
  * one round trip and one script start for many requests; a call failing fails each of its
  * decisions. On Cluster a decision whose keys share a slot (one identity, any number of
  * policies) is still one call; one over several slots is decided slot by slot (across-slots.ts).
- * The parts: wire.ts (the scripts' arguments and replies), scripts.ts, calls.ts (the script
- * calls, a failure said by its cause), batcher.ts, releases.ts, across-slots.ts,
+ * The parts: connection.ts (what the store needs of a client, for ioredis and node-redis),
+ * wire.ts (the scripts' arguments and replies), scripts.ts, calls.ts (the script calls, a
+ * failure said by its cause), batcher.ts, releases.ts, across-slots.ts,
  * cluster-watch.ts, client-events.ts; here, the wiring and the deadline's give-back.
  */
 export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
-  const { client } = options;
   const maxBatch = options.maxBatch ?? REDIS_STORE_DEFAULTS.maxBatch;
   positiveInteger('redisStore', 'maxBatch', maxBatch);
-  // `isCluster`, not instanceof: a client of another ioredis copy or major (5) is one too.
-  const cluster = client.isCluster ? watchCluster(client as Cluster) : undefined;
-  const slotOfKey = cluster === undefined ? undefined : calculateSlot;
-  const calls = scriptCalls(client, cluster);
-  const events = clientEvents(client, cluster);
+  const connection = connectionOf(options.client);
+  const slotOfKey = connection.cluster === undefined ? undefined : calculateSlot;
+  const calls = scriptCalls(connection);
+  const events = clientEvents(connection);
   const push = createTurnBatcher({
     maxBatch,
     slotOf: slotOfKey === undefined ? undefined : (checks) => slotOfKey(keyOf(checks)),
@@ -105,16 +103,14 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     },
     release,
     async setOverride(key: string, numbers: OverrideNumbers, ttlMs?: number): Promise<void> {
-      const value = encodeOverride(numbers);
-      if (ttlMs === undefined) await client.set(overrideKey(key), value);
-      else await client.set(overrideKey(key), value, 'PX', Math.max(1, Math.round(ttlMs)));
+      await connection.set(overrideKey(key), encodeOverride(numbers), ttlMs === undefined ? undefined : Math.max(1, Math.round(ttlMs)));
     },
     async clearOverride(key: string): Promise<void> {
-      await client.del(overrideKey(key));
+      await connection.del(overrideKey(key));
     },
     close() {
-      cluster?.close();
       events.close();
+      connection.close();
       return Promise.resolve();
     },
   };

@@ -1,0 +1,35 @@
+// The clients a Redis store runs on, each opened on a standalone server: ioredis 6 and 5,
+// iovalkey, node-redis 6 and 5. Tests that promise something of every client loop over them.
+import { Redis } from 'ioredis';
+import { Redis as Redis5 } from 'ioredis5';
+import Valkey from 'iovalkey';
+import { createClient } from 'redis';
+import { createClient as createClient5 } from 'redis5';
+import type { RedisStoreClient } from '../../src/limit/redis/connection';
+
+export interface OpenedClient {
+  readonly client: RedisStoreClient;
+  close(): Promise<void>;
+}
+
+/** ioredis-shaped clients (6, 5, iovalkey): quit at close. */
+function ioredisLike(client: { quit(): Promise<unknown>; on(e: string, f: () => void): unknown }): OpenedClient {
+  client.on('error', () => undefined);
+  return { client: client as unknown as RedisStoreClient, close: async () => void (await client.quit().catch(() => undefined)) };
+}
+
+/** node-redis clients (6, 5): connected before use, destroyed at close. */
+async function nodeRedis(client: ReturnType<typeof createClient> | ReturnType<typeof createClient5>): Promise<OpenedClient> {
+  client.on('error', () => undefined);
+  await client.connect();
+  return { client, close: async () => void client.destroy() };
+}
+
+/** Every client library the store accepts, as `[label, open(host, port)]`. */
+export const STORE_CLIENTS: readonly (readonly [string, (host: string, port: number) => Promise<OpenedClient>])[] = [
+  ['ioredis 6', async (host, port) => ioredisLike(new Redis({ host, port }))],
+  ['ioredis 5', async (host, port) => ioredisLike(new Redis5({ host, port }))],
+  ['iovalkey', async (host, port) => ioredisLike(new Valkey({ host, port }))],
+  ['node-redis 6', (host, port) => nodeRedis(createClient({ socket: { host, port } }))],
+  ['node-redis 5', (host, port) => nodeRedis(createClient5({ socket: { host, port } }))],
+];
