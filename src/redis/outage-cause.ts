@@ -140,7 +140,7 @@ function noteConnectionError(t: Tracker, err: unknown): void {
 }
 
 /** Tells the tracker of a Sentinel `client` about its watcher on `sentinel` (`host:port`): a failure, or `undefined` once connected. */
-export function noteSentinelWatcher(client: Redis, sentinel: string, err: unknown): void {
+export function noteSentinelWatcher(client: object, sentinel: string, err: unknown): void {
   const t = trackers.get(client);
   if (t === undefined) return;
   if (err === undefined) t.watchers.delete(sentinel);

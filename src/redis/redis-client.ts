@@ -1,8 +1,9 @@
 import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis } from 'ioredis';
 import { withTimeout } from '../internal/with-timeout';
-import { explainClientError, noteSentinelWatcher, trackOutageCause } from './outage-cause';
+import { explainClientError, trackOutageCause } from './outage-cause';
 import { parseRedisUrl } from './redis-url';
+import { followSentinelMaster } from './sentinel-follow';
 import { guardStreams } from './stream-guard';
 
 /** Options of {@link createRedisClient}. */
@@ -104,64 +105,6 @@ export async function closeRedisClient(client: Redis | Cluster, timeoutMs: numbe
 const readonlyReconnect = (err: Error): 2 | false => (err.message.startsWith('READONLY') ? 2 : false);
 
 /**
- * Moves `client` to a new master as soon as any sentinel announces it (`+switch-master`): when it
- * is still connected to another address (a forced failover leaves the old master running, and
- * without this the client would keep writing to it until Sentinel demotes it, ~10 s later), or
- * when it is waiting between reconnect attempts because the old master died.
- */
-function watchSwitchMaster(
-  client: Redis,
-  sentinels: readonly { host: string; port: number }[],
-  masterName: string,
-  access: SentinelAccess,
-): void {
-  const watchers = sentinels.map((s) => {
-    const w = new Redis({
-      host: s.host,
-      port: s.port,
-      ...(access.tls === undefined ? {} : { tls: { ...access.tls } }),
-      ...(access.username === undefined ? {} : { username: access.username }),
-      ...(access.password === undefined ? {} : { password: access.password }),
-      // Queued until connected; ioredis subscribes again after every reconnect.
-      enableOfflineQueue: true,
-      maxRetriesPerRequest: null,
-      retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
-    });
-    // Each watcher's connection errors name why its sentinel cannot be reached (the client's
-    // own sentinel connections keep theirs to themselves).
-    const address = `${s.host}:${s.port}`;
-    w.on('error', (err: unknown) => noteSentinelWatcher(client, address, err));
-    w.on('ready', () => noteSentinelWatcher(client, address, undefined));
-    w.on('message', (_channel: string, message: string) => {
-      const [name, , , host, port] = message.split(' ');
-      if (name !== masterName) return;
-      if (client.status !== 'ready') {
-        // Reconnecting because the old master died: try every 20 ms for a second instead of
-        // waiting for the next attempt. The sentinel the client asks may learn of the switch a
-        // little after the one that announced it. A later scheduled attempt finds the client
-        // connected and does nothing.
-        const until = Date.now() + 1_000;
-        const attempt = () => {
-          if (client.status === 'ready' || client.status === 'end' || Date.now() > until) return;
-          if (client.status === 'reconnecting') client.connect().catch(() => undefined);
-          setTimeout(attempt, 20).unref();
-        };
-        attempt();
-        return;
-      }
-      const stream = (client as unknown as { stream?: { remoteAddress?: string; remotePort?: number } }).stream;
-      if (stream?.remotePort === Number(port) && stream.remoteAddress === host) return;
-      client.disconnect(true);
-    });
-    w.subscribe('+switch-master').catch(() => undefined);
-    return w;
-  });
-  client.once('end', () => {
-    for (const w of watchers) w.disconnect();
-  });
-}
-
-/**
  * An ioredis client for a rate limiter, from a `REDIS_URL`: fail fast rather than queue
  * (no offline queue, one retry per command), bounded reconnect back-off, reconnect on
  * READONLY (a demoted master). Throws `RedisUrlError` for a URL it cannot use.
@@ -208,11 +151,11 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
       ...(access.username === undefined ? {} : { sentinelUsername: access.username }),
       ...(access.password === undefined ? {} : { sentinelPassword: access.password }),
       // ioredis's own detector reconnects on every +switch-master message, including late
-      // ones from the other sentinels after it has already moved: see watchSwitchMaster.
+      // ones from the other sentinels after it has already moved: see sentinel-follow.ts.
       failoverDetector: false,
       sentinelRetryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
     });
-    watchSwitchMaster(client, target.sentinels, target.masterName, access);
+    followSentinelMaster(client);
   } else {
     const clusterOptions = {
       redisOptions: { ...common, enableAutoPipelining: false, ...(target.tls ? { tls: { ...options.tls } } : {}) },

@@ -110,7 +110,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     );
     client.on('error', () => undefined);
     await waitUntil('the ioredis 5 cluster client to be ready', async () => client.status === 'ready');
-    return { store: createRedisStore({ client: client as unknown as Cluster }), close: async () => void client.disconnect() };
+    return { store: createRedisStore({ client }), close: async () => void client.disconnect() };
   });
 
   // iovalkey (the Valkey project's ioredis fork) and node-redis 6 and 5, as a team may already have them.
@@ -121,7 +121,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     );
     client.on('error', () => undefined);
     await waitUntil('the iovalkey cluster client to be ready', async () => client.status === 'ready');
-    return { store: createRedisStore({ client: client as unknown as Cluster }), close: async () => void client.disconnect() };
+    return { store: createRedisStore({ client }), close: async () => void client.disconnect() };
   });
   const rootNodes = () => stack.nodes.map((n) => ({ url: `redis://127.0.0.1:${n.port}` }));
   for (const [label, create] of [

@@ -17,8 +17,11 @@ import { TEST_DEADLINE_MS } from '../support/deadline';
 import { limitedApp } from '../support/limiter-app';
 import { freePort } from '../support/redis-server';
 import { makePki, tlsServerArgs, type TestPki } from '../support/tls';
+import { createCluster as createNodeRedisCluster } from 'redis';
+import Valkey from 'iovalkey';
+import type { RedisStoreClient } from '../../src';
 
-const limiterOn = (client: Redis | Cluster, prefix: string): RateLimiter =>
+const limiterOn = (client: RedisStoreClient, prefix: string): RateLimiter =>
   createRateLimiter({
     deadlineMs: TEST_DEADLINE_MS,
     store: createRedisStore({ client }),
@@ -88,21 +91,64 @@ describe('TLS on every topology (mutual TLS, certificates made here)', function 
       return c as Cluster;
     };
 
-    it('decides over TLS with a client certificate, on every shard; the client is handed TLS ports only', async () => {
-      const client = open({ tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
-      await waitUntil('the TLS cluster client to be ready', async () => client.status === 'ready', 20_000);
-      const limiter = limiterOn(client, 'tlsc');
-      // Users whose keys fall on each of the three masters.
+    /** Users whose keys (policy `p` under `prefix`) fall on each of the three masters. */
+    async function usersOnEveryMaster(prefix: string): Promise<string[]> {
       const users: string[] = [];
       const masters = new Set<number>();
       for (let i = 0; users.length < 3 && i < 1000; i++) {
-        const master = (await stack.masterOf(calculateSlot(`tlsc:p:{p:u${i}}`))).port;
+        const master = (await stack.masterOf(calculateSlot(`${prefix}:p:{p:u${i}}`))).port;
         if (!masters.has(master)) {
           masters.add(master);
           users.push(`u${i}`);
         }
       }
       assert.equal(users.length, 3);
+      return users;
+    }
+
+    /** Kills the master of `key`'s slot and waits for its replica to say it is master; `restore()` brings the cluster back. */
+    async function killMasterOf(key: string): Promise<{ killedAt: number; promotedAt: number; restore(): Promise<void> }> {
+      const master = await stack.masterOf(calculateSlot(key));
+      const replica = await stack.replicaOf(master.port);
+      await master.kill();
+      const killedAt = performance.now();
+      await waitUntil(
+        `the replica ${replica.port} promoted`,
+        async () => ((await command(replica.port, 'ROLE')) as string[])[0] === 'master',
+        30_000,
+        20,
+      );
+      const promotedAt = performance.now();
+      return {
+        killedAt,
+        promotedAt,
+        async restore() {
+          await master.restart();
+          await stack.restore();
+        },
+      };
+    }
+
+    /** Asks for `user` every 20 ms until the limiter decides (200 or 429, not a fail mode's 503). */
+    async function decidedAgain(app: ReturnType<typeof limitedApp>, user: string): Promise<{ status: number; resumedAt: number }> {
+      let status = 0;
+      await waitUntil(
+        'a decision on the promoted replica',
+        async () => {
+          status = (await request(app).get('/').set('x-user', user)).status;
+          return status === 200 || status === 429;
+        },
+        30_000,
+        20,
+      );
+      return { status, resumedAt: performance.now() };
+    }
+
+    it('decides over TLS with a client certificate, on every shard; the client is handed TLS ports only', async () => {
+      const client = open({ tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
+      await waitUntil('the TLS cluster client to be ready', async () => client.status === 'ready', 20_000);
+      const limiter = limiterOn(client, 'tlsc');
+      const users = await usersOnEveryMaster('tlsc');
       for (const u of users) assert.deepEqual(await decides(limiter, u), [200, 200, 429], u);
       const tlsPorts = new Set(tlsPort.values());
       const used = client.nodes('all').map((n) => n.options.port as number);
@@ -138,35 +184,50 @@ describe('TLS on every topology (mutual TLS, certificates made here)', function 
       const user = 'failover-user';
       const app = limitedApp(limiter.limit('p'));
       assert.equal((await request(app).get('/').set('x-user', user)).status, 200);
-      const slot = calculateSlot(`tlsc-failover:p:{p:${user}}`);
-      const master = await stack.masterOf(slot);
-      const replica = await stack.replicaOf(master.port);
-      await master.kill();
-      const killedAt = performance.now();
-      await waitUntil(
-        `the replica ${replica.port} promoted`,
-        async () => ((await command(replica.port, 'ROLE')) as string[])[0] === 'master',
-        30_000,
-        20,
-      );
-      const promotedAt = performance.now();
-      let status = 0;
-      await waitUntil(
-        'a decision on the promoted replica',
-        async () => {
-          status = (await request(app).get('/').set('x-user', user)).status;
-          return status === 200 || status === 429;
-        },
-        30_000,
-        20,
-      );
-      const resumedAt = performance.now();
+      const { killedAt, promotedAt, restore } = await killMasterOf(`tlsc-failover:p:{p:${user}}`);
+      const { status, resumedAt } = await decidedAgain(app, user);
       console.log(
         `      TLS cluster: promoted ${Math.round(promotedAt - killedAt)} ms after the kill; deciding again ${Math.round(resumedAt - promotedAt)} ms after the promotion (answered ${status})`,
       );
       await limiter.close();
-      await master.restart();
-      await stack.restore();
+      await restore();
+    });
+
+    it('node-redis: a cluster client of its own (mutual TLS) decides on every shard and follows a master killed', async () => {
+      const client = createNodeRedisCluster({
+        rootNodes: [...tlsPort.values()].map((p) => ({ url: `rediss://127.0.0.1:${p}` })),
+        defaults: { socket: { tls: true, ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } },
+      });
+      client.on('error', () => undefined);
+      await client.connect();
+      const limiter = limiterOn(client, 'tlsc-node-redis');
+      let restoreCluster: (() => Promise<void>) | undefined;
+      try {
+        const app = limitedApp(limiter.limit('p'));
+        const users = await usersOnEveryMaster('tlsc-node-redis');
+        for (const u of users) assert.deepEqual(await decides(limiter, u), [200, 200, 429], u);
+        const tlsPorts = new Set(tlsPort.values());
+        assert.ok(
+          client.masters.every((m) => tlsPorts.has(m.port)),
+          `masters: ${client.masters.map((m) => m.port).join(', ')}`,
+        );
+        const user = 'node-redis-failover';
+        assert.equal((await request(app).get('/').set('x-user', user)).status, 200);
+        const killed = await killMasterOf(`tlsc-node-redis:p:{p:${user}}`);
+        restoreCluster = killed.restore;
+        const { killedAt, promotedAt } = killed;
+        const { status, resumedAt } = await decidedAgain(app, user);
+        console.log(
+          `      node-redis TLS cluster: promoted ${Math.round(promotedAt - killedAt)} ms after the kill; deciding again ${Math.round(resumedAt - promotedAt)} ms after the promotion (answered ${status})`,
+        );
+        // The bucket moved with the data: one admission before the kill, one after, then a denial.
+        assert.equal(status, 200);
+        assert.equal((await request(app).get('/').set('x-user', user)).status, 429);
+      } finally {
+        await limiter.close();
+        client.destroy();
+        await restoreCluster?.();
+      }
     });
   });
 
@@ -311,6 +372,73 @@ describe('TLS on every topology (mutual TLS, certificates made here)', function 
       assert.equal(status, 200);
       assert.equal((await request(app).get('/').set('x-user', 'erin')).status, 429);
       await limiter.close();
+    });
+
+    it('iovalkey: a Sentinel client of its own (TLS to sentinels and data nodes) decides and follows a failover', async () => {
+      const tlsOptions = { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey };
+      const client = new Valkey({
+        sentinels: [{ host: '127.0.0.1', port: tls.get(sentinel.port) as number }],
+        name: 'tlsmaster',
+        tls: tlsOptions,
+        sentinelTLS: tlsOptions,
+        enableTLSForSentinelMode: true,
+      });
+      client.on('error', () => undefined);
+      const limiter = limiterOn(client, 'tlss-iovalkey');
+      try {
+        await waitUntil('the iovalkey client to be ready', async () => client.status === 'ready', 20_000);
+        assert.equal((client as unknown as { stream: { encrypted?: boolean } }).stream.encrypted, true);
+        assert.deepEqual(await decides(limiter, 'frank'), [200, 200, 429]);
+        const app = limitedApp(limiter.limit('p'));
+        assert.equal((await request(app).get('/').set('x-user', 'gina')).status, 200);
+        // Whichever node is master now (an earlier test may have failed over) hands over to the other.
+        // An earlier failover may still be finishing: wait for one master and one replica in sync.
+        const roles = async () => Promise.all([master, replica].map(async (n) => (await command(n.port, 'ROLE')) as string[]));
+        await waitUntil(
+          'one master, one replica in sync',
+          async () => {
+            const r = await roles();
+            return r.filter((x) => x[0] === 'master').length === 1 && r.some((x) => x[0] === 'slave' && x[3] === 'connected');
+          },
+          30_000,
+          50,
+        );
+        const next = [master, replica][(await roles()).findIndex((x) => x[0] === 'slave')] as RedisNode;
+        await waitUntil(
+          'the sentinel to start a failover',
+          async () => (await command(sentinel.port, 'SENTINEL', 'FAILOVER', 'tlsmaster').catch((e: Error) => e)) === 'OK',
+          30_000,
+          100,
+        );
+        const t = performance.now();
+        await waitUntil(
+          'the other node promoted',
+          async () => ((await command(next.port, 'ROLE')) as string[])[0] === 'master',
+          30_000,
+          20,
+        );
+        const promotedAt = performance.now();
+        let status = 0;
+        await waitUntil(
+          'a decision on the new master',
+          async () => {
+            const onNew = (client as unknown as { stream?: { remotePort?: number } }).stream?.remotePort === tls.get(next.port);
+            status = (await request(app).get('/').set('x-user', 'gina')).status;
+            return onNew && (status === 200 || status === 429);
+          },
+          30_000,
+          20,
+        );
+        console.log(
+          `      iovalkey TLS sentinel: promoted ${Math.round(promotedAt - t)} ms after SENTINEL FAILOVER; deciding on the new master ${Math.round(performance.now() - promotedAt)} ms after the promotion (answered ${status})`,
+        );
+        // gina's bucket moved with the data: one admission before, one after, then a denial.
+        assert.equal(status, 200);
+        assert.equal((await request(app).get('/').set('x-user', 'gina')).status, 429);
+      } finally {
+        await limiter.close();
+        client.disconnect();
+      }
     });
   });
 });

@@ -5,7 +5,7 @@ import { Redis as Redis5 } from 'ioredis5';
 import Valkey from 'iovalkey';
 import { createClient } from 'redis';
 import { createClient as createClient5 } from 'redis5';
-import type { RedisStoreClient } from '../../src/limit/redis/connection';
+import type { RedisStoreClient } from '../../src';
 
 export interface OpenedClient {
   readonly client: RedisStoreClient;
@@ -13,9 +13,9 @@ export interface OpenedClient {
 }
 
 /** ioredis-shaped clients (6, 5, iovalkey): quit at close. */
-function ioredisLike(client: { quit(): Promise<unknown>; on(e: string, f: () => void): unknown }): OpenedClient {
+function ioredisLike(client: Redis | Redis5 | Valkey): OpenedClient {
   client.on('error', () => undefined);
-  return { client: client as unknown as RedisStoreClient, close: async () => void (await client.quit().catch(() => undefined)) };
+  return { client, close: async () => void (await client.quit().catch(() => undefined)) };
 }
 
 /** node-redis clients (6, 5): connected before use, destroyed at close. */

@@ -1,11 +1,14 @@
-import type { Cluster, Redis } from 'ioredis';
 import type { ClusterWatch } from './cluster-watch';
-import { ioredisConnection } from './ioredis-connection';
-import { isNodeRedis, nodeRedisConnection, type NodeRedisClient, type NodeRedisCluster } from './node-redis-connection';
 import type { ScriptCall } from './wire';
 
-/** A client the Redis store runs on: ioredis 5 or 6, iovalkey, or node-redis 5 or 6 (a client or a cluster). */
-export type RedisStoreClient = Redis | Cluster | NodeRedisClient | NodeRedisCluster;
+/**
+ * An ioredis-family client by shape (ioredis 5, iovalkey, another copy of ioredis 6): what tells
+ * it apart; the store uses the rest of ioredis's API as ioredis 6 has it.
+ */
+export interface IoredisFamilyClient {
+  readonly isCluster: boolean;
+  defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
+}
 
 /**
  * What the Redis store needs of a client, whatever its library: run a script on the node of its
@@ -28,9 +31,4 @@ export interface StoreConnection {
   /** Cluster: calls `listener` after each refresh of the slot map; returns what takes it off. */
   onRefresh(listener: () => void): () => void;
   close(): void;
-}
-
-/** The store's connection on `client`: node-redis by its shape, any other as ioredis (5, 6, iovalkey). */
-export function connectionOf(client: RedisStoreClient): StoreConnection {
-  return isNodeRedis(client) ? nodeRedisConnection(client) : ioredisConnection(client as Redis | Cluster);
 }

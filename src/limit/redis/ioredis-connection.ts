@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { redisOutageCause } from '../../redis/outage-cause';
+import { followSentinelMaster } from '../../redis/sentinel-follow';
 import { watchCluster } from './cluster-watch';
 import type { StoreConnection } from './connection';
 import type { ScriptCall } from './wire';
@@ -9,10 +10,13 @@ type ScriptCommand = (numKeys: number, ...args: (string | number)[]) => Promise<
 /**
  * The store's connection on an ioredis client (6, 5, or iovalkey, its fork): scripts through
  * `defineCommand` (ioredis sends EVALSHA, and EVAL once after NOSCRIPT), a Cluster recognised by
- * `isCluster` and a server's reply by its error's name, never by one copy's classes.
+ * `isCluster` and a server's reply by its error's name, never by one copy's classes. A Sentinel
+ * client is moved to a new master as soon as a sentinel announces it (sentinel-follow.ts).
  */
 export function ioredisConnection(client: Redis | Cluster): StoreConnection {
   const cluster = client.isCluster ? watchCluster(client as Cluster) : undefined;
+  // A Sentinel client made elsewhere follows a switch of master as one of createRedisClient does.
+  if (cluster === undefined) followSentinelMaster(client);
   const unhook: (() => void)[] = [];
   /** Registers a client listener until `off()` or close. */
   function hook(event: string, fn: () => void): () => void {
