@@ -6,10 +6,33 @@
 import { Redis } from 'ioredis';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { createRedisClient, createRedisStore, type Check } from '../src';
-import { CLIENT_KEYS, clientKey, PREFIXES } from './limits';
+import { Redis as Redis5 } from 'ioredis5';
+import Valkey from 'iovalkey';
+import { createClient as createNodeRedis } from 'redis';
+import { createClient as createNodeRedis5 } from 'redis5';
+import { createRedisClient, createRedisStore, type Check, type RedisStoreClient } from '../src';
+import { CLIENT_KEYS, clientKey, PREFIXES, type ClientRow } from './limits';
 
-export type StoreName = 'rampart' | 'rampart-burst-quota-concurrency' | 'seven-operations-floor' | 'rlf' | 'rlf-autopipelining' | 'erl';
+export type StoreName =
+  'rampart' | ClientRow | 'rampart-burst-quota-concurrency' | 'seven-operations-floor' | 'rlf' | 'rlf-autopipelining' | 'erl';
+
+/**
+ * A client of `row`'s library on `url`, set as createRedisClient sets ioredis for a limiter
+ * (no offline queue), connected; and what closes it.
+ */
+async function otherClient(row: ClientRow, url: string): Promise<{ client: RedisStoreClient; close(): Promise<void> }> {
+  if (row === 'rampart-node-redis6' || row === 'rampart-node-redis5') {
+    const c =
+      row === 'rampart-node-redis6'
+        ? createNodeRedis({ url, disableOfflineQueue: true })
+        : createNodeRedis5({ url, disableOfflineQueue: true });
+    await c.connect();
+    return { client: c, close: async () => void c.destroy() };
+  }
+  const c = row === 'rampart-ioredis5' ? new Redis5(url, { enableOfflineQueue: false }) : new Valkey(url, { enableOfflineQueue: false });
+  await ready(c);
+  return { client: c, close: async () => void (await c.quit()) };
+}
 
 /** One decision on `key` against a limit of `amount` per hour: true when admitted. */
 type Decide = (key: string) => Promise<boolean>;
@@ -67,9 +90,19 @@ async function open(
   amount: number,
 ): Promise<{ decide: Decide; settle?: () => Promise<void>; close(): Promise<void> }> {
   switch (store) {
-    case 'rampart': {
-      const client = createRedisClient(url);
-      await ready(client);
+    case 'rampart':
+    case 'rampart-ioredis5':
+    case 'rampart-iovalkey':
+    case 'rampart-node-redis6':
+    case 'rampart-node-redis5': {
+      let client: RedisStoreClient;
+      let closeClient: () => Promise<void>;
+      if (store === 'rampart') {
+        const c = createRedisClient(url);
+        await ready(c);
+        client = c;
+        closeClient = async () => void (await c.quit());
+      } else ({ client, close: closeClient } = await otherClient(store, url));
       const s = createRedisStore({ client, maxBatch: Number(process.env['MAX_BATCH'] ?? 128) });
       // A day to refill: nothing comes back during a run.
       const a = Math.round((86_400 * 1_000_000) / amount);
@@ -77,7 +110,7 @@ async function open(
         decide: async (key) =>
           (await s.decide([{ key: `${PREFIXES.rampart}:p:{${key}}`, algorithm: 'token_bucket', intervalUs: a, burst: amount, cost: 1 }]))
             .allowed,
-        close: async () => void (await client.quit()),
+        close: closeClient,
       };
     }
     case 'rampart-burst-quota-concurrency': {

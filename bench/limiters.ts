@@ -6,7 +6,9 @@
 //   HTTP, all allowed: 50 connections, 10,000 client keys in a header, from a separate process:
 //     autocannon, then (when Debian's `wrk` is installed) wrk, one thread, bench/wrk-keys.lua
 //   flood: one key, 100 per minute, almost every request denied
-//   decisions/s: each store's decision function, 100 concurrent callers, 10,000 keys, no HTTP
+//   decisions/s: each store's decision function, 100 concurrent callers, 10,000 keys, no HTTP;
+//     rampart's on each client it accepts (ioredis 6 from createRedisClient, ioredis 5, iovalkey,
+//     node-redis 6 and 5)
 //   memory: Redis MEMORY USAGE of one active key per limiter, 8-character identity
 //   accuracy: 4 processes hammering one bucket; admitted vs configured
 //   CPU per request (HTTP rows): the server process's own CPU (/proc/<pid>/stat) and Redis's
@@ -23,7 +25,7 @@ import { Redis } from 'ioredis';
 import { createRedisStore } from '../src';
 import { startRedisServer, type RedisProcess } from '../test/support/redis-server';
 import { ROOT, startServer } from './lib';
-import { APP_LABELS, APPS, CLIENT_KEYS, PREFIXES, type AppName, type Scenario } from './limits';
+import { APP_LABELS, APPS, CLIENT_KEYS, CLIENT_ROWS, PREFIXES, type AppName, type Scenario } from './limits';
 import type { StoreName } from './decisions';
 
 const DURATION = Number(process.env['DURATION'] ?? 10);
@@ -213,6 +215,7 @@ function summarize(results: Record<AppName, Load[]>) {
 
 const STORES: readonly StoreName[] = [
   'rampart',
+  ...CLIENT_ROWS,
   'rampart-burst-quota-concurrency',
   'seven-operations-floor',
   'rlf',

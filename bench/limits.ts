@@ -32,3 +32,7 @@ export const CLIENT_KEYS = 10_000;
 export function clientKey(i: number): string {
   return `c${String(i % CLIENT_KEYS).padStart(7, '0')}`;
 }
+
+/** rampart's store on another client than createRedisClient's ioredis 6 (the same token bucket as the `rampart` row). */
+export const CLIENT_ROWS = ['rampart-ioredis5', 'rampart-iovalkey', 'rampart-node-redis6', 'rampart-node-redis5'] as const;
+export type ClientRow = (typeof CLIENT_ROWS)[number];

@@ -39,6 +39,15 @@ export function readmeSnippet(): string {
   return m[1];
 }
 
+/** The ts block after `<!-- example: NAME -->` in docs/redis.md, as it stands. */
+export function docsExample(name: string): string {
+  const doc = readFileSync(join(ROOT, 'docs', 'redis.md'), 'utf8');
+  const at = doc.indexOf(`<!-- example: ${name} -->`);
+  const m = /```ts\n([\s\S]*?)```/.exec(doc.slice(at));
+  if (at === -1 || m?.[1] === undefined) throw new Error(`docs/redis.md has no ts block after <!-- example: ${name} -->`);
+  return m[1];
+}
+
 /** Packages and megabytes under `dir/node_modules`. */
 function installSize(dir: string): { packages: number; mb: number } {
   let packages = 0;
@@ -164,6 +173,9 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
       `typescript@${installed('typescript')}`,
       '@types/express@^4.17.0',
       `@types/node@${installed('@types/node')}`,
+      // The client an app may already have instead of ioredis (docs/redis.md, "Your own client").
+      `redis@${installed('redis')}`,
+      `iovalkey@${installed('iovalkey')}`,
     );
     const express4 = (JSON.parse(readFileSync(join(consumer4, 'node_modules', 'express', 'package.json'), 'utf8')) as { version: string })
       .version;
@@ -256,6 +268,55 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
   it('runs the README block against Redis: 200s, then 429 in our JSON with the RateLimit fields, keys in Redis (Express 5 and 4)', async () => {
     for (const project of projects()) await runReadme(project.dir, project.label);
   });
+
+  for (const name of ['node-redis', 'iovalkey']) {
+    it(`runs docs/redis.md's ${name} example in the Express 4 project: compiled strict, then 10 x 200 with RateLimit, 429, keys in Redis`, async () => {
+      const dir = join(consumer4, `own-${name}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'app.ts'), docsExample(name));
+      writeFileSync(
+        join(dir, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            module: 'node16',
+            moduleResolution: 'node16',
+            outDir: 'out',
+            target: 'es2022',
+            strict: true,
+            skipLibCheck: false,
+            types: ['node'],
+          },
+          files: ['app.ts'],
+        }),
+      );
+      try {
+        await run(process.execPath, [join(consumer4, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir });
+      } catch (err) {
+        const e = err as { stdout?: string; stderr?: string };
+        assert.fail(`tsc (${name}) failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+      }
+      await admin.flushdb();
+      const port = await freePort();
+      const app = startNode(dir, ['out/app.js'], { PORT: String(port), REDIS_URL: redis.url });
+      try {
+        const base = `http://127.0.0.1:${port}`;
+        await waitUntil(`the ${name} app to answer`, async () => (await fetch(`${base}/nothing`)).status === 404, 20_000, 50);
+        const statuses: number[] = [];
+        for (let i = 0; i < 11; i++) {
+          const res = await fetch(`${base}/things`);
+          statuses.push(res.status);
+          if (i < 10) assert.match(String(res.headers.get('ratelimit')), /^"public";r=\d+;t=\d+$/);
+          else assert.equal(((await res.json()) as { error: string }).error, 'RATE_LIMITED');
+        }
+        assert.deepEqual(statuses, [...Array<number>(10).fill(200), 429]);
+        assert.ok((await admin.keys('rl:public:*')).length === 1, 'the bucket is in Redis');
+      } catch (err) {
+        throw new Error(`${name}: ${(err as Error).message}\napp output:\n${app.output()}`, { cause: err });
+      } finally {
+        await app.stop();
+      }
+    });
+  }
 
   async function runReadme(consumer: string, label: string): Promise<void> {
     // This test's own redis-server: each project starts from empty buckets.

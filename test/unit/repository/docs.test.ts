@@ -73,14 +73,16 @@ describe('the documentation agrees with the code', () => {
     for (const line of lines) assert.ok(readmeLines.includes(line), `README lacks: ${line}`);
   });
 
-  it("the migration guide's final example is the one the tests run (test/support/migration-example.ts)", () => {
-    const lines = guideLines(readFileSync(join(ROOT, 'test', 'support', 'migration-example.ts'), 'utf8'));
-    assert.ok(lines.length >= 10, `${lines.length} lines`);
-    const guide = docPage('migrating.md')
-      .split('\n')
-      .map((l) => l.trim());
-    for (const line of lines) assert.ok(guide.includes(line), `docs/migrating.md lacks: ${line}`);
-  });
+  for (const file of ['migration-example.ts', 'migration-example-rlf.ts']) {
+    it(`a migration guide's final example is the one the tests run (test/support/${file})`, () => {
+      const lines = guideLines(readFileSync(join(ROOT, 'test', 'support', file), 'utf8'));
+      assert.ok(lines.length >= 10, `${lines.length} lines`);
+      const guide = docPage('migrating.md')
+        .split('\n')
+        .map((l) => l.trim());
+      for (const line of lines) assert.ok(guide.includes(line), `docs/migrating.md lacks: ${line}`);
+    });
+  }
 
   it('the README is a landing page of at most 250 lines, and every relative link of the documentation resolves', () => {
     assert.ok(readme.split('\n').length <= 250, `README.md has ${readme.split('\n').length} lines`);
