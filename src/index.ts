@@ -73,6 +73,7 @@ export {
   createMemoryStore,
   createRateLimiter,
   createRedisStore,
+  redisAccessProblem,
   REDIS_STORE_DEFAULTS,
   isStoreMisuse,
   ipIdentity,

@@ -27,7 +27,7 @@ import { migrate } from './db/migrations';
 import { createHttpServer } from './http-server';
 import { createLogger } from './logger';
 import { startMetricsListener, type MetricsListener } from './metrics-listener';
-import { certificateProblem, createRateLimiting, type RateLimiting } from './rate-limiting';
+import { certificateProblem, createRateLimiting, permissionProblem, type RateLimiting } from './rate-limiting';
 import { startSessionReaper } from './session-reaper';
 
 /** Exit code of a refused configuration (sysexits EX_CONFIG). */
@@ -109,6 +109,16 @@ async function serve(config: Config, logger: Logger, metrics: Metrics, metricsLi
     const redis = rateLimiting.redis;
     if (redis !== undefined && usesTls(config)) {
       const problem = await certificateProblem(redis, REDIS_CLIENT_DEFAULTS.connectTimeoutMs + 1_000);
+      if (problem !== undefined) {
+        await rateLimiting.close();
+        refuse(problem);
+        return false;
+      }
+    }
+    // So is a Redis user without a command or the key space the scripts need (an ACL made for
+    // another app): every decision would fail as an outage. Redis down or slow does not stop the start.
+    if (redis !== undefined) {
+      const problem = await permissionProblem(redis, REDIS_CLIENT_DEFAULTS.connectTimeoutMs + 1_000);
       if (problem !== undefined) {
         await rateLimiting.close();
         refuse(problem);

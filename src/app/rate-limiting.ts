@@ -10,12 +10,14 @@ import {
   createRedisStore,
   defaultPolicies,
   loadPolicyFile,
+  redisAccessProblem,
   redisClientAccess,
   type Config,
   type Metrics,
   type RateLimiter,
   type RateLimitStore,
 } from '../index';
+import { withTimeout } from '../internal/with-timeout';
 import { DEFAULT_SURFACES } from './app';
 import { loginCredential } from './auth/username';
 import { contentFingerprint, watchPoliciesFile, type PoliciesWatcher } from './policies-reload';
@@ -71,6 +73,37 @@ export function certificateProblem(client: Redis | Cluster, timeoutMs: number): 
     on('error', (err) => done(certificateRefusal(err, 'Redis')));
     on('node error', (err, key) => done(certificateRefusal(err, typeof key === 'string' ? key : 'a cluster node')));
   });
+}
+
+/**
+ * Once the client is ready (waited for at most `timeoutMs`; a Redis down or slow is the fail
+ * modes' matter, not a refusal), whether its Redis user may do what the limiter's scripts do:
+ * a permission the server refuses is a misconfiguration, returned as a {@link ConfigError} naming
+ * REDIS_URL (whose user it is), the refusal and the fix.
+ */
+export async function permissionProblem(client: Redis | Cluster, timeoutMs: number): Promise<ConfigError | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  if (client.status !== 'ready') {
+    // Ready, or the first connection error (Redis down: no reason to hold the start), or the time.
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        client.off('ready', done);
+        client.off('error', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      client.on('ready', done);
+      client.on('error', done);
+    });
+    if ((client.status as string) !== 'ready') return undefined;
+  }
+  const refused = await withTimeout(redisAccessProblem(client), Math.max(1, deadline - Date.now()), () => undefined);
+  if (refused === undefined) return undefined;
+  return new ConfigError(
+    'REDIS_URL',
+    `the Redis user of REDIS_URL may not run what the rate limiter runs (${refused}). Fix: grant that user the ACL in docs/security.md ("The Redis ACL the limiter needs"), or use a user that has it.`,
+  );
 }
 
 export function createRateLimiting(config: Config, logger: Logger, metrics?: Metrics, options: RateLimitingOptions = {}): RateLimiting {

@@ -1,7 +1,9 @@
 export { createMemoryStore, MEMORY_STORE_DEFAULTS } from './memory-store';
 export type { MemoryStoreOptions } from './memory-store';
 export { createRedisStore, REDIS_STORE_DEFAULTS } from './redis/store';
-export type { RedisStoreClient, RedisStoreOptions } from './redis/store';
+export type { RedisStoreOptions } from './redis/store';
+export type { RedisStoreClient } from './redis/connection-of';
+export { redisAccessProblem } from './redis/access';
 export type { IoredisFamilyClient } from './redis/connection';
 export type { NodeRedisClient, NodeRedisCluster } from './redis/node-redis-connection';
 export { createRateLimiter, isStoreMisuse, rateLimitFailure, RATE_LIMITER_DEFAULTS } from './rate-limiter';

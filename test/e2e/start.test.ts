@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import request from 'supertest';
 import { spawnMain, waitForExit, waitForListening } from '../support/child';
 import { createTestSchema, type TestSchema } from '../support/postgres';
@@ -9,6 +10,7 @@ import { freePort, startRedisServer, type RedisProcess } from '../support/redis-
 import { makePki, tlsServerArgs, type TestPki } from '../support/tls';
 import { waitUntil } from '../../scripts/wait';
 import { TEST_DEADLINE_ENV } from '../support/deadline';
+import { LIMITER_ACL } from '../support/redis-acl';
 
 const PROD = {
   MODE: 'prod',
@@ -84,6 +86,41 @@ describe('the sample API process', function () {
         assert.equal(result.stdout.includes('listening'), false, 'never listened');
       });
     }
+  });
+
+  describe('a Redis user without what the limiter runs (REDIS_URL with an ACL user)', () => {
+    let redis: RedisProcess;
+    let admin: Redis;
+    before(async () => {
+      redis = await startRedisServer();
+      admin = new Redis(redis.port, '127.0.0.1');
+      await admin.call('ACL', 'SETUSER', 'limiter', 'reset', '>pw', ...LIMITER_ACL);
+      await admin.call('ACL', 'SETUSER', 'no-zadd', 'reset', '>pw', ...LIMITER_ACL, '-zadd');
+    });
+    after(async () => {
+      admin?.disconnect();
+      await redis?.stop();
+    });
+
+    it('refuses to start, exit 78, one stderr line naming REDIS_URL, the command refused and the fix; the documented user starts', async () => {
+      const url = (user: string) => `redis://${user}:pw@127.0.0.1:${redis.port}`;
+      const refused = await waitForExit(spawnMain({ PORT: '0', REDIS_URL: url('no-zadd'), DATABASE_URL: schema.url }), 30_000);
+      assert.equal(refused.code, 78, refused.stderr);
+      const lines = refused.stderr.trimEnd().split('\n');
+      assert.equal(lines.length, 1, refused.stderr);
+      console.log(`      ${lines[0]}`);
+      assert.match(lines[0] ?? '', /^rampart: refusing to start: the Redis user of REDIS_URL .*ZADD.*Fix: /);
+      assert.doesNotMatch(refused.stderr, /pw@/, 'the URL and its password are not repeated');
+      assert.equal(refused.stdout.includes('listening'), false, 'never listened');
+      const child = spawnMain({ ...TEST_DEADLINE_ENV, PORT: '0', REDIS_URL: url('limiter'), DATABASE_URL: schema.url });
+      const exited = waitForExit(child, 30_000);
+      try {
+        await waitForListening(child, 25_000);
+      } finally {
+        child.kill('SIGTERM');
+        assert.equal((await exited).code, 0);
+      }
+    });
   });
 
   describe('over TLS with a client certificate (rediss://, REDIS_TLS_*)', () => {

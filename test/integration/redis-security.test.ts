@@ -6,7 +6,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import express from 'express';
 import { Redis, type Cluster } from 'ioredis';
 import request from 'supertest';
-import { closeRedisClient, createRateLimiter, createRedisClient, createRedisStore, redisCheck, type RateLimiter } from '../../src';
+import {
+  closeRedisClient,
+  createRateLimiter,
+  createRedisClient,
+  createRedisStore,
+  redisAccessProblem,
+  redisCheck,
+  type RateLimiter,
+} from '../../src';
+import { SCRIPT_COMMANDS } from '../../src/limit/redis/lua/probe';
+import { STORE_CLIENTS } from '../support/store-clients';
 import { waitUntil } from '../../scripts/wait';
 import { LIMITER_ACL } from '../support/redis-acl';
 import { freePort, startRedisServer, type RedisProcess } from '../support/redis-server';
@@ -104,6 +114,52 @@ describe('Redis security: the documented ACL and TLS', function () {
       } finally {
         await limiter.close();
         await closeRedisClient(client);
+      }
+    });
+
+    it('redisAccessProblem: nothing to say of the documented user, and nothing left in Redis', async () => {
+      const client = new Redis({ port: redis.port, host: '127.0.0.1', username: 'limiter', password: 'limiter-pass' });
+      try {
+        const before = (await admin.keys('*')).length;
+        assert.equal(await redisAccessProblem(client), undefined);
+        assert.equal(await redisAccessProblem(client, { prefix: 'rl:tenant-a' }), undefined);
+        assert.deepEqual(await admin.keys('*rampart-probe*'), []);
+        assert.equal((await admin.keys('*')).length, before);
+      } finally {
+        client.disconnect();
+      }
+    });
+
+    // Every command the scripts run (the probe's list, which a unit test pins to the scripts),
+    // EVALSHA and EVAL: a user without exactly that one is named by the probe, on every client.
+    for (const missing of ['evalsha', 'eval', ...Object.keys(SCRIPT_COMMANDS).map((k) => k.toLowerCase())]) {
+      it(`redisAccessProblem names a user without ${missing.toUpperCase()}`, async () => {
+        await admin.call('ACL', 'SETUSER', `no-${missing}`, 'reset', '>pw', ...LIMITER_ACL, `-${missing}`);
+        // A cached script needs no EVAL: the cache is emptied so that EVAL is asked for.
+        await admin.script('FLUSH');
+        for (const [label, open] of STORE_CLIENTS) {
+          const opened = await open('127.0.0.1', redis.port, { username: `no-${missing}`, password: 'pw' });
+          try {
+            const problem = await redisAccessProblem(opened.client);
+            assert.match(String(problem), new RegExp(`NOPERM.*\\b${missing}\\b`, 'i'), `${label}: ${problem}`);
+          } finally {
+            await opened.close();
+          }
+        }
+        // Nothing left; without DEL, keys that expire within 10 s.
+        const left = await admin.keys('*rampart-probe*');
+        if (missing !== 'del') assert.deepEqual(left, []);
+        for (const k of left) assert.ok((await admin.pttl(k)) > 0 && (await admin.pttl(k)) <= 10_000, k);
+        if (left.length > 0) await admin.del(...left);
+      });
+    }
+
+    it('redisAccessProblem names a prefix outside the key patterns of the user', async () => {
+      const client = new Redis({ port: redis.port, host: '127.0.0.1', username: 'limiter', password: 'limiter-pass' });
+      try {
+        assert.match(String(await redisAccessProblem(client, { prefix: 'ratelimit' })), /NOPERM.*key/i);
+      } finally {
+        client.disconnect();
       }
     });
 

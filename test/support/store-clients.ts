@@ -25,11 +25,17 @@ async function nodeRedis(client: ReturnType<typeof createClient> | ReturnType<ty
   return { client, close: async () => void client.destroy() };
 }
 
-/** Every client library the store accepts, as `[label, open(host, port)]`. */
-export const STORE_CLIENTS: readonly (readonly [string, (host: string, port: number) => Promise<OpenedClient>])[] = [
-  ['ioredis 6', async (host, port) => ioredisLike(new Redis({ host, port }))],
-  ['ioredis 5', async (host, port) => ioredisLike(new Redis5({ host, port }))],
-  ['iovalkey', async (host, port) => ioredisLike(new Valkey({ host, port }))],
-  ['node-redis 6', (host, port) => nodeRedis(createClient({ socket: { host, port } }))],
-  ['node-redis 5', (host, port) => nodeRedis(createClient5({ socket: { host, port } }))],
+/** An ACL user to connect as. */
+export interface Auth {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** Every client library the store accepts, as `[label, open(host, port, auth?)]`. */
+export const STORE_CLIENTS: readonly (readonly [string, (host: string, port: number, auth?: Auth) => Promise<OpenedClient>])[] = [
+  ['ioredis 6', async (host, port, auth) => ioredisLike(new Redis({ host, port, ...auth }))],
+  ['ioredis 5', async (host, port, auth) => ioredisLike(new Redis5({ host, port, ...auth }))],
+  ['iovalkey', async (host, port, auth) => ioredisLike(new Valkey({ host, port, ...auth }))],
+  ['node-redis 6', (host, port, auth) => nodeRedis(createClient({ socket: { host, port }, ...auth }))],
+  ['node-redis 5', (host, port, auth) => nodeRedis(createClient5({ socket: { host, port }, ...auth }))],
 ];

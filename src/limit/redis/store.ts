@@ -1,5 +1,4 @@
 import calculateSlot from 'cluster-key-slot';
-import type { Cluster, Redis } from 'ioredis';
 import { positiveInteger } from '../../internal/options';
 import { overrideKey } from '../key-format';
 import type { Check } from '../types';
@@ -8,18 +7,9 @@ import { decideAcrossSlots, giveBack, keyOf, type SlotSteps, type TimedDecision 
 import { createTurnBatcher } from './batcher';
 import { scriptCalls } from './calls';
 import { clientEvents } from './client-events';
-import type { IoredisFamilyClient, StoreConnection } from './connection';
-import { ioredisConnection } from './ioredis-connection';
-import { isNodeRedis, nodeRedisConnection, type NodeRedisClient, type NodeRedisCluster } from './node-redis-connection';
+import { connectionOf, type RedisStoreClient } from './connection-of';
 import { createReleaseBatcher } from './releases';
 import { encodeOverride } from './wire';
-
-/** A client the Redis store runs on: ioredis 5 or 6, iovalkey, or node-redis 5 or 6 (a client or a cluster). */
-export type RedisStoreClient = Redis | Cluster | IoredisFamilyClient | NodeRedisClient | NodeRedisCluster;
-
-/** The store's connection on `client`: node-redis by its shape, any other as ioredis (6, 5, iovalkey). */
-const connectionOf = (client: RedisStoreClient): StoreConnection =>
-  isNodeRedis(client) ? nodeRedisConnection(client) : ioredisConnection(client as Redis | Cluster);
 
 /** Options of {@link createRedisStore}. */
 export interface RedisStoreOptions {
