@@ -17,7 +17,6 @@ import {
   type RateLimiter,
   type RateLimitStore,
 } from '../index';
-import { withTimeout } from '../internal/with-timeout';
 import { DEFAULT_SURFACES } from './app';
 import { loginCredential } from './auth/username';
 import { contentFingerprint, watchPoliciesFile, type PoliciesWatcher } from './policies-reload';
@@ -98,7 +97,9 @@ export async function permissionProblem(client: Redis | Cluster, timeoutMs: numb
     });
     if ((client.status as string) !== 'ready') return undefined;
   }
-  const refused = await withTimeout(redisAccessProblem(client), Math.max(1, deadline - Date.now()), () => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), Math.max(1, deadline - Date.now()))));
+  const refused = await Promise.race([redisAccessProblem(client), late]).finally(() => clearTimeout(timer));
   if (refused === undefined) return undefined;
   return new ConfigError(
     'REDIS_URL',

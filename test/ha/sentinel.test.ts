@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { createRedisClient, createRedisStore } from '../../src';
+import Valkey from 'iovalkey';
+import request from 'supertest';
+import { createRateLimiter, createRedisClient, createRedisStore } from '../../src';
 import { command, startSentinel, type SentinelStack } from '../../scripts/redis-stack';
 import { waitUntil } from '../../scripts/wait';
 import { firstServedAfter, hit, runLoad, startLimitedApp, summarize } from '../support/failover-load';
 import { storeContract } from '../support/store-contract';
+import { limitedApp } from '../support/limiter-app';
 import { assertFailoverAnswers, assertOnlyDeadlineRefusals, decided, recordingMetrics } from './failover-checks';
 
 describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', function () {
@@ -156,6 +159,56 @@ describe('Redis Sentinel (1 master, 2 replicas, 3 sentinels; real processes)', f
     assert.ok(refused.length <= 0.1 * lateDecisions, `after the switch: ${refused.length} of ${lateDecisions} refused at the deadline`);
     assert.equal((await decide('/drained', 'victim')).status, 429, 'the drained bucket is still drained on the new master');
     assert.ok((await own.replicas()).length >= 1, `the new master ${newMaster.port} has a replica`);
+  });
+
+  it('iovalkey, a Sentinel client of its own: master killed, the store follows the promotion (no retry back-off to wait for)', async () => {
+    const client = new Valkey({ sentinels: stack.sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name: stack.masterName });
+    client.on('error', () => undefined);
+    cleanups.push(() => client.disconnect());
+    await waitUntil('the iovalkey client to be ready', async () => client.status === 'ready');
+    const limiter = createRateLimiter({
+      store: createRedisStore({ client }),
+      prefix: 'ha-iovalkey',
+      denyCache: false,
+      principal: (req) => req.get('x-user'),
+      policies: { p: { algorithm: 'token_bucket', rps: 0.001, burst: 2, key: 'principal', failMode: 'closed' } },
+    });
+    cleanups.push(() => limiter.close());
+    const app = limitedApp(limiter.limit('p'));
+    const ask = async () => (await request(app).get('/').set('x-user', 'hal')).status;
+    assert.equal(await ask(), 200);
+    const oldMaster = await stack.master();
+    assert.equal(await command(oldMaster.port, 'WAIT', '2', '10000'), 2);
+    await oldMaster.kill();
+    const killedAt = performance.now();
+    const others = stack.dataNodes.filter((n) => n.port !== oldMaster.port);
+    let promoted: number | undefined;
+    await waitUntil(
+      'a replica to say it is master',
+      async () => {
+        for (const n of others) if (((await command(n.port, 'ROLE').catch(() => [])) as string[])[0] === 'master') promoted = n.port;
+        return promoted !== undefined;
+      },
+      60_000,
+      10,
+    );
+    const promotedAt = performance.now();
+    let status = 0;
+    await waitUntil(
+      'a decision on the new master',
+      async () => {
+        status = await ask();
+        return status === 200 || status === 429;
+      },
+      30_000,
+      10,
+    );
+    console.log(
+      `      iovalkey sentinel: ${promoted} promoted ${Math.round(promotedAt - killedAt)} ms after the kill; deciding again ${Math.round(performance.now() - promotedAt)} ms after the promotion (answered ${status})`,
+    );
+    // hal's bucket moved with the data: one admission before the kill, one after, then a denial.
+    assert.equal(status, 200);
+    assert.equal(await ask(), 429);
   });
 
   it('forced failover (old master still up): the client follows +switch-master at once, not when Sentinel demotes the old master', async () => {

@@ -107,7 +107,12 @@ describe('TLS on every topology (mutual TLS, certificates made here)', function 
     }
 
     /** Kills the master of `key`'s slot and waits for its replica to say it is master; `restore()` brings the cluster back. */
-    async function killMasterOf(key: string): Promise<{ killedAt: number; promotedAt: number; restore(): Promise<void> }> {
+    async function killMasterOf(key: string): Promise<{
+      killedAt: number;
+      promotedAt: number;
+      scripts(): Promise<{ noscript: number; loaded: number }>;
+      restore(): Promise<void>;
+    }> {
       const master = await stack.masterOf(calculateSlot(key));
       const replica = await stack.replicaOf(master.port);
       await master.kill();
@@ -122,6 +127,15 @@ describe('TLS on every topology (mutual TLS, certificates made here)', function 
       return {
         killedAt,
         promotedAt,
+        /**
+         * What the promoted replica (which never ran the scripts as a replica) has seen of them:
+         * NOSCRIPT replies given, SCRIPT LOAD calls taken.
+         */
+        async scripts() {
+          const text = `${String(await command(replica.port, 'INFO', 'errorstats'))}${String(await command(replica.port, 'INFO', 'commandstats'))}`;
+          const n = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+          return { noscript: n(/errorstat_NOSCRIPT:count=(\d+)/), loaded: n(/cmdstat_script\|load:calls=(\d+)/) };
+        },
         async restore() {
           await master.restart();
           await stack.restore();
@@ -184,11 +198,14 @@ describe('TLS on every topology (mutual TLS, certificates made here)', function 
       const user = 'failover-user';
       const app = limitedApp(limiter.limit('p'));
       assert.equal((await request(app).get('/').set('x-user', user)).status, 200);
-      const { killedAt, promotedAt, restore } = await killMasterOf(`tlsc-failover:p:{p:${user}}`);
+      const { killedAt, promotedAt, scripts, restore } = await killMasterOf(`tlsc-failover:p:{p:${user}}`);
       const { status, resumedAt } = await decidedAgain(app, user);
       console.log(
         `      TLS cluster: promoted ${Math.round(promotedAt - killedAt)} ms after the kill; deciding again ${Math.round(resumedAt - promotedAt)} ms after the promotion (answered ${status})`,
       );
+      // The scripts were loaded on the new master when the client connected to it, before a decision needed them.
+      const seen = await scripts();
+      assert.ok(seen.noscript === 0 && seen.loaded >= 3, `the promoted replica: ${JSON.stringify(seen)}`);
       await limiter.close();
       await restore();
     });
@@ -217,6 +234,8 @@ describe('TLS on every topology (mutual TLS, certificates made here)', function 
         restoreCluster = killed.restore;
         const { killedAt, promotedAt } = killed;
         const { status, resumedAt } = await decidedAgain(app, user);
+        const seen = await killed.scripts();
+        assert.ok(seen.noscript === 0 && seen.loaded >= 3, `the promoted replica: ${JSON.stringify(seen)}`);
         console.log(
           `      node-redis TLS cluster: promoted ${Math.round(promotedAt - killedAt)} ms after the kill; deciding again ${Math.round(resumedAt - promotedAt)} ms after the promotion (answered ${status})`,
         );

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import express, { type Express } from 'express';
 import { Redis } from 'ioredis';
@@ -19,7 +19,7 @@ import {
 import { startRedisServer, TEST_REDIS_URL, type RedisProcess } from '../support/redis-server';
 import { readmeExample } from '../support/readme-example';
 import { waitUntil } from '../../scripts/wait';
-import { PERIOD_END_LUA } from '../../src/limit/redis/scripts';
+import { DECIDE_SCRIPT, PERIOD_END_LUA, RELEASE_SCRIPT, SETTLE_SCRIPT } from '../../src/limit/redis/scripts';
 import { quotaPeriodEnd } from '../../src/limit/algorithms';
 import { TEST_DEADLINE_MS } from '../support/deadline';
 import { limitedApp } from '../support/limiter-app';
@@ -157,7 +157,7 @@ describe('rate limiting on a real Redis', function () {
     }
   });
 
-  it('closing a store takes its recovery listeners off the client it was given', async () => {
+  it('closing a store takes its listeners (recovery, script loading) off the client it was given', async () => {
     const client = new Redis(server.port, '127.0.0.1');
     try {
       if (client.status !== 'ready') await once(client, 'ready'); // ioredis's own listeners settle
@@ -168,7 +168,8 @@ describe('rate limiting on a real Redis', function () {
         store,
         policies: { p: { algorithm: 'token_bucket', rps: 1, burst: 1 } },
       });
-      assert.equal(client.listenerCount('ready'), before + 1, 'the limiter listens for reconnects');
+      // The limiter's recovery (its breakers) and the store's script loading.
+      assert.equal(client.listenerCount('ready'), before + 2, 'the limiter and the store listen for reconnects');
       await limiter.close();
       await store.close();
       assert.equal(client.listenerCount('ready'), before);
@@ -178,6 +179,30 @@ describe('rate limiting on a real Redis', function () {
   });
 
   for (const [label, open] of STORE_CLIENTS) {
+    it(`loads its scripts up front and again after a reconnect, before any decision asks: no NOSCRIPT after SCRIPT FLUSH and a reconnect (${label})`, async () => {
+      const shas = [DECIDE_SCRIPT, SETTLE_SCRIPT, RELEASE_SCRIPT].map((lua) => createHash('sha1').update(lua).digest('hex'));
+      const loaded = async () => ((await admin.script('EXISTS', ...shas)) as number[]).every((x) => x === 1);
+      const noscripts = async () => Number(/errorstat_NOSCRIPT:count=(\d+)/.exec(await admin.info('errorstats'))?.[1] ?? 0);
+      await admin.script('FLUSH');
+      const opened = await open('127.0.0.1', server.port);
+      const store = createRedisStore({ client: opened.client });
+      try {
+        await waitUntil('the scripts loaded without a decision', loaded, 10_000, 10);
+        await admin.script('FLUSH');
+        assert.equal(await loaded(), false);
+        // The store's connection is cut (the admin's is kept): the client reconnects by itself.
+        await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+        await waitUntil('the scripts loaded again after the reconnect', loaded, 10_000, 10);
+        const before = await noscripts();
+        const check = { key: `rl:preload:{${label}}`, algorithm: 'token_bucket' as const, intervalUs: 1_000_000, burst: 5, cost: 1 };
+        assert.equal((await store.decide([check])).allowed, true);
+        assert.equal(await noscripts(), before, 'no NOSCRIPT');
+      } finally {
+        await store.close();
+        await opened.close();
+      }
+    });
+
     it(`reloads the script after SCRIPT FLUSH (NOSCRIPT), once (${label})`, async () => {
       const opened = await open('127.0.0.1', server.port);
       const store = createRedisStore({ client: opened.client });

@@ -17,7 +17,8 @@ export async function redisAccessProblem(client: RedisStoreClient, options: { pr
   const prefix = options.prefix ?? RATE_LIMITER_DEFAULTS.prefix;
   const tag = randomBytes(6).toString('hex');
   const connection = connectionOf(client);
-  const probe = connection.script('rampartProbe', PROBE_SCRIPT);
+  // Not loaded up front: its first call is to ask for EVAL as a decision after NOSCRIPT would.
+  const probe = connection.script('rampartProbe', PROBE_SCRIPT, false);
   const call = { numKeys: 2, args: [`${prefix}:rampart-probe:{${tag}}`, `${prefix}:rampart-probe:{${tag}}:z`] };
   try {
     for (let i = 0; i < 2; i++) {

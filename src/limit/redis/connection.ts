@@ -18,8 +18,12 @@ export interface IoredisFamilyClient {
 export interface StoreConnection {
   /** The slot map's watch, on Cluster. */
   readonly cluster: ClusterWatch | undefined;
-  /** What runs `lua` with a call's keys and arguments (by its SHA, sending the source once after `NOSCRIPT`). */
-  script(name: string, lua: string): (call: ScriptCall) => Promise<unknown>;
+  /**
+   * What runs `lua` with a call's keys and arguments (by its SHA, sending the source once after
+   * `NOSCRIPT`). Unless `preload` is false, the script is also loaded (`SCRIPT LOAD`) on every
+   * connection that is or becomes ready, so that a decision rarely meets `NOSCRIPT`.
+   */
+  script(name: string, lua: string, preload?: boolean): (call: ScriptCall) => Promise<unknown>;
   set(key: string, value: string, ttlMs: number | undefined): Promise<unknown>;
   del(key: string): Promise<unknown>;
   /** Whether `err` is a server's reply (`NOSCRIPT`, `OOM`, `WRONGTYPE`...), not a connection's failure. */

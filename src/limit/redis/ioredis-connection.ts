@@ -29,9 +29,43 @@ export function ioredisConnection(client: Redis | Cluster): StoreConnection {
     unhook.push(off);
     return off;
   }
+  // Every script is loaded up front and again on each connection that becomes ready (a
+  // reconnect, a new master after a failover, a Cluster node; on Cluster every node connected,
+  // replicas too: the client may have reached one at start-up, and it keeps its scripts when it
+  // is promoted, which a replica never gets from its master), so a decision rarely meets
+  // NOSCRIPT; when one does (a flushed cache), ioredis sends the source once. A user without
+  // SCRIPT LOAD only loses the head start.
+  const scripts: string[] = [];
+  const load = (target: Redis, lua: string) => void target.script('LOAD', lua).catch(() => undefined);
+  const loadAll = (target: Redis) => {
+    for (const lua of scripts) load(target, lua);
+  };
+  const readyTargets = (): Redis[] =>
+    cluster === undefined
+      ? client.status === 'ready'
+        ? [client as Redis]
+        : []
+      : (client as Cluster).nodes('all').filter((n) => n.status === 'ready');
+  if (cluster === undefined) hook('ready', () => loadAll(client as Redis));
+  else {
+    const watched = new WeakSet<Redis>();
+    const watchNode = (node: Redis) => {
+      if (watched.has(node)) return;
+      watched.add(node);
+      const onReady = () => loadAll(node);
+      node.on('ready', onReady);
+      unhook.push(() => node.off('ready', onReady));
+    };
+    for (const node of (client as Cluster).nodes('all')) watchNode(node);
+    hook('+node', watchNode as () => void);
+  }
   return {
     cluster,
-    script(name: string, lua: string): (call: ScriptCall) => Promise<unknown> {
+    script(name: string, lua: string, preload = true): (call: ScriptCall) => Promise<unknown> {
+      if (preload && !scripts.includes(lua)) {
+        scripts.push(lua);
+        for (const target of readyTargets()) load(target, lua);
+      }
       const commands = client as unknown as Record<string, ScriptCommand>;
       if (typeof commands[name] !== 'function') client.defineCommand(name, { lua });
       const command = commands[name] as ScriptCommand;

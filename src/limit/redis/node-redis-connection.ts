@@ -93,12 +93,33 @@ export function nodeRedisConnection(client: NodeRedisClient | NodeRedisCluster):
     hook('node-ready', (info?: { host?: string; port?: number }) => lastError.delete(at(info)));
   }
 
+  // Every script is loaded up front and again on each connection that becomes ready (a
+  // reconnect, a node after a failover), as on ioredis; EVAL after NOSCRIPT stays the fallback.
+  const scripts: string[] = [];
+  const loadOn = (target: NodeRedisClient | undefined, lua: string) =>
+    void target?.sendCommand(['SCRIPT', 'LOAD', lua]).catch(() => undefined);
+  const nodeClient = (address: string) => cluster?.masters.find((m) => m.address === address)?.client;
+  const readyTargets = (): (NodeRedisClient | undefined)[] =>
+    cluster === undefined
+      ? [(client as NodeRedisClient).isReady ? (client as NodeRedisClient) : undefined]
+      : cluster.masters.map((m) => (m.client?.isReady === true ? m.client : undefined));
+  if (cluster === undefined) hook('ready', () => scripts.forEach((lua) => loadOn(client as NodeRedisClient, lua)));
+  else
+    hook('node-ready', (info?: { host?: string; port?: number }) => {
+      const target = nodeClient(`${info?.host ?? ''}:${info?.port ?? ''}`);
+      for (const lua of scripts) loadOn(target, lua);
+    });
+
   const send = (firstKey: string | undefined, args: string[]): Promise<unknown> =>
     cluster === undefined ? (client as NodeRedisClient).sendCommand(args) : cluster.sendCommand(firstKey, false, args);
 
   return {
     cluster: watch,
-    script(_name: string, lua: string): (call: ScriptCall) => Promise<unknown> {
+    script(_name: string, lua: string, preload = true): (call: ScriptCall) => Promise<unknown> {
+      if (preload && !scripts.includes(lua)) {
+        scripts.push(lua);
+        for (const target of readyTargets()) loadOn(target, lua);
+      }
       const sha = createHash('sha1').update(lua).digest('hex');
       return (call) => {
         const rest = [String(call.numKeys), ...call.args.map(String)];
