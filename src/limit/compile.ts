@@ -3,7 +3,7 @@ import { allowList, type AllowedTest } from './allow-list';
 import type { HeaderPolicy } from './headers';
 import type { Identities, IdentityOf } from './identity';
 import { invalid, positive, RATE_LIMITER_DEFAULTS, refuse, type SurfaceOptions } from './options';
-import type { Check, CostFunction, FailMode, PenaltyCheck, PenaltyOptions, PolicyOptions, TierNumbers } from './types';
+import type { Check, CostFunction, FailMode, KeyKind, PenaltyCheck, PenaltyOptions, PolicyOptions, TierNumbers } from './types';
 
 /** A policy name: a lower-case letter, then up to 63 of `[a-z0-9_.-]`. */
 export const POLICY_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
@@ -30,6 +30,8 @@ export interface CompiledPolicy {
   readonly overridable?: boolean;
   readonly failMode: FailMode;
   readonly identity: IdentityOf;
+  /** The kind of the policy's key: what an identity given as the app knows it is encoded as. */
+  readonly keyKind: KeyKind | 'custom';
   readonly header: HeaderPolicy;
 }
 
@@ -142,6 +144,7 @@ export function createCompiler(options: CompilerOptions): (name: string, surface
       shadow: options.shadow || mode === 'shadow',
       failMode,
       identity,
+      keyKind: typeof key === 'function' ? 'custom' : key,
       header: { name, quota: c.capacity, windowSeconds: c.windowSeconds },
     };
   }

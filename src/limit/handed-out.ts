@@ -34,6 +34,8 @@ export function createHandedOut(o: {
     list.length === 0 ? undefined : surfaceRouter(list, (s) => o.middleware(planOf(s.policies, s)));
   let router = routerFor(surfaceList, plan);
   const slots = new Map<string, LimitSlot>();
+  /** The plans consume() asked for, by their list of names; emptied by a swap. */
+  const plans = new Map<string, Plan>();
   /** Whether surfaces() was handed out: then a table must stay. */
   let surfacesUsed = false;
   const routed: RequestHandler = (req, res, next) => {
@@ -55,6 +57,16 @@ export function createHandedOut(o: {
       }
       const s = slot;
       return (req, res, next) => s.handler(req, res, next);
+    },
+    /** The plan of `names` under the policies in force (consume(): a decision without a request). */
+    planOf(names: readonly string[]): Plan {
+      const id = JSON.stringify(names);
+      let p = plans.get(id);
+      if (p === undefined) {
+        p = plan(names);
+        plans.set(id, p);
+      }
+      return p;
     },
     surfaces(): RequestHandler {
       if (router === undefined)
@@ -83,6 +95,7 @@ export function createHandedOut(o: {
       for (const slot of slots.values()) slot.handler = handlers[i++] as RequestHandler;
       policies = after;
       plan = next;
+      plans.clear();
       surfaceList = nextSurfaces;
       router = nextRouter;
     },

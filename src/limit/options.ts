@@ -2,7 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import { OptionsError, positiveInteger, positiveNumber } from '../internal/options';
 import { headerWriter, type HeaderForm, type HeaderWriter } from './headers';
 import type { BreakerState, RateLimitObserver } from './observer';
-import type { FailMode, KeyFunction, PolicyOptions, TierFunction, TierNumbers } from './types';
+import type { ConsumeIdentity, Consumed, ConsumeOptions, FailMode, KeyFunction, PolicyOptions, TierFunction, TierNumbers } from './types';
 import type { RateLimitStore } from './store';
 
 /** A route (or route prefix) and the policies that guard it. Field names as in the policies file. */
@@ -132,6 +132,15 @@ export interface RateLimiter {
   setOverride(policy: string, identity: string, numbers: TierNumbers, ttlSeconds?: number): Promise<void>;
   /** Removes what {@link setOverride} stored: the policy's own numbers apply again. */
   clearOverride(policy: string, identity: string): Promise<void>;
+  /**
+   * A decision outside a request (a WebSocket message, a queue job, a GraphQL resolver, a cron
+   * task): the policies given, decided together and all-or-nothing as `limit(...)` decides them,
+   * for `identity` as the app knows it (hashed and shaped as a request's would be, so the same
+   * buckets), with the same deadline, breakers, fail modes, deny cache, metrics and span events.
+   * Resolves to plain data (see {@link Consumed}); a policy name, identity or cost that is wrong
+   * rejects with {@link OptionsError}, never counted as a decision.
+   */
+  consume(policies: string | readonly string[], identity: ConsumeIdentity, options?: ConsumeOptions): Promise<Consumed>;
   /** The circuit breakers' state: the worst of them (one per failure domain of the store). */
   readonly breakerState: BreakerState;
   /** Stops the breaker's timers. The store is not closed: it was passed in. */

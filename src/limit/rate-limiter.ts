@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { createBreakerPool } from './breakers';
+import { createConsume } from './consume';
 import { createDenyCache } from './deny-cache';
 import { createFailureReporter } from './failures';
 import { defaultTier, identities } from './identity';
@@ -198,7 +199,21 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       (planner({ [name]: overridden(name, p, numbers) })([name]).policies[0] as CompiledPolicy).check(key, 1),
   });
 
+  const consume = createConsume({
+    prefix,
+    identities: ids,
+    store,
+    planOf: (names) => handedOut.planOf(names),
+    decide: (checks) => pool.decide(checks),
+    denied,
+    generation: () => generation,
+    latency,
+    failure: failures,
+    onReleaseError: (err) => failures.report(err),
+  });
+
   return {
+    consume,
     setOverride,
     clearOverride,
     limit: (...names: string[]) => handedOut.limit(names),

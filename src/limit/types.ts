@@ -194,3 +194,48 @@ export interface ConcurrencyCheck extends CheckBase {
 
 /** One check handed to a store: a key and its algorithm's numbers (times in microseconds). */
 export type Check = TokenBucketCheck | SlidingWindowCheck | QuotaCheck | ConcurrencyCheck;
+
+/**
+ * The identity a decision outside a request is for, as the app knows it: one value for every
+ * policy, or one per kind of key (`ip`, `principal`, `credential`, `custom` for a policy whose
+ * `key` is a function). It is hashed and shaped as the middleware shapes a request's.
+ */
+export type ConsumeIdentity = string | Readonly<Partial<Record<KeyKind | 'custom', string>>>;
+
+/** Options of `RateLimiter.consume`. */
+export interface ConsumeOptions {
+  /** What this decision takes from each policy: a positive integer no larger than its bucket. Default: each policy's own `cost` when a number, else 1. */
+  readonly cost?: number;
+  /** The tier whose numbers apply (policies with `tiers`); default the policies' own. */
+  readonly tier?: string;
+}
+
+/** One policy of a {@link Consumed} decision. */
+export interface ConsumedPolicy {
+  readonly name: string;
+  /** The policy's number: a bucket's burst, a window's or a quota's limit, concurrent leases. */
+  readonly limit: number;
+  /** What is left after this decision, in the policy's units (0 or more). */
+  readonly remaining: number;
+  /** Milliseconds until the policy is full (or its window or period ends) again. */
+  readonly resetMs: number;
+}
+
+/** Who decided: Redis (or the store), the in-process memory of refusals, or a fail mode while the store failed. */
+export type DecidedBy = 'store' | 'deny_cache' | 'fail_open' | 'fail_closed';
+
+/** A decision of `RateLimiter.consume`: plain data, and the leases to give back. */
+export interface Consumed {
+  readonly allowed: boolean;
+  /** 0 when allowed; else milliseconds until asking again can succeed (1000 on a closed fail mode). */
+  readonly retryAfterMs: number;
+  /** The enforced policies, in the order given (shadow policies are left out, as from the headers). */
+  readonly policies: readonly ConsumedPolicy[];
+  readonly decidedBy: DecidedBy;
+  /** Refused by a penalty's block (not by the numbers). */
+  readonly blocked: boolean;
+  /** Why the store failed, when a fail mode decided (said as a 503's detail would say it). */
+  readonly failure?: string;
+  /** Gives back the concurrency leases an admission holds (a no-op otherwise); call it when the work is done. */
+  release(): Promise<void>;
+}

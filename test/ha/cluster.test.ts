@@ -136,6 +136,39 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     });
   }
 
+  it('consume(): 50 concurrent callers admitted exactly the limit; two identities in two slots decided all-or-nothing', async () => {
+    const client = createRedisClient(stack.url, { onError: () => undefined }) as Cluster;
+    await waitUntil('the cluster client to be ready', async () => client.status === 'ready');
+    const limiter = createRateLimiter({
+      store: createRedisStore({ client }),
+      prefix: 'ha-consume',
+      denyCache: false,
+      policies: {
+        jobs: { algorithm: 'sliding_window', limit: 20, windowSeconds: 60, key: 'principal' },
+        per_ip: { algorithm: 'token_bucket', rps: 0.001, burst: 10, key: 'ip' },
+        per_user: { algorithm: 'token_bucket', rps: 0.001, burst: 1, key: 'principal' },
+      },
+    });
+    try {
+      const results = await Promise.all(Array.from({ length: 50 }, () => limiter.consume('jobs', 'tenant-c')));
+      assert.equal(results.filter((r) => r.allowed).length, 20);
+      const who = { ip: '198.51.100.9', principal: 'user-c' };
+      assert.notEqual(calculateSlot('ha-consume:per_ip:{i:198.51.100.9}'), calculateSlot(`ha-consume:per_user:{p:user-c}`));
+      assert.equal((await limiter.consume(['per_ip', 'per_user'], who)).allowed, true);
+      const refused = await limiter.consume(['per_ip', 'per_user'], who);
+      assert.deepEqual(
+        refused.policies.map((p) => [p.name, p.remaining]),
+        [
+          ['per_ip', 9],
+          ['per_user', 0],
+        ],
+      );
+    } finally {
+      await limiter.close();
+      client.disconnect();
+    }
+  });
+
   it("a second error on a node's socket reaches a listener (ioredis listens once): nothing is thrown, every node still answers", async () => {
     const client = createRedisClient(stack.url, { onError: () => undefined }) as Cluster;
     try {

@@ -37,14 +37,14 @@ export function migrationExample(
   };
 }
 
-/** The guide's lines of this file, trimmed. */
-export function guideLines(source: string): string[] {
+/** The guide's lines of `source` (after `// guide:start`, or `// guide:start <name>`), trimmed. */
+export function guideLines(source: string, name?: string): string[] {
   const lines = source.split('\n');
+  const start = lines.findIndex((l) => l.trim() === (name === undefined ? '// guide:start' : `// guide:start ${name}`));
+  if (start === -1) return [];
+  const end = lines.findIndex((l, i) => i > start && l.includes('// guide:end'));
   return lines
-    .slice(
-      lines.findIndex((l) => l.includes('// guide:start')) + 1,
-      lines.findIndex((l) => l.includes('// guide:end')),
-    )
+    .slice(start + 1, end)
     .filter((l) => !l.includes('// test only'))
     .map((l) => l.trim());
 }

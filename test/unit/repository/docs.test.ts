@@ -84,6 +84,17 @@ describe('the documentation agrees with the code', () => {
     });
   }
 
+  for (const name of ['websocket', 'queue', 'graphql']) {
+    it(`docs/rate-limiting.md's ${name} example of consume() is the one the tests run (test/support/consume-examples.ts)`, () => {
+      const lines = guideLines(readFileSync(join(ROOT, 'test', 'support', 'consume-examples.ts'), 'utf8'), name);
+      assert.ok(lines.length >= 8, `${lines.length} lines`);
+      const page = docPage('rate-limiting.md')
+        .split('\n')
+        .map((l) => l.trim());
+      for (const line of lines) assert.ok(page.includes(line), `docs/rate-limiting.md lacks: ${line}`);
+    });
+  }
+
   it('the README is a landing page of at most 250 lines, and every relative link of the documentation resolves', () => {
     assert.ok(readme.split('\n').length <= 250, `README.md has ${readme.split('\n').length} lines`);
     const broken: string[] = [];
