@@ -115,6 +115,7 @@ export type {
   Consumed,
   ConsumedPolicy,
   DecidedBy,
+  Peeked,
   OverrideNumbers,
   MemoryStoreOptions,
   PolicyCheck,

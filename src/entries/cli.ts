@@ -2,9 +2,11 @@
 // `rampart check-policies FILE...`: checks policies files offline with the parser the limiter
 // uses (`checkPolicySet`, over the default policies), printing every mistake with its place.
 // Exit 0: every file is valid; 1: a file has mistakes; 2: usage, or a file cannot be read.
+// `rampart peek|reset|block|unblock ...`: the operator's controls against REDIS_URL (operator-cli.ts).
 import { readFileSync } from 'node:fs';
 import { CONFIG_DEFAULTS, defaultPolicies } from '../config';
 import { checkPolicySet } from '../limit';
+import { OPERATOR_COMMANDS, OPERATOR_USAGE, operatorMain } from './operator-cli';
 
 const USAGE = 'usage: rampart check-policies FILE...';
 
@@ -13,6 +15,7 @@ export function main(argv: readonly string[], out: (line: string) => void, err: 
   const [command, ...files] = argv;
   if (command !== 'check-policies' || files.length === 0) {
     err(USAGE);
+    if (command !== 'check-policies') err(OPERATOR_USAGE);
     return 2;
   }
   const defaults = defaultPolicies(CONFIG_DEFAULTS.RATE_LIMIT_DEFAULT_RPS, CONFIG_DEFAULTS.RATE_LIMIT_DEFAULT_BURST);
@@ -39,9 +42,12 @@ export function main(argv: readonly string[], out: (line: string) => void, err: 
 }
 
 if (require.main === module) {
-  process.exitCode = main(
-    process.argv.slice(2),
-    (line) => process.stdout.write(`${line}\n`),
-    (line) => process.stderr.write(`${line}\n`),
-  );
+  const [command, ...rest] = process.argv.slice(2);
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const err = (line: string) => process.stderr.write(`${line}\n`);
+  if ((OPERATOR_COMMANDS as readonly string[]).includes(command ?? ''))
+    void operatorMain(command as (typeof OPERATOR_COMMANDS)[number], rest, out, err).then((code) => {
+      process.exitCode = code;
+    });
+  else process.exitCode = main(process.argv.slice(2), out, err);
 }

@@ -137,7 +137,7 @@ export function createConsume(d: ConsumeDeps) {
       }
     }
     const blocked = decision.blocked ?? 0;
-    if (gen === d.generation() && p.cachesDenials && (!p.penalized || decision.blocked !== undefined))
+    if (gen === d.generation() && p.cachesDenials && !p.penalized)
       d.denied.remember(cacheKey, {
         untilUs: now + decision.retryAfterUs,
         atUs: now,

@@ -1,4 +1,4 @@
-/** A denial remembered until its retry time: the answer is known without asking the store. */
+/** A denial remembered until its retry time (or a hold time): the answer is known without asking the store. */
 export interface CachedDenial {
   readonly untilUs: number;
   readonly atUs: number;
@@ -18,14 +18,16 @@ export interface DenyCache {
   clear(): void;
 }
 
-export function createDenyCache(maxKeys: number): DenyCache {
+/** `maxHoldMs`: no denial is answered from here longer than this after the store gave it. */
+export function createDenyCache(maxKeys: number, maxHoldMs: number = Infinity): DenyCache {
   const denied = new Map<string, CachedDenial>();
+  const maxHoldUs = maxHoldMs * 1000;
   return {
     enabled: maxKeys !== 0,
     get(key, nowUs) {
       const hit = denied.get(key);
       if (hit === undefined) return undefined;
-      if (hit.untilUs > nowUs) return hit;
+      if (hit.untilUs > nowUs && nowUs - hit.atUs < maxHoldUs) return hit;
       denied.delete(key);
       return undefined;
     },

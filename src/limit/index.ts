@@ -43,6 +43,7 @@ export type {
   Consumed,
   ConsumedPolicy,
   DecidedBy,
+  Peeked,
   PolicyOptions,
   SlidingWindowPolicy,
   TokenBucketPolicy,

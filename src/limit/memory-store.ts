@@ -53,7 +53,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
     return b;
   }
 
-  function decideSync(given: readonly Check[]): Decision {
+  function decideSync(given: readonly Check[], dry = false): Decision {
     const t = now();
     const n = given.length;
     const remBefore = new Array<number>(n);
@@ -152,6 +152,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         }
       }
     }
+    if (dry) {
+      // peek: what is left before this decision; nothing charged, no strike.
+      const seen = { allowed, retryAfterUs: allowed ? 0 : retry, remaining: remBefore, resetUs: resetBefore };
+      return blocked === 0 ? seen : { ...seen, blocked };
+    }
     if (!allowed) {
       // A refusal by a check with a penalty is a strike; enough within the window block.
       for (let i = 0; i < n; i++) {
@@ -218,6 +223,23 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         if (leases === undefined) continue;
         for (let j = 1; j <= c.cost; j++) leases.delete(`${c.lease}#${j}`);
       }
+      return Promise.resolve();
+    },
+    peek(checks) {
+      try {
+        return Promise.resolve(decideSync(checks, true));
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    },
+    reset(key) {
+      buckets.delete(key);
+      buckets.delete(penaltyKey(key));
+      return Promise.resolve();
+    },
+    block(key, ms) {
+      if (ms <= 0) buckets.delete(penaltyKey(key));
+      else buckets.set(penaltyKey(key), { tat: -1, times: undefined, expiresAt: now() + ms * 1000 });
       return Promise.resolve();
     },
     close() {

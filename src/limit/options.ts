@@ -2,7 +2,17 @@ import type { Request, RequestHandler } from 'express';
 import { OptionsError, positiveInteger, positiveNumber } from '../internal/options';
 import { headerWriter, type HeaderForm, type HeaderWriter } from './headers';
 import type { BreakerState, RateLimitObserver } from './observer';
-import type { ConsumeIdentity, Consumed, ConsumeOptions, FailMode, KeyFunction, PolicyOptions, TierFunction, TierNumbers } from './types';
+import type {
+  ConsumeIdentity,
+  Consumed,
+  ConsumeOptions,
+  FailMode,
+  KeyFunction,
+  Peeked,
+  PolicyOptions,
+  TierFunction,
+  TierNumbers,
+} from './types';
 import type { RateLimitStore } from './store';
 
 /** A route (or route prefix) and the policies that guard it. Field names as in the policies file. */
@@ -53,8 +63,12 @@ export interface RateLimiterOptions {
   readonly deadlineMs?: number;
   /** Let every policy through on backend failure (never in production: the config refuses it). */
   readonly devFailOpen?: boolean;
-  /** Remember denied keys in-process until their retry time; `false` turns it off. */
-  readonly denyCache?: { readonly maxKeys: number } | false;
+  /**
+   * Remember denied keys in-process until their retry time, but at most `maxHoldMs` after the
+   * store said so (a reset, an unblock or an override made elsewhere is seen within it); `false`
+   * turns it off.
+   */
+  readonly denyCache?: { readonly maxKeys?: number; readonly maxHoldMs?: number } | false;
   readonly breaker?: BreakerOptions;
   /** IPv6 clients share a bucket per prefix of this length. */
   readonly ipv6Subnet?: number;
@@ -87,7 +101,7 @@ export const RATE_LIMITER_DEFAULTS = Object.freeze({
   headers: 'draft-10' as HeaderForm,
   deadlineMs: 100,
   devFailOpen: false,
-  denyCache: Object.freeze({ maxKeys: 10_000 }),
+  denyCache: Object.freeze({ maxKeys: 10_000, maxHoldMs: 1_000 }),
   ipv6Subnet: 64,
   failMode: 'closed' as FailMode,
   key: 'ip' as const,
@@ -141,6 +155,17 @@ export interface RateLimiter {
    * rejects with {@link OptionsError}, never counted as a decision.
    */
   consume(policies: string | readonly string[], identity: ConsumeIdentity, options?: ConsumeOptions): Promise<Consumed>;
+  /**
+   * What `identity` (as the app knows it) has left under `policy` now, charging nothing: its
+   * key, limit, remaining, reset, whether a request would be admitted, and a penalty's block.
+   */
+  peek(policy: string, identity: ConsumeIdentity): Promise<Peeked>;
+  /** Empties `identity`'s bucket (window, quota, leases) under `policy` and lifts its penalty; resolves to the key. */
+  reset(policy: string, identity: ConsumeIdentity): Promise<string>;
+  /** Refuses `identity` under `policy` (a policy with a penalty) for `seconds`, whatever its bucket holds; resolves to the key. */
+  block(policy: string, identity: ConsumeIdentity, seconds: number): Promise<string>;
+  /** Lifts a block (a penalty's or {@link block}'s) of `identity` under `policy`; resolves to the key. */
+  unblock(policy: string, identity: ConsumeIdentity): Promise<string>;
   /** The circuit breakers' state: the worst of them (one per failure domain of the store). */
   readonly breakerState: BreakerState;
   /** Stops the breaker's timers. The store is not closed: it was passed in. */
@@ -173,6 +198,7 @@ export interface ResolvedOptions {
   readonly ipv6Subnet: number;
   /** 0: no deny cache. */
   readonly denyCacheMaxKeys: number;
+  readonly denyCacheMaxHoldMs: number;
   readonly breaker: Required<BreakerOptions>;
 }
 
@@ -198,6 +224,7 @@ export function resolveOptions(options: RateLimiterOptions): ResolvedOptions {
     devFailOpen: options.devFailOpen ?? d.devFailOpen,
     ipv6Subnet,
     denyCacheMaxKeys: options.denyCache === false ? 0 : (options.denyCache?.maxKeys ?? d.denyCache.maxKeys),
+    denyCacheMaxHoldMs: options.denyCache === false ? 0 : (options.denyCache?.maxHoldMs ?? d.denyCache.maxHoldMs),
     breaker: { ...d.breaker, ...options.breaker },
   };
 }

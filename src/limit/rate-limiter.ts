@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { createBreakerPool } from './breakers';
 import { createConsume } from './consume';
+import { createOperatorControls } from './operator';
 import { createDenyCache } from './deny-cache';
 import { createFailureReporter } from './failures';
 import { defaultTier, identities } from './identity';
@@ -87,7 +88,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   });
   const { headers, deny } = createResponder(o.writeHeaders);
 
-  const denied = createDenyCache(o.denyCacheMaxKeys);
+  const denied = createDenyCache(o.denyCacheMaxKeys, o.denyCacheMaxHoldMs);
   /** Bumped by each setPolicies: a decision begun under older policies is not remembered in the deny cache. */
   let generation = 0;
 
@@ -172,8 +173,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
             return;
           }
         }
-        // With a penalty each refusal is a strike the store must see: only a block is remembered.
-        if (gen === generation && p.cachesDenials && (!p.penalized || decision.blocked !== undefined))
+        // With a penalty each refusal is a strike the store must see, and a block is the store's
+        // to lift (reset, unblock from another process): neither is remembered here.
+        if (gen === generation && p.cachesDenials && !p.penalized)
           denied.remember(cacheKey, {
             untilUs: now + decision.retryAfterUs,
             atUs: now,
@@ -212,8 +214,17 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     onReleaseError: (err) => failures.report(err),
   });
 
+  const operator = createOperatorControls({
+    prefix,
+    identities: ids,
+    store,
+    planOf: (names) => handedOut.planOf(names),
+    forget: () => denied.clear(),
+  });
+
   return {
     consume,
+    ...operator,
     setOverride,
     clearOverride,
     limit: (...names: string[]) => handedOut.limit(names),

@@ -113,6 +113,16 @@ export interface RateLimitStore extends FailureDomains {
   setOverride?(key: string, numbers: OverrideNumbers, ttlMs?: number): Promise<void>;
   /** Removes what {@link setOverride} stored for `key`. */
   clearOverride?(key: string): Promise<void>;
+  /**
+   * What `checks` have left now, charging nothing and counting no strike: `allowed` when a
+   * decision of their costs would be admitted, and a penalty's block as `blocked`. Needed for
+   * `peek`.
+   */
+  peek?(checks: readonly Check[]): Promise<Decision>;
+  /** Deletes the state of `key` (its bucket, window, quota or leases) and of its penalty. Needed for `reset`. */
+  reset?(key: string): Promise<void>;
+  /** Blocks `key` by its penalty for `ms` (a check with a penalty is refused until then); `0` lifts a block. Needed for `block`/`unblock`. */
+  block?(key: string, ms: number): Promise<void>;
   /** Releases timers and connections the store owns (not a client passed in). */
   close(): Promise<void>;
 }

@@ -239,3 +239,20 @@ export interface Consumed {
   /** Gives back the concurrency leases an admission holds (a no-op otherwise); call it when the work is done. */
   release(): Promise<void>;
 }
+
+/** What `RateLimiter.peek` tells of one identity under one policy, charging nothing. */
+export interface Peeked {
+  readonly policy: string;
+  /** The Redis key (or memory key) of the identity's bucket. */
+  readonly key: string;
+  readonly limit: number;
+  readonly remaining: number;
+  /** Milliseconds until the bucket is full (or its window or period ends) again. */
+  readonly resetMs: number;
+  /** Whether a request of the policy's cost (1 when a function) would be admitted now. */
+  readonly allowed: boolean;
+  /** 0 when allowed; else milliseconds until one would be. */
+  readonly retryAfterMs: number;
+  /** Refused by a penalty's block now. */
+  readonly blocked: boolean;
+}

@@ -25,6 +25,8 @@ export interface StoreConnection {
    */
   script(name: string, lua: string, preload?: boolean): (call: ScriptCall) => Promise<unknown>;
   set(key: string, value: string, ttlMs: number | undefined): Promise<unknown>;
+  /** A command whose keys share `key`'s slot, sent to its node: `[name, ...args]`. */
+  command(key: string, args: readonly (string | number)[]): Promise<unknown>;
   del(key: string): Promise<unknown>;
   /** Whether `err` is a server's reply (`NOSCRIPT`, `OOM`, `WRONGTYPE`...), not a connection's failure. */
   isReply(err: unknown): boolean;

@@ -73,6 +73,7 @@ export function ioredisConnection(client: Redis | Cluster): StoreConnection {
     },
     set: (key, value, ttlMs) => (ttlMs === undefined ? client.set(key, value) : client.set(key, value, 'PX', ttlMs)),
     del: (key) => client.del(key),
+    command: (_key, args) => client.call(String(args[0]), ...args.slice(1)),
     // ioredis 5 and 6 (and iovalkey) may each bring their own ReplyError class.
     isReply: (err) => err instanceof Error && err.name === 'ReplyError',
     outageCause: (key) => redisOutageCause(client, cluster?.nodeOf(key)),

@@ -132,6 +132,7 @@ export function nodeRedisConnection(client: NodeRedisClient | NodeRedisCluster):
     },
     set: (key, value, ttlMs) => send(key, ttlMs === undefined ? ['SET', key, value] : ['SET', key, value, 'PX', String(ttlMs)]),
     del: (key) => send(key, ['DEL', key]),
+    command: (key, args) => send(key, args.map(String)),
     isReply,
     outageCause(key) {
       if (cluster === undefined) return (client as NodeRedisClient).isReady ? undefined : lastError.get('');

@@ -1,6 +1,6 @@
 import calculateSlot from 'cluster-key-slot';
 import { positiveInteger } from '../../internal/options';
-import { overrideKey } from '../key-format';
+import { overrideKey, penaltyKey } from '../key-format';
 import type { Check } from '../types';
 import type { Decision, DecideOptions, OverrideNumbers, RateLimitStore } from '../store';
 import { decideAcrossSlots, giveBack, keyOf, type SlotSteps, type TimedDecision } from './across-slots';
@@ -9,7 +9,7 @@ import { scriptCalls } from './calls';
 import { clientEvents } from './client-events';
 import { connectionOf, type RedisStoreClient } from './connection-of';
 import { createReleaseBatcher } from './releases';
-import { encodeOverride } from './wire';
+import { BLOCKED, encodeOverride } from './wire';
 
 /** Options of {@link createRedisStore}. */
 export interface RedisStoreOptions {
@@ -107,6 +107,38 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
     },
     async clearOverride(key: string): Promise<void> {
       await connection.del(overrideKey(key));
+    },
+    async peek(checks: readonly Check[]): Promise<Decision> {
+      // The settle script's read (no give-back), per slot; a penalty's block from its key.
+      const remaining: number[] = [];
+      const resetUs: number[] = [];
+      let retryAfterUs = 0;
+      let blocked = 0;
+      for (let i = 0; i < checks.length; i++) {
+        const c = checks[i] as Check;
+        const [row] = await calls.settle([c], -1);
+        let left = row?.remaining ?? 0;
+        let reset = row?.resetUs ?? 0;
+        let retry = row?.retryUs ?? 0;
+        if (c.penalty !== undefined && Number(await connection.command(penaltyKey(c.key), ['GET', penaltyKey(c.key)])) === BLOCKED) {
+          const ms = Number(await connection.command(penaltyKey(c.key), ['PTTL', penaltyKey(c.key)]));
+          blocked |= 1 << i;
+          left = 0;
+          reset = retry = Math.max(1000, ms) * 1000;
+        }
+        remaining.push(left);
+        resetUs.push(reset);
+        if (retry > retryAfterUs) retryAfterUs = retry;
+      }
+      const seen = { allowed: retryAfterUs === 0, retryAfterUs, remaining, resetUs };
+      return blocked === 0 ? seen : { ...seen, blocked };
+    },
+    async reset(key: string): Promise<void> {
+      await connection.command(key, ['DEL', key, penaltyKey(key)]);
+    },
+    async block(key: string, ms: number): Promise<void> {
+      const p = penaltyKey(key);
+      await connection.command(p, ms <= 0 ? ['DEL', p] : ['SET', p, BLOCKED, 'PX', Math.max(1, Math.round(ms))]);
     },
     close() {
       events.close();

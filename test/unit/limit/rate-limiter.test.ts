@@ -41,7 +41,7 @@ describe('rate limiter options', () => {
       headers: 'draft-10',
       deadlineMs: 100,
       devFailOpen: false,
-      denyCache: { maxKeys: 10_000 },
+      denyCache: { maxKeys: 10_000, maxHoldMs: 1_000 },
       ipv6Subnet: 64,
       failMode: 'closed',
       key: 'ip',
