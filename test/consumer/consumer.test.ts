@@ -269,6 +269,34 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
     for (const project of projects()) await runReadme(project.dir, project.label);
   });
 
+  it('ships the operator commands: npx rampart block, peek and reset act on Redis (REDIS_URL) from the installed package', async () => {
+    const policies = join(consumer, 'guarded.json');
+    writeFileSync(
+      policies,
+      JSON.stringify({
+        policies: {
+          guarded: {
+            algorithm: 'sliding_window',
+            limit: 2,
+            windowSeconds: 60,
+            key: 'ip',
+            penalty: { denials: 1, withinSeconds: 60, blockSeconds: 600 },
+          },
+        },
+      }),
+    );
+    const env = { ...process.env, REDIS_URL: redis.url, RATE_LIMIT_POLICIES_FILE: policies };
+    const rampart = (...args: string[]) =>
+      run('npx', ['--no-install', 'rampart', ...args, '--policy', 'guarded', '--identity', '198.51.100.23'], { cwd: consumer, env });
+    const blocked = await rampart('block', '--seconds', '60');
+    assert.match(blocked.stdout, /^blocked: rl:guarded:\{i:198\.51\.100\.23\} for 60 s/);
+    const seen = JSON.parse((await rampart('peek')).stdout) as { blocked: boolean; remaining: number };
+    assert.deepEqual([seen.blocked, seen.remaining], [true, 0]);
+    assert.match((await rampart('reset')).stdout, /^reset: /);
+    const after = JSON.parse((await rampart('peek')).stdout) as { blocked: boolean; remaining: number; allowed: boolean };
+    assert.deepEqual([after.blocked, after.remaining, after.allowed], [false, 2, true]);
+  });
+
   for (const name of ['node-redis', 'iovalkey']) {
     it(`runs docs/redis.md's ${name} example in the Express 4 project: compiled strict, then 10 x 200 with RateLimit, 429, keys in Redis`, async () => {
       const dir = join(consumer4, `own-${name}`);
