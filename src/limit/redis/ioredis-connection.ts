@@ -2,6 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { redisOutageCause } from '../../redis/outage-cause';
 import { followSentinelMaster } from '../../redis/sentinel-follow';
 import { watchCluster } from './cluster-watch';
+import { listeners } from './listeners';
 import type { StoreConnection } from './connection';
 import type { ScriptCall } from './wire';
 
@@ -17,18 +18,8 @@ export function ioredisConnection(client: Redis | Cluster): StoreConnection {
   const cluster = client.isCluster ? watchCluster(client as Cluster) : undefined;
   // A Sentinel client made elsewhere follows a switch of master as one of createRedisClient does.
   if (cluster === undefined) followSentinelMaster(client);
-  const unhook: (() => void)[] = [];
-  /** Registers a client listener until `off()` or close. */
-  function hook(event: string, fn: () => void): () => void {
-    client.on(event, fn);
-    const off = () => {
-      client.off(event, fn);
-      const k = unhook.indexOf(off);
-      if (k !== -1) unhook.splice(k, 1);
-    };
-    unhook.push(off);
-    return off;
-  }
+  const hooks = listeners(client);
+  const hook = (event: string, fn: () => void) => hooks.hook(event, fn);
   // Every script is loaded up front and again on each connection that becomes ready (a
   // reconnect, a new master after a failover, a Cluster node; on Cluster every node connected,
   // replicas too: the client may have reached one at start-up, and it keeps its scripts when it
@@ -54,7 +45,7 @@ export function ioredisConnection(client: Redis | Cluster): StoreConnection {
       watched.add(node);
       const onReady = () => loadAll(node);
       node.on('ready', onReady);
-      unhook.push(() => node.off('ready', onReady));
+      hooks.add(() => node.off('ready', onReady));
     };
     for (const node of (client as Cluster).nodes('all')) watchNode(node);
     hook('+node', watchNode as () => void);
@@ -81,7 +72,7 @@ export function ioredisConnection(client: Redis | Cluster): StoreConnection {
     onRefresh: (listener) => hook('refresh', listener),
     close() {
       cluster?.close();
-      for (const u of unhook.splice(0)) u();
+      hooks.close();
     },
   };
 }

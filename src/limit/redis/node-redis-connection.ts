@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import type { ClusterWatch } from './cluster-watch';
+import { listeners } from './listeners';
 import type { StoreConnection } from './connection';
 import type { ScriptCall } from './wire';
 
@@ -67,17 +68,8 @@ const TOPOLOGY_WATCH_MS = 10_000;
 export function nodeRedisConnection(client: NodeRedisClient | NodeRedisCluster): StoreConnection {
   const cluster = isCluster(client) ? client : undefined;
   const lastError = new Map<string, string>();
-  const unhook: (() => void)[] = [];
-  const hook = (event: string, fn: Listener): (() => void) => {
-    client.on(event, fn);
-    const off = () => {
-      client.off(event, fn);
-      const k = unhook.indexOf(off);
-      if (k !== -1) unhook.splice(k, 1);
-    };
-    unhook.push(off);
-    return off;
-  };
+  const hooks = listeners(client);
+  const hook = (event: string, fn: Listener) => hooks.hook(event, fn);
   const refreshed = new Set<() => void>();
   const watch = cluster === undefined ? undefined : watchNodeRedisCluster(cluster, () => refreshed.forEach((f) => f()));
 
@@ -149,7 +141,7 @@ export function nodeRedisConnection(client: NodeRedisClient | NodeRedisCluster):
     close() {
       watch?.close();
       refreshed.clear();
-      for (const u of unhook.splice(0)) u();
+      hooks.close();
     },
   };
 }
