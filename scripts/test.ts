@@ -79,21 +79,42 @@ const SUITES: Record<'test' | 'all', readonly Part[]> = {
 const log = (line: string) => process.stdout.write(`[test] ${line}\n`);
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 
-/** Runs a command; its output goes straight through, or, `buffered`, is written when it ends. */
-function run(command: readonly string[], env: NodeJS.ProcessEnv, buffered = false): Promise<number> {
+/** What a failing mocha run printed from its "N failing" line on, so the run's last lines name the failures. */
+function failures(output: string): string | undefined {
+  const at = output.search(/^ {2}\d+ failing$/m);
+  if (at === -1) return undefined;
+  const lines = output.slice(at).split('\n');
+  return lines.length > 80 ? [...lines.slice(0, 80), `… ${lines.length - 80} more lines above`].join('\n') : lines.join('\n');
+}
+
+const KEPT = 512 * 1024;
+
+/**
+ * Runs a command; its output goes straight through, or, `buffered`, is written when it ends. The
+ * last 512 KiB are kept either way, for the failures summary at the end of the run.
+ */
+function run(command: readonly string[], env: NodeJS.ProcessEnv, buffered = false): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     const [file, ...args] = command as [string, ...string[]];
-    const child = spawn(file, args, { cwd: ROOT, env, stdio: buffered ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+    const child = spawn(file, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
-    child.stdout?.on('data', (c: Buffer) => out.push(c));
-    child.stderr?.on('data', (c: Buffer) => out.push(c));
+    let kept = 0;
+    const take = (c: Buffer, to: NodeJS.WriteStream) => {
+      if (!buffered) to.write(c);
+      out.push(c);
+      kept += c.length;
+      while (kept - (out[0]?.length ?? 0) > KEPT) kept -= (out.shift() as Buffer).length;
+    };
+    child.stdout.on('data', (c: Buffer) => take(c, process.stdout));
+    child.stderr.on('data', (c: Buffer) => take(c, process.stderr));
     child.once('error', (err) => {
       log(`${file}: ${err.message}`);
-      resolve(127);
+      resolve({ code: 127, output: '' });
     });
     child.once('close', (code, signal) => {
-      process.stdout.write(Buffer.concat(out));
-      resolve(code ?? (signal === null ? 1 : 128));
+      const output = Buffer.concat(out);
+      if (buffered) process.stdout.write(output);
+      resolve({ code: code ?? (signal === null ? 1 : 128), output: output.toString('utf8') });
     });
   });
 }
@@ -130,7 +151,7 @@ async function main(): Promise<number> {
     });
   }
 
-  const results: { part: Part; code: number; took: string }[] = [];
+  const results: { part: Part; code: number; took: string; failures?: string | undefined }[] = [];
   try {
     if (parts.some((p) => p.needs.includes('redis'))) {
       const redis = await testRedis(env);
@@ -156,8 +177,8 @@ async function main(): Promise<number> {
           const t = Date.now();
           log(`${part.name}: ${part.what}`);
           const command = part.mocha === true ? [...part.command, ...mochaArgs] : part.command;
-          const code = await run(command, { ...env, ...part.env }, batch.length > 1);
-          results.push({ part, code, took: seconds(t) });
+          const { code, output } = await run(command, { ...env, ...part.env }, batch.length > 1);
+          results.push({ part, code, took: seconds(t), failures: code === 0 ? undefined : failures(output) });
           log(`${part.name}: ${code === 0 ? 'passed' : `FAILED (exit ${code})`} in ${seconds(t)}`);
           return code;
         }),
@@ -169,6 +190,10 @@ async function main(): Promise<number> {
     await stopServices();
   }
   const failed = results.filter((r) => r.code !== 0);
+  // A long run's log is read from its end: each failing part's failures are repeated there.
+  for (const r of failed) {
+    if (r.failures !== undefined) log(`${r.part.name} failed:\n${r.failures}`);
+  }
   log(
     `${suiteName === 'test' ? 'npm test' : 'npm run test:all'}: ${results.map((r) => `${r.part.name} ${r.code === 0 ? 'ok' : 'FAILED'} (${r.took})`).join(', ')}; ${seconds(started)} in all`,
   );
