@@ -87,6 +87,7 @@ export {
   safeIdentity,
   customIdentity,
   StoreUnavailableError,
+  admittedAt,
 } from './limit';
 export type {
   BreakerOptions,
@@ -121,6 +122,8 @@ export type {
   PolicyCheck,
   PolicyOptions,
   PolicySet,
+  Settle,
+  SettleFunction,
   RateLimiter,
   RateLimiterOptions,
   RateLimitMiddlewareOptions,

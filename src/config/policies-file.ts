@@ -8,8 +8,8 @@ export const AUTH_IP_FACTOR = 5;
 /**
  * The policies every deployment has without a file: `public` (per IP) and `authenticated`
  * (per principal) token buckets at `RATE_LIMIT_DEFAULT_RPS` / `RATE_LIMIT_DEFAULT_BURST`;
- * `login_ip` (20 per minute per IP) and `login_credential` (5 per minute per username) sliding
- * windows; `auth_ip` (per IP, {@link AUTH_IP_FACTOR} times `public`), charged before a bearer
+ * `login_ip` (20 per minute per IP) and `login_credential` (5 failed logins per minute per
+ * username: `settle: 'failures'` gives a successful login's reservation back) sliding windows; `auth_ip` (per IP, {@link AUTH_IP_FACTOR} times `public`), charged before a bearer
  * token is looked up. All fail closed.
  */
 export function defaultPolicies(rps: number, burst: number): Record<string, PolicyOptions> {
@@ -17,7 +17,14 @@ export function defaultPolicies(rps: number, burst: number): Record<string, Poli
     public: { algorithm: 'token_bucket', rps, burst, key: 'ip', failMode: 'closed' },
     authenticated: { algorithm: 'token_bucket', rps, burst, key: 'principal', failMode: 'closed' },
     login_ip: { algorithm: 'sliding_window', limit: 20, windowSeconds: 60, key: 'ip', failMode: 'closed' },
-    login_credential: { algorithm: 'sliding_window', limit: 5, windowSeconds: 60, key: 'credential', failMode: 'closed' },
+    login_credential: {
+      algorithm: 'sliding_window',
+      limit: 5,
+      windowSeconds: 60,
+      key: 'credential',
+      failMode: 'closed',
+      settle: 'failures',
+    },
     auth_ip: { algorithm: 'token_bucket', rps: rps * AUTH_IP_FACTOR, burst: burst * AUTH_IP_FACTOR, key: 'ip', failMode: 'closed' },
   };
 }

@@ -1,14 +1,16 @@
 import { BlockList, isIP } from 'node:net';
 import type { Request, Response } from 'express';
 import { isAddressOrRange } from '../internal/addresses';
+import { comparableAddress } from './keys';
 
 /** Whether a request skips a policy: its client address is in a listed range, or its identity is listed. */
 export type AllowedTest = (req: Request, res: Response) => boolean;
 
 /**
  * Compiles a policy's `allow` list: addresses and ranges match the client address (`req.ip`,
- * so `trust proxy` decides, as for `key: 'ip'`; an IPv4-mapped IPv6 address matches its IPv4
- * form); any other entry matches the policy's own identity value (the principal, the
+ * so `trust proxy` decides, as for `key: 'ip'`; an IPv4 client written as IPv6, IPv4-mapped in
+ * either notation or NAT64 `64:ff9b::/96`, matches its IPv4 form, as keys fold it; a 6to4
+ * address does not: an exemption is granted to an address, not to a /48); any other entry matches the policy's own identity value (the principal, the
  * credential or the custom key's value, as the app gives it, before hashing).
  */
 export function allowList(
@@ -29,9 +31,9 @@ export function allowList(
   }
   const inRanges = (ip: string | undefined): boolean => {
     if (ip === undefined || ip === '') return false;
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
-    if (mapped !== undefined) return ranges.check(mapped, 'ipv4') || ranges.check(ip, 'ipv6');
-    return ranges.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4');
+    const c = comparableAddress(ip);
+    // An IPv4 client written as IPv6 matches its IPv4 entries, and IPv6 entries as written.
+    return ranges.check(c.address, c.family) || (c.family === 'ipv4' && isIP(ip) === 6 && ranges.check(ip, 'ipv6'));
   };
   return (req, res) => {
     if (inRanges(req.ip ?? req.socket.remoteAddress)) return true;

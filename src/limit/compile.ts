@@ -3,7 +3,18 @@ import { allowList, type AllowedTest } from './allow-list';
 import type { HeaderPolicy } from './headers';
 import type { Identities, IdentityOf } from './identity';
 import { invalid, positive, RATE_LIMITER_DEFAULTS, refuse, type SurfaceOptions } from './options';
-import type { Check, CostFunction, FailMode, KeyKind, PenaltyCheck, PenaltyOptions, PolicyOptions, TierNumbers } from './types';
+import type { Request, Response } from 'express';
+import type {
+  Check,
+  CostFunction,
+  SettleFunction,
+  FailMode,
+  KeyKind,
+  PenaltyCheck,
+  PenaltyOptions,
+  PolicyOptions,
+  TierNumbers,
+} from './types';
 
 /** A policy name: a lower-case letter, then up to 63 of `[a-z0-9_.-]`. */
 export const POLICY_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
@@ -33,6 +44,26 @@ export interface CompiledPolicy {
   /** The kind of the policy's key: what an identity given as the app knows it is encoded as. */
   readonly keyKind: KeyKind | 'custom';
   readonly header: HeaderPolicy;
+  /**
+   * Reserve, then settle: the real cost of an admitted request that reserved `reserved`, asked
+   * when its response ends (`settle`); absent for a policy that charges at admission only.
+   */
+  readonly settle?: (req: Request, res: Response, reserved: number) => number;
+}
+
+/**
+ * The real cost of a request that reserved `reserved`, by `settle`: `failures` keeps it for a
+ * response of status 400 or more, or one never sent in full (the client went away), and
+ * refunds it all for the others.
+ */
+function settlerOf(label: string, settle: unknown): ((req: Request, res: Response, reserved: number) => number) | undefined {
+  if (settle === undefined) return undefined;
+  if (settle === 'failures') return (_req, res, reserved) => (res.statusCode >= 400 || !res.writableFinished ? reserved : 0);
+  if (typeof settle === 'function') {
+    const f = settle as SettleFunction;
+    return (req, res) => f(req, res);
+  }
+  return refuse(`${label}: settle`, '"failures" or a function of the request and response giving the real cost', settle);
 }
 
 /** `numbers` for a tier or an override of `p` (`label` names it): an object of the fields its algorithm has. */
@@ -85,6 +116,8 @@ export interface CompilerOptions {
   readonly canRelease?: boolean;
   /** `false`: the store keeps no overrides (no `setOverride`), so `overrides: true` is refused. */
   readonly canOverride?: boolean;
+  /** `false`: the store cannot settle (no `adjust`), so `settle` is refused. */
+  readonly canAdjust?: boolean;
 }
 
 /**
@@ -133,7 +166,15 @@ export function createCompiler(options: CompilerOptions): (name: string, surface
     if (typeof cost !== 'function' && (!Number.isInteger(cost) || cost < 1 || cost > c.capacity)) {
       refuse(`${label}: cost`, `a positive integer no larger than ${c.capacity} (the bucket), or a function`, cost);
     }
+    const settle = settlerOf(label, p.settle);
+    if (settle !== undefined && p.algorithm === 'concurrency')
+      invalid(
+        'policies',
+        `policy "${name}": settle is for token_bucket, sliding_window and quota policies (a concurrency slot is given back when the request ends)`,
+      );
+    if (settle !== undefined && options.canAdjust === false) invalid('policies', `policy "${name}": settle needs a store with adjust()`);
     return {
+      ...(settle === undefined ? {} : { settle }),
       name,
       keyName: c.surfaceOwn === true && surface !== undefined ? `${name}@${surface.surfaceId}` : name,
       algorithm: p.algorithm,
@@ -145,7 +186,7 @@ export function createCompiler(options: CompilerOptions): (name: string, surface
       failMode,
       identity,
       keyKind: typeof key === 'function' ? 'custom' : key,
-      header: { name, quota: c.capacity, windowSeconds: c.windowSeconds },
+      header: { name, quota: c.capacity, windowSeconds: c.windowSeconds, ...(settle === undefined ? {} : { settles: true }) },
     };
   }
 

@@ -18,12 +18,16 @@ export interface HeaderPolicy {
   readonly quota: number;
   /** Window in whole seconds: time to refill the burst, or the sliding window. */
   readonly windowSeconds: number;
+  /** The policy reserves its cost and settles it when the response ends (`settle`): `c` says what was reserved. */
+  readonly settles?: boolean;
 }
 
 /**
  * Writes the RateLimit headers of one decision. `remaining[i]` and `resetUs[i]` belong to
  * `policies[i]`; `policyHeader` is the precomputed `RateLimit-Policy` value (see
- * {@link policyHeaderValue}).
+ * {@link policyHeaderValue}). `reserved[i]`, when given, is what the request reserved under
+ * `policies[i]`; the `draft-10` form says it as the member's `c` parameter for a policy that
+ * settles later.
  */
 export type HeaderWriter = (
   res: Response,
@@ -31,6 +35,7 @@ export type HeaderWriter = (
   policies: readonly HeaderPolicy[],
   remaining: readonly number[],
   resetUs: readonly number[],
+  reserved?: readonly number[],
 ) => void;
 
 const seconds = (us: number) => Math.max(0, Math.ceil(us / 1_000_000));
@@ -49,11 +54,13 @@ export function policyHeaderValue(form: HeaderForm, policies: readonly HeaderPol
 }
 
 const WRITERS: Readonly<Record<Exclude<HeaderForm, false>, HeaderWriter>> = {
-  'draft-10'(res, policyHeader, policies, remaining, resetUs) {
+  'draft-10'(res, policyHeader, policies, remaining, resetUs, reserved) {
     let value = '';
     for (let i = 0; i < policies.length; i++) {
       if (i > 0) value += ', ';
-      value += `"${(policies[i] as HeaderPolicy).name}";r=${Math.max(0, remaining[i] as number)};t=${seconds(resetUs[i] as number)}`;
+      const p = policies[i] as HeaderPolicy;
+      value += `"${p.name}";r=${Math.max(0, remaining[i] as number)};t=${seconds(resetUs[i] as number)}`;
+      if (reserved !== undefined && p.settles === true) value += `;c=${reserved[i] as number}`;
     }
     res.setHeader('RateLimit-Policy', policyHeader);
     res.setHeader('RateLimit', value);

@@ -45,7 +45,10 @@ export type {
   DecidedBy,
   Peeked,
   PolicyOptions,
+  Settle,
+  SettleFunction,
   SlidingWindowPolicy,
   TokenBucketPolicy,
 } from './types';
+export { admittedAt } from './store';
 export type { CallGuard, Decision, DecideOptions, FailureDomains, OverrideNumbers, RateLimitStore } from './store';

@@ -58,6 +58,24 @@ function expandIPv6(ip: string): number[] | undefined {
   return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : undefined;
 }
 
+const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+
+/** The IPv4 client an IPv6 address stands for, in any notation: IPv4-mapped (`::ffff:a.b.c.d`, `::ffff:7f00:1`) or NAT64 (`64:ff9b::/96`). */
+function mappedIPv4(groups: readonly number[]): string | undefined {
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return v4(groups[6] as number, groups[7] as number);
+  if (groups[0] === 0x64 && groups[1] === 0xff9b && groups.slice(2, 6).every((g) => g === 0))
+    return v4(groups[6] as number, groups[7] as number);
+  return undefined;
+}
+
+/** `ip` as an allow list compares it: the IPv4 client of an IPv4-mapped or NAT64 address (any notation), else as given. */
+export function comparableAddress(ip: string): { readonly address: string; readonly family: 'ipv4' | 'ipv6' } {
+  if (isIPv4(ip)) return { address: ip, family: 'ipv4' };
+  const groups = isIPv6(ip) ? expandIPv6(ip) : undefined;
+  const mapped = groups === undefined ? undefined : mappedIPv4(groups);
+  return mapped === undefined ? { address: ip, family: 'ipv6' } : { address: mapped, family: 'ipv4' };
+}
+
 /**
  * The identity of a client address: IPv4 as is; IPv4-mapped (`::ffff:a.b.c.d`), NAT64
  * (`64:ff9b::a.b.c.d`) and 6to4 (`2002:aabb:ccdd::/48`) IPv6 folded to their IPv4 host; other
@@ -70,11 +88,9 @@ export function ipIdentity(ip: string | undefined, ipv6Subnet: number): string {
   if (!isIPv6(ip)) return safeIdentity(ip);
   const groups = expandIPv6(ip);
   if (groups === undefined) return safeIdentity(ip);
-  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
   // IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d): the IPv4 client itself.
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return v4(groups[6] as number, groups[7] as number);
-  if (groups[0] === 0x64 && groups[1] === 0xff9b && groups.slice(2, 6).every((g) => g === 0))
-    return v4(groups[6] as number, groups[7] as number);
+  const mapped = mappedIPv4(groups);
+  if (mapped !== undefined) return mapped;
   // 6to4 (2002:aabb:ccdd::/48): the whole /48 belongs to the one IPv4 host a.b.c.d.
   if (groups[0] === 0x2002) return v4(groups[1] as number, groups[2] as number);
   let bits = ipv6Subnet;

@@ -194,7 +194,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         buckets.set(c.key, { tat, times: undefined, expiresAt: tat });
       }
     }
-    return { allowed, retryAfterUs: 0, remaining: remAfter, resetUs: resetAfter };
+    return { allowed, retryAfterUs: 0, remaining: remAfter, resetUs: resetAfter, atUs: t };
   }
 
   return {
@@ -223,6 +223,32 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         if (leases === undefined) continue;
         for (let j = 1; j <= c.cost; j++) leases.delete(`${c.lease}#${j}`);
       }
+      return Promise.resolve();
+    },
+    adjust(given, delta, atUs) {
+      // The ADJUST script's arithmetic (redis/lua/settle.ts), on the same state.
+      const t = now();
+      const ov = given.overridable === true ? live(overrideKey(given.key), t)?.override : undefined;
+      const c = ov === undefined ? given : withNumbers(given, ov[0], ov[1]);
+      const b = live(c.key, t);
+      if (c.algorithm === 'token_bucket') {
+        const tat = Math.max(b?.tat ?? t, t) + c.intervalUs * delta;
+        if (tat <= t) buckets.delete(c.key);
+        else buckets.set(c.key, { tat, times: undefined, expiresAt: tat });
+      } else if (c.algorithm === 'sliding_window') {
+        const times = (b?.times ?? []).filter((x) => x > t - c.windowUs);
+        for (let j = 0; j < delta; j++) times.push(t);
+        for (let j = 0, at = times.indexOf(atUs); j < -delta && at !== -1; j++, at = times.indexOf(atUs)) times.splice(at, 1);
+        if (times.length === 0) buckets.delete(c.key);
+        else buckets.set(c.key, { tat: 0, times, expiresAt: delta > 0 ? t + c.windowUs : (b?.expiresAt ?? t) });
+      } else if (c.algorithm === 'quota') {
+        const end = quotaPeriodEnd(t, c.periodUs);
+        // A refund only within the admission's period: a new period starts from 0.
+        const count =
+          delta > 0 ? (b?.tat ?? 0) + delta : quotaPeriodEnd(atUs, c.periodUs) === end ? Math.max(0, (b?.tat ?? 0) + delta) : b?.tat;
+        if (count === 0) buckets.delete(c.key);
+        else if (count !== undefined) buckets.set(c.key, { tat: count, times: undefined, expiresAt: end });
+      } else return Promise.reject(new TypeError('adjust(): a concurrency check has no cost to settle'));
       return Promise.resolve();
     },
     peek(checks) {

@@ -93,6 +93,12 @@ export interface RateLimiterOptions {
   readonly onShadowLimited?: (policies: readonly string[], req: Request) => void;
   /** Told about backend failures, at most once per second. */
   readonly onBackendError?: (err: Error) => void;
+  /**
+   * Told when a `settle` policy's reservation could not be settled and stands as reserved: its
+   * settle function threw or gave no whole number of 0 or more, or the store failed (that is
+   * also a backend failure).
+   */
+  readonly onSettleError?: (err: Error, policy: string) => void;
 }
 
 /** Defaults of {@link createRateLimiter}. docs/rate-limiting.md's table repeats them; a unit test pins them. */

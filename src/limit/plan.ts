@@ -24,6 +24,8 @@ export interface Plan {
   readonly skippable: boolean;
   /** Some policy is a concurrency limit: an admitted request holds leases until it is over. */
   readonly holdsLeases: boolean;
+  /** Bit i: policy i settles its cost when the response ends (`settle`). */
+  readonly settles: number;
   /** Some policy has a penalty: its refusals must reach the store (each is a strike). */
   readonly penalized: boolean;
   /**
@@ -74,6 +76,8 @@ export interface PlannerOptions {
   readonly canRelease?: boolean;
   /** `false`: the store keeps no overrides (no `setOverride`), so `overrides: true` is refused. */
   readonly canOverride?: boolean;
+  /** `false`: the store cannot settle (no `adjust`), so `settle` is refused. */
+  readonly canAdjust?: boolean;
 }
 
 /**
@@ -152,6 +156,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       failOpen: options.devFailOpen || policies.every((p) => p.failMode === 'open'),
       skippable: policies.some((p) => p.allowed !== undefined),
       holdsLeases: policies.some((p) => p.algorithm === 'concurrency'),
+      settles: policies.reduce((m, p, i) => (p.settle === undefined ? m : m | (1 << i)), 0),
       penalized: names.some((n) => options.policies[n]?.penalty !== undefined),
       cachesDenials: !policies.some((p) => p.algorithm === 'concurrency' || p.overridable === true),
       tier,

@@ -32,6 +32,8 @@ const common = {
   allow: z.array(z.string().min(1).max(256)).max(10_000).optional(),
   /** Identities may have their own numbers (RateLimiter.setOverride). */
   overrides: z.boolean().optional(),
+  /** Reserve, then settle: only responses of status 400 or more keep their cost. */
+  settle: z.literal('failures').optional(),
   /** After `denials` refusals within `withinSeconds`, refused for `blockSeconds`. */
   penalty: z
     .strictObject({

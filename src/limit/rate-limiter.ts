@@ -12,7 +12,8 @@ import { createOverrides } from './overrides';
 import { overridden } from './compile';
 import { createPlanner, denies, type CompiledPolicy, type Plan } from './plan';
 import { fillChecks } from './request-checks';
-import { createResponder, holdLeases } from './responses';
+import { createResponder, whenResponseEnds } from './responses';
+import { settle } from './settle';
 import type { Check, PolicyOptions } from './types';
 import type { Decision } from './store';
 
@@ -37,7 +38,7 @@ const nowMicros = () => (performance.timeOrigin + performance.now()) * 1000;
  * with their counters), request-checks.ts (a request's checks and deny-cache key), breakers.ts
  * (deadline and circuit breakers), deny-cache.ts, surfaces.ts, handed-out.ts (what limit() and
  * surfaces() hand out, swapped by setPolicies, checked by policy-swap.ts), responses.ts
- * (headers, the 429, leases held), failures.ts (backend failures counted, reported and said in
+ * (headers, the 429, what runs when a response ends), settle.ts, failures.ts (backend failures counted, reported and said in
  * the 503), overrides.ts; here, the wiring and the per-request middleware.
  */
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
@@ -58,6 +59,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       shadow: options.shadow === true,
       canRelease: store.release !== undefined,
       canOverride: store.setOverride !== undefined,
+      canAdjust: store.adjust !== undefined,
     });
   // Every policy and surface is checked before the breaker pool starts listening to the store: a
   // mistake throws without leaving anything behind.
@@ -93,6 +95,12 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   let generation = 0;
 
   const tierOf = options.tier ?? defaultTier;
+
+  /** A reservation that stands as reserved: said to `onSettleError`; a store's failure is also a backend failure. */
+  function settleFailed(err: unknown, policy: string, fromStore: boolean): void {
+    const e = fromStore ? failures.report(err) : err instanceof Error ? err : new Error(String(err));
+    options.onSettleError?.(e, policy);
+  }
 
   /** The hot path: everything it touches was bound when the plan was made. */
   function middleware(plan: Plan): RequestHandler {
@@ -152,8 +160,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         latency?.((performance.now() - started) / 1000);
         if (decision.allowed) {
           p.counters.allowed();
-          headers(res, p, decision.remaining, decision.resetUs);
-          if (p.holdsLeases) holdLeases(res, () => store.release?.(checks).catch(failures.report));
+          headers(res, p, decision.remaining, decision.resetUs, p.settles === 0 ? undefined : checks);
+          if (p.holdsLeases) whenResponseEnds(res, () => store.release?.(checks).catch(failures.report));
+          if (p.settles !== 0) whenResponseEnds(res, () => settle(store, p, checks, decision, req, res, settleFailed));
           next();
           return;
         }

@@ -7,11 +7,12 @@ import type { Check } from './types';
 
 /** What the limiter writes on a response: the RateLimit headers, and the 429. */
 export function createResponder(writeHeaders: HeaderWriter | undefined) {
-  /** The RateLimit headers of the plan's enforced policies. */
-  function headers(res: Response, p: Plan, remaining: readonly number[], resetUs: readonly number[]): void {
+  /** The RateLimit headers of the plan's enforced policies; `reserved`: an admission's checks, when some policy settles later. */
+  function headers(res: Response, p: Plan, remaining: readonly number[], resetUs: readonly number[], reserved?: readonly Check[]): void {
     if (writeHeaders === undefined || p.headerPolicies.length === 0) return;
     const pick = p.headerPick;
-    if (pick === undefined) writeHeaders(res, p.policyHeader, p.headerPolicies, remaining, resetUs);
+    const costs = reserved?.map((c) => c.cost);
+    if (pick === undefined) writeHeaders(res, p.policyHeader, p.headerPolicies, remaining, resetUs, costs);
     else
       writeHeaders(
         res,
@@ -19,6 +20,7 @@ export function createResponder(writeHeaders: HeaderWriter | undefined) {
         p.headerPolicies,
         pick.map((i) => remaining[i] as number),
         pick.map((i) => resetUs[i] as number),
+        costs === undefined ? undefined : pick.map((i) => costs[i] as number),
       );
   }
 
@@ -55,21 +57,22 @@ export function createResponder(writeHeaders: HeaderWriter | undefined) {
 }
 
 /**
- * Holds an admitted request's concurrency leases until its response has been sent or its
- * connection closed, whichever comes first, then gives them back once (`release`). A failed
- * release (the store down) leaves the lease to end on its own.
+ * Runs `done` once when the response has been sent or its connection closed, whichever comes
+ * first (at once when the client is already gone): an admitted request's concurrency leases are
+ * given back, and its reservations settled, then. A failed release (the store down) leaves the
+ * lease to end on its own.
  */
-export function holdLeases(res: Response, release: () => void): void {
-  let held = true;
-  const done = () => {
-    if (!held) return;
-    held = false;
-    res.off('finish', done);
-    res.off('close', done);
-    release();
+export function whenResponseEnds(res: Response, done: () => void): void {
+  let pending = true;
+  const end = () => {
+    if (!pending) return;
+    pending = false;
+    res.off('finish', end);
+    res.off('close', end);
+    done();
   };
-  res.once('finish', done);
-  res.once('close', done);
+  res.once('finish', end);
+  res.once('close', end);
   // The client went away while the decision was being made: its 'close' has been and gone.
-  if (res.closed) done();
+  if (res.closed) end();
 }

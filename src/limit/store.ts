@@ -15,7 +15,17 @@ export interface Decision {
   readonly resetUs: readonly number[];
   /** Bit i: check i refused because its penalty blocks the identity (absent: none did). */
   readonly blocked?: number;
+  /**
+   * An admission's time on the store's clock (µs): one for every check, or one per check when
+   * several servers decided (Cluster slots). {@link RateLimitStore.adjust} takes it back to find
+   * what the admission added. Needed for `settle` policies.
+   */
+  readonly atUs?: number | readonly number[];
 }
+
+/** The store's clock at the admission of check `i` of `d` (see {@link Decision.atUs}). */
+export const admittedAt = (d: Decision, i: number): number =>
+  typeof d.atUs === 'number' ? d.atUs : ((d.atUs?.[i] ?? Number.NaN) as number);
 
 /**
  * Runs one backend call of a decision on behalf of the failure domain of `key` (see
@@ -123,6 +133,15 @@ export interface RateLimitStore extends FailureDomains {
   reset?(key: string): Promise<void>;
   /** Blocks `key` by its penalty for `ms` (a check with a penalty is refused until then); `0` lifts a block. Needed for `block`/`unblock`. */
   block?(key: string, ms: number): Promise<void>;
+  /**
+   * Settles an admitted check: `delta` more (a charge) or less (a refund) than it took when it
+   * was admitted at `atUs` (the decision's {@link Decision.atUs}), atomically. A refund never
+   * takes the bucket past what it held before that admission nor past full (a sliding window's
+   * admission that has left the window, a quota's period that has ended: nothing to refund); a
+   * charge is never refused and may leave the bucket in debt. Token bucket, sliding window and
+   * quota checks; needed for `settle` policies.
+   */
+  adjust?(check: Check, delta: number, atUs: number): Promise<void>;
   /** Releases timers and connections the store owns (not a client passed in). */
   close(): Promise<void>;
 }

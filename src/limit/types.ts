@@ -6,6 +6,20 @@ export type FailMode = 'open' | 'closed';
 /** The cost of a request for a policy: a positive integer, at most the policy's burst or limit. */
 export type CostFunction = (req: Request, res: Response) => number;
 
+/**
+ * What a request really cost a policy, known when its response ends (the tokens a model used,
+ * the rows a query read): a whole number, 0 or more. The difference from what was reserved at
+ * admission is refunded or charged then.
+ */
+export type SettleFunction = (req: Request, res: Response) => number;
+
+/**
+ * How a policy's cost is settled when the response ends: `failures` keeps the reservation only
+ * for a response of status 400 or more (or a client gone before it was sent) and refunds it for
+ * the others; a function gives the real cost.
+ */
+export type Settle = 'failures' | SettleFunction;
+
 /** Whether a policy refuses (`enforce`) or only reports what it would refuse (`shadow`). */
 export type PolicyMode = 'enforce' | 'shadow';
 
@@ -64,6 +78,15 @@ interface PolicyBase {
    * policy are not kept in the deny cache. Default false.
    */
   readonly overrides?: boolean;
+  /**
+   * Reserve, then settle: the policy's `cost` is reserved at admission (all-or-nothing with the
+   * request's other policies, as always) and settled when the response ends, to nothing for a
+   * success (`'failures'`) or to what a function says the request really cost. A refund never
+   * takes a bucket past full; a charge is never refused (it may leave the bucket in debt, paid
+   * off before the identity is admitted again). Token bucket, sliding window and quota policies;
+   * the store needs `adjust`.
+   */
+  readonly settle?: Settle;
 }
 
 /** A policy's penalty: `denials` refusals within `withinSeconds` block for `blockSeconds`. */

@@ -277,7 +277,7 @@ describe('Redis Cluster (3 masters, 3 replicas; real processes)', function () {
     await redisCheck(client)();
   });
 
-  it('accuracy on Cluster: 4 processes, a quota of 1,000 admits exactly 1,000 of 4,000; 50 concurrent requests never put more than 10 in flight', async () => {
+  it('accuracy on Cluster: 4 processes, a quota of 1,000 admits exactly 1,000 of 4,000; 50 concurrent requests never put more than 10 in flight; 1,000 logins with 300 wrong charge login_credential exactly 300 (across slots); reservations of 1,000 settle to exactly the tokens used', async () => {
     assertAccurate('cluster', await accuracyRun(stack.url));
   });
 

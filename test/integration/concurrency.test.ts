@@ -223,7 +223,7 @@ describe('concurrency policies', function () {
     }
   });
 
-  it('accuracy on standalone Redis: 4 processes, a quota of 1,000 admits exactly 1,000 of 4,000; 50 concurrent requests never put more than 10 in flight', async () => {
+  it('accuracy on standalone Redis: 4 processes, a quota of 1,000 admits exactly 1,000 of 4,000; 50 concurrent requests never put more than 10 in flight; 1,000 logins with 300 wrong charge login_credential exactly 300; reservations of 1,000 settle to exactly the tokens used', async () => {
     assertAccurate('standalone', await accuracyRun(server.url));
   });
 });

@@ -195,6 +195,30 @@ function limitsSuite(backend: 'memory' | 'redis'): void {
       assert.equal(spray.body.policy, 'login_ip');
     });
 
+    it("counts only failed logins against login_credential (settle: 'failures'): 8 good logins pass, 5 wrong ones then refuse the right password", async () => {
+      const creds = { username: `settler-${backend}`, password: 'long enough pw' };
+      await request(app).post('/v1/auth/register').set(from('10.3.0.1')).send(creds).expect(201);
+      for (let i = 1; i <= 8; i++) {
+        const ok = await request(app)
+          .post('/v1/auth/login')
+          .set(from(`10.3.1.${i}`))
+          .send(creds);
+        assert.equal(ok.status, 200, `good login ${i}`);
+        // Reserved at admission (c=1), given back when the 200 is sent: the limit is 5.
+        assert.match(String(ok.headers['ratelimit']), /"login_credential";r=[34];t=\d+;c=1/);
+      }
+      for (let i = 1; i <= 5; i++) {
+        const res = await request(app)
+          .post('/v1/auth/login')
+          .set(from(`10.3.2.${i}`))
+          .send({ ...creds, password: 'wrong password' });
+        assert.equal(res.status, 401, `wrong password ${i}`);
+      }
+      const refused = await request(app).post('/v1/auth/login').set(from('10.3.3.1')).send(creds);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.body.policy, 'login_credential');
+    });
+
     const remainingOf = (res: request.Response, policy: string) =>
       Number(new RegExp(`"${policy}";r=(\\d+)`).exec(String(res.headers['ratelimit']))?.[1]);
 

@@ -12,6 +12,8 @@ export interface AccuracyChild {
   readonly pid: number;
   /** Sends `run <path> <requests> <concurrency> <holdMs>` and resolves with the child's counts. */
   run(path: string, requests: number, concurrency: number, holdMs: number): Promise<RunCounts>;
+  /** What the identity has left under `policy`. */
+  peek(policy: string): Promise<number>;
   kill(signal: NodeJS.Signals): void;
   exited: Promise<void>;
 }
@@ -21,6 +23,10 @@ export interface RunCounts {
   readonly limited: number;
   readonly other: number;
   readonly maxInFlight: number;
+  /** Logins answered 401 (a wrong password). */
+  readonly failed: number;
+  /** The tokens the admitted `/t` requests really used. */
+  readonly used: number;
 }
 
 export async function startAccuracyChild(url: string, prefix: string, identity: string, leaseSeconds: number): Promise<AccuracyChild> {
@@ -48,6 +54,10 @@ export async function startAccuracyChild(url: string, prefix: string, identity: 
       child.stdin.write(`run ${path} ${requests} ${concurrency} ${holdMs}\n`);
       return JSON.parse(await nextLine()) as RunCounts;
     },
+    async peek(policy) {
+      child.stdin.write(`peek ${policy}\n`);
+      return (JSON.parse(await nextLine()) as { remaining: number }).remaining;
+    },
     kill(signal) {
       child.kill(signal);
     },
@@ -60,6 +70,12 @@ export interface AccuracyResult {
   readonly quota: RunCounts[];
   /** Per process: the concurrency phase. */
   readonly concurrency: RunCounts[];
+  /** Per process: 250 logins (75 with a wrong password), `login_credential` settling failures only. */
+  readonly logins: RunCounts[];
+  /** Per process: 250 requests reserving 1,000 tokens each, settled to what each used. */
+  readonly tokens: RunCounts[];
+  /** What `login_credential` (of 1,000) and `tokens` (of 1,000,000) had left at the end. */
+  readonly left: { readonly loginCredential: number; readonly tokens: number };
 }
 
 /**
@@ -74,7 +90,19 @@ export async function accuracyRun(url: string): Promise<AccuracyResult> {
   try {
     const quota = await Promise.all(children.map((c) => c.run('/q', 1_000, 50, 0)));
     const concurrency = await Promise.all(children.map((c, i) => c.run('/c', 150, i < 2 ? 13 : 12, 20)));
-    return { quota, concurrency };
+    const logins = await Promise.all(children.map((c) => c.run('/login', 250, 12, 0)));
+    const tokens = await Promise.all(children.map((c) => c.run('/t', 250, 12, 0)));
+    // Settles happen as responses end: a response can reach the client a moment before its settle
+    // reaches Redis. Read again until the figures hold still (at most 5 s).
+    const first = children[0] as AccuracyChild;
+    let left = { loginCredential: await first.peek('login_credential'), tokens: await first.peek('tokens') };
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const again = { loginCredential: await first.peek('login_credential'), tokens: await first.peek('tokens') };
+      if (again.loginCredential === left.loginCredential && again.tokens === left.tokens) break;
+      left = again;
+    }
+    return { quota, concurrency, logins, tokens, left };
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await Promise.all(children.map((c) => c.exited));
@@ -94,4 +122,17 @@ export function assertAccurate(label: string, r: AccuracyResult): void {
   assert.equal(admitted, 1_000);
   assert.ok(maxInFlight <= 10, `in flight at once: ${maxInFlight}`);
   assert.ok(maxInFlight >= 8, `the limit was reached (${maxInFlight})`);
+  const failed = r.logins.reduce((sum, c) => sum + c.failed, 0);
+  const used = r.tokens.reduce((sum, c) => sum + c.used, 0);
+  console.log(
+    `      ${label}: 1,000 logins, ${failed} wrong: login_credential charged ${1_000 - r.left.loginCredential}; 1,000 reservations of 1,000 tokens settled to ${used} used: charged ${1_000_000 - r.left.tokens}`,
+  );
+  assert.equal(
+    [...r.logins, ...r.tokens].reduce((sum, c) => sum + c.admitted, 0),
+    2_000,
+    'every login and token request admitted',
+  );
+  assert.equal(failed, 300);
+  assert.equal(1_000 - r.left.loginCredential, 300, 'login_credential charged the failed logins only');
+  assert.equal(1_000_000 - r.left.tokens, used, 'tokens charged exactly what was used');
 }

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import type { Check, RateLimitStore } from '../../src';
+import { concurrency, quota, slidingWindow, tokenBucket } from './checks';
+import { settleContract } from './settle-contract';
 
 /** A store for one run of the contract, and how to dispose of it. */
 export interface ContractStore {
@@ -12,22 +14,7 @@ export interface ContractStore {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MS = 1000;
 
-export function tokenBucket(key: string, rps: number, burst: number, cost = 1): Check {
-  return { key, algorithm: 'token_bucket', intervalUs: Math.round(1_000_000 / rps), burst, cost };
-}
-export function slidingWindow(key: string, limit: number, windowMs: number, cost = 1): Check {
-  return { key, algorithm: 'sliding_window', windowUs: windowMs * MS, limit, cost };
-}
-
-export function quota(key: string, limit: number, period: number | 'month', cost = 1): Check {
-  return { key, algorithm: 'quota', periodUs: period === 'month' ? 0 : period * MS, limit, cost };
-}
-
-let leaseCounter = 0;
-/** A concurrency check with a fresh lease (as the limiter makes one per request). */
-export function concurrency(key: string, limit: number, leaseMs: number, cost = 1): Check {
-  return { key, algorithm: 'concurrency', leaseUs: leaseMs * MS, limit, cost, lease: `t${process.pid}.${++leaseCounter}` };
-}
+export { concurrency, quota, slidingWindow, tokenBucket } from './checks';
 
 /** When the UTC day and month holding `ms` end (JavaScript's own calendar, to check the stores'). */
 const nextUtcDay = (ms: number) => Date.UTC(new Date(ms).getUTCFullYear(), new Date(ms).getUTCMonth(), new Date(ms).getUTCDate() + 1);
@@ -505,6 +492,12 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       assert.deepEqual([denied.allowed, denied.remaining[0]], [false, 4]);
       assert.equal((await s.store.decide([bucket])).remaining[0], 3, 'given back one token of the override, not an hour');
     });
+
+    settleContract(
+      () => s.store,
+      key,
+      () => prefix,
+    );
 
     it('keeps buckets apart by key', async () => {
       const a = tokenBucket(key('x'), 0.01, 1);

@@ -63,6 +63,7 @@ export async function decideAcrossSlots(checks: readonly Check[], steps: SlotSte
   const groups = groupBySlot(checks);
   const remaining = new Array<number>(checks.length);
   const resetUs = new Array<number>(checks.length);
+  const atUs = new Array<number>(checks.length);
   const admitted: { group: SlotGroup; atUs: number }[] = [];
   const abandon = (err: unknown): never => {
     for (const a of admitted) giveBack(steps, a.group.checks, a.atUs);
@@ -92,13 +93,14 @@ export async function decideAcrossSlots(checks: readonly Check[], steps: SlotSte
     if (d.allowed) admitted.push({ group, atUs: t.atUs });
     if (signal?.aborted === true) abandon(signal.reason);
     group.at.forEach((i, j) => {
+      atUs[i] = t.atUs;
       remaining[i] = d.remaining[j] as number;
       resetUs[i] = d.resetUs[j] as number;
       if (((d.blocked ?? 0) & (1 << j)) !== 0) blocked |= 1 << i;
     });
     if (!d.allowed) denied = { step, decision: d };
   }
-  if (denied === undefined) return { allowed: true, retryAfterUs: 0, remaining, resetUs };
+  if (denied === undefined) return { allowed: true, retryAfterUs: 0, remaining, resetUs, atUs };
 
   // Denied: the answer is known. Give back the earlier steps and read the later ones, for the
   // headers and the longest wait, but never past the caller's deadline: what is not back by

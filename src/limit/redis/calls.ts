@@ -4,8 +4,8 @@ import type { Decision } from '../store';
 import { keyOf } from './across-slots';
 import type { Pending } from './batcher';
 import type { StoreConnection } from './connection';
-import { DECIDE_SCRIPT, RELEASE_SCRIPT, SETTLE_SCRIPT } from './scripts';
-import { encodeDecide, encodeRelease, encodeSettle, parseDecide, parseSettle, type SettledCheck } from './wire';
+import { ADJUST_SCRIPT, DECIDE_SCRIPT, RELEASE_SCRIPT, SETTLE_SCRIPT } from './scripts';
+import { encodeAdjust, encodeDecide, encodeRelease, encodeSettle, parseDecide, parseSettle, type SettledCheck } from './wire';
 
 /** The Redis store's script calls, each from its arguments to its parsed reply. */
 export interface ScriptCalls {
@@ -13,6 +13,8 @@ export interface ScriptCalls {
   decide(batch: readonly Pending[]): Promise<void>;
   settle(checks: readonly Check[], atUs: number): Promise<SettledCheck[]>;
   release(checks: readonly Check[]): Promise<unknown>;
+  /** Settles one admitted check by `delta` (see RateLimitStore.adjust). */
+  adjust(check: Check, delta: number, atUs: number): Promise<unknown>;
 }
 
 /**
@@ -27,6 +29,7 @@ export function scriptCalls(connection: StoreConnection): ScriptCalls {
   const decideCommand = connection.script('rampartDecide', DECIDE_SCRIPT);
   const settleCommand = connection.script('rampartSettle', SETTLE_SCRIPT);
   const releaseCommand = connection.script('rampartRelease', RELEASE_SCRIPT);
+  const adjustCommand = connection.script('rampartAdjust', ADJUST_SCRIPT);
 
   /** Runs once per failed call, never on a success. */
   function unavailable(err: unknown, checks: readonly Check[]): unknown {
@@ -59,5 +62,6 @@ export function scriptCalls(connection: StoreConnection): ScriptCalls {
       ),
     settle: (checks, atUs) => settleCommand(encodeSettle(checks, atUs)).then((reply) => parseSettle(reply, checks.length), failed(checks)),
     release: (checks) => releaseCommand(encodeRelease(checks)).catch(failed(checks)),
+    adjust: (check, delta, atUs) => adjustCommand(encodeAdjust(check, delta, atUs)).catch(failed([check])),
   };
 }

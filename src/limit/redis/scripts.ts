@@ -1,4 +1,4 @@
 /** The Redis store's Lua scripts (lua/), each with its KEYS / ARGV / reply header. */
 export { DECIDE_SCRIPT } from './lua/decide';
-export { RELEASE_SCRIPT, SETTLE_SCRIPT } from './lua/settle';
+export { ADJUST_SCRIPT, RELEASE_SCRIPT, SETTLE_SCRIPT } from './lua/settle';
 export { PERIOD_END_LUA } from './lua/shared';

@@ -102,6 +102,10 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       return guard === undefined ? decision : guard(keyOf(checks), () => decision);
     },
     release,
+    async adjust(check: Check, delta: number, atUs: number): Promise<void> {
+      if (check.algorithm === 'concurrency') throw new TypeError('adjust(): a concurrency check has no cost to settle');
+      await calls.adjust(check, delta, atUs);
+    },
     async setOverride(key: string, numbers: OverrideNumbers, ttlMs?: number): Promise<void> {
       await connection.set(overrideKey(key), encodeOverride(numbers), ttlMs === undefined ? undefined : Math.max(1, Math.round(ttlMs)));
     },

@@ -87,6 +87,7 @@ export function parseDecide(reply: unknown, decisions: readonly { readonly check
     throw new Error(`unexpected reply from the rate limit script: ${JSON.stringify(reply)?.slice(0, 200)}`);
   }
   const out = new Array<Decision>(decisions.length);
+  const atUs = Number(reply[0]);
   let r = 1;
   for (let d = 0; d < decisions.length; d++) {
     const n = (decisions[d] as { checks: readonly Check[] }).checks.length;
@@ -102,11 +103,18 @@ export function parseDecide(reply: unknown, decisions: readonly { readonly check
     const retryAfterUs = Number(reply[r]);
     out[d] =
       blocked === 0
-        ? { allowed: retryAfterUs === 0, retryAfterUs, remaining, resetUs }
+        ? { allowed: retryAfterUs === 0, retryAfterUs, remaining, resetUs, atUs }
         : { allowed: false, retryAfterUs, remaining, resetUs, blocked };
     r += 1 + 2 * n;
   }
-  return { atUs: Number(reply[0]), decisions: out };
+  return { atUs, decisions: out };
+}
+
+/** The ADJUST script's call: settle `check`, admitted at `atUs`, by `delta`. */
+export function encodeAdjust(check: Check, delta: number, atUs: number): ScriptCall {
+  const kind = KIND[check.algorithm] + (check.overridable === true ? OVERRIDABLE : 0);
+  const keys = check.overridable === true ? [check.key, overrideKey(check.key)] : [check.key];
+  return { numKeys: keys.length, args: [...keys, kind, timeOf(check), capacityOf(check), delta, atUs] };
 }
 
 /** The SETTLE script's call: give back a step admitted at `atUs`, or only read (`atUs` -1). */

@@ -11,7 +11,14 @@ describe('policies file (src/config/policies-file.ts)', () => {
       public: { algorithm: 'token_bucket', rps: 5, burst: 10, key: 'ip', failMode: 'closed' },
       authenticated: { algorithm: 'token_bucket', rps: 5, burst: 10, key: 'principal', failMode: 'closed' },
       login_ip: { algorithm: 'sliding_window', limit: 20, windowSeconds: 60, key: 'ip', failMode: 'closed' },
-      login_credential: { algorithm: 'sliding_window', limit: 5, windowSeconds: 60, key: 'credential', failMode: 'closed' },
+      login_credential: {
+        algorithm: 'sliding_window',
+        limit: 5,
+        windowSeconds: 60,
+        key: 'credential',
+        failMode: 'closed',
+        settle: 'failures',
+      },
       auth_ip: { algorithm: 'token_bucket', rps: 25, burst: 50, key: 'ip', failMode: 'closed' },
     });
   });

@@ -110,3 +110,73 @@ for i = 1, #KEYS do
 end
 return removed
 `;
+
+/**
+ * Settles one admitted check to its real cost (reserve, then settle): a refund or a charge of
+ * the difference, atomically, never refused. Same arithmetic as the memory store's `adjust`.
+ */
+export const ADJUST_SCRIPT = `
+-- rampart adjust: settle one admitted check to the cost its request really had.
+--
+-- KEYS  the check's key, then its override's key when kind has OVERRIDABLE (one slot)
+-- ARGV  kind, a, b (as the decide script's), delta (a charge; a refund when negative), at (the
+--       admission's time, µs: a sliding window's refund removes what that admission added)
+-- reply what the check has left now (below 0: in debt)
+${PRELUDE_LUA}${PERIOD_END_LUA}${SORTED_SET_LUA}
+local key, kind, a, b = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local delta, at = tonumber(ARGV[4]), tonumber(ARGV[5])
+if kind >= OVERRIDABLE then
+  kind = kind - OVERRIDABLE
+  a, b = own_numbers(KEYS[2], a, b)
+end
+
+-- TOKEN_BUCKET: the TAT moves by interval x delta; a TAT in the past is a full bucket (a refund
+-- stops there), one past now + burst a debt (a charge is never refused).
+if kind == TOKEN_BUCKET then
+  local tat = tonumber(call('GET', key)) or now
+  if tat < now then tat = now end
+  tat = tat + a * delta
+  if tat <= now then
+    call('DEL', key)
+    return b
+  end
+  call('SET', key, tat, 'PX', ceil((tat - now) / 1000))
+  return floor((now + a * b - tat) / a)
+end
+
+-- SLIDING_WINDOW: a refund removes members of the admission (same instant, same to the window;
+-- none once it left the window); a charge adds members now.
+if kind == SLIDING_WINDOW then
+  call('ZREMRANGEBYSCORE', key, '-inf', fmt('%d', now - a))
+  if delta < 0 then
+    local t = fmt('%d', at)
+    local mine = call('ZRANGEBYSCORE', key, t, t, 'LIMIT', 0, -delta)
+    if #mine > 0 then call('ZREM', key, unpack(mine)) end
+  else
+    local count = call('ZCARD', key)
+    for j = 1, delta do call('ZADD', key, now_s, now_s .. ':+' .. (count + j)) end
+    call('PEXPIRE', key, ceil(a / 1000))
+  end
+  return b - call('ZCARD', key)
+end
+
+-- QUOTA: a charge counts in the current period; a refund only in the admission's, never below 0.
+if kind == QUOTA then
+  local e = period_end(now, a)
+  local count = tonumber(call('GET', key)) or 0
+  if delta > 0 then
+    count = call('INCRBY', key, delta)
+    if count == delta then call('PEXPIREAT', key, e / 1000 - 1) end
+  elseif period_end(at, a) == e then
+    count = count + delta
+    if count <= 0 then
+      count = 0
+      call('DEL', key)
+    else
+      call('SET', key, count, 'KEEPTTL')
+    end
+  end
+  return b - count
+end
+return redis.error_reply('ERR rampart adjust: a concurrency check has no cost to settle')
+`;

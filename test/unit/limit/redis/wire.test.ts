@@ -4,6 +4,7 @@ import { capacityOf, timeOf } from '../../../../src/limit/algorithms';
 import { overrideKey, penaltyKey } from '../../../../src/limit/key-format';
 import {
   BLOCKED,
+  encodeAdjust,
   encodeDecide,
   encodeSettle,
   KIND,
@@ -148,10 +149,21 @@ describe('limit/redis/wire: the scripts’ arguments and replies', () => {
     const reply = [123, 0, 4, 10, 5_000, 0, 7, BLOCKED, 9];
     const parsed = parseDecide(reply, [one, two]);
     assert.equal(parsed.atUs, 123);
-    assert.deepEqual(parsed.decisions[0], { allowed: true, retryAfterUs: 0, remaining: [4], resetUs: [10] });
+    // An admission carries the clock it was admitted at (what a settle takes back).
+    assert.deepEqual(parsed.decisions[0], { allowed: true, retryAfterUs: 0, remaining: [4], resetUs: [10], atUs: 123 });
     assert.deepEqual(parsed.decisions[1], { allowed: false, retryAfterUs: 5_000, remaining: [0, 0], resetUs: [7, 9], blocked: 2 });
     assert.throws(() => parseDecide(reply.slice(1), [one, two]), /unexpected reply/);
     assert.throws(() => parseDecide('OK', [one]), /unexpected reply/);
+  });
+
+  it('encodeAdjust: the key and its override key, then kind, time, capacity, delta and the admission time', () => {
+    const w: Check = { key: 'rl:w:{1}', cost: 3, algorithm: 'sliding_window', windowUs: 60_000_000, limit: 5, overridable: true };
+    assert.deepEqual(encodeAdjust(w, -3, 99), {
+      numKeys: 2,
+      args: ['rl:w:{1}', 'rl:w:{1}!o', KIND.sliding_window + OVERRIDABLE, 60_000_000, 5, -3, 99],
+    });
+    const t: Check = { key: 'rl:t:{1}', cost: 1, algorithm: 'token_bucket', intervalUs: 1000, burst: 10 };
+    assert.deepEqual(encodeAdjust(t, 4, 7), { numKeys: 1, args: ['rl:t:{1}', KIND.token_bucket, 1000, 10, 4, 7] });
   });
 
   it('encodeSettle and parseSettle: keys with override keys, then at and 5 values per check; 3 numbers back per check', () => {
