@@ -88,6 +88,7 @@ export {
   customIdentity,
   StoreUnavailableError,
   admittedAt,
+  FORWARDING_PROBLEMS,
 } from './limit';
 export type {
   BreakerOptions,
@@ -122,6 +123,8 @@ export type {
   PolicyCheck,
   PolicyOptions,
   PolicySet,
+  ForwardingProblem,
+  RateLimiterWarning,
   Settle,
   SettleFunction,
   RateLimiter,

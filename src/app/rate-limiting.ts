@@ -152,6 +152,9 @@ export function createRateLimiting(config: Config, logger: Logger, metrics?: Met
       // The log line of shadow mode: which policies would have refused which route.
       onShadowLimited: (policies, req) =>
         logger.info({ policies, method: req.method, path: req.path }, 'rate limit: shadow policies would have refused'),
+      // Once per kind: forwarding headers TRUST_PROXY did not read (counted on /metrics every time).
+      onWarning: (w) => logger.warn({ code: w.code }, w.message),
+      onSettleError: (err, policy) => logger.warn({ err: { message: err.message }, policy }, 'rate limit: a reservation was not settled'),
     });
   } catch (err) {
     // The policies file was checked when it was loaded: what remains is a bug of the app.

@@ -138,7 +138,8 @@ export function createCompiler(options: CompilerOptions): (name: string, surface
     const p = (tierNumbers === undefined ? own : { ...own, ...tierNumbers }) as PolicyOptions;
     const label = tierNumbers === undefined ? `policy "${name}"` : `policy "${name}" tier "${tier}"`;
     const failMode = p.failMode ?? d.failMode;
-    if (failMode !== 'open' && failMode !== 'closed') refuse(`policy "${name}": failMode`, '"open" or "closed"', failMode);
+    if (failMode !== 'open' && failMode !== 'closed' && failMode !== 'local')
+      refuse(`policy "${name}": failMode`, '"open", "closed" or "local"', failMode);
     const key = p.key ?? d.key;
     let identity: IdentityOf;
     if (typeof key === 'function') identity = identities.custom(key);

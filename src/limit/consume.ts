@@ -6,6 +6,7 @@ import type { DenyCache } from './deny-cache';
 import type { Identities } from './identity';
 import { bucketKey } from './key-format';
 import { denies, type CompiledPolicy, type Plan } from './plan';
+import type { LocalFallback } from './local';
 import type { Decision, RateLimitStore } from './store';
 import type { Check, ConsumeIdentity, ConsumeOptions, Consumed, ConsumedPolicy, DecidedBy, KeyKind } from './types';
 
@@ -20,6 +21,8 @@ export interface ConsumeDeps {
   readonly latency: ((seconds: number) => void) | undefined;
   readonly failure: { report(err: unknown): Error; detail(err: Error): string };
   readonly onReleaseError: (err: unknown) => void;
+  /** Decisions in process while the store is down (`failMode: 'local'`). */
+  readonly local: LocalFallback;
 }
 
 const nowMicros = () => (performance.timeOrigin + performance.now()) * 1000;
@@ -113,6 +116,15 @@ export function createConsume(d: ConsumeDeps) {
       if (isStoreMisuse(err)) throw new Error(`rate limiter: the store was called wrongly (${(err as Error).message})`, { cause: err });
       const e = d.failure.report(err);
       const empty = checks.map(() => 0);
+      if (p.failLocal) {
+        const { decision: ld, checks: decided } = await d.local.decide(p, checks);
+        p.counters.local(ld.allowed);
+        const r = result(p, checks, ld.allowed, ld.remaining, ld.resetUs, ld.retryAfterUs, 'local', (ld.blocked ?? 0) !== 0);
+        const store = d.local.store;
+        const held = decided.filter((c): c is Check => c !== undefined);
+        const release = ld.allowed && p.holdsLeases ? () => store.release?.(held) ?? Promise.resolve() : noLeases;
+        return { ...r, release: release as () => Promise<void>, failure: d.failure.detail(e) };
+      }
       if (p.failOpen) {
         p.counters.failedOpen();
         return { ...result(p, checks, true, empty, empty, 0, 'fail_open', false), failure: d.failure.detail(e) };

@@ -51,4 +51,6 @@ export type {
   TokenBucketPolicy,
 } from './types';
 export { admittedAt } from './store';
+export { FORWARDING_PROBLEMS } from './guardrails';
+export type { ForwardingProblem, RateLimiterWarning } from './guardrails';
 export type { CallGuard, Decision, DecideOptions, FailureDomains, OverrideNumbers, RateLimitStore } from './store';

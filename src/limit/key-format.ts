@@ -10,3 +10,5 @@ export const bucketKey = (prefix: string, keyName: string, identity: string): st
 export const penaltyKey = (key: string): string => `${key}!p`;
 /** The key of an identity's own numbers for a check (see `RateLimitStore.setOverride`). */
 export const overrideKey = (key: string): string => `${key}!o`;
+/** The fleet's heartbeat set of a limiter prefix (`RateLimitStore.fleet`): a slot of its own on Cluster. */
+export const fleetKey = (prefix: string): string => `${prefix}:fleet:{${prefix}:fleet}`;

@@ -1,9 +1,21 @@
+import type { ForwardingProblem } from './guardrails';
+
 /** Breaker states, as reported by `RateLimiter.breakerState` and to the observer. */
 export type BreakerState = 'CLOSED' | 'OPEN' | 'HALF_OPEN';
 
 /** Outcomes of a decision, per policy of a request. */
 export type DecisionOutcome =
-  'allowed' | 'limited' | 'blocked' | 'denied_by_other' | 'failed_open' | 'failed_closed' | 'skipped' | 'shadow_limited';
+  | 'allowed'
+  | 'limited'
+  | 'blocked'
+  | 'denied_by_other'
+  | 'failed_open'
+  | 'failed_closed'
+  | 'skipped'
+  | 'shadow_limited'
+  // failMode 'local' while the store is down: admitted or refused in process, by this instance's share
+  | 'local_allowed'
+  | 'local_limited';
 
 /** Why a store call failed: an error, the deadline, or a breaker that was open. */
 export type BackendFailure = 'error' | 'timeout' | 'breaker_open';
@@ -22,6 +34,8 @@ export interface RateLimitObserver {
   backendError(store: string, reason: BackendFailure, shard?: string): void;
   /** The worst state of the store's breakers, when it may have changed (and `CLOSED` at start). */
   breakerChanged(store: string, state: BreakerState): void;
+  /** A request's forwarding header did not name its client (see guardrails.ts): counted every time. */
+  forwardingProblem?(problem: ForwardingProblem): void;
   /** One failure domain's breaker changed state (`shard` '' for a store of one server); `undefined`: it was forgotten. */
   shardBreakerChanged?(store: string, shard: string, state: BreakerState | undefined): void;
 }

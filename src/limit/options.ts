@@ -2,6 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import { OptionsError, positiveInteger, positiveNumber } from '../internal/options';
 import { headerWriter, type HeaderForm, type HeaderWriter } from './headers';
 import type { BreakerState, RateLimitObserver } from './observer';
+import type { RateLimiterWarning } from './guardrails';
 import type {
   ConsumeIdentity,
   Consumed,
@@ -99,6 +100,19 @@ export interface RateLimiterOptions {
    * also a backend failure).
    */
   readonly onSettleError?: (err: Error, policy: string) => void;
+  /**
+   * Told once per kind of misconfiguration the limiter notices in requests: forwarding headers
+   * (`X-Forwarded-For`, `Forwarded`) that `trust proxy` did not read (see guardrails.ts; the
+   * observer counts every such request). Default: `process.emitWarning(message, { code })`.
+   */
+  readonly onWarning?: (warning: RateLimiterWarning) => void;
+  /**
+   * The fleet of instances sharing the store, for `failMode: 'local'` policies: while the store
+   * is down each instance decides with its share of a policy's numbers (divided by `size`).
+   * `size` given: that many instances. Else learned from the store while it answers: each
+   * instance beats every `heartbeatMs` and counts those that beat within the last three.
+   */
+  readonly fleet?: { readonly size?: number; readonly heartbeatMs?: number };
 }
 
 /** Defaults of {@link createRateLimiter}. docs/rate-limiting.md's table repeats them; a unit test pins them. */
@@ -113,6 +127,8 @@ export const RATE_LIMITER_DEFAULTS = Object.freeze({
   key: 'ip' as const,
   /** A concurrency policy's lease, s. */
   leaseSeconds: 30,
+  /** How often an instance says it is alive, for `failMode: 'local'` shares (fleet size learned from the store). */
+  fleet: Object.freeze({ heartbeatMs: 1_000 }),
   breaker: Object.freeze({
     errorThresholdPercentage: 50,
     volumeThreshold: 5,
@@ -206,6 +222,9 @@ export interface ResolvedOptions {
   readonly denyCacheMaxKeys: number;
   readonly denyCacheMaxHoldMs: number;
   readonly breaker: Required<BreakerOptions>;
+  /** The fleet's size when given (no heartbeat), and the heartbeat's period. */
+  readonly fleetSize: number | undefined;
+  readonly heartbeatMs: number;
 }
 
 /** Applies the defaults and checks every option: a mistake throws here, never per request. */
@@ -232,5 +251,7 @@ export function resolveOptions(options: RateLimiterOptions): ResolvedOptions {
     denyCacheMaxKeys: options.denyCache === false ? 0 : (options.denyCache?.maxKeys ?? d.denyCache.maxKeys),
     denyCacheMaxHoldMs: options.denyCache === false ? 0 : (options.denyCache?.maxHoldMs ?? d.denyCache.maxHoldMs),
     breaker: { ...d.breaker, ...options.breaker },
+    fleetSize: options.fleet?.size === undefined ? undefined : positive(options.fleet.size, 'fleet.size', true),
+    heartbeatMs: positive(options.fleet?.heartbeatMs ?? d.fleet.heartbeatMs, 'fleet.heartbeatMs', true),
   };
 }

@@ -20,6 +20,11 @@ export interface Plan {
   /** Bit i: policy i is in shadow mode. */
   readonly shadowMask: number;
   readonly failOpen: boolean;
+  /**
+   * While the store fails, the plan keeps deciding in process: some policy is `failMode: 'local'`
+   * and none is `closed` (the `open` ones are left out of the local decision).
+   */
+  readonly failLocal: boolean;
   /** Some policy has an allow list: requests may skip policies (see {@link Plan.without}). */
   readonly skippable: boolean;
   /** Some policy is a concurrency limit: an admitted request holds leases until it is over. */
@@ -55,6 +60,8 @@ export interface Plan {
     readonly limited: (remaining: readonly number[], checks: readonly Check[], blocked: number) => void;
     readonly failedOpen: () => void;
     readonly failedClosed: () => void;
+    /** Counts `local_allowed`, or `local_limited` (every policy of the plan), for a decision made in process. */
+    readonly local: (allowed: boolean) => void;
   };
 }
 
@@ -146,6 +153,13 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
     const shadowEvent = event('shadow_limited');
     const shadowCounters = children('shadow_limited');
     const limitedEvent = event('limited');
+    /** The local outcomes' counters, made only for plans that decide locally (no idle series otherwise). */
+    const localCounters = () => {
+      if (!policies.some((p) => p.failMode === 'local')) return () => undefined;
+      const allowed = counter('local_allowed');
+      const refused = counter('local_limited');
+      return (ok: boolean) => (ok ? allowed() : refused());
+    };
     return {
       label,
       policies,
@@ -154,6 +168,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
       headerPick,
       shadowMask,
       failOpen: options.devFailOpen || policies.every((p) => p.failMode === 'open'),
+      failLocal: !options.devFailOpen && policies.some((p) => p.failMode === 'local') && !policies.some((p) => p.failMode === 'closed'),
       skippable: policies.some((p) => p.allowed !== undefined),
       holdsLeases: policies.some((p) => p.algorithm === 'concurrency'),
       settles: policies.reduce((m, p, i) => (p.settle === undefined ? m : m | (1 << i)), 0),
@@ -210,6 +225,7 @@ export function createPlanner(options: PlannerOptions): (names: readonly string[
         },
         failedOpen: counter('failed_open'),
         failedClosed: counter('failed_closed'),
+        local: localCounters(),
       },
     };
   }

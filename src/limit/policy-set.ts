@@ -25,7 +25,7 @@ export class PolicyError extends TypeError {
 const name = z.string().regex(POLICY_NAME, 'a policy name: lower-case letter, then [a-z0-9_.-], at most 64');
 const common = {
   key: z.enum(['ip', 'principal', 'credential']).optional(),
-  failMode: z.enum(['open', 'closed']).optional(),
+  failMode: z.enum(['open', 'closed', 'local']).optional(),
   cost: z.number().int().positive().optional(),
   mode: z.enum(['enforce', 'shadow']).optional(),
   /** Addresses, ranges or identities that skip the policy. */

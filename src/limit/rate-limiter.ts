@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { createBreakerPool } from './breakers';
+import { createBreakerPool, isStoreMisuse } from './breakers';
 import { createConsume } from './consume';
 import { createOperatorControls } from './operator';
 import { createDenyCache } from './deny-cache';
@@ -14,6 +14,8 @@ import { createPlanner, denies, type CompiledPolicy, type Plan } from './plan';
 import { fillChecks } from './request-checks';
 import { createResponder, whenResponseEnds } from './responses';
 import { settle } from './settle';
+import { forwardingCheck } from './guardrails';
+import { createLocalAnswer, createLocalFallback } from './local';
 import type { Check, PolicyOptions } from './types';
 import type { Decision } from './store';
 
@@ -91,6 +93,12 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const { headers, deny } = createResponder(o.writeHeaders);
 
   const denied = createDenyCache(o.denyCacheMaxKeys, o.denyCacheMaxHoldMs);
+  const fallback = createLocalFallback({ store, prefix, size: o.fleetSize, heartbeatMs: o.heartbeatMs });
+  /** The heartbeat runs while some policy fails `local`. */
+  const beatFor = (policies: Readonly<Record<string, PolicyOptions>>) => {
+    if (Object.values(policies).some((p) => p.failMode === 'local')) fallback.start();
+  };
+  beatFor(options.policies);
   /** Bumped by each setPolicies: a decision begun under older policies is not remembered in the deny cache. */
   let generation = 0;
 
@@ -102,12 +110,28 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     options.onSettleError?.(e, policy);
   }
 
+  const forwarding = forwardingCheck(
+    observer?.forwardingProblem?.bind(observer),
+    options.onWarning ?? ((w) => process.emitWarning(w.message, { code: w.code })),
+  );
+
   /** The hot path: everything it touches was bound when the plan was made. */
   function middleware(plan: Plan): RequestHandler {
     // Tiers: the request's tier picks a plan made once per tier.
-    if (plan.tiered) return (req, res, next) => skipThenDecide(plan.forTier(tierOf(req, res)), req, res, next);
-    if (!plan.skippable) return (req, res, next) => decideFor(plan, req, res, next);
-    return (req, res, next) => skipThenDecide(plan, req, res, next);
+    if (plan.tiered)
+      return (req, res, next) => {
+        forwarding(req);
+        skipThenDecide(plan.forTier(tierOf(req, res)), req, res, next);
+      };
+    if (!plan.skippable)
+      return (req, res, next) => {
+        forwarding(req);
+        decideFor(plan, req, res, next);
+      };
+    return (req, res, next) => {
+      forwarding(req);
+      skipThenDecide(plan, req, res, next);
+    };
   }
 
   /** Leaves out the policies whose allow list takes this request, then decides the rest. */
@@ -196,10 +220,16 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       },
       (err: unknown) => {
         latency?.((performance.now() - started) / 1000);
-        failures.answer(err, p, res, next);
+        if (!p.failLocal || isStoreMisuse(err)) failures.answer(err, p, res, next);
+        else {
+          failures.report(err);
+          answerLocally(p, checks, req, res, next);
+        }
       },
     );
   }
+
+  const answerLocally = createLocalAnswer({ fallback, responder: { headers, deny }, settleFailed, otherwise: failures.answer });
 
   const { setOverride, clearOverride } = createOverrides({
     prefix,
@@ -221,6 +251,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     latency,
     failure: failures,
     onReleaseError: (err) => failures.report(err),
+    local: fallback,
   });
 
   const operator = createOperatorControls({
@@ -240,6 +271,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     surfaces: () => handedOut.surfaces(),
     setPolicies(policies, surfaces) {
       handedOut.swap(policies, planner(policies), surfaces);
+      beatFor(policies);
       // A denial remembered under the old numbers must not outlive them.
       generation++;
       denied.clear();
@@ -249,6 +281,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     },
     close() {
       pool.close();
+      fallback.close();
       denied.clear();
       return Promise.resolve();
     },

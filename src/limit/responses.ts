@@ -24,7 +24,7 @@ export function createResponder(writeHeaders: HeaderWriter | undefined) {
       );
   }
 
-  /** Counts a denial and answers 429 `RATE_LIMITED`, naming the policy that refused. */
+  /** Counts a denial (unless `count` is false: counted already) and answers 429 `RATE_LIMITED`, naming the policy that refused. */
   function deny(
     res: Response,
     p: Plan,
@@ -33,8 +33,9 @@ export function createResponder(writeHeaders: HeaderWriter | undefined) {
     resetUs: readonly number[],
     retryUs: number,
     blocked: number,
+    count = true,
   ): void {
-    p.counters.limited(remaining, checks, blocked);
+    if (count) p.counters.limited(remaining, checks, blocked);
     headers(res, p, remaining, resetUs);
     // The policy that refused: one whose penalty blocks first, else the first that denied.
     let at = -1;

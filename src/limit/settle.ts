@@ -14,7 +14,7 @@ import type { Check } from './types';
 export function settle(
   store: Pick<RateLimitStore, 'adjust'>,
   plan: Plan,
-  checks: readonly Check[],
+  checks: readonly (Check | undefined)[],
   decision: Decision,
   req: Request,
   res: Response,
@@ -23,7 +23,9 @@ export function settle(
   for (let i = 0; i < checks.length; i++) {
     if ((plan.settles & (1 << i)) === 0) continue;
     const policy = plan.policies[i] as CompiledPolicy;
-    const check = checks[i] as Check;
+    const check = checks[i];
+    // Left out of a local decision (its policy fails open): nothing was reserved.
+    if (check === undefined) continue;
     let real: number;
     try {
       real = (policy.settle as NonNullable<CompiledPolicy['settle']>)(req, res, check.cost);

@@ -142,6 +142,14 @@ export interface RateLimitStore extends FailureDomains {
    * quota checks; needed for `settle` policies.
    */
   adjust?(check: Check, delta: number, atUs: number): Promise<void>;
+  /**
+   * One heartbeat of limiter instance `member` into the fleet at `key` (a set of instances with
+   * the time of their last beat, on the store's clock); resolves with how many instances beat
+   * within the last `ttlMs`, this one included. The limiter learns from it its share of a
+   * `failMode: 'local'` policy's numbers for when the store is down. Optional: without it the
+   * share comes from the limiter's `fleet.size` (default 1).
+   */
+  fleet?(key: string, member: string, ttlMs: number): Promise<number>;
   /** Releases timers and connections the store owns (not a client passed in). */
   close(): Promise<void>;
 }

@@ -1,7 +1,10 @@
 import type { Request, Response } from 'express';
 
-/** What a policy does when the backend fails: let the request through, or answer 503. */
-export type FailMode = 'open' | 'closed';
+/**
+ * What a policy does when the backend fails: let the request through (`open`), answer 503
+ * (`closed`), or keep deciding in process with this instance's share of its numbers (`local`).
+ */
+export type FailMode = 'open' | 'closed' | 'local';
 
 /** The cost of a request for a policy: a positive integer, at most the policy's burst or limit. */
 export type CostFunction = (req: Request, res: Response) => number;
@@ -244,8 +247,11 @@ export interface ConsumedPolicy {
   readonly resetMs: number;
 }
 
-/** Who decided: Redis (or the store), the in-process memory of refusals, or a fail mode while the store failed. */
-export type DecidedBy = 'store' | 'deny_cache' | 'fail_open' | 'fail_closed';
+/**
+ * Who decided: Redis (or the store), the in-process memory of refusals, a fail mode while the
+ * store failed, or (`local`) this instance's share of `failMode: 'local'` policies while it failed.
+ */
+export type DecidedBy = 'store' | 'deny_cache' | 'fail_open' | 'fail_closed' | 'local';
 
 /** A decision of `RateLimiter.consume`: plain data, and the leases to give back. */
 export interface Consumed {

@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { BackendFailure, BreakerState, RateLimitObserver } from '../limit';
+import { FORWARDING_PROBLEMS, type BackendFailure, type BreakerState, type RateLimitObserver } from '../limit';
 import type { ShedReason } from '../shed';
 
 /** Label values whose series start at 0 (a rate of nothing reads 0, not "no data"). */
@@ -27,6 +27,8 @@ export interface RateLimitMetrics extends RateLimitObserver {
   readonly shardBreakerState: Gauge<'store' | 'shard'>;
   /** Reloads of the policies (a changed policies file), by result: success, error (refused; the running policies stay). */
   readonly policyReloads: Counter<'result'>;
+  /** Limited requests whose forwarding header did not name the client, by problem (trust_proxy_off, untrusted_peer, forwarded_ignored). */
+  readonly forwardingProblems: Counter<'problem'>;
 }
 
 /** Shutdown and health instruments. */
@@ -105,7 +107,17 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const policyReloads = counter('rampart_policy_reloads_total', 'Reloads of the rate limit policies by result: success, error.', [
     'result',
   ]);
+  const forwardingProblems = counter(
+    'rampart_rate_limit_forwarding_problems_total',
+    'Limited requests whose X-Forwarded-For or Forwarded header did not name the client, by problem.',
+    ['problem'],
+  );
+  for (const problem of FORWARDING_PROBLEMS) forwardingProblems.inc({ problem }, 0);
   const rateLimit: RateLimitMetrics = {
+    forwardingProblems,
+    forwardingProblem(problem) {
+      forwardingProblems.labels(problem).inc();
+    },
     decisions,
     decisionSeconds,
     backendErrors,

@@ -4,7 +4,7 @@ import type { Decision } from '../store';
 import { keyOf } from './across-slots';
 import type { Pending } from './batcher';
 import type { StoreConnection } from './connection';
-import { ADJUST_SCRIPT, DECIDE_SCRIPT, RELEASE_SCRIPT, SETTLE_SCRIPT } from './scripts';
+import { ADJUST_SCRIPT, DECIDE_SCRIPT, FLEET_SCRIPT, RELEASE_SCRIPT, SETTLE_SCRIPT } from './scripts';
 import { encodeAdjust, encodeDecide, encodeRelease, encodeSettle, parseDecide, parseSettle, type SettledCheck } from './wire';
 
 /** The Redis store's script calls, each from its arguments to its parsed reply. */
@@ -15,6 +15,8 @@ export interface ScriptCalls {
   release(checks: readonly Check[]): Promise<unknown>;
   /** Settles one admitted check by `delta` (see RateLimitStore.adjust). */
   adjust(check: Check, delta: number, atUs: number): Promise<unknown>;
+  /** One heartbeat of instance `member` into the fleet's set `key`; how many beat within `ttlMs`. */
+  fleet(key: string, member: string, ttlMs: number): Promise<number>;
 }
 
 /**
@@ -30,6 +32,7 @@ export function scriptCalls(connection: StoreConnection): ScriptCalls {
   const settleCommand = connection.script('rampartSettle', SETTLE_SCRIPT);
   const releaseCommand = connection.script('rampartRelease', RELEASE_SCRIPT);
   const adjustCommand = connection.script('rampartAdjust', ADJUST_SCRIPT);
+  const fleetCommand = connection.script('rampartFleet', FLEET_SCRIPT);
 
   /** Runs once per failed call, never on a success. */
   function unavailable(err: unknown, checks: readonly Check[]): unknown {
@@ -62,6 +65,7 @@ export function scriptCalls(connection: StoreConnection): ScriptCalls {
       ),
     settle: (checks, atUs) => settleCommand(encodeSettle(checks, atUs)).then((reply) => parseSettle(reply, checks.length), failed(checks)),
     release: (checks) => releaseCommand(encodeRelease(checks)).catch(failed(checks)),
+    fleet: (key, member, ttlMs) => fleetCommand({ numKeys: 1, args: [key, member, ttlMs] }).then(Number),
     adjust: (check, delta, atUs) => adjustCommand(encodeAdjust(check, delta, atUs)).catch(failed([check])),
   };
 }

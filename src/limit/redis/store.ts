@@ -102,6 +102,7 @@ export function createRedisStore(options: RedisStoreOptions): RateLimitStore {
       return guard === undefined ? decision : guard(keyOf(checks), () => decision);
     },
     release,
+    fleet: (key: string, member: string, ttlMs: number) => calls.fleet(key, member, ttlMs),
     async adjust(check: Check, delta: number, atUs: number): Promise<void> {
       if (check.algorithm === 'concurrency') throw new TypeError('adjust(): a concurrency check has no cost to settle');
       await calls.adjust(check, delta, atUs);

@@ -46,6 +46,7 @@ describe('rate limiter options', () => {
       failMode: 'closed',
       key: 'ip',
       leaseSeconds: 30,
+      fleet: { heartbeatMs: 1_000 },
       breaker: { errorThresholdPercentage: 50, volumeThreshold: 5, resetTimeoutMs: 2000, rollingWindowMs: 10_000 },
     });
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { PROBE_SCRIPT, SCRIPT_COMMANDS } from '../../../../../src/limit/redis/lua/probe';
-import { ADJUST_SCRIPT, DECIDE_SCRIPT, RELEASE_SCRIPT, SETTLE_SCRIPT } from '../../../../../src/limit/redis/scripts';
+import { ADJUST_SCRIPT, DECIDE_SCRIPT, FLEET_SCRIPT, RELEASE_SCRIPT, SETTLE_SCRIPT } from '../../../../../src/limit/redis/scripts';
 
 /** The Redis commands a Lua source calls (`call('X'`, `redis.call('X'`, `redis.pcall('X'`). */
 const commandsOf = (lua: string): Set<string> =>
@@ -13,6 +13,7 @@ describe('the access probe script', () => {
       ...commandsOf(SETTLE_SCRIPT),
       ...commandsOf(RELEASE_SCRIPT),
       ...commandsOf(ADJUST_SCRIPT),
+      ...commandsOf(FLEET_SCRIPT),
     ]);
     assert.ok(used.size >= 10, [...used].join(' '));
     assert.deepEqual([...Object.keys(SCRIPT_COMMANDS)].sort(), [...used].sort());
