@@ -13,6 +13,7 @@ const CAPABILITY_DIRS = [
   'tracing',
   'request-id',
   'errors',
+  'breaker',
   'internal',
 ];
 const CAPABILITIES = CAPABILITY_DIRS.map((d) => `src/${d}/**`);

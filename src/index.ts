@@ -41,6 +41,10 @@ export {
 } from './config';
 export type { Config, LogLevel, Mode, OtlpProtocol, RedisAccess, TraceSampler, TracingConfig, TrustProxy } from './config';
 
+// Circuit breakers for any async dependency (a database, an outbound call), with presets.
+export { CIRCUIT_PRESETS, createCircuitBreaker, DependencyUnavailableError } from './breaker';
+export type { CircuitBreaker, CircuitBreakerOptions, CircuitNumbers, CircuitObserver, CircuitPreset, CircuitState } from './breaker';
+
 // Health probes.
 export { createHealth, HEALTH_DEFAULTS, liveness, postgresCheck, postgresErrorCause, redisCheck } from './health';
 export type { CheckResult, Health, HealthCheck, HealthOptions, QueryablePool } from './health';
@@ -147,7 +151,7 @@ export type { RedisClientOptions, RedisTarget } from './redis';
 
 // Metrics: a Prometheus registry and GET /metrics.
 export { createMetrics, METRICS_DEFAULTS } from './metrics';
-export type { LifecycleMetrics, Metrics, MetricsOptions, RateLimitMetrics } from './metrics';
+export type { BreakerMetrics, LifecycleMetrics, Metrics, MetricsOptions, PoolFigures, RateLimitMetrics } from './metrics';
 
 // Tracing: the redaction policy and the handle of the tracing the register entry started.
 // The SDK itself is in `rampart/tracing` (and `rampart/tracing/register`), so that an app

@@ -1,6 +1,7 @@
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import type { Logger } from 'pino';
 import {
+  DependencyUnavailableError,
   errorHandler,
   HEALTH_PATHS,
   HttpError,
@@ -76,8 +77,8 @@ export const BODY_LIMIT = 64 * 1024;
 
 /**
  * A query that could not reach the database (refused, unresolvable, timed out connecting, the
- * connection lost): 503 `DATABASE_UNAVAILABLE` naming the cause and the server's address, with
- * `Retry-After`, instead of a 500. The request's log line carries the error (pino-http's
+ * connection lost) or that its circuit breaker refused: 503 `DATABASE_UNAVAILABLE` naming the
+ * cause and the server's address (or the breaker), with `Retry-After`, instead of a 500. The request's log line carries the error (pino-http's
  * `res.err`). Any other error goes on to the error handler.
  */
 function databaseUnavailable(db: Database): ErrorRequestHandler {
@@ -87,6 +88,17 @@ function databaseUnavailable(db: Database): ErrorRequestHandler {
       return;
     }
     res.err = err as Error;
+    // A breaker's refusal or timeout: answered at once, Retry-After the rest of its open time.
+    if (err instanceof DependencyUnavailableError) {
+      const retryAfterSeconds = Math.max(1, Math.ceil(err.retryAfterMs / 1000));
+      const after = err.cause instanceof Error ? ` after: ${postgresErrorCause(err.cause, db.write)}` : '';
+      next(
+        new HttpError('DATABASE_UNAVAILABLE', `The database is unavailable (${err.message}${after}); try again shortly`, {
+          retryAfterSeconds,
+        }),
+      );
+      return;
+    }
     // Reads that cannot reach the replica go to the primary: what fails here failed there.
     const cause = postgresErrorCause(err, db.write);
     next(new HttpError('DATABASE_UNAVAILABLE', `The database is unavailable (${cause}); try again shortly`, { retryAfterSeconds: 1 }));

@@ -26,7 +26,7 @@ export function requireAuth(db: Database): RequestHandler {
     const match = /^Bearer +(\S+) *$/i.exec(header);
     const token = match?.[1];
     if (token === undefined || !isWellFormedToken(token)) throw unauthorized('Malformed bearer token');
-    const { rows } = await db.write.query<Principal>(
+    const { rows } = await db.writes.query<Principal>(
       `SELECT p.id, p.username FROM sessions s JOIN principals p ON p.id = s.principal_id
         WHERE s.token_hash = $1 AND s.expires_at > now()`,
       [hashToken(token)],

@@ -139,6 +139,14 @@ async function serve(config: Config, logger: Logger, metrics: Metrics, metricsLi
     ...(config.database.readUrl === undefined ? {} : { readUrl: config.database.readUrl }),
     ...(embedded === undefined ? {} : { maxConnections: embedded.maxConnections }),
     onPoolError: (err) => logger.warn({ err }, 'idle database connection failed'),
+    breaker: { preset: config.database.breakerPreset },
+    breakerObserver: {
+      circuitChanged(name, state, from) {
+        metrics.breakers.circuitChanged(name, state, from);
+        if (from !== undefined)
+          logger[state === 'OPEN' ? 'warn' : 'info']({ breaker: name, state, from }, 'database circuit breaker changed');
+      },
+    },
     onReplicaFailover: (err) =>
       logger.warn(
         { err, retryMs: DATABASE_DEFAULTS.replicaRetryMs },
@@ -155,6 +163,8 @@ async function serve(config: Config, logger: Logger, metrics: Metrics, metricsLi
     throw new Error(`database migrations failed: ${err instanceof Error ? err.message : String(err)}`);
   }
 
+  metrics.observePool('db_write', db.write);
+  if (db.replica !== undefined) metrics.observePool('db_read', db.replica);
   const reaper = startSessionReaper(db, logger, 60_000);
   // Probes and metrics are answered until their listener closes: Prometheus sees the drain. On a
   // listener of their own, metrics never pass the gate and stay up through the cleanup (closed

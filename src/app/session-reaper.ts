@@ -13,7 +13,7 @@ export function startSessionReaper(db: Database, logger: Logger, intervalMs: num
   let stopped = false;
   const run = async () => {
     try {
-      const { rowCount } = await db.write.query('DELETE FROM sessions WHERE expires_at <= now()');
+      const { rowCount } = await db.writes.query('DELETE FROM sessions WHERE expires_at <= now()');
       if ((rowCount ?? 0) > 0) logger.info({ deleted: rowCount }, 'expired sessions deleted');
     } catch (err) {
       logger.warn({ err }, 'session reaper run failed');

@@ -62,6 +62,8 @@ export interface Config {
   readonly database: {
     readonly writeUrl: string | undefined;
     readonly readUrl: string | undefined;
+    /** The preset of the pools' circuit breakers. */
+    readonly breakerPreset: 'conservative' | 'balanced' | 'tolerant';
   };
   readonly shutdown: {
     readonly delayMs: number;
@@ -173,6 +175,7 @@ const APP_VARIABLES = {
   DATABASE_URL: { schema: postgresUrl, expected: 'a postgres://user:pass@host:port/db URL', secret: true },
   DATABASE_WRITE_URL: { schema: postgresUrl, expected: 'a postgres://user:pass@host:port/db URL', secret: true },
   DATABASE_READ_URL: { schema: postgresUrl, expected: 'a postgres://user:pass@host:port/db URL', secret: true },
+  DB_BREAKER_PRESET: { schema: z.enum(['conservative', 'balanced', 'tolerant']), expected: '"conservative", "balanced" or "tolerant"' },
   SHUTDOWN_DELAY_MS: { schema: int(0, 3_600_000), expected: 'milliseconds, an integer from 0 to 3600000' },
   SHUTDOWN_DRAIN_TIMEOUT_MS: { schema: int(1, 3_600_000), expected: 'milliseconds, an integer from 1 to 3600000' },
   LOAD_SHED_ENABLED: { schema: bool, expected: '"true" or "false"' },
@@ -392,6 +395,7 @@ export function loadConfig(env: Env = process.env): Config {
     database: Object.freeze({
       writeUrl,
       readUrl: v.DATABASE_READ_URL ?? writeUrl,
+      breakerPreset: v.DB_BREAKER_PRESET ?? d.DB_BREAKER_PRESET,
     }),
     shutdown: Object.freeze({
       delayMs: v.SHUTDOWN_DELAY_MS ?? d.SHUTDOWN_DELAY_MS,

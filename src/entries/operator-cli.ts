@@ -97,7 +97,9 @@ export async function operatorMain(
     }
     return 0;
   } catch (e) {
-    err(`rampart: ${command}: ${(e as Error).message}`);
+    // An option error already names the command (`block: policy ... must be ...`).
+    const message = (e as Error).message;
+    err(message.startsWith(`${command}: `) ? `rampart: ${message}` : `rampart: ${command}: ${message}`);
     return 1;
   } finally {
     await limiter.close();

@@ -19,6 +19,7 @@ export const ERROR_STATUS = Object.freeze({
   HEADERS_TOO_LARGE: 431,
   EXPECTATION_FAILED: 417,
   DATABASE_UNAVAILABLE: 503,
+  DEPENDENCY_UNAVAILABLE: 503,
 } as const satisfies Record<string, number>);
 
 /** Every error code rampart or the sample API can answer with: the keys of {@link ERROR_STATUS}. */

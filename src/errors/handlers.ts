@@ -3,6 +3,7 @@ import type { ErrorCode } from './codes';
 import { HttpError } from './http-error';
 import { sendError } from './send-error';
 import { recordingSpan } from '../internal/recording-span';
+import { DependencyUnavailableError } from '../breaker';
 
 // Paths are client input of up to Node's header limit: a 404 names only their beginning.
 const PATH_SHOWN = 128;
@@ -54,7 +55,9 @@ function recordOnSpan(err: unknown): void {
 
 /**
  * Final error handler: maps body-parser errors (malformed JSON, too large, bad charset) and
- * other client errors to our JSON shape, everything else to 500 `INTERNAL_ERROR`. Never sends
+ * other client errors to our JSON shape, a circuit breaker's refusal
+ * ({@link DependencyUnavailableError}) to 503 `DEPENDENCY_UNAVAILABLE` with `Retry-After`,
+ * everything else to 500 `INTERNAL_ERROR`. Never sends
  * a stack trace or Express's HTML page.
  */
 export function errorHandler(options: ErrorHandlerOptions = {}): ErrorRequestHandler {
@@ -68,6 +71,13 @@ export function errorHandler(options: ErrorHandlerOptions = {}): ErrorRequestHan
     recordOnSpan(err);
     if (err instanceof HttpError) {
       sendError(res, err.code, err.detail, err.options);
+      return;
+    }
+    if (err instanceof DependencyUnavailableError) {
+      // A breaker refused (or a call outran its timeout): the dependency is out, not the app.
+      sendError(res, 'DEPENDENCY_UNAVAILABLE', `A dependency is unavailable (${err.message}); try again shortly`, {
+        retryAfterSeconds: Math.max(1, Math.ceil(err.retryAfterMs / 1000)),
+      });
       return;
     }
     const e = (typeof err === 'object' && err !== null ? err : {}) as HttpLikeError;

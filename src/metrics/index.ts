@@ -1,2 +1,2 @@
 export { createMetrics, METRICS_DEFAULTS } from './metrics';
-export type { LifecycleMetrics, Metrics, MetricsOptions, RateLimitMetrics } from './metrics';
+export type { BreakerMetrics, LifecycleMetrics, Metrics, MetricsOptions, PoolFigures, RateLimitMetrics } from './metrics';

@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { FORWARDING_PROBLEMS, type BackendFailure, type BreakerState, type RateLimitObserver } from '../limit';
 import type { ShedReason } from '../shed';
+import type { CircuitObserver, CircuitState } from '../breaker';
 
 /** Label values whose series start at 0 (a rate of nothing reads 0, not "no data"). */
 const BACKEND_FAILURES: readonly BackendFailure[] = ['error', 'timeout', 'breaker_open'];
@@ -50,11 +51,35 @@ export interface LifecycleMetrics {
   readonly loadShed: Counter<'reason'>;
 }
 
+/** The circuit breakers' instruments, and the observer that feeds them: pass it as a breaker's `observer`. */
+export interface BreakerMetrics extends CircuitObserver {
+  /**
+   * 0 closed, 1 open, 2 half-open, per breaker: those of `createCircuitBreaker` by their name, and
+   * the rate limiter's as `rate_limit:<store>` (the worst of them) and `rate_limit:<store>:<shard>`.
+   */
+  readonly state: Gauge<'name'>;
+  /** Changes of state, per breaker, from and to. */
+  readonly transitions: Counter<'name' | 'from' | 'to'>;
+}
+
+/** What a connection pool says of itself (`pg.Pool` has these). */
+export interface PoolFigures {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+}
+
 /** A Prometheus registry of rampart's instruments. Each call makes a new one: no global state. */
 export interface Metrics {
   readonly registry: Registry;
   readonly rateLimit: RateLimitMetrics;
+  readonly breakers: BreakerMetrics;
   readonly lifecycle: LifecycleMetrics;
+  /**
+   * Reports `pool`'s connections at each scrape as `rampart_pool_connections{pool=name,state}`
+   * (`total`, `idle`, and `waiting`: callers queued for a connection).
+   */
+  observePool(name: string, pool: PoolFigures): void;
   /** Reports `gate.inFlight` as `rampart_http_requests_in_flight` at each scrape. */
   observeInFlight(source: { readonly inFlight: number }): void;
   /** `GET /metrics` in the Prometheus text format. */
@@ -113,6 +138,29 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     ['problem'],
   );
   for (const problem of FORWARDING_PROBLEMS) forwardingProblems.inc({ problem }, 0);
+  const circuitState = gauge('rampart_circuit_breaker_state', 'Circuit breaker state: 0 closed, 1 open, 2 half-open.', ['name']);
+  const transitions = counter('rampart_circuit_breaker_transitions_total', 'Circuit breaker state changes, by breaker, from and to.', [
+    'name',
+    'from',
+    'to',
+  ]);
+  /** The last state of each breaker, to count the limiter's transitions (its observer says only the new state). */
+  const lastState = new Map<string, CircuitState>();
+  const circuitChanged = (name: string, state: CircuitState, from: CircuitState | undefined) => {
+    circuitState.labels(name).set(BREAKER_GAUGE[state]);
+    if (from !== undefined && from !== state) transitions.labels(name, from, state).inc();
+    lastState.set(name, state);
+  };
+  const breakers: BreakerMetrics = { state: circuitState, transitions, circuitChanged };
+  /** The rate limiter's breakers under the same scheme. */
+  const limiterBreaker = (name: string, state: BreakerState | undefined) => {
+    if (state === undefined) {
+      circuitState.remove(name);
+      lastState.delete(name);
+      return;
+    }
+    circuitChanged(name, state, lastState.get(name));
+  };
   const rateLimit: RateLimitMetrics = {
     forwardingProblems,
     forwardingProblem(problem) {
@@ -141,8 +189,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     breakerChanged(store, state) {
       breakerState.labels(store).set(BREAKER_GAUGE[state]);
+      limiterBreaker(`rate_limit:${store}`, state);
     },
     shardBreakerChanged(store, shard, state) {
+      if (shard !== '') limiterBreaker(`rate_limit:${store}:${shard}`, state);
       if (state === undefined) {
         // A forgotten shard (a master replaced, or the limiter closed): its series go with it.
         shardBreakerState.remove(store, shard);
@@ -192,10 +242,28 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       this.set(inFlightSource?.inFlight ?? 0);
     },
   });
+  const pools = new Map<string, PoolFigures>();
+  new Gauge({
+    name: 'rampart_pool_connections',
+    help: "A connection pool's connections: total, idle, and waiting (callers queued for one).",
+    labelNames: ['pool', 'state'],
+    registers: [registry],
+    collect() {
+      for (const [pool, p] of pools) {
+        this.set({ pool, state: 'total' }, p.totalCount);
+        this.set({ pool, state: 'idle' }, p.idleCount);
+        this.set({ pool, state: 'waiting' }, p.waitingCount);
+      }
+    },
+  });
   return {
     registry,
     rateLimit,
+    breakers,
     lifecycle,
+    observePool(name, pool) {
+      pools.set(name, pool);
+    },
     observeInFlight(source) {
       inFlightSource = source;
     },

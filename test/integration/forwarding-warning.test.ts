@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
-import { createMemoryStore, createMetrics, createRateLimiter, type RateLimiterWarning } from '../../src';
+import { Writable } from 'node:stream';
+import { createMemoryStore, createMetrics, createRateLimiter, loadConfig, type RateLimiterWarning } from '../../src';
+import { createLogger } from '../../src/app/logger';
+import { createRateLimiting } from '../../src/app/rate-limiting';
 import { limitedApp } from '../support/limiter-app';
 import { raw } from '../support/raw-http';
 
@@ -96,6 +99,30 @@ describe('guardrails: forwarding headers that trust proxy did not read are count
     } finally {
       server.close();
       await limiter.close();
+    }
+  });
+
+  it('the sample API (TRUST_PROXY unset): one warn log line with the code and the fix, every request counted', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const metrics = createMetrics({ processMetrics: false });
+    const limiting = createRateLimiting(loadConfig({ RATE_LIMIT_BACKEND: 'memory' }), createLogger('info', sink), metrics);
+    try {
+      const app = limitedApp(limiting.limiter.limit('public'));
+      for (let i = 0; i < 3; i++) await request(app).get('/').set('X-Forwarded-For', `198.51.100.${i}`);
+      await new Promise((r) => setImmediate(r));
+      const warned = lines.filter((l) => l['code'] === 'RAMPART_FORWARDED_TRUST_PROXY_OFF');
+      assert.equal(warned.length, 1);
+      assert.equal(warned[0]?.['level'], 40);
+      assert.match(String(warned[0]?.['msg']), /TRUST_PROXY/);
+      assert.equal((await counted(metrics))['trust_proxy_off'], 3);
+    } finally {
+      await limiting.close();
     }
   });
 });

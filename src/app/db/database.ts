@@ -1,6 +1,15 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { OptionsError, postgresCheck, type HealthCheck } from '../../index';
+import {
+  createCircuitBreaker,
+  DependencyUnavailableError,
+  OptionsError,
+  postgresCheck,
+  type CircuitBreaker,
+  type CircuitBreakerOptions,
+  type CircuitObserver,
+  type HealthCheck,
+} from '../../index';
 
 /** Options of {@link createDatabase}. */
 export interface DatabaseOptions {
@@ -40,6 +49,13 @@ export interface DatabaseOptions {
    * back-off period, not per read (the reads of that period are not reported).
    */
   readonly onReplicaFailover?: (err: unknown) => void;
+  /**
+   * The numbers of the pools' circuit breakers (`db_write`, and `db_read` with a replica): a
+   * preset and any number over it. Default the `balanced` preset.
+   */
+  readonly breaker?: Omit<CircuitBreakerOptions, 'name' | 'isFailure' | 'observer'>;
+  /** Told of the breakers' states (`createMetrics().breakers`). */
+  readonly breakerObserver?: CircuitObserver;
 }
 
 /** Defaults of {@link createDatabase}. */
@@ -58,11 +74,19 @@ export interface ReadPool {
 
 /** The sample API's database: a pool for writes and a way to read (the primary when no replica). */
 export interface Database {
+  /** The primary's pool itself: migrations, its health check, an error's address. Queries of requests go through {@link writes}. */
   readonly write: pg.Pool;
-  /** Reads: on the replica when there is one, on the primary while the replica is unreachable. */
+  /** Writes (and reads that must see them): the primary through its circuit breaker, `db_write`. */
+  readonly writes: ReadPool;
+  /**
+   * Reads: on the replica through its breaker (`db_read`) when there is one; on the primary
+   * (through `db_write`) while the replica is unreachable or its breaker open.
+   */
   readonly read: ReadPool;
   /** The replica's own pool (no failover), for its health check; `undefined` without a replica. */
   readonly replica: pg.Pool | undefined;
+  /** The pools' circuit breakers. */
+  readonly breakers: { readonly write: CircuitBreaker; readonly read: CircuitBreaker | undefined };
   readonly schema: string | undefined;
   /** Ends every pool; a second call waits for the first. */
   close(): Promise<void>;
@@ -82,10 +106,12 @@ const PG_CONNECTION_MESSAGES = new Set([
 const CONNECTION_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[123])$/;
 
 /**
- * Whether `err` says the server was not reached or the connection was lost, so that the same
- * query may be run elsewhere. SQL errors (syntax, constraints, query timeouts) are not.
+ * Whether `err` says the server was not reached or the connection was lost (or a circuit breaker
+ * refused for that reason), so that the same query may be run elsewhere. SQL errors (syntax,
+ * constraints, a statement cancelled) are not.
  */
 export function isConnectionError(err: unknown): boolean {
+  if (err instanceof DependencyUnavailableError) return true;
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (NODE_CONNECTION_CODES.has(code) || CONNECTION_SQLSTATE.test(code))) return true;
@@ -105,12 +131,22 @@ function createPool(url: string, options: DatabaseOptions, schema: string | unde
   return pool;
 }
 
+/** What a pool's breaker counts as the database failing: not reached, connection lost, or no answer in time. */
+const databaseFailing = (err: unknown): boolean => isConnectionError(err) || (err instanceof Error && err.message === 'Query read timeout');
+
+/** `pool`'s queries through `breaker`. */
+function guarded(pool: pg.Pool, breaker: CircuitBreaker): ReadPool {
+  return {
+    query: <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => breaker.run(() => pool.query<R>(text, values)),
+  };
+}
+
 /**
- * Reads on the replica that fall back to the primary: a read that cannot reach the replica is
- * run on the primary, and for `retryMs` reads go straight to the primary; then one read tries
- * the replica (the others stay on the primary until it succeeds).
+ * Reads on the replica that fall back to the primary: a read that cannot reach the replica (or
+ * whose breaker refuses) is run on the primary, and for `retryMs` reads go straight to the
+ * primary; then one read tries the replica (the others stay on the primary until it succeeds).
  */
-function failoverReads(replica: pg.Pool, primary: pg.Pool, retryMs: number, onFailover: (err: unknown) => void): ReadPool {
+function failoverReads(replica: ReadPool, primary: ReadPool, retryMs: number, onFailover: (err: unknown) => void): ReadPool {
   /** `performance.now()` until which reads skip the replica; 0 while the replica is in use. */
   let skipUntil = 0;
   let probing = false;
@@ -159,26 +195,52 @@ export function createDatabase(options: DatabaseOptions): Database {
     options.readUrl === undefined || options.readUrl === options.writeUrl
       ? undefined
       : createPool(options.readUrl, options, schema, replicaConnectMs);
-  const read: ReadPool = replica === undefined ? write : failoverReads(replica, write, retryMs, (err) => options.onReplicaFailover?.(err));
+  const breakerOf = (name: string) =>
+    createCircuitBreaker({
+      ...options.breaker,
+      name,
+      isFailure: databaseFailing,
+      ...(options.breakerObserver === undefined ? {} : { observer: options.breakerObserver }),
+    });
+  const writeBreaker = breakerOf('db_write');
+  const readBreaker = replica === undefined ? undefined : breakerOf('db_read');
+  const writes = guarded(write, writeBreaker);
+  const read: ReadPool =
+    replica === undefined || readBreaker === undefined
+      ? writes
+      : failoverReads(guarded(replica, readBreaker), writes, retryMs, (err) => options.onReplicaFailover?.(err));
   let closing: Promise<void> | undefined;
   return {
     write,
+    writes,
     read,
     replica,
+    breakers: { write: writeBreaker, read: readBreaker },
     schema,
     close() {
+      writeBreaker.close();
+      readBreaker?.close();
       closing ??= Promise.all([write.end(), replica?.end()]).then(() => undefined);
       return closing;
     },
   };
 }
 
+/** A pool's check that fails at once, naming the breaker, while its breaker is open. */
+function checkThrough(breaker: CircuitBreaker, check: HealthCheck['run']): HealthCheck['run'] {
+  return () => (breaker.state === 'OPEN' ? Promise.reject(new Error(`${breaker.name}: circuit breaker open`)) : check());
+}
+
 /**
  * The readiness checks of a {@link Database}: `db`, the primary (critical: nothing is written
  * without it), and with a replica `db_replica`, not critical (reads fall back to the primary).
+ * A pool whose breaker is open fails its check at once (unhealthy for the primary, degraded for
+ * the replica), without a query.
  */
 export function databaseChecks(db: Database, timeoutMs: number): HealthCheck[] {
-  const checks: HealthCheck[] = [{ name: 'db', run: postgresCheck(db.write, timeoutMs), timeoutMs }];
-  if (db.replica !== undefined) checks.push({ name: 'db_replica', run: postgresCheck(db.replica, timeoutMs), timeoutMs, critical: false });
+  const checks: HealthCheck[] = [{ name: 'db', run: checkThrough(db.breakers.write, postgresCheck(db.write, timeoutMs)), timeoutMs }];
+  const readBreaker = db.breakers.read;
+  if (db.replica !== undefined && readBreaker !== undefined)
+    checks.push({ name: 'db_replica', run: checkThrough(readBreaker, postgresCheck(db.replica, timeoutMs)), timeoutMs, critical: false });
   return checks;
 }

@@ -29,7 +29,7 @@ export function createAuthRouter(options: AuthRouterOptions): Router {
   router.post('/v1/auth/register', async (req, res) => {
     const { username, password } = validate(Credentials, req.body, 'body');
     const passwordHash = await hashPassword(password);
-    const { rows } = await db.write.query<{ id: string; username: string; created_at: Date }>(
+    const { rows } = await db.writes.query<{ id: string; username: string; created_at: Date }>(
       `INSERT INTO principals (username, password_hash) VALUES ($1, $2)
        ON CONFLICT (username) DO NOTHING RETURNING id, username, created_at`,
       [username, passwordHash],
@@ -41,7 +41,7 @@ export function createAuthRouter(options: AuthRouterOptions): Router {
 
   router.post('/v1/auth/login', async (req, res) => {
     const { username, password } = validate(Credentials, req.body, 'body');
-    const { rows } = await db.write.query<{ id: string; password_hash: string }>(
+    const { rows } = await db.writes.query<{ id: string; password_hash: string }>(
       'SELECT id, password_hash FROM principals WHERE username = $1',
       [username],
     );
@@ -49,7 +49,7 @@ export function createAuthRouter(options: AuthRouterOptions): Router {
     const ok = await verifyPassword(password, principal?.password_hash);
     if (!ok || principal === undefined) throw new HttpError('UNAUTHORIZED', 'Wrong username or password');
     const token = newToken();
-    await db.write.query(
+    await db.writes.query(
       `INSERT INTO sessions (token_hash, principal_id, expires_at)
        VALUES ($1, $2, now() + make_interval(secs => $3))`,
       [hashToken(token), principal.id, tokenTtlSeconds],

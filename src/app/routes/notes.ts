@@ -48,7 +48,7 @@ export function createNotesRouter(db: Database): Router {
 
   router.post('/v1/notes', async (req, res) => {
     const input = validate(NoteInput, req.body, 'body');
-    const { rows } = await db.write.query<NoteRow>(
+    const { rows } = await db.writes.query<NoteRow>(
       `INSERT INTO notes (principal_id, title, body) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
       [principalOf(res).id, input.title, input.body],
     );
@@ -71,7 +71,7 @@ export function createNotesRouter(db: Database): Router {
   router.put('/v1/notes/:id', async (req, res) => {
     const id = noteId(req.params['id']);
     const input = validate(NoteInput, req.body, 'body');
-    const { rows } = await db.write.query<NoteRow>(
+    const { rows } = await db.writes.query<NoteRow>(
       `UPDATE notes SET title = $3, body = $4, updated_at = now()
         WHERE id = $1 AND principal_id = $2 RETURNING ${COLUMNS}`,
       [id, principalOf(res).id, input.title, input.body],
@@ -82,7 +82,7 @@ export function createNotesRouter(db: Database): Router {
 
   router.delete('/v1/notes/:id', async (req, res) => {
     const id = noteId(req.params['id']);
-    const { rowCount } = await db.write.query('DELETE FROM notes WHERE id = $1 AND principal_id = $2', [id, principalOf(res).id]);
+    const { rowCount } = await db.writes.query('DELETE FROM notes WHERE id = $1 AND principal_id = $2', [id, principalOf(res).id]);
     if (rowCount === 0) throw new HttpError('NOT_FOUND', 'No such note');
     res.status(204).end();
   });

@@ -41,6 +41,7 @@ describe('loadConfig', () => {
       OTEL_TRACES_SAMPLER: 'parentbased_always_on',
       OTEL_TRACES_SAMPLER_ARG: 1,
       // The library's own defaults, not copies (pinned in lifecycle.test.ts, load-shedder.test.ts).
+      DB_BREAKER_PRESET: 'balanced',
       SHUTDOWN_DELAY_MS: LIFECYCLE_DEFAULTS.delayMs,
       SHUTDOWN_DRAIN_TIMEOUT_MS: LIFECYCLE_DEFAULTS.drainTimeoutMs,
       LOAD_SHED_ENABLED: true,
@@ -86,7 +87,7 @@ describe('loadConfig', () => {
       samplerRatio: 1,
       trustIncomingTraceState: false,
     });
-    assert.deepEqual(c.database, { writeUrl: undefined, readUrl: undefined });
+    assert.deepEqual(c.database, { writeUrl: undefined, readUrl: undefined, breakerPreset: 'balanced' });
     assert.deepEqual(c.shutdown, { delayMs: 0, drainTimeoutMs: 30000 });
     assert.deepEqual(c.loadShed, { enabled: true, maxEventLoopDelayMs: 200, maxInFlight: 1000 });
     assert.ok(
@@ -122,6 +123,7 @@ describe('loadConfig', () => {
       TRACING_TRUST_INCOMING_TRACESTATE: 'true',
       DATABASE_WRITE_URL: 'postgres://app@primary:5432/app',
       DATABASE_READ_URL: 'postgresql://app@replica:5432/app',
+      DB_BREAKER_PRESET: 'conservative',
       SHUTDOWN_DELAY_MS: '5000',
       SHUTDOWN_DRAIN_TIMEOUT_MS: '20000',
       LOAD_SHED_ENABLED: 'false',
@@ -150,10 +152,14 @@ describe('loadConfig', () => {
       samplerRatio: 0.25,
       trustIncomingTraceState: true,
     });
-    assert.deepEqual(c.database, { writeUrl: 'postgres://app@primary:5432/app', readUrl: 'postgresql://app@replica:5432/app' });
+    assert.deepEqual(c.database, {
+      writeUrl: 'postgres://app@primary:5432/app',
+      readUrl: 'postgresql://app@replica:5432/app',
+      breakerPreset: 'conservative',
+    });
     assert.deepEqual(c.shutdown, { delayMs: 5000, drainTimeoutMs: 20000 });
-    // 30, and the 8 REDIS_TLS_* / REDIS_SENTINEL_* ones (their own test below: they need a TLS URL).
-    assert.equal(CONFIG_VARIABLES.length, 38);
+    // 31, and the 8 REDIS_TLS_* / REDIS_SENTINEL_* ones (their own test below: they need a TLS URL).
+    assert.equal(CONFIG_VARIABLES.length, 39);
   });
 
   it('reads the Redis TLS and Sentinel variables, and refuses the ones REDIS_URL would ignore or that lack a partner', () => {
@@ -207,7 +213,7 @@ describe('loadConfig', () => {
 
   it('reads DATABASE_URL for both pools when no split is given, and treats empty as unset', () => {
     const c = loadConfig({ DATABASE_URL: 'postgres://a@h/d', REDIS_URL: '', PORT: '' });
-    assert.deepEqual(c.database, { writeUrl: 'postgres://a@h/d', readUrl: 'postgres://a@h/d' });
+    assert.deepEqual(c.database, { writeUrl: 'postgres://a@h/d', readUrl: 'postgres://a@h/d', breakerPreset: 'balanced' });
     assert.equal(c.port, 8000);
   });
 

@@ -20,6 +20,7 @@ describe('errors', () => {
       HEADERS_TOO_LARGE: 431,
       EXPECTATION_FAILED: 417,
       DATABASE_UNAVAILABLE: 503,
+      DEPENDENCY_UNAVAILABLE: 503,
     });
   });
 });
