@@ -71,89 +71,94 @@ describe('the database behind circuit breakers: Postgres partitioned under load'
     await schema?.drop();
   });
 
-  it('refuses at once once open (503 with Retry-After, never the request deadline), keeps serving routes without the database, and recovers within the open time plus a trial', async () => {
-    const register = await fetch(`${base}/v1/auth/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'breaker_user', password: 'a-long-enough-password' }),
-    });
-    assert.equal(register.status, 201);
-    const login = await fetch(`${base}/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'breaker_user', password: 'a-long-enough-password' }),
-    });
-    const token = ((await login.json()) as { token: string }).token;
+  for (const [run, mode] of (['blackhole', 'refuse'] as const).entries())
+    it(`Postgres ${mode === 'blackhole' ? 'partitioned (silent)' : 'refusing connections'}: refused at once once open (503 with Retry-After, never the request deadline), routes without the database keep serving, recovery within the open time plus a trial`, async () => {
+      const username = `breaker_${mode}`;
+      const register = await fetch(`${base}/v1/auth/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username, password: 'a-long-enough-password' }),
+      });
+      assert.equal(register.status, 201);
+      const login = await fetch(`${base}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username, password: 'a-long-enough-password' }),
+      });
+      const token = ((await login.json()) as { token: string }).token;
 
-    const answers: Answer[] = [];
-    let running = true;
-    const worker = async (path: string, headers: Record<string, string>) => {
-      while (running) {
-        const t = performance.now();
-        const res = await fetch(`${base}${path}`, { headers });
-        const body = (await res.json()) as { error?: string };
-        answers.push({
-          at: t,
-          path,
-          status: res.status,
-          ms: performance.now() - t,
-          ...(body.error === undefined ? {} : { error: body.error }),
-          retryAfter: res.headers.get('retry-after'),
-        });
-        await sleep(10);
+      const answers: Answer[] = [];
+      let running = true;
+      const worker = async (path: string, headers: Record<string, string>) => {
+        while (running) {
+          const t = performance.now();
+          const res = await fetch(`${base}${path}`, { headers });
+          const body = (await res.json()) as { error?: string };
+          answers.push({
+            at: t,
+            path,
+            status: res.status,
+            ms: performance.now() - t,
+            ...(body.error === undefined ? {} : { error: body.error }),
+            retryAfter: res.headers.get('retry-after'),
+          });
+          await sleep(10);
+        }
+      };
+      const auth = { authorization: `Bearer ${token}` };
+      const workers = [0, 1, 2, 3].map(() => worker('/v1/notes', auth));
+      workers.push(worker('/v1/status', {}));
+      await sleep(500);
+
+      const partitioned = performance.now();
+      proxy.setMode(mode);
+      proxy.resetAll();
+      // Until the breaker is open, then a while of it open.
+      while (db.breakers.write.state !== 'OPEN' && performance.now() - partitioned < 20_000) await sleep(20);
+      const opened = performance.now();
+      assert.equal(db.breakers.write.state, 'OPEN');
+      const ready = await fetch(`${base}/health/ready`);
+      const readyBody = (await ready.json()) as { status: string; error?: Record<string, string> };
+      const exposition = await metrics.registry.metrics();
+      await sleep(1_000);
+      const healing = performance.now();
+      proxy.setMode('forward');
+      let firstOk = Infinity;
+      while (performance.now() - healing < 10_000) {
+        const ok = answers.find((a) => a.path === '/v1/notes' && a.at >= healing && a.status === 200);
+        if (ok !== undefined) {
+          firstOk = ok.at + ok.ms - healing;
+          break;
+        }
+        await sleep(20);
       }
-    };
-    const auth = { authorization: `Bearer ${token}` };
-    const workers = [0, 1, 2, 3].map(() => worker('/v1/notes', auth));
-    workers.push(worker('/v1/status', {}));
-    await sleep(500);
+      running = false;
+      await Promise.all(workers);
 
-    const partitioned = performance.now();
-    proxy.setMode('blackhole');
-    proxy.resetAll();
-    // Until the breaker is open, then a while of it open.
-    while (db.breakers.write.state !== 'OPEN' && performance.now() - partitioned < 20_000) await sleep(20);
-    const opened = performance.now();
-    assert.equal(db.breakers.write.state, 'OPEN');
-    const ready = await fetch(`${base}/health/ready`);
-    const readyBody = (await ready.json()) as { status: string; error?: Record<string, string> };
-    const exposition = await metrics.registry.metrics();
-    await sleep(1_000);
-    const healing = performance.now();
-    proxy.setMode('forward');
-    let firstOk = Infinity;
-    while (performance.now() - healing < 10_000) {
-      const ok = answers.find((a) => a.path === '/v1/notes' && a.at >= healing && a.status === 200);
-      if (ok !== undefined) {
-        firstOk = ok.at + ok.ms - healing;
-        break;
+      const whileOpen = answers.filter((a) => a.path === '/v1/notes' && a.at >= opened + 50 && a.at < healing);
+      const beforeOpen = answers.filter((a) => a.path === '/v1/notes' && a.at >= partitioned && a.at < opened);
+      const status = answers.filter((a) => a.path === '/v1/status' && a.at >= partitioned && a.at < healing);
+      const p99 = (xs: readonly number[]) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))] ?? 0;
+      console.log(
+        `      ${mode}: the breaker opened after ${(opened - partitioned).toFixed(0)} ms (${beforeOpen.length} requests waited, slowest ${Math.max(...beforeOpen.map((a) => a.ms)).toFixed(0)} ms); while open: ${whileOpen.length} refused, p99 ${p99(whileOpen.map((a) => a.ms)).toFixed(1)} ms; /v1/status ${status.length} × 200; healed: first 200 after ${firstOk.toFixed(0)} ms (open time ${RESET_MS} ms)`,
+      );
+      assert.ok(whileOpen.length > 10, `requests while open: ${whileOpen.length}`);
+      for (const a of whileOpen) {
+        assert.equal(a.status, 503);
+        assert.equal(a.error, 'DATABASE_UNAVAILABLE');
+        assert.ok(Number(a.retryAfter) >= 1, `Retry-After ${a.retryAfter}`);
       }
-      await sleep(20);
-    }
-    running = false;
-    await Promise.all(workers);
-
-    const whileOpen = answers.filter((a) => a.path === '/v1/notes' && a.at >= opened + 50 && a.at < healing);
-    const beforeOpen = answers.filter((a) => a.path === '/v1/notes' && a.at >= partitioned && a.at < opened);
-    const status = answers.filter((a) => a.path === '/v1/status' && a.at >= partitioned && a.at < healing);
-    const p99 = (xs: readonly number[]) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))] ?? 0;
-    console.log(
-      `      partitioned: the breaker opened after ${(opened - partitioned).toFixed(0)} ms (${beforeOpen.length} requests waited, slowest ${Math.max(...beforeOpen.map((a) => a.ms)).toFixed(0)} ms); while open: ${whileOpen.length} refused, p99 ${p99(whileOpen.map((a) => a.ms)).toFixed(1)} ms; /v1/status ${status.length} × 200; healed: first 200 after ${firstOk.toFixed(0)} ms (open time ${RESET_MS} ms)`,
-    );
-    assert.ok(whileOpen.length > 10, `requests while open: ${whileOpen.length}`);
-    for (const a of whileOpen) {
-      assert.equal(a.status, 503);
-      assert.equal(a.error, 'DATABASE_UNAVAILABLE');
-      assert.ok(Number(a.retryAfter) >= 1, `Retry-After ${a.retryAfter}`);
-    }
-    // None waits for the request deadline (15 s), nor past the breaker's call timeout and a margin.
-    assert.ok(Math.max(...answers.map((a) => a.ms)) < TIMEOUT_MS + 2_000, `slowest ${Math.max(...answers.map((a) => a.ms))} ms`);
-    assert.ok(status.length > 0 && status.every((a) => a.status === 200), 'routes without the database keep answering 200');
-    assert.equal(ready.status, 503);
-    assert.match(readyBody.error?.['db'] ?? '', /db_write: circuit breaker open/);
-    assert.match(exposition, /rampart_circuit_breaker_state\{name="db_write"\} 1/);
-    assert.match(exposition, /rampart_circuit_breaker_transitions_total\{name="db_write",from="CLOSED",to="OPEN"\} 1/);
-    assert.match(exposition, /rampart_pool_connections\{pool="db_write",state="waiting"\} \d+/);
-    assert.ok(firstOk < RESET_MS + TIMEOUT_MS + 2_000, `first success ${firstOk} ms after healing`);
-  });
+      // None waits for the request deadline (15 s), nor past the breaker's call timeout and a margin.
+      assert.ok(Math.max(...answers.map((a) => a.ms)) < TIMEOUT_MS + 2_000, `slowest ${Math.max(...answers.map((a) => a.ms))} ms`);
+      assert.ok(status.length > 0 && status.every((a) => a.status === 200), 'routes without the database keep answering 200');
+      assert.equal(ready.status, 503);
+      assert.match(readyBody.error?.['db'] ?? '', /db_write: circuit breaker open/);
+      assert.match(exposition, /rampart_circuit_breaker_state\{name="db_write"\} 1/);
+      assert.match(
+        exposition,
+        new RegExp(`rampart_circuit_breaker_transitions_total\\{name="db_write",from="CLOSED",to="OPEN"\\} ${run + 1}\\n`),
+      );
+      assert.match(exposition, /rampart_pool_connections\{pool="db_write",state="waiting"\} \d+/);
+      assert.ok(firstOk < RESET_MS + TIMEOUT_MS + 2_000, `first success ${firstOk} ms after healing`);
+    });
 });
