@@ -180,6 +180,40 @@ describe('sample API: reads fail over from a lost replica to the primary', funct
     assert.deepEqual((await request(app).get('/health/ready')).body, { status: 'healthy', db: 'connected', db_replica: 'connected' });
   });
 
+  it('replica stopped under concurrent reads: its breaker (db_read) opens, reads stay 200 on the primary, readiness degraded naming it; the replica back, reads return within the back-off and a trial, readiness healthy', async () => {
+    const { db, app, replicaProxy, replicaName } = await open();
+    const { auth, id } = await userWithNote(app, 'breaker-reader');
+    replicaProxy.setMode('refuse');
+    replicaProxy.resetAll();
+    // Eight reads in flight at once, all dialling the replica before the first fails: their failures open its breaker.
+    const reads = await Promise.all(Array.from({ length: 8 }, () => db.read.query<{ one: number }>('SELECT 1 AS one')));
+    assert.deepEqual(
+      reads.map((r) => r.rows[0]?.one),
+      Array.from({ length: 8 }, () => 1),
+      'every read answered, from the primary',
+    );
+    assert.equal(db.breakers.read?.state, 'OPEN');
+    assert.equal(db.breakers.write.state, 'CLOSED', "the primary's breaker is untouched");
+    const ready = await request(app).get('/health/ready');
+    assert.deepEqual([ready.status, ready.body.status, ready.body.error?.db_replica], [200, 'degraded', 'db_read: circuit breaker open']);
+    await assertListed(app, auth, id);
+
+    replicaProxy.setMode('forward');
+    const back = performance.now();
+    let onReplica = false;
+    while (!onReplica && performance.now() - back < RETRY_MS + 5_000) {
+      const since = await serverNow();
+      await assertListed(app, auth, id);
+      onReplica = (await listsRunBy(replicaName, since)) === 1;
+      if (!onReplica) await sleep(100);
+    }
+    const ms = performance.now() - back;
+    process.stdout.write(`      reads back on the replica ${Math.round(ms)} ms after it returned (back-off ${RETRY_MS} ms)\n`);
+    assert.ok(onReplica, 'reads went back to the replica');
+    assert.equal(db.breakers.read?.state, 'CLOSED');
+    assert.deepEqual((await request(app).get('/health/ready')).body, { status: 'healthy', db: 'connected', db_replica: 'connected' });
+  });
+
   it('replica at a closed port: reads answer from the primary, readiness 200 degraded; the primary down is 503; close() ends both pools once', async () => {
     const closedPort = await freePort();
     const { db, app, primaryProxy, failovers } = await open(closedPort);

@@ -51,7 +51,8 @@ export interface DatabaseOptions {
   readonly onReplicaFailover?: (err: unknown) => void;
   /**
    * The numbers of the pools' circuit breakers (`db_write`, and `db_read` with a replica): a
-   * preset and any number over it. Default the `balanced` preset.
+   * preset and any number over it. Default the `balanced` preset; `db_read`'s open time is
+   * `replicaRetryMs` unless `resetTimeoutMs` is given here.
    */
   readonly breaker?: Omit<CircuitBreakerOptions, 'name' | 'isFailure' | 'observer'>;
   /** Told of the breakers' states (`createMetrics().breakers`). */
@@ -131,8 +132,12 @@ function createPool(url: string, options: DatabaseOptions, schema: string | unde
   return pool;
 }
 
-/** What a pool's breaker counts as the database failing: not reached, connection lost, or no answer in time. */
-const databaseFailing = (err: unknown): boolean => isConnectionError(err) || (err instanceof Error && err.message === 'Query read timeout');
+const unreachable = (err: unknown): boolean => isConnectionError(err) || (err instanceof Error && err.message === 'Query read timeout');
+/**
+ * What a pool's breaker counts as the database failing: not reached, connection lost, or no
+ * answer in time; also when said by a check that wraps the error (`postgresCheck`: its `cause`).
+ */
+const databaseFailing = (err: unknown): boolean => unreachable(err) || (err instanceof Error && unreachable(err.cause));
 
 /** `pool`'s queries through `breaker`. */
 function guarded(pool: pg.Pool, breaker: CircuitBreaker): ReadPool {
@@ -166,7 +171,9 @@ function failoverReads(replica: ReadPool, primary: ReadPool, retryMs: number, on
         }
         // Reads already in flight on the replica fail too: one report per period.
         if (performance.now() >= skipUntil) onFailover(err);
-        skipUntil = performance.now() + retryMs;
+        // Refused by the replica's open breaker: tried again once it lets a trial through.
+        const refused = err instanceof DependencyUnavailableError && err.code === 'EOPENBREAKER';
+        skipUntil = performance.now() + (refused ? err.retryAfterMs : retryMs);
       } finally {
         if (probe) probing = false;
       }
@@ -195,15 +202,17 @@ export function createDatabase(options: DatabaseOptions): Database {
     options.readUrl === undefined || options.readUrl === options.writeUrl
       ? undefined
       : createPool(options.readUrl, options, schema, replicaConnectMs);
-  const breakerOf = (name: string) =>
+  const breakerOf = (name: string, resetTimeoutMs?: number) =>
     createCircuitBreaker({
+      ...(resetTimeoutMs === undefined ? {} : { resetTimeoutMs }),
       ...options.breaker,
       name,
       isFailure: databaseFailing,
       ...(options.breakerObserver === undefined ? {} : { observer: options.breakerObserver }),
     });
   const writeBreaker = breakerOf('db_write');
-  const readBreaker = replica === undefined ? undefined : breakerOf('db_read');
+  // The replica's breaker stays open as long as the back-off: reads are on the primary meanwhile.
+  const readBreaker = replica === undefined ? undefined : breakerOf('db_read', retryMs);
   const writes = guarded(write, writeBreaker);
   const read: ReadPool =
     replica === undefined || readBreaker === undefined
@@ -226,16 +235,23 @@ export function createDatabase(options: DatabaseOptions): Database {
   };
 }
 
-/** A pool's check that fails at once, naming the breaker, while its breaker is open. */
+/**
+ * A pool's check that fails at once, naming the breaker, while its breaker is open; half-open,
+ * the check is one of the breaker's trial calls (a probe that succeeds closes it, so the pool is
+ * back as soon as the probes see it).
+ */
 function checkThrough(breaker: CircuitBreaker, check: HealthCheck['run']): HealthCheck['run'] {
-  return () => (breaker.state === 'OPEN' ? Promise.reject(new Error(`${breaker.name}: circuit breaker open`)) : check());
+  return () => {
+    if (breaker.state === 'OPEN') return Promise.reject(new Error(`${breaker.name}: circuit breaker open`));
+    return breaker.state === 'HALF_OPEN' ? breaker.run(check) : check();
+  };
 }
 
 /**
  * The readiness checks of a {@link Database}: `db`, the primary (critical: nothing is written
  * without it), and with a replica `db_replica`, not critical (reads fall back to the primary).
  * A pool whose breaker is open fails its check at once (unhealthy for the primary, degraded for
- * the replica), without a query.
+ * the replica), without a query; half-open, the check is a trial call.
  */
 export function databaseChecks(db: Database, timeoutMs: number): HealthCheck[] {
   const checks: HealthCheck[] = [{ name: 'db', run: checkThrough(db.breakers.write, postgresCheck(db.write, timeoutMs)), timeoutMs }];
