@@ -151,7 +151,7 @@ export type { RedisClientOptions, RedisTarget } from './redis';
 
 // Metrics: a Prometheus registry and GET /metrics.
 export { createMetrics, METRICS_DEFAULTS } from './metrics';
-export type { BreakerMetrics, LifecycleMetrics, Metrics, MetricsOptions, PoolFigures, RateLimitMetrics } from './metrics';
+export type { BreakerMetrics, LifecycleMetrics, Metrics, MetricsOptions, PoolFigures, RateLimitMetrics, SpanFigures } from './metrics';
 
 // Tracing: the redaction policy and the handle of the tracing the register entry started.
 // The SDK itself is in `rampart/tracing` (and `rampart/tracing/register`), so that an app

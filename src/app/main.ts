@@ -58,6 +58,9 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const metrics = createMetrics();
+  // The span export, counted from the start (the preload started tracing before the app).
+  const spans = activeTracing()?.spans;
+  if (spans !== undefined) metrics.observeSpans(spans);
 
   // Metrics on a listener of their own are bound first: a port in use refuses the start before
   // anything else is opened, and Prometheus sees the start-up too.

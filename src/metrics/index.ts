@@ -1,2 +1,2 @@
 export { createMetrics, METRICS_DEFAULTS } from './metrics';
-export type { BreakerMetrics, LifecycleMetrics, Metrics, MetricsOptions, PoolFigures, RateLimitMetrics } from './metrics';
+export type { BreakerMetrics, LifecycleMetrics, Metrics, MetricsOptions, PoolFigures, RateLimitMetrics, SpanFigures } from './metrics';

@@ -69,6 +69,14 @@ export interface PoolFigures {
   readonly waitingCount: number;
 }
 
+/** What became of a tracer's sampled spans, monotonic counts (`activeTracing().spans` from `rampart/tracing`). */
+export interface SpanFigures {
+  readonly exporter: string;
+  readonly exported: number;
+  readonly failed: number;
+  readonly dropped: number;
+}
+
 /** A Prometheus registry of rampart's instruments. Each call makes a new one: no global state. */
 export interface Metrics {
   readonly registry: Registry;
@@ -80,6 +88,11 @@ export interface Metrics {
    * (`total`, `idle`, and `waiting`: callers queued for a connection).
    */
   observePool(name: string, pool: PoolFigures): void;
+  /**
+   * Reports the span export at each scrape as `rampart_trace_spans_total{exporter,result}`
+   * (`exported`, `failed`: the collector refused or was down, `dropped`: the queue was full).
+   */
+  observeSpans(spans: SpanFigures): void;
   /** Reports `gate.inFlight` as `rampart_http_requests_in_flight` at each scrape. */
   observeInFlight(source: { readonly inFlight: number }): void;
   /** `GET /metrics` in the Prometheus text format. */
@@ -256,10 +269,31 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       }
     },
   });
+  let spanSource: SpanFigures | undefined;
+  const SPAN_RESULTS = ['exported', 'failed', 'dropped'] as const;
+  const spansSeen = { exported: 0, failed: 0, dropped: 0 };
+  new Counter({
+    name: 'rampart_trace_spans_total',
+    help: 'Sampled spans by what became of them: exported, failed (the collector refused or was down), dropped (export queue full).',
+    labelNames: ['exporter', 'result'],
+    registers: [registry],
+    collect() {
+      const s = spanSource;
+      if (s === undefined) return;
+      // The source counts; the counter follows it by the difference since the last scrape.
+      for (const result of SPAN_RESULTS) {
+        this.inc({ exporter: s.exporter, result }, Math.max(0, s[result] - spansSeen[result]));
+        spansSeen[result] = s[result];
+      }
+    },
+  });
   return {
     registry,
     rateLimit,
     breakers,
+    observeSpans(spans) {
+      spanSource = spans;
+    },
     lifecycle,
     observePool(name, pool) {
       pools.set(name, pool);

@@ -1,5 +1,20 @@
+// No OpenTelemetry type here: `rampart` itself re-exports activeTracing, and its peers are optional.
+/** What became of the sampled spans since tracing started (monotonic counts). */
+export interface SpanCounts {
+  /** The exporter's name for metrics: `otlp` (or `custom` for one given to `startTracing`). */
+  readonly exporter: string;
+  /** Accepted by the collector. */
+  readonly exported: number;
+  /** Sent, and refused or not answered in time (the collector down: lost). */
+  readonly failed: number;
+  /** Never sent: the export queue was full (the collector slower than the spans coming in). */
+  readonly dropped: number;
+}
+
 /** A started SDK (what `startTracing` returns). */
 export interface Tracing {
+  /** What became of the sampled spans: exported, failed (the collector refused or was down), dropped (queue full). */
+  readonly spans: SpanCounts;
   /** Exports what is buffered, then stops; rejects after `timeoutMs`. Spans ended later are dropped. */
   shutdown(timeoutMs: number): Promise<void>;
 }

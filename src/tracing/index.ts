@@ -1,7 +1,7 @@
 // The tracing capability: the SDK start-up, the redaction, incoming request spans. Published as
 // `rampart/tracing` with the tracing configuration (src/entries/tracing.ts).
 export { activeTracing } from './active-tracing';
-export type { Tracing } from './active-tracing';
+export type { SpanCounts, Tracing } from './active-tracing';
 export { RedactingSpanExporter } from './redacting-exporter';
 // Every export of the redaction module is public: the one rule set for spans and logs.
 export * from './redaction';

@@ -4,6 +4,7 @@ import type { OtlpProtocol, TracingConfig } from './options';
 import { HEALTH_PATHS, METRICS_PATH } from '../constants';
 import { withTimeout } from '../internal/with-timeout';
 import type { Tracing } from './active-tracing';
+import { createSpanAccounting } from './export-counts';
 import { RedactingSpanExporter } from './redacting-exporter';
 import { traceIncomingRequests } from './server-spans';
 import { requireTracingPackages, type TracingPeerPackage } from './tracing-packages';
@@ -39,6 +40,8 @@ export const TRACING_DEFAULTS = Object.freeze({
   ignorePaths: Object.freeze([HEALTH_PATHS.prefix, METRICS_PATH]),
   exportTimeoutMs: 5_000,
   scheduledDelayMs: 1_000,
+  /** Spans waiting for their export past which the next ones are dropped (and counted). */
+  maxQueueSize: 2_048,
   /** Collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is unset (the OTLP defaults). */
   httpEndpoint: 'http://localhost:4318',
   grpcEndpoint: 'http://localhost:4317',
@@ -141,16 +144,22 @@ export function startTracing(options: StartTracingOptions): Tracing {
     );
   }
   const trustIncomingTraceState = (options.trustIncomingTraceState ?? config.trustIncomingTraceState) === true;
-  const exporter = new RedactingSpanExporter(options.exporter ?? otlpExporter(config, m), { keepTraceState: trustIncomingTraceState });
+  const accounting = createSpanAccounting(options.exporter === undefined ? 'otlp' : 'custom', TRACING_DEFAULTS.maxQueueSize);
+  const exporter = accounting.exporter(
+    new RedactingSpanExporter(options.exporter ?? otlpExporter(config, m), { keepTraceState: trustIncomingTraceState }),
+  );
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({ ...config.resourceAttributes, 'service.name': config.serviceName }),
     autoDetectResources: false,
     sampler: sampler(config, m['@opentelemetry/sdk-trace-base']),
     spanProcessors: [
-      new BatchSpanProcessor(exporter, {
-        exportTimeoutMillis: TRACING_DEFAULTS.exportTimeoutMs,
-        scheduledDelayMillis: TRACING_DEFAULTS.scheduledDelayMs,
-      }),
+      accounting.processor(
+        new BatchSpanProcessor(exporter, {
+          exportTimeoutMillis: TRACING_DEFAULTS.exportTimeoutMs,
+          scheduledDelayMillis: TRACING_DEFAULTS.scheduledDelayMs,
+          maxQueueSize: TRACING_DEFAULTS.maxQueueSize,
+        }),
+      ),
     ],
     metricReaders: [],
     logRecordProcessors: [],
@@ -168,6 +177,7 @@ export function startTracing(options: StartTracingOptions): Tracing {
   sdk.start();
   const untrace = traceIncomingRequests({ tracer: trace.getTracer('rampart'), ignorePaths: ignore, trustIncomingTraceState });
   return {
+    spans: accounting.counts,
     async shutdown(timeoutMs: number) {
       untrace();
       await withTimeout(sdk.shutdown(), timeoutMs, () => {

@@ -71,6 +71,7 @@ describe('the optional OpenTelemetry packages (rampart/tracing)', () => {
       ignorePaths: ['/health/', '/metrics'],
       exportTimeoutMs: 5_000,
       scheduledDelayMs: 1_000,
+      maxQueueSize: 2_048,
       httpEndpoint: 'http://localhost:4318',
       grpcEndpoint: 'http://localhost:4317',
     });
