@@ -6,6 +6,7 @@
 // and writes bench/results/decision-overhead.json.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createCircuitBreaker } from '../src/breaker';
 import { LazyAbort } from '../src/internal/lazy-abort';
 import CircuitBreaker from 'opossum';
 import { breakerOptions, createBreakerPool } from '../src/limit/breakers';
@@ -74,7 +75,14 @@ const routed = surfaceRouter(DEFAULT_SURFACES, () => (_req, _res, next) => next(
 const exactBefore = new Map(DEFAULT_SURFACES.map((s) => [`${s.method ?? '*'} ${s.path}`, s]));
 let r = 0;
 
+// A call through a closed createCircuitBreaker (the sample API's queries go through one), against
+// the same call made directly: what the breaker adds to each.
+const dependency = () => Promise.resolve(1);
+const closedBreaker = createCircuitBreaker({ name: 'bench' });
+
 const cases: Record<string, () => Promise<number>> = {
+  'a call, direct': () => perCallUs(dependency),
+  'the same call through a closed createCircuitBreaker': () => perCallUs(() => closedBreaker.run(dependency)),
   'surface match, router rules (sample table)': () =>
     Promise.resolve(syncPerCallUs(() => routed(requests[r++ & 3] as Request, undefined as unknown as Response, noop))),
   'surface match before: exact-string lookup': () =>

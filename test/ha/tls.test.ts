@@ -377,6 +377,16 @@ describe('TLS on every topology (mutual TLS, certificates made here)', function 
       const limiter = limiterOn(client, 'tlss-failover');
       const app = limitedApp(limiter.limit('p'));
       assert.equal((await request(app).get('/').set('x-user', 'erin')).status, 200);
+      // Replication is asynchronous: the admission must have reached the replica before it is
+      // promoted, or a forced failover may lose it (Redis's own property, not the limiter's).
+      const offset = (text: unknown) => Number(/master_repl_offset:(\d+)/.exec(String(text))?.[1] ?? -1);
+      const written = offset(await command(master.port, 'INFO', 'replication'));
+      await waitUntil(
+        'the replica has the admission',
+        async () => offset(await command(replica.port, 'INFO', 'replication')) >= written,
+        10_000,
+        20,
+      );
       const t = performance.now();
       await command(sentinel.port, 'SENTINEL', 'FAILOVER', 'tlsmaster');
       await waitUntil('the replica promoted', async () => ((await command(replica.port, 'ROLE')) as string[])[0] === 'master', 30_000, 20);

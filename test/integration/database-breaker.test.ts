@@ -142,6 +142,8 @@ describe('the database behind circuit breakers: Postgres partitioned under load'
       console.log(
         `      ${mode}: the breaker opened after ${(opened - partitioned).toFixed(0)} ms (${beforeOpen.length} requests waited, slowest ${Math.max(...beforeOpen.map((a) => a.ms)).toFixed(0)} ms); while open: ${whileOpen.length} refused, p99 ${p99(whileOpen.map((a) => a.ms)).toFixed(1)} ms; /v1/status ${status.length} × 200; healed: first 200 after ${firstOk.toFixed(0)} ms (open time ${RESET_MS} ms)`,
       );
+      const excerpt = exposition.split('\n').filter((l) => /^rampart_(circuit_breaker_\w+|pool_connections)\{/.test(l));
+      console.log(`      /metrics while open:\n${excerpt.map((l) => `        ${l}`).join('\n')}`);
       assert.ok(whileOpen.length > 10, `requests while open: ${whileOpen.length}`);
       for (const a of whileOpen) {
         assert.equal(a.status, 503);

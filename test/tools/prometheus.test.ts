@@ -8,6 +8,7 @@ import { waitUntil } from '../../scripts/wait';
 import { createTestSchema, type TestSchema } from '../support/postgres';
 import { startRedisServer, type RedisProcess } from '../support/redis-server';
 import { startSampleChild, type SampleChild } from '../support/sample-child';
+import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 const ROOT = join(__dirname, '..', '..');
@@ -34,6 +35,7 @@ describe('Prometheus scraping the sample API: the limiter alert through a Redis 
   let redis: RedisProcess;
   let proxy: TcpProxy;
   let app: SampleChild;
+  let receiver: OtlpReceiver | undefined;
   let prometheus: ChildProcess | undefined;
   let dir: string;
   let api: string;
@@ -43,11 +45,16 @@ describe('Prometheus scraping the sample API: the limiter alert through a Redis 
     schema = await createTestSchema('e2e_prometheus');
     redis = await startRedisServer();
     proxy = await startTcpProxy(redis.port);
+    // Traced, as a deployment with a collector is: the dashboard's trace export panel has data.
+    receiver = await startOtlpReceiver();
     app = await startSampleChild({
       MODE: 'dev',
       RATE_LIMIT_BACKEND: 'redis',
       REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
       DATABASE_URL: schema.url,
+      TRACING_ENABLED: 'true',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
     });
     dir = mkdtempSync(join(tmpdir(), 'rampart-prometheus-'));
     const port = await freePort();
@@ -94,6 +101,7 @@ describe('Prometheus scraping the sample API: the limiter alert through a Redis 
       await exited;
     }
     await app?.kill();
+    await receiver?.close();
     await proxy?.close();
     await redis?.stop();
     await schema?.drop();
