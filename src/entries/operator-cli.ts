@@ -7,6 +7,7 @@
 import { ConfigError, defaultPolicies, loadConfig, loadPolicyFile, redisClientAccess, type Config } from '../config';
 import { createRateLimiter, createRedisStore, RATE_LIMITER_DEFAULTS } from '../limit';
 import { closeRedisClient, createRedisClient } from '../redis';
+import { OptionsError } from '../internal/options';
 
 export const OPERATOR_COMMANDS = ['peek', 'reset', 'block', 'unblock'] as const;
 export const OPERATOR_USAGE =
@@ -97,9 +98,9 @@ export async function operatorMain(
     }
     return 0;
   } catch (e) {
-    // An option error already names the command (`block: policy ... must be ...`).
+    // An option error names its command already (`block: policy ... must be ...`); a store's does not.
     const message = (e as Error).message;
-    err(message.startsWith(`${command}: `) ? `rampart: ${message}` : `rampart: ${command}: ${message}`);
+    err(e instanceof OptionsError ? `rampart: ${message}` : `rampart: ${command}: ${message}`);
     return 1;
   } finally {
     await limiter.close();
