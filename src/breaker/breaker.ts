@@ -155,7 +155,8 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   };
   const record = (failed: boolean) => {
     const now = performance.now();
-    buckets = buckets.filter((b) => b.at > now - n.rollingWindowMs);
+    // Buckets are kept oldest first: drop those out of the window without copying the rest.
+    while (buckets.length > 0 && (buckets[0] as { at: number }).at <= now - n.rollingWindowMs) buckets.shift();
     let last = buckets[buckets.length - 1];
     if (last === undefined || last.at <= now - bucketMs) {
       last = { at: now, calls: 0, failures: 0 };
