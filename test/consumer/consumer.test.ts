@@ -11,8 +11,13 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
 import { waitUntil } from '../../scripts/wait';
+import { command } from '../../scripts/redis-stack';
+import { makePki, type TestPki } from '../support/tls';
+import { startTlsCluster, startTlsSentinel } from '../support/tls-stacks';
 import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver';
 import { freePort, startRedisServer, type RedisProcess } from '../support/redis-server';
 
@@ -297,32 +302,38 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
     assert.deepEqual([after.blocked, after.remaining, after.allowed], [false, 2, true]);
   });
 
+  /** docs/redis.md's `name` example, compiled strict (node16) in the Express 4 project: its directory. */
+  async function compileExample(name: string): Promise<string> {
+    const dir = join(consumer4, `own-${name}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'app.ts'), docsExample(name));
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'node16',
+          moduleResolution: 'node16',
+          outDir: 'out',
+          target: 'es2022',
+          strict: true,
+          skipLibCheck: false,
+          types: ['node'],
+        },
+        files: ['app.ts'],
+      }),
+    );
+    try {
+      await run(process.execPath, [join(consumer4, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir });
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string };
+      assert.fail(`tsc (${name}) failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+    }
+    return dir;
+  }
+
   for (const name of ['node-redis', 'iovalkey']) {
     it(`runs docs/redis.md's ${name} example in the Express 4 project: compiled strict, then 10 x 200 with RateLimit, 429, keys in Redis`, async () => {
-      const dir = join(consumer4, `own-${name}`);
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'app.ts'), docsExample(name));
-      writeFileSync(
-        join(dir, 'tsconfig.json'),
-        JSON.stringify({
-          compilerOptions: {
-            module: 'node16',
-            moduleResolution: 'node16',
-            outDir: 'out',
-            target: 'es2022',
-            strict: true,
-            skipLibCheck: false,
-            types: ['node'],
-          },
-          files: ['app.ts'],
-        }),
-      );
-      try {
-        await run(process.execPath, [join(consumer4, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir });
-      } catch (err) {
-        const e = err as { stdout?: string; stderr?: string };
-        assert.fail(`tsc (${name}) failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
-      }
+      const dir = await compileExample(name);
       await admin.flushdb();
       const port = await freePort();
       const app = startNode(dir, ['out/app.js'], { PORT: String(port), REDIS_URL: redis.url });
@@ -344,6 +355,133 @@ describe('the package as a consumer installs it (npm pack -> fresh project)', fu
         await app.stop();
       }
     });
+  }
+
+  /**
+   * Runs a TLS example app until it limits, kills the master holding its bucket (`kill`, which
+   * resolves once the replica says it is master), then asks every 20 ms until a request is
+   * decided again (200 or 429 with the RateLimit fields, not the fail mode's 503).
+   */
+  async function limitsThroughFailover(
+    name: string,
+    env: Record<string, string>,
+    kill: () => Promise<{ promotedAt: number }>,
+  ): Promise<void> {
+    const dir = await compileExample(name);
+    const port = await freePort();
+    const app = startNode(dir, ['out/app.js'], { PORT: String(port), ...env });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await waitUntil(`the ${name} app to answer`, async () => (await fetch(`${base}/nothing`)).status === 404, 30_000, 50);
+      const statuses: number[] = [];
+      for (let i = 0; i < 11; i++) {
+        const res = await fetch(`${base}/things`);
+        statuses.push(res.status);
+        assert.match(String(res.headers.get('ratelimit')), /^"public";r=\d+;t=\d+$/);
+      }
+      assert.deepEqual(statuses, [...Array<number>(10).fill(200), 429]);
+      const { promotedAt } = await kill();
+      let status = 0;
+      await waitUntil(
+        `${name}: a decision on the promoted replica`,
+        async () => {
+          const res = await fetch(`${base}/things`);
+          status = res.status;
+          return (status === 200 || status === 429) && res.headers.get('ratelimit') !== null;
+        },
+        30_000,
+        20,
+      );
+      console.log(
+        `      ${name}: deciding again ${Math.round(performance.now() - promotedAt)} ms after the promotion (answered ${status})`,
+      );
+    } catch (err) {
+      throw new Error(`${name}: ${(err as Error).message}\napp output:\n${app.output()}`, { cause: err });
+    } finally {
+      await app.stop();
+    }
+  }
+
+  describe('on TLS topologies with client certificates, in the Express 4 project', () => {
+    let pki: TestPki;
+    before(() => {
+      pki = makePki();
+    });
+    after(() => pki?.remove());
+    const files = () => ({
+      REDIS_TLS_CA_FILE: pki.files.ca,
+      REDIS_TLS_CERT_FILE: pki.files.clientCert,
+      REDIS_TLS_KEY_FILE: pki.files.clientKey,
+    });
+
+    it("docs/redis.md's node-redis TLS Cluster example limits, and decides again after the master holding its bucket is killed", async () => {
+      const cluster = await startTlsCluster(pki);
+      try {
+        await limitsThroughFailover(
+          'node-redis-tls-cluster',
+          { ...files(), REDIS_NODES: [...cluster.tlsPort.values()].map((p) => `127.0.0.1:${p}`).join(',') },
+          async () => {
+            const key = await bucketKey(cluster.stack.nodes.map((n) => n.port));
+            const master = await cluster.stack.masterOf(calculateSlot(key));
+            const replica = await cluster.stack.replicaOf(master.port);
+            await master.kill();
+            const killedAt = performance.now();
+            await waitUntil(
+              'the replica promoted',
+              async () => ((await command(replica.port, 'ROLE')) as string[])[0] === 'master',
+              30_000,
+              20,
+            );
+            console.log(
+              `      node-redis-tls-cluster: ${key}'s master killed, its replica promoted ${Math.round(performance.now() - killedAt)} ms later`,
+            );
+            return { promotedAt: performance.now() };
+          },
+        );
+      } finally {
+        await cluster.stack.stop();
+      }
+    });
+
+    it("docs/redis.md's iovalkey TLS Sentinel example limits, and decides again after its master is killed", async () => {
+      const set = await startTlsSentinel(pki, 'consumer');
+      try {
+        await limitsThroughFailover(
+          'iovalkey-tls-sentinel',
+          { ...files(), REDIS_SENTINELS: `127.0.0.1:${set.tlsPort.get(set.sentinel.port)}`, REDIS_MASTER_NAME: set.masterName },
+          async () => {
+            // Replication is asynchronous: the bucket reaches the replica before the master dies.
+            const offset = async (port: number) =>
+              Number(/master_repl_offset:(\d+)/.exec(String(await command(port, 'INFO', 'replication')))?.[1] ?? -1);
+            const written = await offset(set.master.port);
+            await waitUntil('the replica has the bucket', async () => (await offset(set.replica.port)) >= written, 10_000, 20);
+            await set.master.kill();
+            const killedAt = performance.now();
+            await waitUntil(
+              'the replica promoted',
+              async () => ((await command(set.replica.port, 'ROLE')) as string[])[0] === 'master',
+              30_000,
+              20,
+            );
+            console.log(
+              `      iovalkey-tls-sentinel: master killed, the replica promoted ${Math.round(performance.now() - killedAt)} ms later`,
+            );
+            return { promotedAt: performance.now() };
+          },
+        );
+      } finally {
+        await set.stop();
+      }
+    });
+  });
+
+  /** The name of the one `rl:public:*` key, asked of the nodes on `ports` (plain ports). */
+  async function bucketKey(ports: readonly number[]): Promise<string> {
+    for (const port of ports) {
+      const keys = (await command(port, 'KEYS', 'rl:public:*')) as string[];
+      if (keys[0] !== undefined) return keys[0];
+    }
+    throw new Error('no rl:public:* key on any node');
   }
 
   async function runReadme(consumer: string, label: string): Promise<void> {

@@ -12,11 +12,11 @@ import type { Cluster, Redis } from 'ioredis';
 import request from 'supertest';
 import { createHealth, createRateLimiter, createRedisClient, createRedisStore, redisCheck, type RateLimiter } from '../../src';
 import { waitUntil } from '../../scripts/wait';
-import { command, startCluster, startNode, type ClusterStack, type RedisNode } from '../../scripts/redis-stack';
+import { command, type ClusterStack, type RedisNode } from '../../scripts/redis-stack';
 import { TEST_DEADLINE_MS } from '../support/deadline';
 import { limitedApp } from '../support/limiter-app';
-import { freePort } from '../support/redis-server';
-import { makePki, tlsServerArgs, type TestPki } from '../support/tls';
+import { makePki, type TestPki } from '../support/tls';
+import { startTlsCluster, startTlsSentinel, type TlsSentinel } from '../support/tls-stacks';
 import { createCluster as createNodeRedisCluster } from 'redis';
 import Valkey from 'iovalkey';
 import type { RedisStoreClient } from '../../src';
@@ -57,26 +57,14 @@ describe('TLS on every topology (mutual TLS, certificates made here)', function 
   describe('Cluster, tls-cluster yes, client certificates required', () => {
     let stack: ClusterStack;
     /** The TLS port of the node on each plain port. */
-    const tlsPort = new Map<number, number>();
+    let tlsPort: ReadonlyMap<number, number>;
     let url: string;
     const clients: (Redis | Cluster)[] = [];
 
     before(async () => {
-      const t = performance.now();
-      stack = await startCluster({
-        nodeTimeoutMs: 1000,
-        // With tls-cluster yes the bus listens on the TLS port + 10000: both below the ephemeral
-        // range (freePort(true)), and clear of every other node's ports.
-        nodeArgs: async (port, taken) => {
-          const busy = () => new Set([...taken, ...[...tlsPort.values()].flatMap((t) => [t, t + 10_000])]);
-          let p = await freePort(true);
-          while (busy().has(p) || busy().has(p + 10_000)) p = await freePort(true);
-          tlsPort.set(port, p);
-          return tlsServerArgs(pki, p, { authClients: 'yes', cluster: true });
-        },
-      });
-      url = `rediss+cluster://${stack.nodes.map((n) => `127.0.0.1:${tlsPort.get(n.port)}`).join(',')}`;
-      console.log(`      TLS cluster started in ${Math.round(performance.now() - t)} ms: ${url}`);
+      const started = await startTlsCluster(pki);
+      ({ stack, tlsPort, url } = started);
+      console.log(`      TLS cluster started in ${started.startedInMs} ms: ${url}`);
     });
     afterEach(() => {
       for (const c of clients.splice(0)) c.disconnect();
@@ -264,63 +252,25 @@ describe('TLS on every topology (mutual TLS, certificates made here)', function 
   });
 
   describe('Sentinel, TLS to the sentinels and to the data nodes, client certificates required', () => {
-    const nodes: RedisNode[] = [];
+    let set: TlsSentinel;
     /** plain port -> TLS port */
-    const tls = new Map<number, number>();
+    let tls: ReadonlyMap<number, number>;
     let master: RedisNode;
     let replica: RedisNode;
     let sentinel: RedisNode;
     let url: string;
     const clients: Redis[] = [];
 
-    const dataNode = async (dir: string, replicaOf?: number): Promise<RedisNode> => {
-      const port = await freePort();
-      const tlsPort = await freePort();
-      tls.set(port, tlsPort);
-      const node = await startNode(port, `${pki.dir}/${dir}`, {
-        args: [
-          ...tlsServerArgs(pki, tlsPort, { authClients: 'yes' }),
-          ...(replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', String(replicaOf)]),
-        ],
-      });
-      nodes.push(node);
-      return node;
-    };
-
     before(async () => {
-      master = await dataNode('master');
-      replica = await dataNode('replica', tls.get(master.port));
-      await waitUntil(
-        'the replica in sync over TLS',
-        async () => ((await command(replica.port, 'ROLE')) as string[])[3] === 'connected',
-        20_000,
-      );
-      const port = await freePort();
-      const tlsPort = await freePort();
-      tls.set(port, tlsPort);
-      sentinel = await startNode(port, `${pki.dir}/sentinel`, {
-        sentinel: true,
-        configFile: [
-          `sentinel monitor tlsmaster 127.0.0.1 ${tls.get(master.port)} 1`,
-          'sentinel down-after-milliseconds tlsmaster 2000',
-          'sentinel failover-timeout tlsmaster 5000',
-          '',
-        ].join('\n'),
-        args: tlsServerArgs(pki, tlsPort, { authClients: 'yes' }),
-      });
-      nodes.push(sentinel);
-      await waitUntil(
-        'the sentinel sees the replica',
-        async () => ((await command(sentinel.port, 'SENTINEL', 'REPLICAS', 'tlsmaster')) as unknown[]).length === 1,
-        20_000,
-      );
-      url = `rediss+sentinel://127.0.0.1:${tlsPort}/tlsmaster`;
+      set = await startTlsSentinel(pki, 'tlsmaster');
+      ({ master, replica, sentinel, url } = set);
+      tls = set.tlsPort;
     });
     afterEach(() => {
       for (const c of clients.splice(0)) c.disconnect();
     });
     after(async () => {
-      for (const n of nodes) await n.kill();
+      await set?.stop();
     });
 
     const open = (o: Parameters<typeof createRedisClient>[1]) => {
