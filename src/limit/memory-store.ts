@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { overrideKey, penaltyKey } from './key-format';
-import { quotaPeriodEnd, withNumbers } from './algorithms';
+import { counterEstimate, counterState, counterWait, quotaPeriodEnd, withNumbers } from './algorithms';
 import type { Check } from './types';
 import type { Decision, RateLimitStore } from './store';
 
@@ -22,6 +22,8 @@ interface Bucket {
   times: number[] | undefined;
   /** Concurrency: when each lease ends (µs), by lease id. */
   leases?: Map<string, number>;
+  /** Sliding window counter: the fixed window's index, its count, the previous window's count. */
+  counter?: readonly [number, number, number];
   /** An override's numbers (a, b), at `<key>!o`. */
   override?: readonly [number, number];
   expiresAt: number;
@@ -122,6 +124,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
           remAfter[i] = c.limit - count - c.cost;
           resetAfter[i] = c.leaseUs;
         }
+      } else if (c.algorithm === 'sliding_window_counter') {
+        const [k, cur, prev] = counterState(b?.counter, t, c.windowUs);
+        const est = counterEstimate(t, c.windowUs, k, cur, prev);
+        remBefore[i] = Math.floor(c.limit - est);
+        resetBefore[i] = cur > 0 ? (k + 2) * c.windowUs - t : prev > 0 ? (k + 1) * c.windowUs - t : 0;
+        if (est + c.cost > c.limit) {
+          allowed = false;
+          const wait = counterWait(t, c.windowUs, k, cur, prev, c.limit, c.cost);
+          if (wait > retry) retry = wait;
+        } else {
+          remAfter[i] = Math.floor(c.limit - est - c.cost);
+          resetAfter[i] = (k + 2) * c.windowUs - t;
+        }
       } else if (c.algorithm === 'quota') {
         const end = quotaPeriodEnd(t, c.periodUs);
         const count = b?.tat ?? 0;
@@ -187,6 +202,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         const leases = b?.leases ?? new Map<string, number>();
         for (let j = 1; j <= c.cost; j++) leases.set(`${c.lease}#${j}`, t + c.leaseUs);
         buckets.set(c.key, { tat: 0, times: undefined, leases, expiresAt: Math.max(b?.expiresAt ?? 0, t + c.leaseUs) });
+      } else if (c.algorithm === 'sliding_window_counter') {
+        const [k, cur, prev] = counterState(live(c.key, t)?.counter, t, c.windowUs);
+        buckets.set(c.key, { tat: 0, times: undefined, counter: [k, cur + c.cost, prev], expiresAt: (k + 2) * c.windowUs });
       } else if (c.algorithm === 'quota') {
         buckets.set(c.key, { tat: next[i] as number, times: undefined, expiresAt: quotaPeriodEnd(t, c.periodUs) });
       } else {
@@ -241,6 +259,20 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         for (let j = 0, at = times.indexOf(atUs); j < -delta && at !== -1; j++, at = times.indexOf(atUs)) times.splice(at, 1);
         if (times.length === 0) buckets.delete(c.key);
         else buckets.set(c.key, { tat: 0, times, expiresAt: delta > 0 ? t + c.windowUs : (b?.expiresAt ?? t) });
+      } else if (c.algorithm === 'sliding_window_counter') {
+        // A charge counts in this window; a refund in the admission's (this one or the previous), never below 0.
+        const [k, cur, prev] = counterState(b?.counter, t, c.windowUs);
+        const at = Math.floor(atUs / c.windowUs);
+        const counts: [number, number] =
+          delta > 0
+            ? [cur + delta, prev]
+            : at === k
+              ? [Math.max(0, cur + delta), prev]
+              : at === k - 1
+                ? [cur, Math.max(0, prev + delta)]
+                : [cur, prev];
+        if (counts[0] === 0 && counts[1] === 0) buckets.delete(c.key);
+        else buckets.set(c.key, { tat: 0, times: undefined, counter: [k, ...counts], expiresAt: (k + 2) * c.windowUs });
       } else if (c.algorithm === 'quota') {
         const end = quotaPeriodEnd(t, c.periodUs);
         // A refund only within the admission's period: a new period starts from 0.

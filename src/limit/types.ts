@@ -124,6 +124,18 @@ export interface SlidingWindowPolicy extends PolicyBase {
   readonly windowSeconds: number;
 }
 
+/**
+ * A sliding window of constant size: at most `limit` requests in a `windowSeconds` window that
+ * slides, estimated from two counts (this fixed window's and the previous one's, weighted by how
+ * much of it the sliding window still covers). One short string per identity whatever the limit
+ * (docs/rate-limiting.md gives its bound against the exact window).
+ */
+export interface SlidingWindowCounterPolicy extends PolicyBase {
+  readonly algorithm: 'sliding_window_counter';
+  readonly limit: number;
+  readonly windowSeconds: number;
+}
+
 /** A calendar period of a quota, aligned to UTC. */
 export type QuotaPeriod = 'hour' | 'day' | 'month';
 
@@ -153,7 +165,7 @@ export interface ConcurrencyPolicy extends PolicyBase {
 }
 
 /** A rate limit policy, as written by the user. */
-export type PolicyOptions = TokenBucketPolicy | SlidingWindowPolicy | QuotaPolicy | ConcurrencyPolicy;
+export type PolicyOptions = TokenBucketPolicy | SlidingWindowPolicy | SlidingWindowCounterPolicy | QuotaPolicy | ConcurrencyPolicy;
 
 /** What every check has: the bucket's key and what the request costs. */
 interface CheckBase {
@@ -196,6 +208,16 @@ export interface SlidingWindowCheck extends CheckBase {
 }
 
 /**
+ * A sliding window counter check: fixed windows of `windowUs` aligned to multiples of it since the
+ * Unix epoch, a request admitted when `previous x (uncovered part) + current + cost <= limit`.
+ */
+export interface SlidingWindowCounterCheck extends CheckBase {
+  readonly algorithm: 'sliding_window_counter';
+  readonly windowUs: number;
+  readonly limit: number;
+}
+
+/**
  * A quota check: at most `limit` admissions per period. `periodUs` > 0: periods of that length
  * aligned to multiples of it since the Unix epoch (UTC hours and days are such periods);
  * `periodUs` 0: UTC calendar months.
@@ -219,7 +241,7 @@ export interface ConcurrencyCheck extends CheckBase {
 }
 
 /** One check handed to a store: a key and its algorithm's numbers (times in microseconds). */
-export type Check = TokenBucketCheck | SlidingWindowCheck | QuotaCheck | ConcurrencyCheck;
+export type Check = TokenBucketCheck | SlidingWindowCheck | SlidingWindowCounterCheck | QuotaCheck | ConcurrencyCheck;
 
 /**
  * The identity a decision outside a request is for, as the app knows it: one value for every

@@ -19,3 +19,8 @@ let leaseCounter = 0;
 export function concurrency(key: string, limit: number, leaseMs: number, cost = 1): Check {
   return { key, algorithm: 'concurrency', leaseUs: leaseMs * MS, limit, cost, lease: `t${process.pid}.${++leaseCounter}` };
 }
+
+/** A sliding window counter check: fixed windows of `windowMs` aligned to the epoch, the previous one weighted by its overlap. */
+export function windowCounter(key: string, limit: number, windowMs: number, cost = 1): Check {
+  return { key, algorithm: 'sliding_window_counter', windowUs: windowMs * MS, limit, cost };
+}

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import type { Check, RateLimitStore } from '../../src';
 import { concurrency, quota, slidingWindow, tokenBucket } from './checks';
+import { counterContract } from './counter-contract';
 import { settleContract } from './settle-contract';
 
 /** A store for one run of the contract, and how to dispose of it. */
@@ -498,6 +499,7 @@ export function storeContract(kind: string, open: () => Promise<ContractStore>):
       key,
       () => prefix,
     );
+    counterContract(() => s.store, key);
 
     it('keeps buckets apart by key', async () => {
       const a = tokenBucket(key('x'), 0.01, 1);

@@ -11,13 +11,18 @@ import type { Decision, OverrideNumbers } from '../store';
  */
 
 /** A check's algorithm as the scripts number it. */
-export const KIND = { token_bucket: 1, sliding_window: 2, quota: 3, concurrency: 4 } as const;
+export const KIND = { token_bucket: 1, sliding_window: 2, quota: 3, concurrency: 4, sliding_window_counter: 5 } as const;
 /** Added to a shape's kind: the shape has a penalty (3 more numbers: denials, window, block). */
 export const WITH_PENALTY = 8;
 /** Added to a shape's kind: the check is overridable (its override's key follows its keys). */
 export const OVERRIDABLE = 16;
-/** A check's remaining, in a decision's reply, when its penalty's block refused it. */
+/** A penalty key's value while its identity is blocked (it holds the strikes, from 1, otherwise). */
 export const BLOCKED = -1;
+/**
+ * A check's remaining, in a decision's reply, when its penalty's block refused it: a number no
+ * remaining can be (a debt after a settle is a small negative one, -1 included).
+ */
+export const BLOCKED_REMAINING = -(2 ** 52);
 
 /** A script call: how many of `args` are keys (they come first), then the ARGV. */
 export interface ScriptCall {
@@ -96,8 +101,8 @@ export function parseDecide(reply: unknown, decisions: readonly { readonly check
     let blocked = 0;
     for (let i = 0; i < n; i++) {
       const left = Number(reply[r + 1 + 2 * i]);
-      if (left === BLOCKED) blocked |= 1 << i;
-      remaining[i] = left === BLOCKED ? 0 : left;
+      if (left === BLOCKED_REMAINING) blocked |= 1 << i;
+      remaining[i] = left === BLOCKED_REMAINING ? 0 : left;
       resetUs[i] = Number(reply[r + 2 + 2 * i]);
     }
     const retryAfterUs = Number(reply[r]);

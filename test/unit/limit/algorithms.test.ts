@@ -22,6 +22,7 @@ const someValue = fc.oneof(
 const EXAMPLES: { readonly [A in PolicyOptions['algorithm']]: Extract<PolicyOptions, { algorithm: A }> } = {
   token_bucket: { algorithm: 'token_bucket', rps: 10, burst: 20 },
   sliding_window: { algorithm: 'sliding_window', limit: 5, windowSeconds: 60 },
+  sliding_window_counter: { algorithm: 'sliding_window_counter', limit: 1000, windowSeconds: 60 },
   quota: { algorithm: 'quota', limit: 1000, period: 'day' },
   concurrency: { algorithm: 'concurrency', limit: 4 },
 };

@@ -1,4 +1,4 @@
-import { PERIOD_END_LUA, PRELUDE_LUA, SORTED_SET_LUA } from './shared';
+import { COUNTER_LUA, PERIOD_END_LUA, PRELUDE_LUA, SORTED_SET_LUA } from './shared';
 
 /**
  * The one Lua script behind every Redis decision; its header says its KEYS, ARGV and reply
@@ -18,14 +18,15 @@ export const DECIDE_SCRIPT = `
 --       one check's shape, or -n and the shape index of each of its n checks
 -- reply the clock (µs: the admission time of all it admits), then per decision: retry_us (0
 --       exactly when admitted; else the wait until every denying check would admit it), and per
---       check: remaining (after the request; before it when denied; BLOCKED when its penalty's
+--       check: remaining (after the request; before it when denied; BLOCKED_REMAINING when its penalty's
 --       block refused it) and reset_us (until the check is full again; a block's rest)
 --
 -- a, b per kind: TOKEN_BUCKET µs per token, burst; SLIDING_WINDOW window (µs), limit;
--- QUOTA period (µs; 0: the UTC calendar month), limit; CONCURRENCY lease (µs), limit.
+-- QUOTA period (µs; 0: the UTC calendar month), limit; CONCURRENCY lease (µs), limit;
+-- SLIDING_WINDOW_COUNTER window (µs), limit.
 -- override key: "<a> <b>", the identity's own numbers. penalty key: the strikes (refusals by
 -- the check; PX the window from the first), or BLOCKED while blocked (PX the block).
-${PRELUDE_LUA}${PERIOD_END_LUA}${SORTED_SET_LUA}
+${PRELUDE_LUA}${PERIOD_END_LUA}${SORTED_SET_LUA}${COUNTER_LUA}
 -- Per check of the decision being made (entries 1..n are written before they are read).
 local keys, pkeys, okeys, kinds, as, bs, costs, leases = {}, {}, {}, {}, {}, {}, {}, {}
 local state, rem_before, reset_before, rem_after, reset_after, blocked, counted = {}, {}, {}, {}, {}, {}, {}
@@ -66,6 +67,24 @@ end
 local function commit_sliding_window(i, key)
   for j = 1, costs[i] do call('ZADD', key, now_s, now_s .. ':' .. (state[i] + j)) end
   call('PEXPIRE', key, ceil(as[i] / 1000))
+end
+
+-- SLIDING_WINDOW_COUNTER: one short string per key (COUNTER_LUA), PX = until the end of the
+-- next window.
+local function read_counter(i, key, window, limit, cost)
+  local k, cur, prev = counter_state(key, window)
+  local est = counter_estimate(window, k, cur, prev)
+  state[i] = { k, cur, prev }
+  rem_before[i] = floor(limit - est)
+  reset_before[i] = counter_reset(window, k, cur, prev)
+  if est + cost > limit then return counter_wait(window, k, cur, prev, limit, cost) end
+  rem_after[i] = floor(limit - est - cost)
+  reset_after[i] = (k + 2) * window - now
+  return 0
+end
+local function commit_counter(i, key)
+  local s = state[i]
+  counter_write(key, as[i], s[1], s[2] + costs[i], s[3])
 end
 
 -- CONCURRENCY: a sorted set of leases, member "<lease id>#<j>" (j = 1..cost), score = when the
@@ -132,8 +151,8 @@ local function peek_quota(i, key, limit, cost)
 end
 local function commit_quota() end -- counted already
 
-local READ = { [TOKEN_BUCKET] = read_token_bucket, [SLIDING_WINDOW] = read_sliding_window, [QUOTA] = read_quota, [CONCURRENCY] = read_concurrency }
-local COMMIT = { [TOKEN_BUCKET] = commit_token_bucket, [SLIDING_WINDOW] = commit_sliding_window, [QUOTA] = commit_quota, [CONCURRENCY] = commit_concurrency }
+local READ = { [TOKEN_BUCKET] = read_token_bucket, [SLIDING_WINDOW] = read_sliding_window, [QUOTA] = read_quota, [CONCURRENCY] = read_concurrency, [SLIDING_WINDOW_COUNTER] = read_counter }
+local COMMIT = { [TOKEN_BUCKET] = commit_token_bucket, [SLIDING_WINDOW] = commit_sliding_window, [QUOTA] = commit_quota, [CONCURRENCY] = commit_concurrency, [SLIDING_WINDOW_COUNTER] = commit_counter }
 
 -- The distinct check shapes of this call, parsed once.
 local KIND, A, B, COST, PN, PW, PB, OV = {}, {}, {}, {}, {}, {}, {}, {}
@@ -234,7 +253,7 @@ local function decide(n)
       reply[r + 2 * i], reply[r + 2 * i + 1] = rem_after[i], reset_after[i]
     else
       if reset_before[i] == LATER then reset_before[i] = last_end(keys[i], kinds[i] == SLIDING_WINDOW and as[i] or 0) end
-      reply[r + 2 * i], reply[r + 2 * i + 1] = blocked[i] and BLOCKED or rem_before[i], reset_before[i]
+      reply[r + 2 * i], reply[r + 2 * i + 1] = blocked[i] and BLOCKED_REMAINING or rem_before[i], reset_before[i]
     end
   end
   r = r + 1 + 2 * n

@@ -1,4 +1,4 @@
-import { PERIOD_END_LUA, PRELUDE_LUA, SORTED_SET_LUA } from './shared';
+import { COUNTER_LUA, PERIOD_END_LUA, PRELUDE_LUA, SORTED_SET_LUA } from './shared';
 
 /**
  * Settles the checks of one hash slot after a decision across slots (see across-slots.ts): gives
@@ -14,7 +14,7 @@ export const SETTLE_SCRIPT = `
 --       check 5 values: kind, a, b, cost (as the decide script's shapes), lease id ('' but
 --       for CONCURRENCY)
 -- reply per check: remaining, reset_us, retry_us (0 when its cost would be admitted now)
-${PRELUDE_LUA}${PERIOD_END_LUA}${SORTED_SET_LUA}
+${PRELUDE_LUA}${PERIOD_END_LUA}${SORTED_SET_LUA}${COUNTER_LUA}
 local at = tonumber(ARGV[1])
 local giving_back = at >= 0
 
@@ -46,6 +46,27 @@ local function settle_sliding_window(key, window, limit, cost)
   return limit - count, last_end(key, window), wait
 end
 
+-- Takes \`cost\` off the count of the window holding \`at\` (this one or the previous).
+local function settle_counter(key, window, limit, cost)
+  local k, cur, prev = counter_state(key, window)
+  if giving_back then
+    local ka = floor(at / window)
+    if ka == k then
+      cur = cur - cost
+      if cur < 0 then cur = 0 end
+      counter_write(key, window, k, cur, prev)
+    elseif ka == k - 1 then
+      prev = prev - cost
+      if prev < 0 then prev = 0 end
+      counter_write(key, window, k, cur, prev)
+    end
+  end
+  local est = counter_estimate(window, k, cur, prev)
+  local wait = 0
+  if est + cost > limit then wait = counter_wait(window, k, cur, prev, limit, cost) end
+  return floor(limit - est), counter_reset(window, k, cur, prev), wait
+end
+
 -- Takes \`cost\` off the count when \`at\` is in the current period (a new period starts from 0).
 local function settle_quota(key, period, limit, cost)
   local e = period_end(now, period)
@@ -72,7 +93,7 @@ local function settle_concurrency(key, _, limit, cost, lease)
   return limit - count, last_end(key, 0), wait
 end
 
-local SETTLE = { [TOKEN_BUCKET] = settle_token_bucket, [SLIDING_WINDOW] = settle_sliding_window, [QUOTA] = settle_quota, [CONCURRENCY] = settle_concurrency }
+local SETTLE = { [TOKEN_BUCKET] = settle_token_bucket, [SLIDING_WINDOW] = settle_sliding_window, [QUOTA] = settle_quota, [CONCURRENCY] = settle_concurrency, [SLIDING_WINDOW_COUNTER] = settle_counter }
 
 local reply = {}
 local next_key = 1
@@ -122,7 +143,7 @@ export const ADJUST_SCRIPT = `
 -- ARGV  kind, a, b (as the decide script's), delta (a charge; a refund when negative), at (the
 --       admission's time, µs: a sliding window's refund removes what that admission added)
 -- reply what the check has left now (below 0: in debt)
-${PRELUDE_LUA}${PERIOD_END_LUA}${SORTED_SET_LUA}
+${PRELUDE_LUA}${PERIOD_END_LUA}${SORTED_SET_LUA}${COUNTER_LUA}
 local key, kind, a, b = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local delta, at = tonumber(ARGV[4]), tonumber(ARGV[5])
 if kind >= OVERRIDABLE then
@@ -158,6 +179,26 @@ if kind == SLIDING_WINDOW then
     call('PEXPIRE', key, ceil(a / 1000))
   end
   return b - call('ZCARD', key)
+end
+
+-- SLIDING_WINDOW_COUNTER: a charge counts in this window; a refund in the admission's window
+-- (this one or the previous), never below 0.
+if kind == SLIDING_WINDOW_COUNTER then
+  local k, cur, prev = counter_state(key, a)
+  if delta > 0 then
+    cur = cur + delta
+  else
+    local ka = floor(at / a)
+    if ka == k then
+      cur = cur + delta
+      if cur < 0 then cur = 0 end
+    elseif ka == k - 1 then
+      prev = prev + delta
+      if prev < 0 then prev = 0 end
+    end
+  end
+  counter_write(key, a, k, cur, prev)
+  return floor(b - counter_estimate(a, k, cur, prev))
 end
 
 -- QUOTA: a charge counts in the current period; a refund only in the admission's, never below 0.

@@ -1,4 +1,4 @@
-import { BLOCKED, KIND, OVERRIDABLE, WITH_PENALTY } from '../wire';
+import { BLOCKED, BLOCKED_REMAINING, KIND, OVERRIDABLE, WITH_PENALTY } from '../wire';
 
 /**
  * Lua shared by the scripts, each fragment a `local` definition pasted at the top of a script.
@@ -11,7 +11,8 @@ export const PRELUDE_LUA = `
 -- (below 2^53) reach Redis exactly; only string concatenation would round them.
 local call, tonumber, floor, ceil, fmt = redis.call, tonumber, math.floor, math.ceil, string.format
 local TOKEN_BUCKET, SLIDING_WINDOW, QUOTA, CONCURRENCY = ${KIND.token_bucket}, ${KIND.sliding_window}, ${KIND.quota}, ${KIND.concurrency}
-local WITH_PENALTY, OVERRIDABLE, BLOCKED = ${WITH_PENALTY}, ${OVERRIDABLE}, ${BLOCKED}
+local SLIDING_WINDOW_COUNTER = ${KIND.sliding_window_counter}
+local WITH_PENALTY, OVERRIDABLE, BLOCKED, BLOCKED_REMAINING = ${WITH_PENALTY}, ${OVERRIDABLE}, ${BLOCKED}, ${BLOCKED_REMAINING}
 local time = call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local now_s = fmt('%d', now)
@@ -95,5 +96,61 @@ local function own_numbers(okey, a, b)
     if oa then return tonumber(oa), tonumber(ob) end
   end
   return a, b
+end
+`;
+
+/**
+ * The sliding window counter's state and arithmetic, as algorithms.ts has them (counterState,
+ * counterEstimate, counterWait): "<window index> <count> <previous count>" at the key, windows
+ * aligned to multiples of their length since the Unix epoch. Needs {@link PRELUDE_LUA}.
+ */
+export const COUNTER_LUA = `
+-- The window holding now, its count and the previous window's (0 when the state is older).
+local function counter_state(key, window)
+  local k = floor(now / window)
+  local v = call('GET', key)
+  if v then
+    local sk, sc, sp = string.match(v, '^(%d+) (%d+) (%d+)$')
+    sk = tonumber(sk)
+    if sk == k then return k, tonumber(sc), tonumber(sp) end
+    if sk == k - 1 then return k, 0, tonumber(sc) end
+  end
+  return k, 0, 0
+end
+-- The sliding window's count: the previous window weighted by the part still covered, plus this one's.
+local function counter_estimate(window, k, cur, prev)
+  return prev * (window - (now - k * window)) / window + cur
+end
+-- Until \`cost\` more fits (at least 1 µs): later in this window, or in the next; a whole window
+-- for a cost above the limit.
+local function counter_wait(window, k, cur, prev, limit, cost)
+  if cost > limit then return window end
+  local start = k * window
+  local room = limit - cur - cost
+  local wait
+  if room >= 0 and prev > 0 then
+    wait = ceil(window - room * window / prev) - (now - start)
+  else
+    local nxt = 0
+    if cur > 0 then nxt = ceil(window - (limit - cost) * window / cur) end
+    if nxt < 0 then nxt = 0 end
+    wait = start + window + nxt - now
+  end
+  if wait < 1 then wait = 1 end
+  return wait
+end
+-- Until the estimate is 0 again.
+local function counter_reset(window, k, cur, prev)
+  if cur > 0 then return (k + 2) * window - now end
+  if prev > 0 then return (k + 1) * window - now end
+  return 0
+end
+-- Writes the state, living until its count stops mattering (the end of the next window).
+local function counter_write(key, window, k, cur, prev)
+  if cur <= 0 and prev <= 0 then
+    call('DEL', key)
+  else
+    call('SET', key, fmt('%d %d %d', k, cur, prev), 'PX', ceil(((k + 2) * window - now) / 1000))
+  end
 end
 `;

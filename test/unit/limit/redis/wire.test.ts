@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { capacityOf, timeOf } from '../../../../src/limit/algorithms';
 import { overrideKey, penaltyKey } from '../../../../src/limit/key-format';
 import {
-  BLOCKED,
+  BLOCKED_REMAINING,
   encodeAdjust,
   encodeDecide,
   encodeSettle,
@@ -146,12 +146,15 @@ describe('limit/redis/wire: the scripts’ arguments and replies', () => {
   it('parseDecide: per decision its retry, remaining and reset; BLOCKED marks the check its penalty refused; a reply of another length throws', () => {
     const one = { checks: [{ key: 'k', cost: 1, algorithm: 'token_bucket', intervalUs: 1, burst: 1 } as Check] };
     const two = { checks: [one.checks[0] as Check, one.checks[0] as Check] };
-    const reply = [123, 0, 4, 10, 5_000, 0, 7, BLOCKED, 9];
+    const reply = [123, 0, 4, 10, 5_000, 0, 7, BLOCKED_REMAINING, 9];
     const parsed = parseDecide(reply, [one, two]);
     assert.equal(parsed.atUs, 123);
     // An admission carries the clock it was admitted at (what a settle takes back).
     assert.deepEqual(parsed.decisions[0], { allowed: true, retryAfterUs: 0, remaining: [4], resetUs: [10], atUs: 123 });
     assert.deepEqual(parsed.decisions[1], { allowed: false, retryAfterUs: 5_000, remaining: [0, 0], resetUs: [7, 9], blocked: 2 });
+    // A debt of one (after a settle's charge) is a remaining like any other, not a block.
+    const debt = parseDecide([123, 5_000, -1, 10], [one]).decisions[0];
+    assert.deepEqual([debt?.remaining, debt?.blocked], [[-1], undefined]);
     assert.throws(() => parseDecide(reply.slice(1), [one, two]), /unexpected reply/);
     assert.throws(() => parseDecide('OK', [one]), /unexpected reply/);
   });
