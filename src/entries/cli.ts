@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // `rampart check-policies FILE...`: checks policies files offline with the parser the limiter
-// uses (`checkPolicySet`, over the default policies), printing every mistake with its place.
+// uses (`checkPolicySet`, over the default policies), printing every mistake with its place, and
+// each policy's Redis memory per identity (a warning above MEMORY_WARN_BYTES).
 // Exit 0: every file is valid; 1: a file has mistakes; 2: usage, or a file cannot be read.
 // `rampart peek|reset|block|unblock ...`: the operator's controls against REDIS_URL (operator-cli.ts).
 import { readFileSync } from 'node:fs';
 import { CONFIG_DEFAULTS, defaultPolicies } from '../config';
-import { checkPolicySet } from '../limit';
+import { checkPolicySet, formatBytes, MEMORY_PER_IDENTITY, MEMORY_WARN_BYTES, memoryPerIdentity } from '../limit';
 import { OPERATOR_COMMANDS, OPERATOR_USAGE, operatorMain } from './operator-cli';
 
 const USAGE = 'usage: rampart check-policies FILE...';
@@ -37,6 +38,18 @@ export function main(argv: readonly string[], out: (line: string) => void, err: 
       continue;
     }
     out(`${file}: ok (${Object.keys(set.policies).length} policies with the defaults, ${set.surfaces?.length ?? 0} surfaces)`);
+    // What each policy keeps in Redis per identity, and a word where a million identities add up.
+    for (const [name, policy] of Object.entries(set.policies)) {
+      const bytes = memoryPerIdentity(policy);
+      out(`  ${name}: ${policy.algorithm}, about ${formatBytes(bytes)} of Redis per identity (${formatBytes(bytes * 1_000_000)} per million)`);
+      if (bytes > MEMORY_WARN_BYTES) {
+        const instead =
+          policy.algorithm === 'sliding_window'
+            ? `; "sliding_window_counter" keeps the same limit in ${formatBytes(MEMORY_PER_IDENTITY.integerKeyBytes)} (its bound: docs/rate-limiting.md)`
+            : '';
+        out(`  warning: policy "${name}" keeps about ${formatBytes(bytes)} per identity, above ${formatBytes(MEMORY_WARN_BYTES)}${instead}`);
+      }
+    }
   }
   return code;
 }

@@ -156,10 +156,16 @@ const slidingWindow: AlgorithmDefinition<SlidingWindowPolicy, SlidingWindowCheck
   withNumbers: (c, windowUs, limit) => ({ ...c, windowUs, limit }),
 };
 
+/**
+ * The most a sliding window counter's count holds (2^25 - 1; a charge past it is held there):
+ * the Redis scripts pack the two counts and the window into one integer below 2^52.
+ */
+export const COUNTER_MAX = 2 ** 25 - 1;
+
 /** A sliding window counter: two fixed windows' counts, the previous one weighted by its overlap. */
 const slidingWindowCounter: AlgorithmDefinition<SlidingWindowCounterPolicy, SlidingWindowCounterCheck> = {
   documentFields: {
-    limit: z.number().int().positive().max(1_000_000_000),
+    limit: z.number().int().positive().max(10_000_000),
     windowSeconds: z
       .number()
       .positive()
@@ -169,6 +175,7 @@ const slidingWindowCounter: AlgorithmDefinition<SlidingWindowCounterPolicy, Slid
   tierFields: ['limit', 'windowSeconds'],
   compile(p, { label }) {
     const limit = positive(p.limit, `${label}: limit`, true);
+    if (limit > 10_000_000) refuse(`${label}: limit`, 'at most 10000000 for a sliding_window_counter', limit);
     const windowSeconds = positive(p.windowSeconds, `${label}: windowSeconds`, false);
     const windowUs = Math.max(1, Math.round(windowSeconds * MICROS));
     return {

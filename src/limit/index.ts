@@ -23,6 +23,7 @@ export type { RateLimitMiddlewareOptions } from './rate-limit';
 export type { HeaderForm } from './headers';
 export { customIdentity, ipIdentity, safeIdentity } from './keys';
 export { checkPolicySet, parsePolicySet, PolicyError } from './policy-set';
+export { formatBytes, MEMORY_PER_IDENTITY, MEMORY_WARN_BYTES, memoryPerIdentity } from './memory-estimate';
 export type { PolicyCheck, PolicySet } from './policy-set';
 export type {
   Check,

@@ -29,6 +29,29 @@ describe('rampart check-policies', () => {
     assert.match(r.out[0] ?? '', /policies\.example\.json: ok \(6 policies with the defaults, 10 surfaces\)/);
   });
 
+  it("prints each policy's Redis memory per identity, and warns where it grows with a large limit", () => {
+    const file = write(
+      'memory.json',
+      JSON.stringify({
+        policies: {
+          big_window: { algorithm: 'sliding_window', limit: 1000, windowSeconds: 60, key: 'ip' },
+          small_window: { algorithm: 'sliding_window', limit: 10, windowSeconds: 60, key: 'ip' },
+          counter: { algorithm: 'sliding_window_counter', limit: 1000, windowSeconds: 60, key: 'ip' },
+        },
+      }),
+    );
+    const r = run('check-policies', file);
+    assert.equal(r.code, 0, r.err.join('\n'));
+    const lines = r.out.join('\n');
+    assert.match(lines, /^ {2}big_window: sliding_window, about 120 KB of Redis per identity \(120 GB per million\)$/m);
+    assert.match(lines, /^ {2}small_window: sliding_window, about 448 B of Redis per identity \(448 MB per million\)$/m);
+    assert.match(lines, /^ {2}counter: sliding_window_counter, about 72 B of Redis per identity \(72 MB per million\)$/m);
+    const warnings = r.out.filter((l) => l.includes('warning'));
+    assert.deepEqual(warnings, [
+      '  warning: policy "big_window" keeps about 120 KB per identity, above 10 KB; "sliding_window_counter" keeps the same limit in 72 B (its bound: docs/rate-limiting.md)',
+    ]);
+  });
+
   it('prints every mistake with its place and exits 1', () => {
     const bad = write(
       'bad.json',

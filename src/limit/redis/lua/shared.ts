@@ -1,3 +1,4 @@
+import { COUNTER_MAX } from '../../algorithms';
 import { BLOCKED, BLOCKED_REMAINING, KIND, OVERRIDABLE, WITH_PENALTY } from '../wire';
 
 /**
@@ -101,19 +102,26 @@ end
 
 /**
  * The sliding window counter's state and arithmetic, as algorithms.ts has them (counterState,
- * counterEstimate, counterWait): "<window index> <count> <previous count>" at the key, windows
- * aligned to multiples of their length since the Unix epoch. Needs {@link PRELUDE_LUA}.
+ * counterEstimate, counterWait), windows aligned to multiples of their length since the Unix
+ * epoch. The state is one integer, so Redis keeps it inside the key's object (no string
+ * allocated): the window's index modulo 4, its count and the previous window's (each below
+ * 2^25, held at {@link COUNTER_MAX}), as ((k mod 4) x 2^25 + count) x 2^25 + previous, below 2^52.
+ * Needs {@link PRELUDE_LUA}.
  */
 export const COUNTER_LUA = `
--- The window holding now, its count and the previous window's (0 when the state is older).
+local COUNTER_BASE, COUNTER_MAX = ${COUNTER_MAX + 1}, ${COUNTER_MAX}
+-- The window holding now, its count and the previous window's (0 when the state is older: a
+-- state lives until the end of the window after its own, so only its last two indexes are met).
 local function counter_state(key, window)
   local k = floor(now / window)
-  local v = call('GET', key)
+  local v = tonumber(call('GET', key))
   if v then
-    local sk, sc, sp = string.match(v, '^(%d+) (%d+) (%d+)$')
-    sk = tonumber(sk)
-    if sk == k then return k, tonumber(sc), tonumber(sp) end
-    if sk == k - 1 then return k, 0, tonumber(sc) end
+    local prev = v % COUNTER_BASE
+    v = floor(v / COUNTER_BASE)
+    local cur = v % COUNTER_BASE
+    local sk = floor(v / COUNTER_BASE)
+    if sk == k % 4 then return k, cur, prev end
+    if sk == (k - 1) % 4 then return k, 0, cur end
   end
   return k, 0, 0
 end
@@ -150,7 +158,9 @@ local function counter_write(key, window, k, cur, prev)
   if cur <= 0 and prev <= 0 then
     call('DEL', key)
   else
-    call('SET', key, fmt('%d %d %d', k, cur, prev), 'PX', ceil(((k + 2) * window - now) / 1000))
+    if cur > COUNTER_MAX then cur = COUNTER_MAX end
+    if prev > COUNTER_MAX then prev = COUNTER_MAX end
+    call('SET', key, fmt('%d', ((k % 4) * COUNTER_BASE + cur) * COUNTER_BASE + prev), 'PX', ceil(((k + 2) * window - now) / 1000))
   end
 end
 `;
