@@ -41,13 +41,17 @@ export function main(argv: readonly string[], out: (line: string) => void, err: 
     // What each policy keeps in Redis per identity, and a word where a million identities add up.
     for (const [name, policy] of Object.entries(set.policies)) {
       const bytes = memoryPerIdentity(policy);
-      out(`  ${name}: ${policy.algorithm}, about ${formatBytes(bytes)} of Redis per identity (${formatBytes(bytes * 1_000_000)} per million)`);
+      out(
+        `  ${name}: ${policy.algorithm}, about ${formatBytes(bytes)} of Redis per identity (${formatBytes(bytes * 1_000_000)} per million)`,
+      );
       if (bytes > MEMORY_WARN_BYTES) {
         const instead =
           policy.algorithm === 'sliding_window'
             ? `; "sliding_window_counter" keeps the same limit in ${formatBytes(MEMORY_PER_IDENTITY.integerKeyBytes)} (its bound: docs/rate-limiting.md)`
             : '';
-        out(`  warning: policy "${name}" keeps about ${formatBytes(bytes)} per identity, above ${formatBytes(MEMORY_WARN_BYTES)}${instead}`);
+        out(
+          `  warning: policy "${name}" keeps about ${formatBytes(bytes)} per identity, above ${formatBytes(MEMORY_WARN_BYTES)}${instead}`,
+        );
       }
     }
   }

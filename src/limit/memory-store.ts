@@ -204,7 +204,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         buckets.set(c.key, { tat: 0, times: undefined, leases, expiresAt: Math.max(b?.expiresAt ?? 0, t + c.leaseUs) });
       } else if (c.algorithm === 'sliding_window_counter') {
         const [k, cur, prev] = counterState(live(c.key, t)?.counter, t, c.windowUs);
-        buckets.set(c.key, { tat: 0, times: undefined, counter: [k, Math.min(COUNTER_MAX, cur + c.cost), prev], expiresAt: (k + 2) * c.windowUs });
+        buckets.set(c.key, {
+          tat: 0,
+          times: undefined,
+          counter: [k, Math.min(COUNTER_MAX, cur + c.cost), prev],
+          expiresAt: (k + 2) * c.windowUs,
+        });
       } else if (c.algorithm === 'quota') {
         buckets.set(c.key, { tat: next[i] as number, times: undefined, expiresAt: quotaPeriodEnd(t, c.periodUs) });
       } else {

@@ -32,9 +32,13 @@ describe('limit/memory-estimate', () => {
   });
 
   it('formats bytes in powers of 1000', () => {
-    assert.deepEqual(
-      [72, 448, 3688, 120_000, 1_234_567, 120_000_000_000].map(formatBytes),
-      ['72 B', '448 B', '3.7 KB', '120 KB', '1.2 MB', '120 GB'],
-    );
+    assert.deepEqual([72, 448, 3688, 120_000, 1_234_567, 120_000_000_000].map(formatBytes), [
+      '72 B',
+      '448 B',
+      '3.7 KB',
+      '120 KB',
+      '1.2 MB',
+      '120 GB',
+    ]);
   });
 });
