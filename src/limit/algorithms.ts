@@ -156,12 +156,6 @@ const slidingWindow: AlgorithmDefinition<SlidingWindowPolicy, SlidingWindowCheck
   withNumbers: (c, windowUs, limit) => ({ ...c, windowUs, limit }),
 };
 
-/**
- * The most a sliding window counter's count holds (2^25 - 1; a charge past it is held there):
- * the Redis scripts pack the two counts and the window into one integer below 2^52.
- */
-export const COUNTER_MAX = 2 ** 25 - 1;
-
 /** A sliding window counter: two fixed windows' counts, the previous one weighted by its overlap. */
 const slidingWindowCounter: AlgorithmDefinition<SlidingWindowCounterPolicy, SlidingWindowCounterCheck> = {
   documentFields: {
@@ -188,49 +182,6 @@ const slidingWindowCounter: AlgorithmDefinition<SlidingWindowCounterPolicy, Slid
   capacity: (c) => c.limit,
   withNumbers: (c, windowUs, limit) => ({ ...c, windowUs, limit }),
 };
-
-/**
- * A sliding window counter's state at `nowUs`: the fixed window's index and its count, and the
- * previous window's count (0 when the stored state is older). The Redis scripts read the same
- * (`counter_state`); the contract suite keeps them in step.
- */
-export function counterState(
-  stored: readonly [number, number, number] | undefined,
-  nowUs: number,
-  windowUs: number,
-): [window: number, current: number, previous: number] {
-  const k = Math.floor(nowUs / windowUs);
-  if (stored === undefined) return [k, 0, 0];
-  if (stored[0] === k) return [k, stored[1], stored[2]];
-  return [k, 0, stored[0] === k - 1 ? stored[1] : 0];
-}
-
-/** The counter's estimate of the sliding window's count: the previous window weighted by the part still covered, plus the current. */
-export const counterEstimate = (nowUs: number, windowUs: number, k: number, current: number, previous: number): number =>
-  (previous * (windowUs - (nowUs - k * windowUs))) / windowUs + current;
-
-/**
- * How long until `cost` more fits under `limit` (µs, at least 1): later in this window as the
- * previous one's weight falls, or in the next one; a whole window for a cost above the limit.
- */
-export function counterWait(
-  nowUs: number,
-  windowUs: number,
-  k: number,
-  current: number,
-  previous: number,
-  limit: number,
-  cost: number,
-): number {
-  if (cost > limit) return windowUs;
-  const start = k * windowUs;
-  const room = limit - current - cost;
-  // This window: previous x (w - e) / w <= room once e >= w - room x w / previous.
-  if (room >= 0 && previous > 0) return Math.max(1, Math.ceil(windowUs - (room * windowUs) / previous) - (nowUs - start));
-  // The next: the current count becomes the previous one.
-  const next = current > 0 ? Math.max(0, Math.ceil(windowUs - ((limit - cost) * windowUs) / current)) : 0;
-  return Math.max(1, start + windowUs + next - nowUs);
-}
 
 /** A quota: at most `limit` per period (a UTC calendar month when `periodUs` is 0). */
 const quota: AlgorithmDefinition<QuotaPolicy, QuotaCheck> = {

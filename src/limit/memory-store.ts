@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { overrideKey, penaltyKey } from './key-format';
-import { COUNTER_MAX, counterEstimate, counterState, counterWait, quotaPeriodEnd, withNumbers } from './algorithms';
+import { quotaPeriodEnd, withNumbers } from './algorithms';
+import { counterAdmit, counterExpiresAt, counterSettle, counterState, readCounter, type CounterState } from './window-counter';
 import type { Check } from './types';
 import type { Decision, RateLimitStore } from './store';
 
@@ -23,7 +24,7 @@ interface Bucket {
   /** Concurrency: when each lease ends (µs), by lease id. */
   leases?: Map<string, number>;
   /** Sliding window counter: the fixed window's index, its count, the previous window's count. */
-  counter?: readonly [number, number, number];
+  counter?: CounterState;
   /** An override's numbers (a, b), at `<key>!o`. */
   override?: readonly [number, number];
   expiresAt: number;
@@ -125,18 +126,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
           resetAfter[i] = c.leaseUs;
         }
       } else if (c.algorithm === 'sliding_window_counter') {
-        const [k, cur, prev] = counterState(b?.counter, t, c.windowUs);
-        const est = counterEstimate(t, c.windowUs, k, cur, prev);
-        remBefore[i] = Math.floor(c.limit - est);
-        resetBefore[i] = cur > 0 ? (k + 2) * c.windowUs - t : prev > 0 ? (k + 1) * c.windowUs - t : 0;
-        if (est + c.cost > c.limit) {
-          allowed = false;
-          const wait = counterWait(t, c.windowUs, k, cur, prev, c.limit, c.cost);
-          if (wait > retry) retry = wait;
-        } else {
-          remAfter[i] = Math.floor(c.limit - est - c.cost);
-          resetAfter[i] = (k + 2) * c.windowUs - t;
-        }
+        const r = readCounter(b?.counter, t, c);
+        remBefore[i] = r.remaining;
+        resetBefore[i] = r.resetUs;
+        remAfter[i] = r.remainingAfter;
+        resetAfter[i] = r.resetAfterUs;
+        if (r.wait > 0) allowed = false;
+        if (r.wait > retry) retry = r.wait;
       } else if (c.algorithm === 'quota') {
         const end = quotaPeriodEnd(t, c.periodUs);
         const count = b?.tat ?? 0;
@@ -203,13 +199,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         for (let j = 1; j <= c.cost; j++) leases.set(`${c.lease}#${j}`, t + c.leaseUs);
         buckets.set(c.key, { tat: 0, times: undefined, leases, expiresAt: Math.max(b?.expiresAt ?? 0, t + c.leaseUs) });
       } else if (c.algorithm === 'sliding_window_counter') {
-        const [k, cur, prev] = counterState(live(c.key, t)?.counter, t, c.windowUs);
-        buckets.set(c.key, {
-          tat: 0,
-          times: undefined,
-          counter: [k, Math.min(COUNTER_MAX, cur + c.cost), prev],
-          expiresAt: (k + 2) * c.windowUs,
-        });
+        const counter = counterAdmit(counterState(live(c.key, t)?.counter, t, c.windowUs), c.cost);
+        buckets.set(c.key, { tat: 0, times: undefined, counter, expiresAt: counterExpiresAt(counter, c.windowUs) });
       } else if (c.algorithm === 'quota') {
         buckets.set(c.key, { tat: next[i] as number, times: undefined, expiresAt: quotaPeriodEnd(t, c.periodUs) });
       } else {
@@ -265,19 +256,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RateLimitSt
         if (times.length === 0) buckets.delete(c.key);
         else buckets.set(c.key, { tat: 0, times, expiresAt: delta > 0 ? t + c.windowUs : (b?.expiresAt ?? t) });
       } else if (c.algorithm === 'sliding_window_counter') {
-        // A charge counts in this window; a refund in the admission's (this one or the previous), never below 0.
-        const [k, cur, prev] = counterState(b?.counter, t, c.windowUs);
-        const at = Math.floor(atUs / c.windowUs);
-        const counts: [number, number] =
-          delta > 0
-            ? [cur + delta, prev]
-            : at === k
-              ? [Math.max(0, cur + delta), prev]
-              : at === k - 1
-                ? [cur, Math.max(0, prev + delta)]
-                : [cur, prev];
-        if (counts[0] === 0 && counts[1] === 0) buckets.delete(c.key);
-        else buckets.set(c.key, { tat: 0, times: undefined, counter: [k, ...counts], expiresAt: (k + 2) * c.windowUs });
+        const counter = counterSettle(counterState(b?.counter, t, c.windowUs), c.windowUs, delta, atUs);
+        if (counter[1] === 0 && counter[2] === 0) buckets.delete(c.key);
+        else buckets.set(c.key, { tat: 0, times: undefined, counter, expiresAt: counterExpiresAt(counter, c.windowUs) });
       } else if (c.algorithm === 'quota') {
         const end = quotaPeriodEnd(t, c.periodUs);
         // A refund only within the admission's period: a new period starts from 0.

@@ -17,9 +17,8 @@ export type CostFunction = (req: Request, res: Response) => number;
 export type SettleFunction = (req: Request, res: Response) => number;
 
 /**
- * How a policy's cost is settled when the response ends: `failures` keeps the reservation only
- * for a response of status 400 or more (or a client gone before it was sent) and refunds it for
- * the others; a function gives the real cost.
+ * How a policy's cost is settled when the response ends: `failures` keeps the reservation only for
+ * a status of 400 or more (or a client gone before the response), refunds it otherwise; a function gives the real cost.
  */
 export type Settle = 'failures' | SettleFunction;
 
@@ -124,12 +123,7 @@ export interface SlidingWindowPolicy extends PolicyBase {
   readonly windowSeconds: number;
 }
 
-/**
- * A sliding window of constant size: at most `limit` requests in a `windowSeconds` window that
- * slides, estimated from two counts (this fixed window's and the previous one's, weighted by how
- * much of it the sliding window still covers). One short string per identity whatever the limit
- * (docs/rate-limiting.md gives its bound against the exact window).
- */
+/** A sliding window of constant size: two fixed windows' counts (docs/rate-limiting.md: its bound). */
 export interface SlidingWindowCounterPolicy extends PolicyBase {
   readonly algorithm: 'sliding_window_counter';
   readonly limit: number;
@@ -207,10 +201,7 @@ export interface SlidingWindowCheck extends CheckBase {
   readonly limit: number;
 }
 
-/**
- * A sliding window counter check: fixed windows of `windowUs` aligned to multiples of it since the
- * Unix epoch, a request admitted when `previous x (uncovered part) + current + cost <= limit`.
- */
+/** A sliding window counter check (window-counter.ts): windows of `windowUs` aligned to the epoch. */
 export interface SlidingWindowCounterCheck extends CheckBase {
   readonly algorithm: 'sliding_window_counter';
   readonly windowUs: number;

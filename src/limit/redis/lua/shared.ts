@@ -1,4 +1,4 @@
-import { COUNTER_MAX } from '../../algorithms';
+import { COUNTER_MAX } from '../../window-counter';
 import { BLOCKED, BLOCKED_REMAINING, KIND, OVERRIDABLE, WITH_PENALTY } from '../wire';
 
 /**
@@ -101,7 +101,7 @@ end
 `;
 
 /**
- * The sliding window counter's state and arithmetic, as algorithms.ts has them (counterState,
+ * The sliding window counter's state and arithmetic, as window-counter.ts has them (counterState,
  * counterEstimate, counterWait), windows aligned to multiples of their length since the Unix
  * epoch. The state is one integer, so Redis keeps it inside the key's object (no string
  * allocated): the window's index modulo 4, its count and the previous window's (each below
