@@ -13,11 +13,11 @@ export const MEMORY_PER_IDENTITY = Object.freeze({
   /** A sorted set in one listpack (up to 128 members): a fixed part and each member. */
   listpackBaseBytes: 88,
   windowListpackMemberBytes: 36,
-  leaseListpackMemberBytes: 26,
+  leaseListpackMemberBytes: 30,
   /** Past 128 members Redis turns the set into a skiplist and a hash table: per member. */
   listpackMaxMembers: 128,
   windowSkiplistMemberBytes: 120,
-  leaseSkiplistMemberBytes: 102,
+  leaseSkiplistMemberBytes: 116,
 });
 
 /** Above this many bytes per identity, `rampart check-policies` warns. */

@@ -522,6 +522,7 @@ describe('rate limiting on a real Redis', function () {
 
     for (const [name, policy] of [
       ['sliding window', { algorithm: 'sliding_window', limit: 2, windowSeconds: 60, key: 'ip', failMode: 'closed' }],
+      ['sliding window counter', { algorithm: 'sliding_window_counter', limit: 2, windowSeconds: 86_400, key: 'ip', failMode: 'closed' }],
       ['token bucket', { algorithm: 'token_bucket', rps: 0.01, burst: 2, key: 'ip', failMode: 'closed' }],
     ] as const) {
       it(`${name}: a decision answered 503 at the deadline takes nothing, even when Redis admits it late (a retry is not charged twice)`, async () => {

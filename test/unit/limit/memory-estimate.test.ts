@@ -11,10 +11,10 @@ describe('limit/memory-estimate', () => {
         integerKeyBytes: 72,
         listpackBaseBytes: 88,
         windowListpackMemberBytes: 36,
-        leaseListpackMemberBytes: 26,
+        leaseListpackMemberBytes: 30,
         listpackMaxMembers: 128,
         windowSkiplistMemberBytes: 120,
-        leaseSkiplistMemberBytes: 102,
+        leaseSkiplistMemberBytes: 116,
       },
     );
     assert.equal(MEMORY_WARN_BYTES, 10_000);

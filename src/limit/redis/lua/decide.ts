@@ -193,6 +193,24 @@ local function decide_one_bucket(j)
   next_key = next_key + 1
 end
 
+-- The same for one plain sliding window counter.
+local function decide_one_counter(j)
+  local key = KEYS[next_key]
+  local window, limit, cost = A[j], B[j], COST[j]
+  local k, cur, prev = counter_state(key, window)
+  local est = counter_estimate(window, k, cur, prev)
+  if est + cost > limit then
+    reply[r + 1] = counter_wait(window, k, cur, prev, limit, cost)
+    reply[r + 2], reply[r + 3] = floor(limit - est), counter_reset(window, k, cur, prev)
+  else
+    counter_write(key, window, k, cur + cost, prev)
+    reply[r + 1] = 0
+    reply[r + 2], reply[r + 3] = floor(limit - est - cost), (k + 2) * window - now
+  end
+  r = r + 3
+  next_key = next_key + 1
+end
+
 -- A refusal by a check with a penalty is a strike; enough strikes within the window block.
 local function strike(i, j)
   local strikes = call('INCR', pkeys[i])
@@ -268,6 +286,9 @@ for _ = 1, tonumber(ARGV[1]) do
   elseif KIND[x] == TOKEN_BUCKET and not PN[x] and not OV[x] then
     next_ref = next_ref + 1
     decide_one_bucket(x)
+  elseif KIND[x] == SLIDING_WINDOW_COUNTER and not PN[x] and not OV[x] then
+    next_ref = next_ref + 1
+    decide_one_counter(x)
   else
     decide(1)
   end
