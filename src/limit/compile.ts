@@ -1,4 +1,4 @@
-import { algorithmOf, MICROS } from './algorithms';
+import { algorithmOf, ALGORITHMS, MICROS } from './algorithms';
 import { allowList, type AllowedTest } from './allow-list';
 import type { HeaderPolicy } from './headers';
 import type { Identities, IdentityOf } from './identity';
@@ -158,7 +158,9 @@ export function createCompiler(options: CompilerOptions): (name: string, surface
     if (algorithm === undefined)
       refuse(
         `policy "${name}": algorithm`,
-        '"token_bucket", "sliding_window", "quota" or "concurrency"',
+        Object.keys(ALGORITHMS)
+          .map((a) => `"${a}"`)
+          .join(', '),
         (p as { algorithm?: unknown }).algorithm,
       );
     // A tier's numbers were merged into `p`; a surface's apply only to a token bucket's own numbers.
@@ -171,7 +173,7 @@ export function createCompiler(options: CompilerOptions): (name: string, surface
     if (settle !== undefined && p.algorithm === 'concurrency')
       invalid(
         'policies',
-        `policy "${name}": settle is for token_bucket, sliding_window and quota policies (a concurrency slot is given back when the request ends)`,
+        `policy "${name}": settle is for every algorithm but concurrency (a concurrency slot is given back when the request ends)`,
       );
     if (settle !== undefined && options.canAdjust === false) invalid('policies', `policy "${name}": settle needs a store with adjust()`);
     return {

@@ -160,7 +160,7 @@ describe('reserve, then settle: costs settled when the response ends', function 
     const store = createMemoryStore();
     assert.throws(
       () => createRateLimiter({ store, policies: { c: { algorithm: 'concurrency', limit: 2, settle: 'failures' } } }),
-      /policy "c": settle is for token_bucket, sliding_window and quota policies/,
+      /policy "c": settle is for every algorithm but concurrency/,
     );
     assert.throws(
       () =>
