@@ -130,58 +130,52 @@ const tokenBucket: AlgorithmDefinition<TokenBucketPolicy, TokenBucketCheck> = {
   withNumbers: (c, intervalUs, burst) => ({ ...c, intervalUs, burst }),
 };
 
+/**
+ * The two sliding windows share their numbers, `limit` requests in `windowSeconds`: the exact one
+ * (a sorted set of admissions) and the counter (two fixed windows' counts, window-counter.ts).
+ * `hardMax`: the largest limit compile takes (the counter's packed counts), besides the document's bound.
+ */
+function slidingRow<P extends SlidingWindowPolicy | SlidingWindowCounterPolicy, C extends SlidingWindowCheck | SlidingWindowCounterCheck>(
+  algorithm: C['algorithm'],
+  documentMax: number,
+  hardMax?: number,
+): AlgorithmDefinition<P, C> {
+  return {
+    documentFields: {
+      limit: z.number().int().positive().max(documentMax),
+      windowSeconds: z
+        .number()
+        .positive()
+        .max(31 * 86_400),
+    },
+    capacityField: 'limit',
+    tierFields: ['limit', 'windowSeconds'],
+    compile(p, { label }) {
+      const limit = positive(p.limit, `${label}: limit`, true);
+      if (hardMax !== undefined && limit > hardMax) refuse(`${label}: limit`, `at most ${hardMax} for a ${algorithm}`, limit);
+      const windowSeconds = positive(p.windowSeconds, `${label}: windowSeconds`, false);
+      const windowUs = Math.max(1, Math.round(windowSeconds * MICROS));
+      return {
+        check: (key, cost) => ({ key, cost, algorithm, windowUs, limit }) as C,
+        capacity: limit,
+        windowSeconds: Math.ceil(windowSeconds),
+      };
+    },
+    time: (c) => c.windowUs,
+    capacity: (c) => c.limit,
+    withNumbers: (c, windowUs, limit) => ({ ...c, windowUs, limit }),
+  };
+}
+
 /** An exact sliding window: at most `limit` admissions in any `windowUs`. */
-const slidingWindow: AlgorithmDefinition<SlidingWindowPolicy, SlidingWindowCheck> = {
-  documentFields: {
-    limit: z.number().int().positive().max(100_000),
-    windowSeconds: z
-      .number()
-      .positive()
-      .max(31 * 86_400),
-  },
-  capacityField: 'limit',
-  tierFields: ['limit', 'windowSeconds'],
-  compile(p, { label }) {
-    const limit = positive(p.limit, `${label}: limit`, true);
-    const windowSeconds = positive(p.windowSeconds, `${label}: windowSeconds`, false);
-    const windowUs = Math.round(windowSeconds * MICROS);
-    return {
-      check: (key, cost) => ({ key, cost, algorithm: 'sliding_window', windowUs, limit }),
-      capacity: limit,
-      windowSeconds: Math.ceil(windowSeconds),
-    };
-  },
-  time: (c) => c.windowUs,
-  capacity: (c) => c.limit,
-  withNumbers: (c, windowUs, limit) => ({ ...c, windowUs, limit }),
-};
+const slidingWindow = slidingRow<SlidingWindowPolicy, SlidingWindowCheck>('sliding_window', 100_000);
 
 /** A sliding window counter: two fixed windows' counts, the previous one weighted by its overlap. */
-const slidingWindowCounter: AlgorithmDefinition<SlidingWindowCounterPolicy, SlidingWindowCounterCheck> = {
-  documentFields: {
-    limit: z.number().int().positive().max(10_000_000),
-    windowSeconds: z
-      .number()
-      .positive()
-      .max(31 * 86_400),
-  },
-  capacityField: 'limit',
-  tierFields: ['limit', 'windowSeconds'],
-  compile(p, { label }) {
-    const limit = positive(p.limit, `${label}: limit`, true);
-    if (limit > 10_000_000) refuse(`${label}: limit`, 'at most 10000000 for a sliding_window_counter', limit);
-    const windowSeconds = positive(p.windowSeconds, `${label}: windowSeconds`, false);
-    const windowUs = Math.max(1, Math.round(windowSeconds * MICROS));
-    return {
-      check: (key, cost) => ({ key, cost, algorithm: 'sliding_window_counter', windowUs, limit }),
-      capacity: limit,
-      windowSeconds: Math.ceil(windowSeconds),
-    };
-  },
-  time: (c) => c.windowUs,
-  capacity: (c) => c.limit,
-  withNumbers: (c, windowUs, limit) => ({ ...c, windowUs, limit }),
-};
+const slidingWindowCounter = slidingRow<SlidingWindowCounterPolicy, SlidingWindowCounterCheck>(
+  'sliding_window_counter',
+  10_000_000,
+  10_000_000,
+);
 
 /** A quota: at most `limit` per period (a UTC calendar month when `periodUs` is 0). */
 const quota: AlgorithmDefinition<QuotaPolicy, QuotaCheck> = {

@@ -109,4 +109,22 @@ describe('limit/algorithms: one row per algorithm', () => {
   it('every algorithm a policy can name has a row, and every row an example here', () => {
     assert.deepEqual(Object.keys(ALGORITHMS).sort(), Object.keys(EXAMPLES).sort());
   });
+
+  it("the counter's limit stops at 10,000,000 (its counts are packed into one integer), in a document and in code; the exact window's only in a document", () => {
+    const counter = { algorithm: 'sliding_window_counter', limit: 10_000_001, windowSeconds: 60 } as const;
+    assert.match(
+      checkPolicySet({ policies: { p: counter } }, {})
+        .errors.map((e) => e.message)
+        .join('\n'),
+      /policies\.p\.limit/,
+    );
+    assert.throws(() => createRateLimiter({ store: createMemoryStore(), policies: { p: counter } }), /limit.*at most 10000000/);
+    const ok = createRateLimiter({ store: createMemoryStore(), policies: { p: { ...counter, limit: 10_000_000 } } });
+    void ok.close();
+    const exact = createRateLimiter({
+      store: createMemoryStore(),
+      policies: { p: { ...counter, algorithm: 'sliding_window', limit: 200_000 } },
+    });
+    void exact.close();
+  });
 });
