@@ -206,11 +206,21 @@ function poisson(rand: () => number, perWindow: number, windows: number): number
   return out;
 }
 
+/** Evenly spaced arrivals at `perWindow` a window for `windows` windows, from a random phase. */
+function constantRate(rand: () => number, perWindow: number, windows: number): number[] {
+  const start = Math.floor(rand() * MINUTE_US) + 1_000 * MINUTE_US;
+  const gap = MINUTE_US / perWindow;
+  return Array.from({ length: Math.floor(perWindow * windows) }, (_, i) => Math.round(start + i * gap));
+}
+
 async function errors(seed: number) {
   const rand = random(seed);
   const L = 100;
+  // A steady load: a constant rate; then the same rates with Poisson arrivals (random clustering).
   const steady = [];
-  for (const load of [0.9, 1.1, 2, 5]) steady.push({ load, ...(await compare([poisson(rand, load * L, 200)], L)) });
+  for (const load of [0.9, 1.1, 2, 5]) steady.push({ load, ...(await compare([constantRate(rand, load * L, 200)], L)) });
+  const poissonLoads = [];
+  for (const load of [0.9, 1.1, 2, 5]) poissonLoads.push({ load, ...(await compare([poisson(rand, load * L, 200)], L)) });
   // Many identities, each at its own rate from half to three times the limit.
   const many = await compare(
     Array.from({ length: 1000 }, () => poisson(rand, (0.5 + 2.5 * rand()) * L, 20)),
@@ -222,7 +232,7 @@ async function errors(seed: number) {
   for (let i = 0; i < L; i++) edge.push(k - MINUTE_US / 100 + i);
   for (let i = 1; i <= 2000; i++) edge.push(k + (i * MINUTE_US) / 1000);
   const burst = await compare([edge], L);
-  return { seed, limit: L, windowSeconds: 60, steady, manyIdentities: many, edgeBurst: burst };
+  return { seed, limit: L, windowSeconds: 60, steady, poisson: poissonLoads, manyIdentities: many, edgeBurst: burst };
 }
 
 async function main() {

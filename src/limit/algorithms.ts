@@ -133,12 +133,12 @@ const tokenBucket: AlgorithmDefinition<TokenBucketPolicy, TokenBucketCheck> = {
 /**
  * The two sliding windows share their numbers, `limit` requests in `windowSeconds`: the exact one
  * (a sorted set of admissions) and the counter (two fixed windows' counts, window-counter.ts).
- * `hardMax`: the largest limit compile takes (the counter's packed counts), besides the document's bound.
+ * `hard`: the counter's bounds in code as in a document (its packed counts, its window index).
  */
 function slidingRow<P extends SlidingWindowPolicy | SlidingWindowCounterPolicy, C extends SlidingWindowCheck | SlidingWindowCounterCheck>(
   algorithm: C['algorithm'],
   documentMax: number,
-  hardMax?: number,
+  hard?: { readonly maxLimit: number; readonly minWindowSeconds: number },
 ): AlgorithmDefinition<P, C> {
   return {
     documentFields: {
@@ -146,14 +146,17 @@ function slidingRow<P extends SlidingWindowPolicy | SlidingWindowCounterPolicy, 
       windowSeconds: z
         .number()
         .positive()
+        .min(hard?.minWindowSeconds ?? 0)
         .max(31 * 86_400),
     },
     capacityField: 'limit',
     tierFields: ['limit', 'windowSeconds'],
     compile(p, { label }) {
       const limit = positive(p.limit, `${label}: limit`, true);
-      if (hardMax !== undefined && limit > hardMax) refuse(`${label}: limit`, `at most ${hardMax} for a ${algorithm}`, limit);
+      if (hard !== undefined && limit > hard.maxLimit) refuse(`${label}: limit`, `at most ${hard.maxLimit} for a ${algorithm}`, limit);
       const windowSeconds = positive(p.windowSeconds, `${label}: windowSeconds`, false);
+      if (hard !== undefined && windowSeconds < hard.minWindowSeconds)
+        refuse(`${label}: windowSeconds`, `at least ${hard.minWindowSeconds} (1 ms) for a ${algorithm}`, windowSeconds);
       const windowUs = Math.max(1, Math.round(windowSeconds * MICROS));
       return {
         check: (key, cost) => ({ key, cost, algorithm, windowUs, limit }) as C,
@@ -171,11 +174,10 @@ function slidingRow<P extends SlidingWindowPolicy | SlidingWindowCounterPolicy, 
 const slidingWindow = slidingRow<SlidingWindowPolicy, SlidingWindowCheck>('sliding_window', 100_000);
 
 /** A sliding window counter: two fixed windows' counts, the previous one weighted by its overlap. */
-const slidingWindowCounter = slidingRow<SlidingWindowCounterPolicy, SlidingWindowCounterCheck>(
-  'sliding_window_counter',
-  10_000_000,
-  10_000_000,
-);
+const slidingWindowCounter = slidingRow<SlidingWindowCounterPolicy, SlidingWindowCounterCheck>('sliding_window_counter', 10_000_000, {
+  maxLimit: 10_000_000,
+  minWindowSeconds: 0.001,
+});
 
 /** A quota: at most `limit` per period (a UTC calendar month when `periodUs` is 0). */
 const quota: AlgorithmDefinition<QuotaPolicy, QuotaCheck> = {

@@ -11,8 +11,8 @@ export const MEMORY_PER_IDENTITY = Object.freeze({
   /** One integer (token bucket, quota, sliding window counter): kept inside the key's object. */
   integerKeyBytes: 72,
   /** A sorted set in one listpack (up to 128 members): a fixed part and each member. */
-  listpackBaseBytes: 88,
-  windowListpackMemberBytes: 36,
+  listpackBaseBytes: 72,
+  windowListpackMemberBytes: 32,
   leaseListpackMemberBytes: 30,
   /** Past 128 members Redis turns the set into a skiplist and a hash table: per member. */
   listpackMaxMembers: 128,

@@ -8,10 +8,17 @@ import type { SlidingWindowCounterCheck } from './types';
  */
 
 /**
- * The most a count holds (2^25 - 1; a charge past it is held there): the Redis scripts pack the
+ * The most a count holds (2^24 - 1; a charge past it is held there): the Redis scripts pack the
  * window and the two counts into one integer below 2^52.
  */
-export const COUNTER_MAX = 2 ** 25 - 1;
+export const COUNTER_MAX = 2 ** 24 - 1;
+/**
+ * A state knows its window's index modulo this: a state lives at most three windows of 1 ms or
+ * more, so only its own two indexes are ever met, while a window length changed on a key (a tier,
+ * an override, new policies) reads a state of the old windows as this or the previous window's
+ * only when the indexes agree modulo 16 (the memory store compares the same way).
+ */
+export const COUNTER_WINDOWS = 16;
 
 /** The fixed window's index, its count, the previous window's count. */
 export type CounterState = readonly [window: number, current: number, previous: number];
@@ -20,8 +27,9 @@ export type CounterState = readonly [window: number, current: number, previous: 
 export function counterState(stored: CounterState | undefined, nowUs: number, windowUs: number): CounterState {
   const k = Math.floor(nowUs / windowUs);
   if (stored === undefined) return [k, 0, 0];
-  if (stored[0] === k) return [k, stored[1], stored[2]];
-  return [k, 0, stored[0] === k - 1 ? stored[1] : 0];
+  const at = stored[0] % COUNTER_WINDOWS;
+  if (at === k % COUNTER_WINDOWS) return [k, stored[1], stored[2]];
+  return [k, 0, at === (k - 1) % COUNTER_WINDOWS ? stored[1] : 0];
 }
 
 /** The estimate of the sliding window's count: the previous window weighted by the part still covered, plus the current. */

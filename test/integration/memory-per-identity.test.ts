@@ -66,10 +66,13 @@ describe('memory per identity in Redis (MEMORY USAGE of real keys)', () => {
     for (const limit of [1, 10, 100, 1000, 10_000_000]) {
       const c = windowCounter(key('cc', limit), limit, 60_000, 1);
       const sizes: number[] = [];
-      for (const cost of [1, Math.max(1, limit - 1)]) {
-        await store.decide([{ ...c, cost }]);
+      // One request, then the rest of the limit: the key after its first admission and full.
+      for (const cost of limit === 1 ? [1] : [1, limit - 1]) {
+        const d = await store.decide([{ ...c, cost }]);
+        assert.equal(d.allowed, true, `limit ${limit}, cost ${cost}`);
         sizes.push(Number(await client.call('MEMORY', 'USAGE', c.key, 'SAMPLES', '0')));
       }
+      assert.equal((await store.decide([c])).allowed, false, `limit ${limit}: full`);
       assert.equal(await client.call('OBJECT', 'ENCODING', c.key), 'int', `limit ${limit}`);
       assert.ok(
         sizes.every((b) => b <= 100),

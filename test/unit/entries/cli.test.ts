@@ -44,7 +44,7 @@ describe('rampart check-policies', () => {
     assert.equal(r.code, 0, r.err.join('\n'));
     const lines = r.out.join('\n');
     assert.match(lines, /^ {2}big_window: sliding_window, about 120 KB of Redis per identity \(120 GB per million\)$/m);
-    assert.match(lines, /^ {2}small_window: sliding_window, about 448 B of Redis per identity \(448 MB per million\)$/m);
+    assert.match(lines, /^ {2}small_window: sliding_window, about 392 B of Redis per identity \(392 MB per million\)$/m);
     assert.match(lines, /^ {2}counter: sliding_window_counter, about 72 B of Redis per identity \(72 MB per million\)$/m);
     const warnings = r.out.filter((l) => l.includes('warning'));
     assert.deepEqual(warnings, [

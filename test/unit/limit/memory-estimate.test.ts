@@ -9,8 +9,8 @@ describe('limit/memory-estimate', () => {
       { ...MEMORY_PER_IDENTITY },
       {
         integerKeyBytes: 72,
-        listpackBaseBytes: 88,
-        windowListpackMemberBytes: 36,
+        listpackBaseBytes: 72,
+        windowListpackMemberBytes: 32,
         leaseListpackMemberBytes: 30,
         listpackMaxMembers: 128,
         windowSkiplistMemberBytes: 120,
@@ -27,7 +27,7 @@ describe('limit/memory-estimate', () => {
       assert.equal(memoryPerIdentity({ algorithm: 'token_bucket', rps: limit, burst: limit }), 72);
     }
     const window = (limit: number) => memoryPerIdentity({ algorithm: 'sliding_window', limit, windowSeconds: 60 });
-    assert.deepEqual([window(10), window(100), window(128), window(129), window(1000)], [448, 3688, 4696, 15_480, 120_000]);
+    assert.deepEqual([window(10), window(100), window(128), window(129), window(1000)], [392, 3272, 4168, 15_480, 120_000]);
     assert.ok(memoryPerIdentity({ algorithm: 'concurrency', limit: 1000 }) > memoryPerIdentity({ algorithm: 'concurrency', limit: 10 }));
   });
 

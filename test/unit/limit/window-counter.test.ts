@@ -21,6 +21,10 @@ describe('limit/window-counter', () => {
     assert.deepEqual(counterState([10, 7, 3], 11 * W, W), [11, 0, 7]);
     assert.deepEqual(counterState([10, 7, 3], 12 * W, W), [12, 0, 0]);
     assert.deepEqual(counterState(undefined, 12 * W + 1, W), [12, 0, 0]);
+    // The index is compared modulo 16, as the scripts store it: a state of windows of another
+    // length (a changed window) is taken for this window's only when the indexes agree so.
+    assert.deepEqual(counterState([10 + 16, 7, 3], 10 * W, W), [10, 7, 3]);
+    assert.deepEqual(counterState([10 + 17, 7, 3], 10 * W, W), [10, 0, 0]);
   });
 
   it('the previous count weighs by the part of it the sliding window still covers', () => {

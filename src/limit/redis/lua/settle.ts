@@ -197,6 +197,7 @@ if kind == SLIDING_WINDOW_COUNTER then
       if prev < 0 then prev = 0 end
     end
   end
+  if cur > COUNTER_MAX then cur = COUNTER_MAX end
   counter_write(key, a, k, cur, prev)
   return floor(b - counter_estimate(a, k, cur, prev))
 end

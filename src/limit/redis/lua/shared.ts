@@ -1,4 +1,4 @@
-import { COUNTER_MAX } from '../../window-counter';
+import { COUNTER_MAX, COUNTER_WINDOWS } from '../../window-counter';
 import { BLOCKED, BLOCKED_REMAINING, KIND, OVERRIDABLE, WITH_PENALTY } from '../wire';
 
 /**
@@ -104,24 +104,26 @@ end
  * The sliding window counter's state and arithmetic, as window-counter.ts has them (counterState,
  * counterEstimate, counterWait), windows aligned to multiples of their length since the Unix
  * epoch. The state is one integer, so Redis keeps it inside the key's object (no string
- * allocated): the window's index modulo 4, its count and the previous window's (each below
- * 2^25, held at {@link COUNTER_MAX}), as ((k mod 4) x 2^25 + count) x 2^25 + previous, below 2^52.
- * Needs {@link PRELUDE_LUA}.
+ * allocated): the window's index modulo {@link COUNTER_WINDOWS}, its count and the previous
+ * window's (each held at {@link COUNTER_MAX}), packed as ((k mod 16) x 2^24 + count) x 2^24 +
+ * previous (below 2^52) and stored negated, so that no other algorithm's integer (a TAT, a quota's
+ * count: never negative) is ever read as a counter's, nor a counter's as theirs. Needs {@link PRELUDE_LUA}.
  */
 export const COUNTER_LUA = `
-local COUNTER_BASE, COUNTER_MAX = ${COUNTER_MAX + 1}, ${COUNTER_MAX}
+local COUNTER_BASE, COUNTER_MAX, COUNTER_WINDOWS = ${COUNTER_MAX + 1}, ${COUNTER_MAX}, ${COUNTER_WINDOWS}
 -- The window holding now, its count and the previous window's (0 when the state is older: a
 -- state lives until the end of the window after its own, so only its last two indexes are met).
 local function counter_state(key, window)
   local k = floor(now / window)
   local v = tonumber(call('GET', key))
-  if v then
+  if v and v < 0 then
+    v = -v
     local prev = v % COUNTER_BASE
     v = floor(v / COUNTER_BASE)
     local cur = v % COUNTER_BASE
     local sk = floor(v / COUNTER_BASE)
-    if sk == k % 4 then return k, cur, prev end
-    if sk == (k - 1) % 4 then return k, 0, cur end
+    if sk == k % COUNTER_WINDOWS then return k, cur, prev end
+    if sk == (k - 1) % COUNTER_WINDOWS then return k, 0, cur end
   end
   return k, 0, 0
 end
@@ -160,7 +162,7 @@ local function counter_write(key, window, k, cur, prev)
   else
     if cur > COUNTER_MAX then cur = COUNTER_MAX end
     if prev > COUNTER_MAX then prev = COUNTER_MAX end
-    call('SET', key, fmt('%d', ((k % 4) * COUNTER_BASE + cur) * COUNTER_BASE + prev), 'PX', ceil(((k + 2) * window - now) / 1000))
+    call('SET', key, fmt('%d', -(((k % COUNTER_WINDOWS) * COUNTER_BASE + cur) * COUNTER_BASE + prev)), 'PX', ceil(((k + 2) * window - now) / 1000))
   end
 end
 `;
