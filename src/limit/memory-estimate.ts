@@ -26,17 +26,23 @@ export const MEMORY_WARN_BYTES = 10_000;
 /**
  * About how many bytes of Redis one identity's bucket of `policy` takes once it has used all of
  * it (a window full, every lease held): constant for the token bucket, the quota and the sliding
- * window counter; growing with the limit for the exact sliding window and concurrency.
+ * window counter; growing with the limit for the exact sliding window and concurrency. With
+ * tiers, the largest of the policy's own numbers and its tiers'.
  */
 export function memoryPerIdentity(policy: PolicyOptions): number {
+  const limits = [policy, ...Object.values(policy.tiers ?? {})].map((n) => ('limit' in n ? (n.limit ?? 0) : 0));
+  return bytesAt(policy, Math.max(...limits));
+}
+
+function bytesAt(policy: PolicyOptions, limit: number): number {
   const m = MEMORY_PER_IDENTITY;
   const set = (members: number, listpack: number, skiplist: number) =>
     members <= m.listpackMaxMembers ? m.listpackBaseBytes + listpack * members : skiplist * members;
   switch (policy.algorithm) {
     case 'sliding_window':
-      return set(policy.limit, m.windowListpackMemberBytes, m.windowSkiplistMemberBytes);
+      return set(limit, m.windowListpackMemberBytes, m.windowSkiplistMemberBytes);
     case 'concurrency':
-      return set(policy.limit, m.leaseListpackMemberBytes, m.leaseSkiplistMemberBytes);
+      return set(limit, m.leaseListpackMemberBytes, m.leaseSkiplistMemberBytes);
     default:
       return m.integerKeyBytes;
   }

@@ -29,6 +29,15 @@ describe('limit/memory-estimate', () => {
     const window = (limit: number) => memoryPerIdentity({ algorithm: 'sliding_window', limit, windowSeconds: 60 });
     assert.deepEqual([window(10), window(100), window(128), window(129), window(1000)], [392, 3272, 4168, 15_480, 120_000]);
     assert.ok(memoryPerIdentity({ algorithm: 'concurrency', limit: 1000 }) > memoryPerIdentity({ algorithm: 'concurrency', limit: 10 }));
+    // A tier with a larger limit is what an identity of that tier costs: the largest is given.
+    assert.equal(
+      memoryPerIdentity({ algorithm: 'sliding_window', limit: 10, windowSeconds: 60, tiers: { pro: { limit: 1000 } } }),
+      120_000,
+    );
+    assert.equal(
+      memoryPerIdentity({ algorithm: 'sliding_window', limit: 10, windowSeconds: 60, tiers: { pro: { windowSeconds: 30 } } }),
+      392,
+    );
   });
 
   it('formats bytes in powers of 1000', () => {
