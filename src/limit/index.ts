@@ -30,6 +30,7 @@ export type {
   CostFunction,
   PolicyMode,
   SlidingWindowCheck,
+  SlidingWindowCounterCheck,
   QuotaCheck,
   ConcurrencyCheck,
   ConcurrencyPolicy,
@@ -48,6 +49,7 @@ export type {
   PolicyOptions,
   Settle,
   SettleFunction,
+  SlidingWindowCounterPolicy,
   SlidingWindowPolicy,
   TokenBucketPolicy,
 } from './types';
