@@ -143,11 +143,7 @@ function slidingRow<P extends SlidingWindowPolicy | SlidingWindowCounterPolicy, 
   return {
     documentFields: {
       limit: z.number().int().positive().max(documentMax),
-      windowSeconds: z
-        .number()
-        .positive()
-        .min(hard?.minWindowSeconds ?? 0)
-        .max(31 * 86_400),
+      windowSeconds: (hard === undefined ? z.number().positive() : z.number().min(hard.minWindowSeconds)).max(31 * 86_400),
     },
     capacityField: 'limit',
     tierFields: ['limit', 'windowSeconds'],
