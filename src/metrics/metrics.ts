@@ -125,7 +125,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     'rampart_rate_limit_decision_seconds',
     'Time to a rate limit decision from the store.',
     ['store'],
-    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    // Past 0.1 s (the default deadline): how late a decision came when the process was slow to
+    // run the deadline's timer (a saturated event loop), up to 1 s.
+    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
   );
   const backendErrors = counter('rampart_rate_limit_backend_errors_total', 'Rate limit store failures by reason and shard.', [
     'store',

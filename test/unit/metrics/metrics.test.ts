@@ -27,6 +27,9 @@ describe('metrics', () => {
     assert.match(await text(), /rampart_rate_limit_decisions_total\{policy="login",outcome="limited"\} 2/);
     assert.match(await text(), /rampart_rate_limit_decision_seconds_count\{store="redis"\} 1/);
     assert.match(await text(), /rampart_rate_limit_decision_seconds_bucket\{le="0.005",store="redis"\} 1/);
+    // Past the deadline too: how late a decision was, up to 1 s.
+    const les = [...(await text()).matchAll(/rampart_rate_limit_decision_seconds_bucket\{le="([^"]+)",store="redis"\}/g)].map((m) => m[1]);
+    assert.deepEqual(les, ['0.0005', '0.001', '0.002', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '+Inf']);
     assert.match(await text(), /rampart_rate_limit_backend_errors_total\{store="redis",reason="timeout",shard=""\} 1/);
     assert.match(await text(), /rampart_rate_limit_backend_errors_total\{store="redis",reason="error",shard="10.0.0.1:6379"\} 1/);
     for (const [state, value] of [
