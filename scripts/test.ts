@@ -72,7 +72,12 @@ const SUITES: Record<'test' | 'all', readonly Part[]> = {
     mocha('tools', 'promtool and a real Prometheus', 'tools'),
     { name: 'compose-lint', what: 'the compose files', needs: [], command: ['npm', 'run', '-s', 'lint:compose'] },
     { name: 'compose-smoke', what: 'each compose profile up, checked, drained', needs: [], command: ['npm', 'run', '-s', 'compose:smoke'] },
-    { name: 'compose-drills', what: 'failover drills and a rolling restart', needs: [], command: ['npm', 'run', '-s', 'compose:drills'] },
+    {
+      name: 'compose-drills',
+      what: 'failover drills, a rolling restart, the fleet and its network fault soak',
+      needs: [],
+      command: ['npm', 'run', '-s', 'compose:drills'],
+    },
   ],
 };
 

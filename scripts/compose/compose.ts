@@ -1,9 +1,11 @@
-// `npm run compose:up|down|smoke [-- <profile>]`: the compose environment, started for real.
-// Works with `docker compose` (v2) or `docker-compose` (v1), whichever is there. `up` builds the
-// stand-in images a host without a registry needs (scripts/compose/standins.sh), starts the
-// profile's Redis topology first and waits for it to be healthy, then the rest. `smoke` runs
-// each profile (default, sentinel, cluster) with its matching REDIS_URL and checks it through
-// the ports published on 127.0.0.1, then takes it down and checks the app drained.
+// `npm run compose:up|down|smoke [-- <profile> [replicas]]`: the compose environment, started for
+// real. Works with `docker compose` (v2) or `docker-compose` (v1), whichever is there. `up` builds
+// the stand-in images a host without a registry needs (scripts/compose/standins.sh), starts the
+// profile's Redis topology first and waits for it to be healthy, then the rest with `--scale
+// app=N`, and waits until the load balancer has every replica in rotation. `smoke` runs each
+// profile (default with five replicas and Prometheus, sentinel, cluster) with its matching
+// REDIS_URL and checks it through the ports published on 127.0.0.1, then takes it down and
+// checks every replica drained.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { waitUntil } from '../wait';
@@ -11,7 +13,7 @@ import { waitUntil } from '../wait';
 const ROOT = join(__dirname, '..', '..');
 const FILE = join(ROOT, 'compose', 'docker-compose.yml');
 const PROJECT = 'rampart';
-type Profile = 'default' | 'sentinel' | 'cluster' | 'rolling';
+type Profile = 'default' | 'sentinel' | 'cluster';
 
 /** The REDIS_URL each profile's app must use, and the services of its Redis topology. */
 const TOPOLOGY: Readonly<Record<Profile, { url: string; services: readonly string[]; scheme: string }>> = {
@@ -26,24 +28,25 @@ const TOPOLOGY: Readonly<Record<Profile, { url: string; services: readonly strin
     services: ['redis-node-1', 'redis-node-2', 'redis-node-3', 'redis-node-4', 'redis-node-5', 'redis-node-6', 'redis-cluster-init'],
     scheme: 'redis+cluster:',
   },
-  // Three replicas of the app behind HAProxy, on standalone Redis.
-  rolling: { url: 'redis://limiter:limiter@redis:6379', services: ['redis'], scheme: 'redis:' },
 };
-/** The profiles `smoke` runs when none is named. */
-const SMOKE_PROFILES: readonly Profile[] = ['default', 'sentinel', 'cluster', 'rolling'];
+/** The profiles `smoke` runs when none is named, each with its number of app replicas. */
+const SMOKE_RUNS: readonly { profile: Profile; replicas: number }[] = [
+  { profile: 'default', replicas: 5 },
+  { profile: 'sentinel', replicas: 1 },
+  { profile: 'cluster', replicas: 1 },
+];
+/** The load balancer in front of the app replicas: the only way in. */
 const APP = 'http://127.0.0.1:8000';
 /**
  * The app services' METRICS_PORT in compose/docker-compose.yml (test/unit/repository/compose.test.ts checks
  * they agree): /metrics is there, on the compose network only, not on APP.
  */
 const APP_METRICS_PORT = 9464;
-const LB = 'http://127.0.0.1:8080';
+const LB = APP;
 const LB_STATS = 'http://127.0.0.1:8404/stats;csv';
 const OTLP_UI = 'http://127.0.0.1:16686';
 const PROMETHEUS = 'http://127.0.0.1:19090';
 const GRAFANA = 'http://127.0.0.1:13000';
-/** Enables the observability profile (Prometheus, Grafana) beside another: a global option, before the command. */
-const OBSERVABILITY = ['--profile', 'observability'] as const;
 
 const log = (msg: string) => process.stdout.write(`[compose] ${msg}\n`);
 
@@ -53,9 +56,12 @@ function composeBinary(): string[] {
   throw new Error('neither `docker compose` nor `docker-compose` is installed');
 }
 
-function compose(profile: Profile, args: readonly string[], env: Record<string, string> = {}): string {
+/** Beside a topology's profile: the observability profile, or the network fault drill's proxy. */
+type Extra = 'observability' | 'faults';
+
+function compose(profile: Profile, args: readonly string[], env: Record<string, string> = {}, extras: readonly Extra[] = []): string {
   const [bin, ...pre] = composeBinary() as [string, ...string[]];
-  const profiles = profile === 'default' ? [] : ['--profile', profile];
+  const profiles = [...(profile === 'default' ? [] : [profile]), ...extras].flatMap((p) => ['--profile', p]);
   return execFileSync(bin, [...pre, '-f', FILE, '-p', PROJECT, ...profiles, ...args], {
     cwd: ROOT,
     env: { ...process.env, REDIS_URL: TOPOLOGY[profile].url, ...env },
@@ -64,18 +70,31 @@ function compose(profile: Profile, args: readonly string[], env: Record<string, 
   });
 }
 
+/** Every container of a service (each replica of a scaled one), oldest first. */
+function containersOf(service: string): string[] {
+  return execFileSync(
+    'docker',
+    [
+      'ps',
+      '-a',
+      '--filter',
+      `label=com.docker.compose.project=${PROJECT}`,
+      '--filter',
+      `label=com.docker.compose.service=${service}`,
+      '--format',
+      '{{.CreatedAt}}\t{{.ID}}',
+    ],
+    { encoding: 'utf8' },
+  )
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '')
+    .sort()
+    .map((l) => l.split('\t')[1] ?? '');
+}
+
 function containerOf(service: string): string {
-  return (
-    execFileSync(
-      'docker',
-      ['ps', '-aq', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${service}`],
-      {
-        encoding: 'utf8',
-      },
-    )
-      .trim()
-      .split('\n')[0] ?? ''
-  );
+  return containersOf(service)[0] ?? '';
 }
 
 function health(service: string): string {
@@ -93,8 +112,12 @@ function health(service: string): string {
   ).trim();
 }
 
-/** Starts the profile; `env` adds to the app's environment (e.g. TRUST_PROXY for the drills). */
-async function up(profile: Profile, env: Record<string, string> = {}): Promise<void> {
+/**
+ * Starts the profile with `replicas` app replicas behind the load balancer; `env` adds to the
+ * app's environment (e.g. TRUST_PROXY for the drills); `extras` starts the fault drill's proxy
+ * with the Redis topology.
+ */
+async function up(profile: Profile, env: Record<string, string> = {}, replicas = 1, extras: readonly Extra[] = []): Promise<void> {
   const url = process.env['REDIS_URL'];
   // The app must use the topology it was started with: a sentinel profile with the standalone
   // REDIS_URL would run an HA set nobody uses.
@@ -105,31 +128,42 @@ async function up(profile: Profile, env: Record<string, string> = {}): Promise<v
   }
   execFileSync('bash', [join(__dirname, 'standins.sh')], { stdio: 'inherit' });
   log(`${profile}: starting the Redis topology`);
-  compose(profile, ['up', '-d', ...TOPOLOGY[profile].services], env);
+  compose(profile, ['up', '-d', ...TOPOLOGY[profile].services, ...extras.filter((e) => e === 'faults')], env, extras);
   await waitUntil(
     `the ${profile} Redis topology`,
     async () => TOPOLOGY[profile].services.every((s) => (s === 'redis-cluster-init' ? health(s) === 'exited 0' : health(s) === 'healthy')),
     120_000,
     250,
   );
-  log(`${profile}: starting Postgres, the OTLP endpoint and the app`);
-  compose(profile, ['up', '-d', '--build'], env);
+  log(`${profile}: starting Postgres, the OTLP endpoint, ${replicas} app replica(s) and the load balancer`);
+  compose(
+    profile,
+    ['up', '-d', '--build', '--scale', `app=${replicas}`],
+    env,
+    extras.filter((e) => e !== 'observability'),
+  );
   await waitUntil(
-    'the app to be ready',
+    'the app to be ready through the load balancer',
     async () => (await fetch(`${APP}/health/ready`, { signal: AbortSignal.timeout(2_000) })).status === 200,
     180_000,
     250,
   );
-  if (profile === 'rolling')
-    await waitUntil(
-      'the load balancer to see three replicas up',
-      async () => (await lbServers()).filter((s) => s.status === 'UP').length === 3,
-      60_000,
-      250,
-    );
+  await waitUntil(
+    `the load balancer to have ${replicas} replica(s) in rotation`,
+    async () => (await lbServers()).filter((s) => s.status === 'UP').length === replicas,
+    60_000,
+    250,
+  );
 }
 
-/** The load balancer's view of its servers (HAProxy's stats CSV). */
+/** A container's address on the compose network. */
+function addressOf(id: string): string {
+  return execFileSync('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', id], {
+    encoding: 'utf8',
+  }).trim();
+}
+
+/** The load balancer's view of its app servers (HAProxy's stats CSV): the slots DNS filled, each a replica. */
 async function lbServers(): Promise<{ name: string; status: string }[]> {
   const csv = await (await fetch(LB_STATS, { signal: AbortSignal.timeout(2_000) })).text();
   const [header = '', ...rows] = csv.replace(/^# /, '').trim().split('\n');
@@ -137,12 +171,12 @@ async function lbServers(): Promise<{ name: string; status: string }[]> {
   const at = (row: string[], col: string) => row[cols.indexOf(col)] ?? '';
   return rows
     .map((r) => r.split(','))
-    .filter((r) => at(r, 'pxname') === 'apps' && at(r, 'svname') !== 'BACKEND')
+    .filter((r) => at(r, 'pxname') === 'apps' && /^app\d+$/.test(at(r, 'svname')) && !at(r, 'status').startsWith('MAINT'))
     .map((r) => ({ name: at(r, 'svname'), status: at(r, 'status') }));
 }
 
 function down(): void {
-  compose('rolling', [...OBSERVABILITY, 'down', '-v', '--remove-orphans']);
+  compose('default', ['down', '-v', '--remove-orphans'], {}, ['observability', 'faults']);
   for (const profile of ['cluster', 'sentinel', 'default'] as const) compose(profile, ['down', '-v', '--remove-orphans']);
 }
 
@@ -157,25 +191,25 @@ function imageAvailable(image: string): boolean {
  * upstream image cannot be pulled) scraping every replica with rampart's rules, and Grafana with
  * the provisioned dashboard where its image is there (it has no stand-in).
  */
-async function observability(profile: Profile, replicas: readonly string[]): Promise<void> {
+async function observability(profile: Profile, replicas: number): Promise<void> {
   const grafanaImage = process.env['GRAFANA_IMAGE'] ?? 'grafana/grafana:11.2.0';
   const withGrafana = imageAvailable(grafanaImage);
-  compose(profile, [...OBSERVABILITY, 'up', '-d', '--no-deps', 'prometheus', ...(withGrafana ? ['grafana'] : [])]);
+  compose(profile, ['up', '-d', '--no-deps', 'prometheus', ...(withGrafana ? ['grafana'] : [])], {}, ['observability']);
   const targets = async () => {
     const body = (await json(await fetch(`${PROMETHEUS}/api/v1/targets`, { signal: AbortSignal.timeout(2_000) }))) as {
       data?: { activeTargets: { labels: { instance: string }; health: string }[] };
     };
     return (body.data?.activeTargets ?? []).filter((t) => t.health === 'up').map((t) => t.labels.instance);
   };
-  await waitUntil('Prometheus to scrape every replica', async () => (await targets()).length === replicas.length, 90_000, 1_000);
+  await waitUntil('Prometheus to scrape every replica', async () => (await targets()).length === replicas, 90_000, 1_000);
+  // Found through Docker's DNS: each replica's address, on its metrics port.
   const scraped = (await targets()).sort();
+  const addresses = containersOf('app')
+    .map((id) => `${addressOf(id)}:${APP_METRICS_PORT}`)
+    .sort();
   check(
-    scraped.join(',') ===
-      replicas
-        .map((r) => `${r}:${APP_METRICS_PORT}`)
-        .sort()
-        .join(','),
-    `Prometheus scrapes ${scraped.join(', ')} (the metrics ports)`,
+    scraped.join(',') === addresses.join(','),
+    `Prometheus found and scrapes the ${replicas} replicas: ${scraped.join(', ')} (their metrics ports)`,
   );
   const rules = (await json(await fetch(`${PROMETHEUS}/api/v1/rules`))) as {
     data: { groups: { name: string; rules: { health: string; type: string }[] }[] };
@@ -225,9 +259,9 @@ function check(ok: boolean, what: string, detail?: unknown): void {
   log(`  ok  ${what}`);
 }
 
-async function smoke(profile: Profile): Promise<void> {
+async function smoke(profile: Profile, replicas: number): Promise<void> {
   const started = Date.now();
-  await up(profile);
+  await up(profile, {}, replicas);
   const ready = await json(await fetch(`${APP}/health/ready`));
   check(ready['db'] === 'connected' && ready['redis'] === 'connected', 'readiness: db and redis connected', ready);
   // Metrics: our 404 on the published port; served on the metrics port, which only the compose
@@ -241,19 +275,20 @@ async function smoke(profile: Profile): Promise<void> {
     `/metrics on the metrics port ${APP_METRICS_PORT}: 200 with rampart's metrics`,
     inside.slice(0, 200),
   );
-  if (profile === 'rolling') {
-    const servedBy = new Set<string>();
-    for (let i = 0; i < 9; i++) servedBy.add(String((await fetch(`${LB}/health/live`)).headers.get('x-served-by')));
-    check(servedBy.size === 3, `the load balancer spreads requests over three replicas (${[...servedBy].sort().join(', ')})`);
-    const throughLb = await fetch(`${LB}/metrics`);
-    const throughLbBody = await json(throughLb);
-    check(
-      throughLb.status === 404 && throughLbBody['error'] === 'NOT_FOUND',
-      'the load balancer routes no /metrics: 404 NOT_FOUND',
-      throughLbBody,
-    );
-    await observability(profile, ['app', 'app-2', 'app-3']);
+  {
+    // Every replica takes traffic through the load balancer: the answers per replica address.
+    const perReplica: Record<string, number> = {};
+    for (let i = 0; i < 20 * replicas; i++) {
+      const address = String((await fetch(`${LB}/health/live`)).headers.get('x-served-by-address'));
+      perReplica[address] = (perReplica[address] ?? 0) + 1;
+    }
+    const counts = Object.entries(perReplica)
+      .sort()
+      .map(([a, n]) => `${a}: ${n}`)
+      .join(', ');
+    check(Object.keys(perReplica).length === replicas, `the load balancer spreads requests over the ${replicas} replica(s) (${counts})`);
   }
+  if (replicas > 1) await observability(profile, replicas);
 
   const username = `smoke${Date.now().toString(36)}`;
   const creds = { username, password: 'smoke-password-1' };
@@ -311,6 +346,19 @@ async function smoke(profile: Profile): Promise<void> {
   );
 
   {
+    // A caller's own X-Forwarded-For is not its identity: the load balancer appends the address it
+    // saw and the app trusts that one proxy (TRUST_PROXY=1). The host's bucket of the public
+    // policy (5/s, burst 10) drained, a request naming another address is refused all the same.
+    let drained = false;
+    for (let i = 0; i < 60 && !drained; i++) drained = (await fetch(`${APP}/v1/slow?ms=0`)).status === 429;
+    const spoofed = await fetch(`${APP}/v1/slow?ms=0`, { headers: { 'x-forwarded-for': '1.2.3.4' } });
+    check(
+      drained && spoofed.status === 429,
+      "X-Forwarded-For: 1.2.3.4 from the host is counted in the host's own bucket (429), not a fresh one",
+    );
+  }
+
+  {
     // The key the limiter wrote, read as the limiter's own ACL user (GET is in its rights), on
     // the profile's master (on Cluster, following MOVED); and the default user is off there.
     const node = profile === 'sentinel' ? 'redis-master' : profile === 'cluster' ? 'redis-node-1' : 'redis';
@@ -327,6 +375,13 @@ async function smoke(profile: Profile): Promise<void> {
     const tat = cli(...(profile === 'cluster' ? ['-c'] : []), '--user', 'limiter', '--pass', 'limiter', '--no-auth-warning', 'GET', key);
     check(/^\d{16,}$/.test(tat), `RateLimit key ${key} in Redis, read as the limiter's ACL user (TAT ${tat} µs)`);
     check(/NOAUTH/.test(cli('PING')), `${node}: the default user is off (PING without a user: NOAUTH)`);
+    const cliGet = (k: string) =>
+      cli(...(profile === 'cluster' ? ['-c'] : []), '--user', 'limiter', '--pass', 'limiter', '--no-auth-warning', 'GET', k);
+    // A caller's own X-Forwarded-For is not its identity (the spoofing check above): no bucket of its own.
+    check(
+      cliGet('rl:public:{i:1.2.3.4}') === '',
+      `no key rl:public:{i:1.2.3.4}: the X-Forwarded-For a caller wrote was never anyone's identity`,
+    );
   }
 
   await waitUntil(
@@ -340,17 +395,21 @@ async function smoke(profile: Profile): Promise<void> {
   );
   check(true, 'spans of rampart-sample received by the OTLP endpoint');
 
-  // Drain: the app stops on SIGTERM within its grace period, logs its report, exits 0.
+  // Drain: every replica stops on SIGTERM within its grace period, logs its report, exits 0.
+  const apps = containersOf('app');
   compose(profile, ['stop', 'app']);
-  const logs = execFileSync('docker', ['logs', containerOf('app')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-    maxBuffer: 1 << 30,
-  });
-  const report = logs.split('\n').find((l) => l.includes('"msg":"shutdown complete"')) ?? '';
-  check(report.includes('"exitCode":0') && health('app') === 'exited 0', 'app stopped: shutdown complete, exit 0', report.slice(0, 300));
-  compose(profile, [...(profile === 'rolling' ? OBSERVABILITY : []), 'down', '-v', '--remove-orphans']);
-  log(`${profile}: smoke passed in ${Math.round((Date.now() - started) / 1000)} s`);
+  for (const [i, id] of apps.entries()) {
+    const logs = execFileSync('docker', ['logs', id], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
+    const report = logs.split('\n').find((l) => l.includes('"msg":"shutdown complete"')) ?? '';
+    const state = execFileSync('docker', ['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', id], { encoding: 'utf8' }).trim();
+    check(
+      report.includes('"exitCode":0') && state === 'exited 0',
+      `app replica ${i + 1} stopped: shutdown complete, exit 0`,
+      report.slice(0, 300),
+    );
+  }
+  compose(profile, ['down', '-v', '--remove-orphans'], {}, ['observability']);
+  log(`${profile} (${replicas} replica(s)): smoke passed in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
 async function main(): Promise<void> {
@@ -365,22 +424,25 @@ async function main(): Promise<void> {
 }
 
 async function run(): Promise<void> {
-  const [command, arg] = process.argv.slice(2);
-  const profiles: Profile[] = arg === undefined ? [...SMOKE_PROFILES] : [arg as Profile];
-  for (const p of profiles) if (!(p in TOPOLOGY)) throw new Error(`unknown profile ${p}: ${Object.keys(TOPOLOGY).join(', ')}`);
-  if (command === 'up') await up(profiles[0] as Profile);
+  const [command, arg, count] = process.argv.slice(2);
+  const replicas = count === undefined ? undefined : Number(count);
+  if (replicas !== undefined && !(Number.isInteger(replicas) && replicas >= 1 && replicas <= 10))
+    throw new Error(`replicas: ${count} is not an integer from 1 to 10 (the load balancer's server slots, compose/haproxy.cfg)`);
+  const runs = arg === undefined ? [...SMOKE_RUNS] : [{ profile: arg as Profile, replicas: replicas ?? 1 }];
+  for (const { profile: p } of runs) if (!(p in TOPOLOGY)) throw new Error(`unknown profile ${p}: ${Object.keys(TOPOLOGY).join(', ')}`);
+  if (command === 'up') await up(runs[0]?.profile ?? 'default', {}, runs[0]?.replicas ?? 1);
   else if (command === 'down') down();
   else if (command === 'lint') {
     // The file as either compose reads it, with each profile (static: no engine needed).
     compose('default', ['config', '-q']);
-    compose('default', ['--profile', 'sentinel', '--profile', 'cluster', '--profile', 'rolling', ...OBSERVABILITY, 'config', '-q']);
+    compose('default', ['--profile', 'sentinel', '--profile', 'cluster', 'config', '-q'], {}, ['observability', 'faults']);
   } else if (command === 'smoke') {
     try {
-      for (const p of profiles) await smoke(p);
+      for (const r of runs) await smoke(r.profile, r.replicas);
     } finally {
       down();
     }
-  } else throw new Error(`usage: compose.ts up|down|smoke|lint [${Object.keys(TOPOLOGY).join('|')}]`);
+  } else throw new Error(`usage: compose.ts up|down|smoke|lint [${Object.keys(TOPOLOGY).join('|')} [replicas]]`);
 }
 
 if (require.main === module) {
@@ -390,4 +452,4 @@ if (require.main === module) {
   });
 }
 
-export { APP, APP_METRICS_PORT, LB, compose, containerOf, down, health, lbServers, replicaXactsCommand, up, type Profile };
+export { APP, APP_METRICS_PORT, LB, compose, containerOf, containersOf, down, health, lbServers, replicaXactsCommand, up, type Profile };

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { APP_METRICS_PORT } from '../../../scripts/compose/compose';
-import { CONFIG_VARIABLES, loadConfig, parseRedisUrl } from '../../../src';
+import { CONFIG_VARIABLES, defaultPolicies, loadConfig, loadPolicyFile, parseRedisUrl } from '../../../src';
 import { documentation } from '../../support/docs';
 
 const ROOT = join(__dirname, '..', '..', '..');
@@ -33,7 +33,7 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
       .filter(([, s]) => s.profiles === undefined)
       .map(([n]) => n)
       .sort();
-    assert.deepEqual(always, ['app', 'jaeger', 'pg-primary', 'pg-replica', 'redis']);
+    assert.deepEqual(always, ['app', 'jaeger', 'lb', 'pg-primary', 'pg-replica', 'redis']);
     const inProfile = (p: string) =>
       Object.entries(services)
         .filter(([, s]) => s.profiles?.includes(p))
@@ -56,7 +56,7 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
       'redis-node-5',
       'redis-node-6',
     ]);
-    assert.deepEqual(inProfile('rolling'), ['app-2', 'app-3', 'lb']);
+    assert.deepEqual(inProfile('faults'), ['faults']);
     assert.deepEqual(inProfile('observability'), ['grafana', 'prometheus']);
     assert.match(withDefaults(services['jaeger']?.image ?? ''), /^jaegertracing\/jaeger:2\./);
     const jaegerPorts = (services['jaeger']?.ports ?? []).map((p) => withDefaults(p).split(':')[2]);
@@ -186,36 +186,36 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
 
   it('metrics: each app serves them on its metrics port, which the smoke checks, Prometheus scrapes, and nothing publishes or routes', () => {
     const apps = Object.entries(services).filter(([n]) => /^app(-\d+)?$/.test(n));
-    assert.equal(apps.length, 3);
+    assert.equal(apps.length, 1, 'one app service, scaled with --scale app=N');
     for (const [name, s] of apps) {
       const env = Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, withDefaults(String(v))]));
       const config = loadConfig(env);
       assert.equal(config.metrics.port, APP_METRICS_PORT, `${name}: METRICS_PORT is scripts/compose/compose.ts's APP_METRICS_PORT`);
       assert.notEqual(config.metrics.port, config.port, `${name}: not on the public port`);
-      for (const p of s.ports ?? [])
-        assert.notEqual(withDefaults(p).split(':')[2], String(APP_METRICS_PORT), `${name} publishes its metrics port`);
     }
     const prometheus = parse(readFileSync(join(COMPOSE_DIR, 'prometheus', 'prometheus.yml'), 'utf8')) as {
-      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+      scrape_configs: { job_name: string; dns_sd_configs: { names: string[]; port: number }[] }[];
     };
-    const targets = prometheus.scrape_configs.flatMap((c) => c.static_configs.flatMap((t) => t.targets));
-    assert.deepEqual(targets.sort(), apps.map(([n]) => `${n}:${APP_METRICS_PORT}`).sort());
+    const targets = prometheus.scrape_configs.flatMap((c) => c.dns_sd_configs.flatMap((t) => t.names.map((n) => `${n}:${t.port}`)));
+    assert.deepEqual(targets, [`app:${APP_METRICS_PORT}`]);
     // The load balancer's servers are the public ports only.
     const cfg = readFileSync(join(COMPOSE_DIR, 'haproxy.cfg'), 'utf8');
-    const servers = [...cfg.matchAll(/^\s*server \S+ (\S+)$/gm)].map((m) => m[1] as string);
-    assert.equal(servers.length, 3);
-    for (const server of servers) assert.match(server, /:8000$/, `${server}: the load balancer routes to the public port only`);
+    const servers = [...cfg.matchAll(/^\s*server-template \S+ \S+ (\S+)/gm)].map((m) => m[1] as string);
+    assert.deepEqual(servers, ['app:8000', 'app-unready:8000'], 'the load balancer routes to the public port only');
     assert.doesNotMatch(cfg, new RegExp(`:${APP_METRICS_PORT}\\b`), 'the load balancer never names the metrics port');
   });
 
-  it('rolling: three identical app replicas behind a load balancer that checks readiness faster than the apps stop, and retries only what was not carried out', () => {
+  it('scale: app replicas without a host port of their own behind a load balancer that finds them by DNS, checks readiness faster than the apps stop, and retries only what was not carried out', () => {
     const app = services['app'] as Service;
-    for (const name of ['app-2', 'app-3']) {
-      const { profiles: _p, ports: _ports, ...replica } = services[name] as Service;
-      const { ports: _appPorts, ...first } = app;
-      assert.deepEqual(replica, first, `${name} is the app's definition`);
-      assert.equal(services[name]?.ports, undefined, `${name} is reached through the load balancer only`);
-    }
+    assert.equal(app.ports, undefined, 'a second replica would fight for a host port: the load balancer is the way in');
+    assert.deepEqual(services['lb']?.depends_on, { app: { condition: 'service_healthy' } });
+    assert.deepEqual(
+      (services['lb']?.ports ?? []).map((p) => withDefaults(p)),
+      ['127.0.0.1:8000:8000', '127.0.0.1:8404:8404'],
+      'the load balancer publishes the app port and its stats',
+    );
+    // Only the load balancer appends to X-Forwarded-For: the app trusts that one hop.
+    assert.equal(withDefaults(String(app.environment?.['TRUST_PROXY'])), '1');
     const env = app.environment ?? {};
     const delayMs = Number(env['SHUTDOWN_DELAY_MS']);
     const drainMs = Number(env['SHUTDOWN_DRAIN_TIMEOUT_MS']);
@@ -227,18 +227,45 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     );
     const cfg = readFileSync(join(COMPOSE_DIR, 'haproxy.cfg'), 'utf8');
     assert.match(cfg, /http-check send meth GET uri \/health\/ready /);
-    const [, inter, fall] = /default-server check inter (\d+)s fall (\d+)/.exec(cfg) ?? [];
+    assert.match(cfg, /^\s*nameserver \S+ 127\.0\.0\.11:53$/m, "Docker's DNS");
+    const [, count, inter, fall] = /^\s*server-template app 1-(\d+) app:8000 check inter (\d+)s fall (\d+)/m.exec(cfg) ?? [];
+    assert.ok(Number(count) >= 5, `room for --scale app=5 (${count})`);
     assert.ok(
       Number(inter) * 1000 * Number(fall) * 2 <= delayMs,
       `the load balancer notices a stopping app (inter ${inter}s x fall ${fall}) well inside SHUTDOWN_DELAY_MS ${delayMs}`,
     );
+    // The same replicas under a second name, unchecked backups, used only when none is ready: the
+    // app's own answers, never the balancer's 503.
+    assert.match(cfg, new RegExp(`^\\s*server-template unready 1-${count} app-unready:8000 backup$`, 'm'));
+    assert.match(cfg, /^\s*option allbackups$/m);
+    assert.deepEqual((app as Service & { networks?: unknown }).networks, { ha: { aliases: ['app-unready'] } });
     const retryOn = /^\s*retry-on (.+)$/m.exec(cfg)?.[1]?.split(/\s+/) ?? [];
     assert.ok(retryOn.includes('503') && retryOn.includes('conn-failure'), retryOn.join(' '));
     assert.ok(
       !retryOn.includes('response-timeout') && !retryOn.includes('all-retryable-errors'),
       'a request that may have been carried out is never sent twice',
     );
-    for (const server of ['app', 'app-2', 'app-3']) assert.match(cfg, new RegExp(`^\\s*server \\S+ ${server}:8000$`, 'm'));
+  });
+
+  it("the fault drill's policies file is the example's and its own fleet_ policies, valid", () => {
+    const read = (name: string) =>
+      JSON.parse(readFileSync(join(ROOT, 'config', name), 'utf8')) as {
+        policies: Record<string, unknown>;
+        surfaces: { surfaceId: string; path: string }[];
+      };
+    const example = read('policies.example.json');
+    const fleet = read('policies.fleet.json');
+    const own = Object.keys(fleet.policies).filter((k) => !(k in example.policies));
+    assert.deepEqual(own, ['fleet_window', 'fleet_quota', 'fleet_bucket', 'fleet_open']);
+    for (const [k, v] of Object.entries(example.policies)) assert.deepEqual(fleet.policies[k], v, k);
+    assert.deepEqual(
+      fleet.surfaces.filter((x) => !x.surfaceId.startsWith('fleet-')),
+      example.surfaces,
+      "the example's surfaces, in order, after the drill's own",
+    );
+    assert.ok(fleet.surfaces.filter((x) => x.surfaceId.startsWith('fleet-')).every((x) => x.path.startsWith('/v1/fleet/')));
+    const loaded = loadPolicyFile(join(ROOT, 'config', 'policies.fleet.json'), defaultPolicies(5, 10));
+    assert.equal(loaded.surfaces?.length, fleet.surfaces.length);
   });
 
   it('documents REDIS_URL values for each topology that the URL parser accepts', () => {

@@ -78,19 +78,25 @@ describe('Prometheus rules (compose/prometheus)', () => {
     const compose = parse(readFileSync(join(ROOT, 'compose', 'docker-compose.yml'), 'utf8'), { merge: true }) as {
       services: Record<string, { volumes?: string[]; environment?: Record<string, string> }>;
     };
+    // One app service, scaled (`--scale app=N`): Prometheus finds every replica through Docker's DNS.
     const apps = Object.keys(compose.services).filter((n) => /^app(-\d+)?$/.test(n));
-    assert.deepEqual(apps.sort(), ['app', 'app-2', 'app-3']);
+    assert.deepEqual(apps, ['app']);
     const config = parse(readFileSync(join(DIR, 'prometheus.yml'), 'utf8')) as {
       rule_files: string[];
-      scrape_configs: { job_name: string; metrics_path: string; static_configs: { targets: string[] }[] }[];
+      scrape_configs: {
+        job_name: string;
+        metrics_path: string;
+        static_configs?: unknown;
+        dns_sd_configs: { names: string[]; type: string; port: number }[];
+      }[];
     };
     const job = config.scrape_configs.find((c) => c.job_name === 'rampart');
     assert.equal(job?.metrics_path, '/metrics');
-    assert.deepEqual(
-      job?.static_configs.flatMap((c) => c.targets).sort(),
-      // Each app's metrics listener (METRICS_PORT), not its public PORT.
-      apps.map((a) => `${a}:${compose.services[a]?.environment?.['METRICS_PORT']}`).sort(),
-    );
+    assert.equal(job?.static_configs, undefined, 'no fixed list of replicas');
+    // Each app's metrics listener (METRICS_PORT), not its public PORT.
+    assert.deepEqual(job?.dns_sd_configs, [
+      { names: ['app'], type: 'A', port: Number(compose.services['app']?.environment?.['METRICS_PORT']), refresh_interval: '5s' },
+    ]);
     const mounts = (service: string) =>
       new Map((compose.services[service]?.volumes ?? []).map((v) => v.split(':')).map(([from, to]) => [to as string, from as string]));
     const prom = mounts('prometheus');
