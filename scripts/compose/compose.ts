@@ -330,10 +330,13 @@ async function smoke(profile: Profile, replicas: number): Promise<void> {
   check((await fetch(`${APP}/v1/notes/${String(note['id'])}`, { method: 'DELETE', headers: auth })).status === 204, 'note deleted');
 
   // The public policy of config/policies.example.json: drain it, then our 429.
+  // 20 at a time: its bucket (burst 100) refills at 50/s, faster than one request after another
+  // through the load balancer drains it on a busy VM.
   let limited: Response | undefined;
-  for (let i = 0; i < 500 && limited === undefined; i++) {
-    const res = await fetch(`${APP}/v1/status`);
-    if (res.status === 429) limited = res;
+  for (let i = 0; i < 50 && limited === undefined; i++) {
+    const batch = await Promise.all(Array.from({ length: 20 }, () => fetch(`${APP}/v1/status`)));
+    limited = batch.find((res) => res.status === 429);
+    await Promise.all(batch.filter((res) => res !== limited).map((res) => res.arrayBuffer()));
   }
   const body = limited === undefined ? {} : await json(limited);
   check(
