@@ -44,16 +44,3 @@ describe('createRedisClient without onError: the stderr reporter', () => {
     assert.deepEqual(lines, ['rampart redis: auth *** failed; sentinel said ***\n']);
   });
 });
-
-describe('REDIS_CLIENT_DEFAULTS', () => {
-  it('pins the documented defaults (docs/rate-limiting.md, Redis client)', () => {
-    assert.deepEqual(REDIS_CLIENT_DEFAULTS, {
-      autoPipelining: false,
-      connectTimeoutMs: 2_000,
-      socketTimeoutMs: 1_000,
-      reconnectMaxDelayMs: 100,
-      quitTimeoutMs: 1_000,
-      errorLogIntervalMs: 10_000,
-    });
-  });
-});
