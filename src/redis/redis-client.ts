@@ -24,16 +24,6 @@ export interface RedisClientOptions {
   /** Time limit to open a connection, ms. Default {@link REDIS_CLIENT_DEFAULTS.connectTimeoutMs}. */
   readonly connectTimeoutMs?: number;
   /**
-   * A connection that receives nothing for this long while commands wait on it is closed and a
-   * new one opened (the waiting commands are sent again on it), ms; 0 keeps a connection however
-   * long it stays silent. Default {@link REDIS_CLIENT_DEFAULTS.socketTimeoutMs}. After packet loss
-   * TCP waits ever longer between retransmissions (seconds): without this, a connection that lost
-   * packets may stay silent for seconds after the network is whole again, and every decision
-   * meanwhile misses its deadline; a new connection starts afresh. An idle connection is never
-   * closed for it.
-   */
-  readonly socketTimeoutMs?: number;
-  /**
    * TLS settings for every TLS connection of a `rediss://`, `rediss+sentinel://` or
    * `rediss+cluster://` URL (and of the sentinels when {@link sentinelTls}): `{ ca }` for a
    * private CA, `{ cert, key }` for a client certificate (mutual TLS), `servername`. Passed to
@@ -63,7 +53,6 @@ interface SentinelAccess {
 export const REDIS_CLIENT_DEFAULTS = Object.freeze({
   autoPipelining: false,
   connectTimeoutMs: 2_000,
-  socketTimeoutMs: 1_000,
   reconnectMaxDelayMs: 100,
   quitTimeoutMs: 1_000,
   /** Without `onError`: the shortest time between two stderr lines about connection errors. */
@@ -114,8 +103,6 @@ export async function closeRedisClient(client: Redis | Cluster, timeoutMs: numbe
 }
 
 const readonlyReconnect = (err: Error): 2 | false => (err.message.startsWith('READONLY') ? 2 : false);
-/** ioredis's `socketTimeout` (5.4 and later; older versions ignore it). */
-const socketTimeout = (ms: number): { socketTimeout?: number } => (ms > 0 ? { socketTimeout: ms } : {});
 
 /**
  * An ioredis client for a rate limiter, from a `REDIS_URL`: fail fast rather than queue
@@ -128,7 +115,6 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: options.connectTimeoutMs ?? REDIS_CLIENT_DEFAULTS.connectTimeoutMs,
-    ...socketTimeout(options.socketTimeoutMs ?? REDIS_CLIENT_DEFAULTS.socketTimeoutMs),
     enableAutoPipelining: options.autoPipelining ?? REDIS_CLIENT_DEFAULTS.autoPipelining,
     // A limiter answers by its fail mode while disconnected, so it reconnects eagerly: a new
     // master (Sentinel) or a restarted server is used within ~100 ms of being reachable.

@@ -55,7 +55,6 @@ describe('rate limiter options', () => {
     assert.deepEqual(REDIS_CLIENT_DEFAULTS, {
       autoPipelining: false,
       connectTimeoutMs: 2_000,
-      socketTimeoutMs: 1_000,
       reconnectMaxDelayMs: 100,
       quitTimeoutMs: 1_000,
       errorLogIntervalMs: 10_000,
