@@ -201,12 +201,14 @@ const connectionErrors = (answers: readonly Answer[], faultAt: number) =>
 
 const slowest = (answers: readonly Answer[]) => Math.round(Math.max(0, ...answers.map((a) => a.ms)));
 /**
- * Whether a request took over 1 s because of the fault: over 1 s, and over twice the slowest
- * answer of the 3 s before it (a VM already that slow under the load is not the kill's doing;
- * its figures are reported either way).
+ * Whether a replica took over 1 s to answer because of the fault: over 1 s per attempt of the
+ * load balancer (an answer it retried, after a 503, took that many answers of the app), and over
+ * twice the slowest of the 3 s before it (a VM already that slow under the load is not the
+ * kill's doing; its figures are reported either way).
  */
+const perAttempt = (answers: readonly Answer[]) => answers.map((a) => ({ ...a, ms: a.ms / (1 + (a.retries ?? 0)) }));
 const tooSlow = (answers: readonly Answer[], faultAt: number) =>
-  slowest(answers) > Math.max(1_000, 2 * slowest(answers.filter((a) => a.sentAt < faultAt)));
+  slowest(perAttempt(answers)) > Math.max(1_000, 2 * slowest(perAttempt(answers.filter((a) => a.sentAt < faultAt))));
 const decided = (a: Answer) => a.status === 200 || a.status === 429;
 const documented = (a: Answer) => decided(a) || (a.status === 503 && a.error === 'RATE_LIMITER_UNAVAILABLE');
 /** The n-th load identity: a private address, so that TRUST_PROXY=uniquelocal honours it. */
