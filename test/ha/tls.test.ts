@@ -367,6 +367,27 @@ describe('TLS on every topology (mutual TLS, certificates made here)', function 
     });
 
     it('iovalkey: a Sentinel client of its own (TLS to sentinels and data nodes) decides and follows a failover', async () => {
+      // The earlier failover may still be finishing (the old master is turned into a replica a
+      // while after the promotion, and its data replaced): wait for one master, one replica in
+      // sync, and the sentinel naming that master, before anything is written.
+      const roles = async () => Promise.all([master, replica].map(async (n) => (await command(n.port, 'ROLE')) as string[]));
+      let current = master;
+      let next = replica;
+      await waitUntil(
+        'one master, one replica in sync, named by the sentinel',
+        async () => {
+          const r = await roles();
+          const m = r.findIndex((x) => x[0] === 'master');
+          const named = (await command(sentinel.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'tlsmaster')) as string[];
+          if (m < 0 || r.filter((x) => x[0] === 'master').length !== 1 || !r.some((x) => x[0] === 'slave' && x[3] === 'connected'))
+            return false;
+          current = [master, replica][m] as RedisNode;
+          next = [master, replica][1 - m] as RedisNode;
+          return Number(named[1]) === tls.get(current.port);
+        },
+        30_000,
+        50,
+      );
       const tlsOptions = { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey };
       const client = new Valkey({
         sentinels: [{ host: '127.0.0.1', port: tls.get(sentinel.port) as number }],
@@ -383,21 +404,6 @@ describe('TLS on every topology (mutual TLS, certificates made here)', function 
         assert.deepEqual(await decides(limiter, 'frank'), [200, 200, 429]);
         const app = limitedApp(limiter.limit('p'));
         assert.equal((await request(app).get('/').set('x-user', 'gina')).status, 200);
-        // Whichever node is master now (an earlier test may have failed over) hands over to the other.
-        // An earlier failover may still be finishing: wait for one master and one replica in sync.
-        const roles = async () => Promise.all([master, replica].map(async (n) => (await command(n.port, 'ROLE')) as string[]));
-        await waitUntil(
-          'one master, one replica in sync',
-          async () => {
-            const r = await roles();
-            return r.filter((x) => x[0] === 'master').length === 1 && r.some((x) => x[0] === 'slave' && x[3] === 'connected');
-          },
-          30_000,
-          50,
-        );
-        const r = await roles();
-        const next = [master, replica][r.findIndex((x) => x[0] === 'slave')] as RedisNode;
-        const current = [master, replica][r.findIndex((x) => x[0] === 'master')] as RedisNode;
         // Replication is asynchronous: gina's admission must be on the replica before it is promoted.
         const offset = async (n: RedisNode) =>
           Number(/master_repl_offset:(\d+)/.exec(String(await command(n.port, 'INFO', 'replication')))?.[1] ?? -1);
