@@ -7,6 +7,7 @@
 // REDIS_URL and checks it through the ports published on 127.0.0.1, then takes it down and
 // checks every replica drained.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitUntil } from '../wait';
 
@@ -126,6 +127,11 @@ async function up(profile: Profile, env: Record<string, string> = {}, replicas =
       `REDIS_URL=${url.replace(/\/\/[^@/]*@/, '//***@')} does not match the ${profile} profile; use ${TOPOLOGY[profile].url} (or unset it)`,
     );
   }
+  // A variable the compose file never reads would be dropped without a word, and the drill would
+  // run with the app's default while saying otherwise.
+  const file = readFileSync(FILE, 'utf8');
+  const unread = Object.keys(env).filter((k) => !file.includes(`\${${k}:-`) && !file.includes(`\${${k}}`));
+  if (unread.length > 0) throw new Error(`${unread.join(', ')}: not read by ${FILE}; add them to the app's environment there`);
   execFileSync('bash', [join(__dirname, 'standins.sh')], { stdio: 'inherit' });
   log(`${profile}: starting the Redis topology`);
   compose(profile, ['up', '-d', ...TOPOLOGY[profile].services, ...extras.filter((e) => e === 'faults')], env, extras);
