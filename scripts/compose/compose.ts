@@ -60,7 +60,18 @@ function composeBinary(): string[] {
 /** Beside a topology's profile: the observability profile, or the network fault drill's proxy. */
 type Extra = 'observability' | 'faults';
 
+/** The variables a compose file (by default ours) reads: `${NAME}`, `${NAME:-default}`, comments left out. */
+function variablesRead(text = readFileSync(FILE, 'utf8')): Set<string> {
+  const lines = text.split('\n').filter((l) => !l.trimStart().startsWith('#'));
+  return new Set([...lines.join('\n').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}/g)].map((m) => m[1] as string));
+}
+
 function compose(profile: Profile, args: readonly string[], env: Record<string, string> = {}, extras: readonly Extra[] = []): string {
+  // A variable the compose file never reads would be dropped without a word, and a drill would
+  // run the app on its default while saying otherwise.
+  const read = variablesRead();
+  const unread = Object.keys(env).filter((k) => !read.has(k));
+  if (unread.length > 0) throw new Error(`${unread.join(', ')}: not read by ${FILE}; add them to the app's environment there`);
   const [bin, ...pre] = composeBinary() as [string, ...string[]];
   const profiles = [...(profile === 'default' ? [] : [profile]), ...extras].flatMap((p) => ['--profile', p]);
   return execFileSync(bin, [...pre, '-f', FILE, '-p', PROJECT, ...profiles, ...args], {
@@ -127,11 +138,6 @@ async function up(profile: Profile, env: Record<string, string> = {}, replicas =
       `REDIS_URL=${url.replace(/\/\/[^@/]*@/, '//***@')} does not match the ${profile} profile; use ${TOPOLOGY[profile].url} (or unset it)`,
     );
   }
-  // A variable the compose file never reads would be dropped without a word, and the drill would
-  // run with the app's default while saying otherwise.
-  const file = readFileSync(FILE, 'utf8');
-  const unread = Object.keys(env).filter((k) => !file.includes(`\${${k}:-`) && !file.includes(`\${${k}}`));
-  if (unread.length > 0) throw new Error(`${unread.join(', ')}: not read by ${FILE}; add them to the app's environment there`);
   execFileSync('bash', [join(__dirname, 'standins.sh')], { stdio: 'inherit' });
   log(`${profile}: starting the Redis topology`);
   compose(profile, ['up', '-d', ...TOPOLOGY[profile].services, ...extras.filter((e) => e === 'faults')], env, extras);
@@ -461,4 +467,18 @@ if (require.main === module) {
   });
 }
 
-export { APP, APP_METRICS_PORT, LB, compose, containerOf, containersOf, down, health, lbServers, replicaXactsCommand, up, type Profile };
+export {
+  APP,
+  APP_METRICS_PORT,
+  LB,
+  compose,
+  variablesRead,
+  containerOf,
+  containersOf,
+  down,
+  health,
+  lbServers,
+  replicaXactsCommand,
+  up,
+  type Profile,
+};

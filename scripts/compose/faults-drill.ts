@@ -67,6 +67,11 @@ const RSS_GROWTH_MIB = 200;
 const FLEET_POLICIES = JSON.parse(readFileSync(join(ROOT, 'config', 'policies.fleet.json'), 'utf8')) as {
   policies: Record<string, { limit?: number; rps?: number; burst?: number }>;
 };
+/** A replica's Prometheus text, from its metrics port (reached from the host). */
+async function metricsOf(replica: Replica): Promise<string> {
+  return (await fetch(`http://${replica.address}:9464/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+}
+
 /** Every replica's decisions so far: how many, and how many within 0.25 s, 0.5 s and DECISION_BOUND_S (from its metrics port, reached from the host). */
 async function decisionTimes(
   replicas: readonly Replica[],
@@ -76,7 +81,7 @@ async function decisionTimes(
   let within250 = 0;
   let within500 = 0;
   for (const r of replicas) {
-    const text = await (await fetch(`http://${r.address}:9464/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+    const text = await metricsOf(r);
     const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
     count += value(/^rampart_rate_limit_decision_seconds_count\{store="redis"\} (\d+)$/m);
     const bucket = (le: string) =>
@@ -110,19 +115,6 @@ function breakerChanges(replicas: readonly Replica[], wallT0: number): { at: num
     }
   });
   return out;
-}
-
-/** How often each replica's database breakers have opened so far (rampart_circuit_breaker_transitions_total). */
-async function dbBreakerOpenings(replicas: readonly Replica[]): Promise<number[]> {
-  return Promise.all(
-    replicas.map(async (r) => {
-      const text = await (await fetch(`http://${r.address}:9464/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
-      let opened = 0;
-      for (const m of text.matchAll(/^rampart_circuit_breaker_transitions_total\{([^}]*)\} (\d+)$/gm))
-        if (/name="db_(write|read)"/.test(m[1] ?? '') && /to="OPEN"/.test(m[1] ?? '')) opened += Number(m[2]);
-      return opened;
-    }),
-  );
 }
 
 /**
@@ -194,18 +186,18 @@ async function replicaOf(id: string): Promise<Replica> {
   return { id, address, pid: Number(pid), startedAt, restarts: Number(restarts) };
 }
 
-/** The app process's resident memory, MiB (the container's first process is node itself). */
 /**
  * The app's live memory, MiB: V8's heap in use and the memory outside it that JS objects hold
  * (buffers), from its metrics port. What a leak keeps; RSS also keeps the high-water mark of a
  * backlog long since freed (V8 returns memory to the system slowly).
  */
 async function liveMiB(replica: Replica): Promise<number> {
-  const text = await (await fetch(`http://${replica.address}:9464/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+  const text = await metricsOf(replica);
   const value = (name: string) => Number(new RegExp(`^${name} (\\d+(?:\\.\\d+)?(?:e[+-]?\\d+)?)$`, 'm').exec(text)?.[1] ?? NaN);
   return Math.round(((value('nodejs_heap_size_used_bytes') + value('nodejs_external_memory_bytes')) / 2 ** 20) * 10) / 10;
 }
 
+/** The app process's resident memory, MiB (the container's first process is node itself). */
 function rssMiB(pid: number): number {
   const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
   return Math.round((Number(kb) / 1024) * 10) / 10;
@@ -349,20 +341,24 @@ function lbAnswers(): Record<string, number> {
   return by;
 }
 
+/** The app's environment in the drill: Redis and Postgres through the faults proxy. */
+export const FAULTS_ENV = {
+  ...TRUSTING_DRILL,
+  DB_BREAKER_PRESET,
+  REDIS_URL: 'redis://limiter:limiter@faults:6379',
+  PG_WRITE_ADDRESS: 'faults:5432',
+  PG_READ_ADDRESS: 'faults:5433',
+  RATE_LIMIT_POLICIES_FILE: '/app/config/policies.fleet.json',
+};
+
 export async function faultsDrill(): Promise<Record<string, unknown>> {
-  await up(
-    'default',
-    {
-      ...TRUSTING_DRILL,
-      DB_BREAKER_PRESET,
-      REDIS_URL: 'redis://limiter:limiter@faults:6379',
-      PG_WRITE_ADDRESS: 'faults:5432',
-      PG_READ_ADDRESS: 'faults:5433',
-      RATE_LIMIT_POLICIES_FILE: '/app/config/policies.fleet.json',
-    },
-    REPLICAS,
-    ['faults'],
-  );
+  if (RUN_FAULTS.length === 0)
+    fail(
+      'faults',
+      `FAULTS_ONLY=${String(ONLY)} names no fault`,
+      FAULTS.map((f) => f.name),
+    );
+  await up('default', FAULTS_ENV, REPLICAS, ['faults']);
   const replicas = await Promise.all(containersOf('app').map(replicaOf));
   if (replicas.length !== REPLICAS) fail('faults', `${replicas.length} app containers`, replicas);
   const proxy = (await replicaOf(containersOf('faults')[0] ?? fail('faults', 'no faults container', {}))).address;
@@ -436,7 +432,6 @@ export async function faultsDrill(): Promise<Record<string, unknown>> {
     decisions: number;
     over250: number;
     over500: number;
-    dbBreakerOpened: Record<string, number>;
   }[] = [];
   // Before any fault: the same load, for comparison.
   let times = await decisionTimes(replicas);
@@ -447,16 +442,6 @@ export async function faultsDrill(): Promise<Record<string, unknown>> {
     times = now;
     return d;
   };
-  let openings = await dbBreakerOpenings(replicas);
-  const openedIn = async () => {
-    const now = await dbBreakerOpenings(replicas);
-    const by: Record<string, number> = {};
-    now.forEach((v, i) => {
-      if (v > (openings[i] ?? 0)) by[`replica ${i + 1}`] = v - (openings[i] ?? 0);
-    });
-    openings = now;
-    return by;
-  };
   await sleep(RECOVER_MS.redis);
   windows.push({
     fault: { name: 'none (before the faults)', dependency: 'redis' },
@@ -464,7 +449,6 @@ export async function faultsDrill(): Promise<Record<string, unknown>> {
     to: 0,
     until: since(t0),
     ...(await slowIn()),
-    dbBreakerOpened: await openedIn(),
   });
   for (const fault of RUN_FAULTS) {
     const targets = fault.partition === true ? replicas.slice(0, 1) : replicas;
@@ -479,7 +463,7 @@ export async function faultsDrill(): Promise<Record<string, unknown>> {
     else await Promise.all(targets.map((r) => iptables(r, 'iptables -F INPUT; iptables -F OUTPUT')));
     const cleared = since(t0);
     await sleep(RECOVER_MS[fault.dependency]);
-    windows.push({ fault, from, to: cleared, until: since(t0), ...(await slowIn()), dbBreakerOpened: await openedIn() });
+    windows.push({ fault, from, to: cleared, until: since(t0), ...(await slowIn()) });
     process.stdout.write(`[drills] faults: ${fault.name} done (${Math.round((cleared - from) / 1000)} s)\n`);
   }
   const decided_ = await decisions.stop();
@@ -518,7 +502,7 @@ export async function faultsDrill(): Promise<Record<string, unknown>> {
     const first = later[lastBad + 1] as Answer;
     return Math.max(0, Math.round(first.sentAt + first.ms - clearedAt));
   };
-  const rows = windows.map(({ fault, from, to, until, slowDecisions, decisions: made, over250, over500, dbBreakerOpened }) => {
+  const rows = windows.map(({ fault, from, to, until, slowDecisions, decisions: made, over250, over500 }) => {
     const inWindow = (xs: readonly Answer[]) => xs.filter((a) => a.sentAt >= from && a.sentAt < until);
     const d = inWindow(decided_);
     const o = inWindow(opened);
@@ -538,14 +522,17 @@ export async function faultsDrill(): Promise<Record<string, unknown>> {
       return readiness;
     };
     const readiness = readinessOf(probes.filter((p) => p.at >= from + 2_000 && p.at < to));
-    // After the fault: only the replicas not ready at some time, and from when each was ready for good.
+    // After the fault: the replicas not ready at some time, and when each was last not ready.
     const afterFault = probes.filter((p) => p.at >= to && p.at < until);
-    const notReadyAfter = readinessOf(afterFault.filter((p) => afterFault.some((q) => q.replica === p.replica && q.status !== 200)));
-    const readyForGoodAfterMs: Record<string, number> = {};
-    for (const k of Object.keys(notReadyAfter)) {
-      const lastBad = Math.max(...afterFault.filter((p) => `replica ${p.replica}` === k && p.status !== 200).map((p) => p.at));
-      readyForGoodAfterMs[k] = Math.round(lastBad - to);
-    }
+    const lastNotReadyMs: Record<string, number> = {};
+    for (const p of afterFault)
+      if (p.status !== 200)
+        lastNotReadyMs[`replica ${p.replica}`] = Math.max(lastNotReadyMs[`replica ${p.replica}`] ?? 0, Math.round(p.at - to));
+    const notReadyAfter = readinessOf(afterFault.filter((p) => `replica ${p.replica}` in lastNotReadyMs));
+    const breakers = changes.filter((c) => c.at >= from && c.at < until);
+    const dbBreakerOpened: Record<string, number> = {};
+    for (const c of breakers)
+      if (c.change.endsWith('-> OPEN')) dbBreakerOpened[`replica ${c.replica}`] = (dbBreakerOpened[`replica ${c.replica}`] ?? 0) + 1;
     const endOfRecovery = inRotation.filter((x) => x.at >= until - 1_500 && x.at < until);
     return {
       fault: fault.name,
@@ -576,12 +563,10 @@ export async function faultsDrill(): Promise<Record<string, unknown>> {
       connectionErrors: [...d, ...o, ...r].filter((a) => a.status === 0).length,
       undocumented: [...d, ...o, ...r].filter(undocumented).map((a) => `${a.status} ${a.error ?? ''}`),
       readinessDuringFault: readiness,
-      readinessAfterFault: { notReady: notReadyAfter, lastNotReadyMs: readyForGoodAfterMs },
+      readinessAfterFault: { notReady: notReadyAfter, lastNotReadyMs },
       dbBreakerOpened,
       // When, in seconds from the fault's end (negative: during it), each database breaker changed.
-      dbBreakerChanges: changes
-        .filter((c) => c.at >= from && c.at < until)
-        .map((c) => `replica ${c.replica} ${((c.at - to) / 1000).toFixed(1)} s: ${c.change}`),
+      dbBreakerChanges: breakers.map((c) => `replica ${c.replica} ${((c.at - to) / 1000).toFixed(1)} s: ${c.change}`),
       replicasInRotation: {
         min: Math.min(...inRotation.filter((x) => x.at >= from && x.at < to).map((x) => x.up)),
         atEndOfRecovery: Math.min(...endOfRecovery.map((x) => x.up)),
@@ -613,12 +598,12 @@ export async function faultsDrill(): Promise<Record<string, unknown>> {
   if (problems.length > 0) fail('faults', problems.join('; '), { limitsBefore, limitsAfter });
   if (Object.keys(result.perReplica).filter((a) => a !== 'none').length !== REPLICAS)
     fail('faults', 'not every replica took traffic', result.perReplica);
-  for (const row of rows) {
+  for (const [i, row] of rows.entries()) {
     if (row.connectionErrors > 0) fail('faults', `${row.fault}: a connection error through the load balancer`, row);
     if (row.undocumented.length > 0) fail('faults', `${row.fault}: an undocumented answer`, row);
     if (row.decisions.slowerThanDeadlinePlusMargin > 0)
       fail('faults', `${row.fault}: a decision slower than the deadline + ${MARGIN_MS} ms`, row);
-    const backWithin = backBoundMs(RUN_FAULTS.find((f) => f.name === row.fault) ?? { name: row.fault, dependency: 'redis' });
+    const backWithin = backBoundMs((windows[i] as (typeof windows)[number]).fault);
     if (row.decisions.backToDecisionsMs === null || row.decisions.backToDecisionsMs > backWithin)
       fail('faults', `${row.fault}: decisions not back within ${backWithin / 1000} s of the fault's end`, row);
     if (row.replicasInRotation.atEndOfRecovery !== REPLICAS) fail('faults', `${row.fault}: not every replica back in rotation`, row);

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { APP_METRICS_PORT } from '../../../scripts/compose/compose';
+import { APP_METRICS_PORT, variablesRead } from '../../../scripts/compose/compose';
+import { DRILL_ENV, TRUSTING_DRILL } from '../../../scripts/compose/drill-kit';
+import { FAULTS_ENV } from '../../../scripts/compose/faults-drill';
 import { CONFIG_VARIABLES, defaultPolicies, loadConfig, loadPolicyFile, parseRedisUrl } from '../../../src';
 import { documentation } from '../../support/docs';
 
@@ -173,6 +175,18 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
       }
     }
     assert.ok(existsSync(join(COMPOSE_DIR, 'Dockerfile')));
+  });
+
+  it('reads every variable the drills set (a variable it never reads would leave the app on its default)', () => {
+    const read = variablesRead();
+    for (const env of [DRILL_ENV, TRUSTING_DRILL, FAULTS_ENV])
+      for (const name of Object.keys(env)) assert.ok(read.has(name), `${name}: set by a drill, read nowhere in the compose file`);
+    // Only what a file reads counts: not a made-up name, nor one in a comment.
+    assert.ok(!read.has('RAMPART_NO_SUCH_VARIABLE'));
+    assert.deepEqual([...variablesRead('x:\n  # was ${OLD_NAME:-1}\n  A: ${NEW_NAME:-a:1}\n  B: "${PLAIN}"\n')].sort(), [
+      'NEW_NAME',
+      'PLAIN',
+    ]);
   });
 
   it('gives the app an environment the process accepts in prod, with every variable known', () => {
