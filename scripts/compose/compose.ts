@@ -9,6 +9,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { waitUntil } from '../wait';
 
 const ROOT = join(__dirname, '..', '..');
@@ -60,10 +61,28 @@ function composeBinary(): string[] {
 /** Beside a topology's profile: the observability profile, or the network fault drill's proxy. */
 type Extra = 'observability' | 'faults';
 
-/** The variables a compose file (by default ours) reads: `${NAME}`, `${NAME:-default}`, comments left out. */
+/**
+ * The variables a compose file (by default ours) reads: `$NAME`, `${NAME}` and `${NAME` with a
+ * `-`, `:-`, `?`, `:?`, `+` or `:+` clause `}`, in its parsed keys and values (so no comment,
+ * inline or not, counts), and not `$$NAME` (a literal `$`).
+ */
 function variablesRead(text = readFileSync(FILE, 'utf8')): Set<string> {
-  const lines = text.split('\n').filter((l) => !l.trimStart().startsWith('#'));
-  return new Set([...lines.join('\n').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}/g)].map((m) => m[1] as string));
+  const names = new Set<string>();
+  const visit = (v: unknown): void => {
+    if (typeof v === 'string')
+      for (const m of v.matchAll(/\$(\$)|\$(?:\{([A-Za-z_]\w*)(?::?[-?+][^}]*)?\}|([A-Za-z_]\w*))/g)) {
+        const name = m[2] ?? m[3];
+        if (name !== undefined) names.add(name);
+      }
+    else if (Array.isArray(v)) v.forEach(visit);
+    else if (v !== null && typeof v === 'object')
+      for (const [k, x] of Object.entries(v)) {
+        visit(k);
+        visit(x);
+      }
+  };
+  visit(parse(text));
+  return names;
 }
 
 function compose(profile: Profile, args: readonly string[], env: Record<string, string> = {}, extras: readonly Extra[] = []): string {

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import fc from 'fast-check';
 import { parse } from 'yaml';
 import { APP_METRICS_PORT, variablesRead } from '../../../scripts/compose/compose';
 import { DRILL_ENV, TRUSTING_DRILL } from '../../../scripts/compose/drill-kit';
 import { FAULTS_ENV } from '../../../scripts/compose/faults-drill';
 import { CONFIG_VARIABLES, defaultPolicies, loadConfig, loadPolicyFile, parseRedisUrl } from '../../../src';
+import { runs } from '../../support/canaries';
 import { documentation } from '../../support/docs';
 
 const ROOT = join(__dirname, '..', '..', '..');
@@ -181,12 +183,39 @@ describe('the compose environment (static checks; no Docker engine here)', () =>
     const read = variablesRead();
     for (const env of [DRILL_ENV, TRUSTING_DRILL, FAULTS_ENV])
       for (const name of Object.keys(env)) assert.ok(read.has(name), `${name}: set by a drill, read nowhere in the compose file`);
-    // Only what a file reads counts: not a made-up name, nor one in a comment.
     assert.ok(!read.has('RAMPART_NO_SUCH_VARIABLE'));
-    assert.deepEqual([...variablesRead('x:\n  # was ${OLD_NAME:-1}\n  A: ${NEW_NAME:-a:1}\n  B: "${PLAIN}"\n')].sort(), [
-      'NEW_NAME',
-      'PLAIN',
-    ]);
+  });
+
+  it('counts a variable as read only where compose reads it: every form in a value, never in a comment or after $$', () => {
+    // A generated compose text: each name once, read in a value (any interpolation form), or only
+    // in a comment (its own line, or after a value) or escaped (`$$`, a literal dollar).
+    const form = fc.constantFrom('$N', '${N}', '${N:-d:1}', '${N-d}', '${N:?set it}', '${N?set it}', '${N:+on}', '${N+on}');
+    const filler = fc.stringMatching(/^[a-z0-9./:-]{0,8}$/);
+    const placed = fc.record({
+      where: fc.constantFrom('value', 'line comment', 'inline comment', 'escaped'),
+      form,
+      before: filler,
+      after: filler,
+    });
+    const doc = fc
+      .uniqueArray(fc.stringMatching(/^[A-Z_][A-Z0-9_]{0,12}$/), { minLength: 1, maxLength: 8 })
+      .chain((names) => fc.tuple(fc.constant(names), fc.array(placed, { minLength: names.length, maxLength: names.length })));
+    fc.assert(
+      fc.property(doc, ([names, places]) => {
+        const lines = ['services:', '  app:', '    environment:'];
+        names.forEach((name, i) => {
+          const p = places[i] as (typeof places)[number];
+          const ref = p.form.replace('N', name);
+          const value = `"${p.before}${p.where === 'escaped' ? `$${ref}` : ref} ${p.after}"`;
+          if (p.where === 'line comment') lines.push(`      # K${i}: ${value}`, `      K${i}: "x"`);
+          else if (p.where === 'inline comment') lines.push(`      K${i}: "x" # ${value}`);
+          else lines.push(`      K${i}: ${value}`);
+        });
+        const expected = names.filter((_, i) => places[i]?.where === 'value').sort();
+        assert.deepEqual([...variablesRead(lines.join('\n'))].sort(), expected, lines.join('\n'));
+      }),
+      runs(300),
+    );
   });
 
   it('gives the app an environment the process accepts in prod, with every variable known', () => {
