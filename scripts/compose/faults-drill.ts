@@ -340,6 +340,26 @@ interface Probe {
 }
 
 /**
+ * Readiness answers per replica, counted by status and, for a failing check, why (the body's
+ * error, cut to its first words, its durations as N ms so that the same reason counts once).
+ */
+function readinessOf(probes: readonly Probe[]): Record<string, Record<string, number>> {
+  const readiness: Record<string, Record<string, number>> = {};
+  for (const p of probes) {
+    const k = `replica ${p.replica}`;
+    const why =
+      p.status === 200 || p.body['status'] === undefined || p.body['error'] === undefined
+        ? ''
+        : ` (${JSON.stringify(p.body['error'])
+            .replace(/\b\d+ ms\b/g, 'N ms')
+            .slice(0, 90)})`;
+    const v = `${p.status} ${String(p.body['status'] ?? p.body['error'])}${why}`;
+    readiness[k] = { ...readiness[k], [v]: (readiness[k]?.[v] ?? 0) + 1 };
+  }
+  return readiness;
+}
+
+/**
  * What the load balancer answered itself or cut short (HAProxy's log: status and termination
  * state), beside what the replicas answered: every request that was not 200, 404 or 429, or did
  * not end normally ("----").
@@ -529,20 +549,6 @@ export async function faultsDrill(): Promise<Record<string, unknown>> {
     const d = inWindow(decided_);
     const o = inWindow(opened);
     const r = inWindow(read);
-    const readinessOf = (ps: readonly Probe[]) => {
-      const readiness: Record<string, Record<string, number>> = {};
-      for (const p of ps) {
-        const k = `replica ${p.replica}`;
-        // A failing check says why (the body's error), cut to its first words.
-        const why =
-          p.status === 200 || p.body['status'] === undefined || p.body['error'] === undefined
-            ? ''
-            : ` (${JSON.stringify(p.body['error']).slice(0, 90)})`;
-        const v = `${p.status} ${String(p.body['status'] ?? p.body['error'])}${why}`;
-        readiness[k] = { ...readiness[k], [v]: (readiness[k]?.[v] ?? 0) + 1 };
-      }
-      return readiness;
-    };
     const readiness = readinessOf(probes.filter((p) => p.at >= from + 2_000 && p.at < to));
     // After the fault: the replicas not ready at some time, and when each was last not ready.
     const afterFault = probes.filter((p) => p.at >= to && p.at < until);
